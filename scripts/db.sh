@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The local database: a PostgreSQL cluster in a git-ignored project directory.
+#   start     create the cluster if needed and start it (pg_cron preloaded)
+#   stop      stop it
+#   status    say whether it runs
+#   reset     recreate the `postgres` database, apply the platform shim, push migrations (+ seed unless --no-seed)
+#   destroy   stop and delete the cluster directory
+# Environment: DB_PORT (54322), DB_DIR (.local/db), DB_PASSWORD (postgres).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+is_running() { [ -f "$DB_DIR/data/postmaster.pid" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$DB_DIR/data" status >/dev/null 2>&1; }
+
+init_cluster() {
+  local bin; bin=$(pg_bindir)
+  mkdir -p "$DB_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$DB_DIR"
+  local pwfile="$DB_DIR/.pw"
+  echo "$DB_PASSWORD" > "$pwfile"; [ "$(id -u)" = 0 ] && chown postgres "$pwfile"
+  log "creating PostgreSQL cluster in $DB_DIR/data"
+  as_pg "$bin/initdb" -D "$DB_DIR/data" -U postgres --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+    --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+  rm -f "$pwfile"
+  cat >> "$DB_DIR/data/postgresql.conf" <<CONF
+# --- project settings (scripts/db.sh) ---
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$DB_DIR'
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'postgres'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 256MB
+work_mem = 16MB
+maintenance_work_mem = 256MB
+max_wal_size = 2GB
+log_min_messages = warning
+log_min_error_statement = panic
+timezone = 'UTC'
+CONF
+}
+
+start() {
+  if is_running; then log "database already running on port $DB_PORT"; return 0; fi
+  if port_busy "$DB_PORT"; then die "port $DB_PORT is already in use (set DB_PORT to use another)"; fi
+  [ -d "$DB_DIR/data" ] || init_cluster
+  sed -i "s/^port = .*//" "$DB_DIR/data/postgresql.conf"
+  echo "port = $DB_PORT" >> "$DB_DIR/data/postgresql.conf"
+  as_pg "$(pg_bindir)/pg_ctl" -D "$DB_DIR/data" -l "$DB_DIR/server.log" -w -t 60 start >/dev/null \
+    || die "PostgreSQL did not start; see $DB_DIR/server.log"
+  log "database running: $DB_URL"
+}
+
+stop() {
+  if is_running; then as_pg "$(pg_bindir)/pg_ctl" -D "$DB_DIR/data" -m fast -w stop >/dev/null; log "database stopped"; fi
+}
+
+reset() {
+  local seed=1; [ "${1:-}" = "--no-seed" ] && seed=0
+  is_running || start
+  log "recreating database postgres"
+  PGPASSWORD="$DB_PASSWORD" psql "postgresql://postgres:${DB_PASSWORD}@127.0.0.1:${DB_PORT}/template1" -X -q -v ON_ERROR_STOP=1 \
+    -c "select pg_terminate_backend(pid) from pg_stat_activity where datname = 'postgres' and pid <> pg_backend_pid()" \
+    -c "drop database if exists postgres" -c "create database postgres" >/dev/null
+  log "applying the Supabase platform shim"
+  psql_db -f "$ROOT/scripts/sql/platform-shim.sql" >/dev/null
+  log "pushing migrations with the Supabase CLI"
+  local flags=(--remote="$DB_URL" --yes --skip-vault)
+  [ "$seed" = 1 ] && flags+=(--include-seed)
+  (cd "$ROOT" && supabase db push "${flags[@]}" >"$DB_DIR/push.log" 2>&1) || { cat "$DB_DIR/push.log" >&2; die "supabase db push failed"; }
+  log "database ready"
+}
+
+destroy() { stop; rm -rf "$DB_DIR"; log "removed $DB_DIR"; }
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) if is_running; then echo "running: $DB_URL"; else echo "stopped"; exit 1; fi ;;
+  reset) shift; reset "$@" ;;
+  destroy) destroy ;;
+  -h|--help|"") usage ;;
+  *) usage; exit 2 ;;
+esac
