@@ -1,0 +1,65 @@
+-- Demo data for local development (applied by `supabase db push --include-seed` / `supabase db reset`).
+-- Idempotent. Tests never depend on it. Every demo user's password is `password123`.
+--
+--   Acme Inc (acme)      alice owner, bob admin, carol member, dave viewer
+--   Globex (globex)      erin owner, frank admin, grace member, heidi viewer; carol is also a Globex viewer
+-- Every user also has a personal organization (created by the sign-up trigger).
+
+insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                        raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+select '00000000-0000-0000-0000-000000000000', u.id::uuid, 'authenticated', 'authenticated', u.email,
+       extensions.crypt('password123', extensions.gen_salt('bf', 6)), now(),
+       '{"provider": "email", "providers": ["email"]}'::jsonb, jsonb_build_object('full_name', u.full_name), now(), now()
+from (values
+  ('a11ce000-0000-4000-8000-000000000001', 'alice@acme.test',   'Alice Anders'),
+  ('b0b00000-0000-4000-8000-000000000002', 'bob@acme.test',     'Bob Brown'),
+  ('ca201000-0000-4000-8000-000000000003', 'carol@acme.test',   'Carol Chen'),
+  ('da7e0000-0000-4000-8000-000000000004', 'dave@acme.test',    'Dave Diaz'),
+  ('e2140000-0000-4000-8000-000000000005', 'erin@globex.test',  'Erin Evans'),
+  ('f2a40000-0000-4000-8000-000000000006', 'frank@globex.test', 'Frank Fischer'),
+  ('92ace000-0000-4000-8000-000000000007', 'grace@globex.test', 'Grace Gupta'),
+  ('4e1d1000-0000-4000-8000-000000000008', 'heidi@globex.test', 'Heidi Horvath')
+) as u (id, email, full_name)
+on conflict (id) do nothing;
+
+insert into public.organizations (id, name, slug, description, created_by, industry, business_type, phone, email,
+                                  website, address, city, country, timezone, business_hours)
+values
+  ('0a000000-0000-4000-8000-00000000ac3e', 'Acme Inc', 'acme', 'Workflow automation for the whole company',
+   'a11ce000-0000-4000-8000-000000000001', 'Software', 'B2B SaaS', '+48221234567', 'hello@acme.test',
+   'https://acme.test', 'ul. Prosta 1', 'Warszawa', 'PL', 'Europe/Warsaw',
+   '{"monday": {"open": "09:00", "close": "17:00"}, "tuesday": {"open": "09:00", "close": "17:00"},
+     "wednesday": {"open": "09:00", "close": "17:00"}, "thursday": {"open": "09:00", "close": "17:00"},
+     "friday": {"open": "09:00", "close": "15:00"}, "saturday": null, "sunday": null}'),
+  ('0a000000-0000-4000-8000-0000000910be', 'Globex', 'globex', 'AI receptionist for clinics',
+   'e2140000-0000-4000-8000-000000000005', 'Healthcare', 'Clinic network', '+14155550100', 'team@globex.test',
+   'https://globex.test', '1 Market St', 'San Francisco', 'US', 'America/Los_Angeles',
+   '{"monday": {"open": "08:00", "close": "18:00"}, "friday": {"open": "08:00", "close": "16:00"}}')
+on conflict (id) do nothing;
+
+insert into public.organization_members (organization_id, user_id, role_id)
+select m.organization_id::uuid, m.user_id::uuid, r.id
+from (values
+  ('0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001', 'owner'),
+  ('0a000000-0000-4000-8000-00000000ac3e', 'b0b00000-0000-4000-8000-000000000002', 'admin'),
+  ('0a000000-0000-4000-8000-00000000ac3e', 'ca201000-0000-4000-8000-000000000003', 'member'),
+  ('0a000000-0000-4000-8000-00000000ac3e', 'da7e0000-0000-4000-8000-000000000004', 'viewer'),
+  ('0a000000-0000-4000-8000-0000000910be', 'e2140000-0000-4000-8000-000000000005', 'owner'),
+  ('0a000000-0000-4000-8000-0000000910be', 'f2a40000-0000-4000-8000-000000000006', 'admin'),
+  ('0a000000-0000-4000-8000-0000000910be', '92ace000-0000-4000-8000-000000000007', 'member'),
+  ('0a000000-0000-4000-8000-0000000910be', '4e1d1000-0000-4000-8000-000000000008', 'viewer'),
+  ('0a000000-0000-4000-8000-0000000910be', 'ca201000-0000-4000-8000-000000000003', 'viewer')
+) as m (organization_id, user_id, role_key)
+join public.roles r on r.organization_id is null and r.key = m.role_key
+on conflict (organization_id, user_id) do nothing;
+
+-- A custom role in Acme: support agents read everything a viewer can, plus the receptionist module.
+insert into public.roles (id, organization_id, key, name, description, rank)
+values ('0a000000-0000-4000-8000-0000005a9907', '0a000000-0000-4000-8000-00000000ac3e', 'support', 'Support agent',
+        'Handles customer conversations', 30)
+on conflict (id) do nothing;
+
+insert into public.role_permissions (role_id, permission_key)
+select '0a000000-0000-4000-8000-0000005a9907', p
+from unnest(array['members.read', 'receptionist.read', 'receptionist.manage']) as p
+on conflict do nothing;

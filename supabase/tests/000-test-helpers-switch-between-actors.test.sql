@@ -1,0 +1,200 @@
+-- Request-context helpers for every pgTAP file, applied the way PostgREST applies a request: inside the test's
+-- transaction, `role` and `request.jwt.claims` are set with set_config(..., true) so they end with it.
+-- This file runs first (pg_prove runs files in name order) and COMMITS the `tests` schema so later files can use
+-- it; everything else a test does is rolled back. The schema exists only in test databases.
+--
+--   tests.create_user(handle, email default <handle>@example.test, app_metadata default '{}') -> uuid
+--   tests.user_id(handle) -> uuid
+--   tests.authenticate_as(handle, aal default 'aal1')   act as that user (role authenticated, claims like GoTrue's)
+--   tests.authenticate_as_anon()                          act as an anonymous client (anon key)
+--   tests.authenticate_as_service_role()                  act as the server (service_role key)
+--   tests.clear_authentication()                          back to the test runner (postgres), no claims
+--   tests.create_organization(owner_handle, slug) -> uuid a shared organization owned by that user
+--   tests.add_member(organization, handle, role_key)      membership with a system or custom role
+--   tests.org_id(slug) -> uuid                            an organization's id, whoever is acting
+--   tests.rows_affected(sql) -> bigint                    runs a statement as the current actor, returns its row count
+--                                                         (RLS filters silently: an UPDATE it hides affects 0 rows)
+begin;
+
+-- pgTAP itself, executable by every actor (the migration revokes default EXECUTE from new functions).
+create extension if not exists pgtap with schema extensions;
+grant execute on all functions in schema extensions to anon, authenticated, service_role;
+
+create schema if not exists tests;
+grant usage on schema tests to anon, authenticated, service_role;
+
+create table if not exists tests.users (
+  handle text primary key,
+  id uuid not null unique
+);
+
+create or replace function tests.create_user(handle text, email text default null, app_metadata jsonb default '{}')
+returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  new_id uuid := gen_random_uuid();
+begin
+  insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at,
+                          email_confirmed_at)
+  values ('00000000-0000-0000-0000-000000000000', new_id, 'authenticated', 'authenticated',
+          coalesce(email, handle || '@example.test'),
+          '{"provider": "email", "providers": ["email"]}'::jsonb || app_metadata,
+          jsonb_build_object('full_name', initcap(handle)), now(), now(), now());
+  insert into tests.users (handle, id) values (handle, new_id);
+  return new_id;
+end;
+$$;
+
+create or replace function tests.user_id(handle text) returns uuid
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  found uuid;
+begin
+  select u.id into found from tests.users u where u.handle = user_id.handle;
+  if found is null then
+    raise exception 'no test user "%" (create it with tests.create_user)', handle;
+  end if;
+  return found;
+end;
+$$;
+
+-- security definer: reads auth.users, which the API roles cannot.
+create or replace function tests.user_claims(handle text, aal text) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'sub', u.id, 'role', 'authenticated', 'aud', 'authenticated', 'email', u.email, 'aal', aal,
+    'app_metadata', coalesce(u.raw_app_meta_data, '{}'), 'user_metadata', coalesce(u.raw_user_meta_data, '{}'),
+    'iat', extract(epoch from now())::bigint, 'exp', extract(epoch from now())::bigint + 3600,
+    'session_id', gen_random_uuid())
+  from auth.users u where u.id = tests.user_id(handle)
+$$;
+
+create or replace function tests.authenticate_as(handle text, aal text default 'aal1') returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  claims jsonb := tests.user_claims(handle, aal);
+begin
+  perform set_config('role', 'authenticated', true);
+  perform set_config('request.jwt.claims', claims::text, true);
+  perform set_config('request.method', 'POST', true);
+  perform set_config('request.path', '/rest/v1/rpc', true);
+  perform set_config('request.headers', '{"x-forwarded-for": "203.0.113.7", "user-agent": "pgtap"}', true);
+end;
+$$;
+
+create or replace function tests.authenticate_as_anon() returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform set_config('role', 'anon', true);
+  perform set_config('request.jwt.claims', '{"role": "anon", "iss": "supabase"}', true);
+end;
+$$;
+
+create or replace function tests.authenticate_as_service_role() returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform set_config('role', 'service_role', true);
+  perform set_config('request.jwt.claims', '{"role": "service_role", "iss": "supabase"}', true);
+end;
+$$;
+
+create or replace function tests.clear_authentication() returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform set_config('role', 'postgres', true);
+  perform set_config('request.jwt.claims', '', true);
+  perform set_config('request.headers', '', true);
+end;
+$$;
+
+create or replace function tests.create_organization(owner_handle text, slug text) returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  org uuid;
+begin
+  insert into public.organizations (name, slug, created_by)
+  values (initcap(replace(slug, '-', ' ')), slug, tests.user_id(owner_handle))
+  returning id into org;
+  insert into public.organization_members (organization_id, user_id, role_id)
+  values (org, tests.user_id(owner_handle), (select r.id from public.roles r where r.organization_id is null and r.key = 'owner'));
+  return org;
+end;
+$$;
+
+create or replace function tests.add_member(organization uuid, handle text, role_key text) returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  member uuid;
+begin
+  insert into public.organization_members (organization_id, user_id, role_id)
+  values (organization, tests.user_id(handle),
+          (select r.id from public.roles r where r.key = role_key and (r.organization_id is null or r.organization_id = organization)
+           order by r.organization_id nulls first limit 1))
+  returning id into member;
+  return member;
+end;
+$$;
+
+create or replace function tests.org_id(slug text) returns uuid
+language sql stable security definer
+set search_path = ''
+as $$
+  select o.id from public.organizations o where o.slug = org_id.slug
+$$;
+
+create or replace function tests.rows_affected(statement text) returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  n bigint;
+begin
+  execute statement;
+  get diagnostics n = row_count;
+  return n;
+end;
+$$;
+
+grant all on tests.users to anon, authenticated, service_role;
+grant execute on all functions in schema tests to anon, authenticated, service_role;
+
+select plan(7);
+
+select has_function('tests', 'create_user', array['text', 'text', 'jsonb'], 'tests.create_user exists');
+select has_function('tests', 'authenticate_as', array['text', 'text'], 'tests.authenticate_as exists');
+select has_function('tests', 'clear_authentication', 'tests.clear_authentication exists');
+
+select tests.create_user('helper_probe');
+select tests.authenticate_as('helper_probe');
+select is(auth.uid(), tests.user_id('helper_probe'), 'authenticate_as sets auth.uid() to the user');
+select is(current_user::text, 'authenticated', 'authenticate_as switches to the authenticated role');
+select tests.clear_authentication();
+select is(current_user::text, 'postgres', 'clear_authentication returns to the test runner');
+select tests.authenticate_as_anon();
+select is(auth.role(), 'anon', 'authenticate_as_anon sets the anon role claim');
+select tests.clear_authentication();
+
+select * from finish();
+
+-- Keep the helpers (this file's one commit); remove the probe user it created.
+delete from auth.users where id = (select id from tests.users where handle = 'helper_probe');
+delete from tests.users where handle = 'helper_probe';
+commit;

@@ -1,0 +1,91 @@
+begin;
+select plan(24);
+-- Check the "keep an owner" constraint trigger at each statement instead of at commit (tests roll back).
+set constraints all immediate;
+
+select tests.create_user(h) from unnest(array['owner', 'admin', 'member', 'viewer', 'stranger', 'newcomer', 'other_owner']) as h;
+select tests.create_organization('owner', 'test-acme');
+select tests.add_member(tests.org_id('test-acme'), 'admin', 'admin');
+select tests.add_member(tests.org_id('test-acme'), 'member', 'member');
+select tests.add_member(tests.org_id('test-acme'), 'viewer', 'viewer');
+select tests.create_organization('other_owner', 'test-elsewhere');
+insert into public.roles (organization_id, key, name, rank) values (tests.org_id('test-elsewhere'), 'elsewhere_only', 'Elsewhere', 20);
+
+-- Adding members
+select tests.authenticate_as('member');
+select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'viewer')$$,
+  '42501', null, 'a member cannot add members');
+
+select tests.authenticate_as('admin');
+select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'owner')$$,
+  '42501', null, 'an admin cannot grant the owner role');
+select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'nobody@example.test', 'member')$$,
+  'P0002', null, 'adding an e-mail with no account is reported as not found');
+select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'elsewhere_only')$$,
+  '22023', null, 'a custom role of another organization cannot be used (no cross-tenant roles)');
+select results_eq(
+  $$select r.key from public.add_organization_member(tests.org_id('test-acme'), 'NewComer@Example.test', 'member') m
+    join public.roles r on r.id = m.role_id$$,
+  $$values ('member')$$, 'an admin adds an existing user by e-mail (case-insensitive) with a role up to their own');
+select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'member')$$,
+  '23505', null, 'adding someone twice is a duplicate');
+select throws_ok($$update public.organization_members set organization_id = tests.org_id('test-elsewhere')
+                   where user_id = tests.user_id('newcomer')$$,
+  '42501', null, 'a membership cannot be moved to another tenant through the table API');
+
+select tests.authenticate_as('stranger');
+select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'stranger@example.test', 'owner')$$,
+  'P0002', null, 'a stranger cannot add themselves: the organization does not exist for them');
+select throws_ok($$select public.add_organization_member(
+                     (select id from public.organizations where personal_user_id = auth.uid()), 'newcomer@example.test', 'member')$$,
+  '22023', null, 'a personal organization cannot have other members');
+
+-- Changing roles
+select tests.authenticate_as('member');
+select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), auth.uid(), 'admin')$$,
+  '42501', null, 'a member cannot raise their own role');
+
+select tests.authenticate_as('admin');
+select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), auth.uid(), 'owner')$$,
+  '42501', null, 'an admin cannot make themselves owner');
+select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), tests.user_id('owner'), 'viewer')$$,
+  '42501', null, 'an admin cannot demote an owner');
+select results_eq(
+  $$select r.key from public.change_member_role(tests.org_id('test-acme'), tests.user_id('viewer'), 'member') m
+    join public.roles r on r.id = m.role_id$$,
+  $$values ('member')$$, 'an admin promotes a viewer to member');
+select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), tests.user_id('stranger'), 'member')$$,
+  'P0002', null, 'changing the role of a non-member is reported as not found');
+
+select tests.authenticate_as('owner');
+select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), auth.uid(), 'admin')$$,
+  '23514', null, 'the last owner cannot demote themselves');
+select lives_ok($$select public.change_member_role(tests.org_id('test-acme'), tests.user_id('admin'), 'owner')$$,
+  'an owner makes an admin a second owner');
+select lives_ok($$select public.change_member_role(tests.org_id('test-acme'), auth.uid(), 'admin')$$,
+  'with a second owner in place, the first may step down');
+
+-- Removing members and leaving (admin is now the only owner; owner is now an admin)
+select tests.authenticate_as('member');
+select throws_ok($$select public.remove_organization_member(tests.org_id('test-acme'), tests.user_id('viewer'))$$,
+  '42501', null, 'a member cannot remove others');
+
+select tests.authenticate_as('owner');
+select throws_ok($$select public.remove_organization_member(tests.org_id('test-acme'), tests.user_id('admin'))$$,
+  '42501', null, 'an admin cannot remove an owner');
+select lives_ok($$select public.remove_organization_member(tests.org_id('test-acme'), tests.user_id('newcomer'))$$,
+  'an admin removes a member');
+
+select tests.authenticate_as('viewer');
+select lives_ok($$select public.leave_organization(tests.org_id('test-acme'))$$, 'a member may leave');
+select is_empty($$select 1 from public.organizations where slug = 'test-acme'$$,
+  'after leaving, the organization is no longer visible');
+select throws_ok($$select public.leave_organization((select id from public.organizations where personal_user_id = auth.uid()))$$,
+  '22023', null, 'nobody leaves their personal organization');
+
+select tests.authenticate_as('admin');
+select throws_ok($$select public.leave_organization(tests.org_id('test-acme'))$$,
+  '23514', null, 'the last owner cannot leave');
+
+select * from finish();
+rollback;
