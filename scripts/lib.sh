@@ -6,7 +6,7 @@ export DB_PORT="${DB_PORT:-54322}"
 export DB_DIR="${DB_DIR:-$ROOT/.local/db}"
 export FUNCTIONS_PORT="${FUNCTIONS_PORT:-54321}"
 export DB_PASSWORD="${DB_PASSWORD:-postgres}"
-export DB_URL="postgresql://postgres:${DB_PASSWORD}@127.0.0.1:${DB_PORT}/postgres"
+export DB_URL="postgresql://postgres:${DB_PASSWORD}@127.0.0.1:${DB_PORT}/postgres?sslmode=disable"
 # Supabase's well-known local-development JWT secret (the same value `supabase start` uses). Never use it in production.
 export JWT_SECRET="${JWT_SECRET:-super-secret-jwt-token-with-at-least-32-characters-long}"
 # Local Stripe webhook signing secret for the stripe-webhook function (printed by npm start).

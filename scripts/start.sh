@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Starts the whole backend locally, without Docker: PostgreSQL (schema + demo data), the edge-functions gateway,
+# then prints URLs and keys like `supabase status`. Ctrl-C (or `npm run stop`) stops everything.
+#   --detach   start, print, and return (services keep running until `npm run stop`)
+# Environment: DB_PORT (54322), FUNCTIONS_PORT (54321), DB_DIR (.local/db), JWT_SECRET, STRIPE_WEBHOOK_SECRET.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+detach=0
+case "${1:-}" in
+  --help|-h) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --detach) detach=1 ;;
+  "") ;;
+  *) die "unknown argument $1 (see --help)" ;;
+esac
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+gateway_pid_file="$ROOT/.local/gateway-$FUNCTIONS_PORT.pid"
+mkdir -p "$ROOT/.local"
+
+bash "$ROOT/scripts/setup-system.sh"
+[ -x "$ROOT/node_modules/.bin/supabase" ] || die "node_modules is missing: run npm ci first"
+if [ -f "$gateway_pid_file" ] && kill -0 "$(cat "$gateway_pid_file")" 2>/dev/null; then
+  die "the backend is already running (gateway pid $(cat "$gateway_pid_file")); stop it with: npm run stop"
+fi
+port_busy "$FUNCTIONS_PORT" && die "port $FUNCTIONS_PORT is already in use (set FUNCTIONS_PORT to use another)"
+
+bash "$ROOT/scripts/db.sh" start
+if psql_db -tAc "select to_regclass('supabase_migrations.schema_migrations') is not null" | grep -q t; then
+  log "reusing the existing database; applying any new migrations"
+  (cd "$ROOT" && supabase db push --remote="$DB_URL" --yes --skip-vault >"$DB_DIR/push.log" 2>&1) \
+    || { cat "$DB_DIR/push.log" >&2; die "supabase db push failed"; }
+else
+  bash "$ROOT/scripts/db.sh" reset
+fi
+
+# Environment of the edge functions: the same variables Supabase's runtime provides.
+set -a
+eval "$(npx tsx "$ROOT/scripts/keys.ts" --env --no-users)"
+set +a
+export STRIPE_WEBHOOK_SECRET
+
+log "starting the edge-functions gateway on port $FUNCTIONS_PORT"
+gateway_log="$ROOT/.local/gateway-$FUNCTIONS_PORT.log"
+: > "$gateway_log"
+(cd "$ROOT" && exec deno run --allow-net --allow-env --allow-read --allow-sys scripts/functions-gateway.ts) >>"$gateway_log" 2>&1 &
+gateway_pid=$!
+echo "$gateway_pid" > "$gateway_pid_file"
+for _ in $(seq 1 150); do
+  grep -q "functions gateway listening" "$gateway_log" && break
+  kill -0 "$gateway_pid" 2>/dev/null || { cat "$gateway_log" >&2; rm -f "$gateway_pid_file"; die "the gateway exited during start-up"; }
+  sleep 0.2
+done
+grep -q "functions gateway listening" "$gateway_log" || die "the gateway did not become ready; see $gateway_log"
+
+echo
+echo "Backend is up."
+npx tsx "$ROOT/scripts/keys.ts"
+echo
+echo "Logs: $gateway_log, $DB_DIR/server.log"
+
+if [ "$detach" = 1 ]; then
+  echo "Running in the background; stop with: npm run stop"
+  exit 0
+fi
+echo "Press Ctrl-C to stop."
+stop_all() { trap - INT TERM; echo; bash "$ROOT/scripts/stop.sh"; exit 0; }
+trap stop_all INT TERM
+wait "$gateway_pid" || true
+rm -f "$gateway_pid_file"
+log "the gateway exited; see $gateway_log"
+bash "$ROOT/scripts/db.sh" stop
