@@ -4,7 +4,7 @@
 #   2. pgTAP (pg_prove) over supabase/tests
 #   3. generated types compared with the committed types/ (fails on drift: run npm run gen:types)
 #   4. static checks (scripts/lint.sh: squawk, db lint, advisors, tsc, deno check)
-#   5. vitest (edge functions end to end through the gateway, on port TEST_FUNCTIONS_PORT, default 54331)
+#   5. vitest (edge functions end to end through gateways it starts on free ports)
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 [ "${1:-}" = "--help" ] && { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
@@ -55,7 +55,8 @@ eval "$(npx tsx scripts/keys.ts --env --no-users)"
 set +a
 export STRIPE_WEBHOOK_SECRET
 vitest_out="$DB_DIR/vitest.out"
-vitest run 2>&1 | tee "$vitest_out"
+# The gateways vitest starts pick free ports themselves.
+env -u FUNCTIONS_PORT vitest run 2>&1 | tee "$vitest_out"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("vitest")
 strip() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
 vt_passed=$(strip "$vitest_out" | grep -E '^\s+Tests\s' | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' | head -1)

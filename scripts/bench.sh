@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Benchmarks (`npm run bench`): a throwaway stack on its own ports (database BENCH_DB_PORT 54360, functions
+# BENCH_FUNCTIONS_PORT 54361), then every scripts/bench/*.ts (or the ones named: npm run bench -- ingest).
+# They print figures and ratios; they assert nothing about speed. Leaves nothing running.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+[ "${1:-}" = "--help" ] && { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+
+export DB_PORT="${BENCH_DB_PORT:-54360}"
+export DB_DIR="$ROOT/.local/bench-db"
+export FUNCTIONS_PORT="${BENCH_FUNCTIONS_PORT:-54361}"
+export DB_URL="postgresql://postgres:${DB_PASSWORD}@127.0.0.1:${DB_PORT}/postgres?sslmode=disable"
+cd "$ROOT"
+
+gateway_pid=""
+cleanup() {
+  [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null || true
+  bash "$ROOT/scripts/db.sh" destroy >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+bash scripts/setup-system.sh
+cleanup
+bash scripts/db.sh reset --no-seed
+
+set -a
+eval "$(tsx scripts/keys.ts --env --no-users)"
+set +a
+export STRIPE_WEBHOOK_SECRET FUNCTIONS_URL="http://127.0.0.1:$FUNCTIONS_PORT/functions/v1"
+gateway_log="$DB_DIR/gateway.log"
+LOG_LEVEL=warn deno run --allow-net --allow-env --allow-read --allow-sys scripts/functions-gateway.ts >"$gateway_log" 2>&1 &
+gateway_pid=$!
+for _ in $(seq 1 150); do grep -q "functions gateway listening" "$gateway_log" && break; sleep 0.2; done
+grep -q "functions gateway listening" "$gateway_log" || { cat "$gateway_log" >&2; die "the gateway did not start"; }
+
+benches=()
+if [ $# -gt 0 ]; then
+  for name in "$@"; do benches+=("scripts/bench/$name.ts"); done
+else
+  benches=(scripts/bench/*.ts)
+fi
+for bench in "${benches[@]}"; do
+  [ -f "$bench" ] || die "no benchmark $bench"
+  echo "=== $(basename "$bench" .ts)"
+  tsx "$bench"
+done
