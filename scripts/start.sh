@@ -18,7 +18,7 @@ gateway_pid_file="$ROOT/.local/gateway-$FUNCTIONS_PORT.pid"
 mkdir -p "$ROOT/.local"
 
 bash "$ROOT/scripts/setup-system.sh"
-[ -x "$ROOT/node_modules/.bin/supabase" ] || die "node_modules is missing: run npm ci first"
+[ -x "$ROOT/node_modules/.bin/supabase" ] || die "node_modules is missing: run npm install first"
 if [ -f "$gateway_pid_file" ] && kill -0 "$(cat "$gateway_pid_file")" 2>/dev/null; then
   die "the backend is already running (gateway pid $(cat "$gateway_pid_file")); stop it with: npm run stop"
 fi
