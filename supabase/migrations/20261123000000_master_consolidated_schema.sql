@@ -449,17 +449,26 @@ create trigger organization_members_check_role before insert or update of role_i
   on public.organization_members for each row execute function private.check_membership_role();
 
 -- An organization that still has members always has an owner. Checked at commit, so ownership can be handed over
--- within one transaction (promote first, then demote).
+-- within one transaction (promote first, then demote); the membership RPCs check it at once for a clearer error.
+create function private.organization_has_owner(organization uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (
+    select 1 from public.organization_members m
+    join public.roles r on r.id = m.role_id
+    where m.organization_id = organization and r.organization_id is null and r.key = 'owner')
+$$;
+comment on function private.organization_has_owner(uuid) is 'Whether at least one member of the organization holds the system owner role.';
+
+-- security definer: it must see every membership, whoever deletes (service role, Auth's admin role, a cascade).
 create function private.check_organization_has_owner() returns trigger
-language plpgsql
+language plpgsql security definer
 set search_path = ''
 as $$
 begin
   if exists (select 1 from public.organization_members m where m.organization_id = old.organization_id)
-     and not exists (
-       select 1 from public.organization_members m
-       join public.roles r on r.id = m.role_id
-       where m.organization_id = old.organization_id and r.organization_id is null and r.key = 'owner')
+     and not private.organization_has_owner(old.organization_id)
   then
     raise exception 'organization % would be left without an owner', old.organization_id
       using errcode = '23514', hint = 'Make another member owner first.';
@@ -971,8 +980,7 @@ begin
   update public.organization_members m set role_id = new_role.id
   where m.organization_id = org.id and m.user_id = change_member_role.user_id
   returning * into changed;
-  if not exists (select 1 from public.organization_members m join public.roles r on r.id = m.role_id
-                 where m.organization_id = org.id and r.organization_id is null and r.key = 'owner') then
+  if not private.organization_has_owner(org.id) then
     raise exception 'the last owner cannot be demoted' using errcode = '23514',
       hint = 'Make another member owner first.';
   end if;
@@ -1008,9 +1016,7 @@ begin
   end if;
   delete from public.organization_members m
   where m.organization_id = org.id and m.user_id = remove_organization_member.user_id;
-  if not exists (select 1 from public.organization_members m where m.organization_id = org.id)
-     or not exists (select 1 from public.organization_members m join public.roles r on r.id = m.role_id
-                    where m.organization_id = org.id and r.organization_id is null and r.key = 'owner') then
+  if not private.organization_has_owner(org.id) then
     raise exception 'the last owner cannot leave or be removed' using errcode = '23514',
       hint = 'Make another member owner first, or delete the organization.';
   end if;

@@ -1,5 +1,5 @@
 begin;
-select plan(24);
+select plan(26);
 -- Check the "keep an owner" constraint trigger at each statement instead of at commit (tests roll back).
 set constraints all immediate;
 
@@ -86,6 +86,14 @@ select throws_ok($$select public.leave_organization((select id from public.organ
 select tests.authenticate_as('admin');
 select throws_ok($$select public.leave_organization(tests.org_id('test-acme'))$$,
   '23514', null, 'the last owner cannot leave');
+
+select tests.authenticate_as_service_role();
+select throws_ok($$delete from public.organization_members where organization_id = tests.org_id('test-acme')
+                   and user_id = tests.user_id('admin')$$,
+  '23514', null, 'even the service role cannot remove the last owner of an organization that has members');
+select lives_ok($$delete from public.organization_members where organization_id = tests.org_id('test-acme')
+                  and user_id = tests.user_id('member')$$,
+  'the service role may remove other members directly');
 
 select * from finish();
 rollback;
