@@ -19,6 +19,98 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"billing_customers": {
+                  Row: {
+                    "created_at": string,"deleted_at": string | null,"email": string | null,"id": string,"metadata": NonNullable<Json>,"name": string | null,"organization_id": string | null,"stripe_created_at": string | null,"stripe_customer_id": string,"stripe_updated_at": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"deleted_at"?: string | null,"email"?: string | null,"id"?: string,"metadata"?: NonNullable<Json>,"name"?: string | null,"organization_id"?: string | null,"stripe_created_at"?: string | null,"stripe_customer_id": string,"stripe_updated_at"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"deleted_at"?: string | null,"email"?: string | null,"id"?: string,"metadata"?: NonNullable<Json>,"name"?: string | null,"organization_id"?: string | null,"stripe_created_at"?: string | null,"stripe_customer_id"?: string,"stripe_updated_at"?: string | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "billing_customers_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "billing_customers_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"feature_flags": {
+                  Row: {
+                    "created_at": string,"description": string | null,"enabled": boolean,"id": string,"key": string,"metadata": NonNullable<Json>,"plans": (string)[],"rollout_percentage": number,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"description"?: string | null,"enabled"?: boolean,"id"?: string,"key": string,"metadata"?: NonNullable<Json>,"plans"?: (string)[],"rollout_percentage"?: number,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"description"?: string | null,"enabled"?: boolean,"id"?: string,"key"?: string,"metadata"?: NonNullable<Json>,"plans"?: (string)[],"rollout_percentage"?: number,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"invoices": {
+                  Row: {
+                    "amount_due": number,"amount_paid": number,"amount_remaining": number,"attempt_count": number,"billing_reason": string | null,"created_at": string,"currency": string,"customer_id": string,"due_date": string | null,"finalized_at": string | null,"hosted_invoice_url": string | null,"id": string,"invoice_pdf": string | null,"marked_uncollectible_at": string | null,"metadata": NonNullable<Json>,"number": string | null,"organization_id": string | null,"paid_at": string | null,"period_end": string | null,"period_start": string | null,"status": string,"stripe_created_at": string | null,"stripe_invoice_id": string,"stripe_subscription_id": string | null,"stripe_updated_at": string,"subscription_id": string | null,"subtotal": number | null,"total": number | null,"updated_at": string,"voided_at": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "amount_due"?: number,"amount_paid"?: number,"amount_remaining"?: number,"attempt_count"?: number,"billing_reason"?: string | null,"created_at"?: string,"currency": string,"customer_id": string,"due_date"?: string | null,"finalized_at"?: string | null,"hosted_invoice_url"?: string | null,"id"?: string,"invoice_pdf"?: string | null,"marked_uncollectible_at"?: string | null,"metadata"?: NonNullable<Json>,"number"?: string | null,"organization_id"?: string | null,"paid_at"?: string | null,"period_end"?: string | null,"period_start"?: string | null,"status": string,"stripe_created_at"?: string | null,"stripe_invoice_id": string,"stripe_subscription_id"?: string | null,"stripe_updated_at": string,"subscription_id"?: string | null,"subtotal"?: number | null,"total"?: number | null,"updated_at"?: string,"voided_at"?: string | null
+                  }
+                  Update: {
+                    "amount_due"?: number,"amount_paid"?: number,"amount_remaining"?: number,"attempt_count"?: number,"billing_reason"?: string | null,"created_at"?: string,"currency"?: string,"customer_id"?: string,"due_date"?: string | null,"finalized_at"?: string | null,"hosted_invoice_url"?: string | null,"id"?: string,"invoice_pdf"?: string | null,"marked_uncollectible_at"?: string | null,"metadata"?: NonNullable<Json>,"number"?: string | null,"organization_id"?: string | null,"paid_at"?: string | null,"period_end"?: string | null,"period_start"?: string | null,"status"?: string,"stripe_created_at"?: string | null,"stripe_invoice_id"?: string,"stripe_subscription_id"?: string | null,"stripe_updated_at"?: string,"subscription_id"?: string | null,"subtotal"?: number | null,"total"?: number | null,"updated_at"?: string,"voided_at"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "invoices_customer_id_fkey"
+      columns: ["customer_id"]
+isOneToOne: false
+      referencedRelation: "billing_customers"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "invoices_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "invoices_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "invoices_subscription_id_fkey"
+      columns: ["subscription_id"]
+isOneToOne: false
+      referencedRelation: "subscriptions"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"offers": {
+                  Row: {
+                    "created_at": string,"currency": string | null,"description": string | null,"discount_amount": number | null,"discount_percent": number | null,"enabled": boolean,"id": string,"key": string,"metadata": NonNullable<Json>,"name": string,"plan": string,"stripe_coupon_id": string | null,"updated_at": string,"valid_from": string,"valid_to": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"currency"?: string | null,"description"?: string | null,"discount_amount"?: number | null,"discount_percent"?: number | null,"enabled"?: boolean,"id"?: string,"key": string,"metadata"?: NonNullable<Json>,"name": string,"plan": string,"stripe_coupon_id"?: string | null,"updated_at"?: string,"valid_from"?: string,"valid_to"?: string | null
+                  }
+                  Update: {
+                    "created_at"?: string,"currency"?: string | null,"description"?: string | null,"discount_amount"?: number | null,"discount_percent"?: number | null,"enabled"?: boolean,"id"?: string,"key"?: string,"metadata"?: NonNullable<Json>,"name"?: string,"plan"?: string,"stripe_coupon_id"?: string | null,"updated_at"?: string,"valid_from"?: string,"valid_to"?: string | null
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"organization_members": {
                   Row: {
                     "created_at": string,"id": string,"invited_by": string | null,"organization_id": string,"role_id": string,"updated_at": string,"user_id": string
@@ -32,6 +124,12 @@ export type Database = {
                   }
                   Relationships: [
                     {
+      foreignKeyName: "organization_members_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
       foreignKeyName: "organization_members_organization_id_fkey"
       columns: ["organization_id"]
 isOneToOne: false
@@ -69,6 +167,40 @@ isOneToOne: false
                   }
                   Update: {
                     "created_at"?: string,"description"?: string,"key"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"prices": {
+                  Row: {
+                    "active": boolean,"created_at": string,"currency": string | null,"deleted_at": string | null,"id": string,"lookup_key": string | null,"metadata": NonNullable<Json>,"nickname": string | null,"product_id": string,"recurring_interval": string | null,"recurring_interval_count": number | null,"stripe_created_at": string | null,"stripe_price_id": string,"stripe_updated_at": string | null,"type": string | null,"unit_amount": number | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active"?: boolean,"created_at"?: string,"currency"?: string | null,"deleted_at"?: string | null,"id"?: string,"lookup_key"?: string | null,"metadata"?: NonNullable<Json>,"nickname"?: string | null,"product_id": string,"recurring_interval"?: string | null,"recurring_interval_count"?: number | null,"stripe_created_at"?: string | null,"stripe_price_id": string,"stripe_updated_at"?: string | null,"type"?: string | null,"unit_amount"?: number | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "active"?: boolean,"created_at"?: string,"currency"?: string | null,"deleted_at"?: string | null,"id"?: string,"lookup_key"?: string | null,"metadata"?: NonNullable<Json>,"nickname"?: string | null,"product_id"?: string,"recurring_interval"?: string | null,"recurring_interval_count"?: number | null,"stripe_created_at"?: string | null,"stripe_price_id"?: string,"stripe_updated_at"?: string | null,"type"?: string | null,"unit_amount"?: number | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "prices_product_id_fkey"
+      columns: ["product_id"]
+isOneToOne: false
+      referencedRelation: "products"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"products": {
+                  Row: {
+                    "active": boolean,"created_at": string,"deleted_at": string | null,"description": string | null,"id": string,"metadata": NonNullable<Json>,"name": string | null,"plan": string | null,"stripe_created_at": string | null,"stripe_product_id": string,"stripe_updated_at": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active"?: boolean,"created_at"?: string,"deleted_at"?: string | null,"description"?: string | null,"id"?: string,"metadata"?: NonNullable<Json>,"name"?: string | null,"plan"?: string | null,"stripe_created_at"?: string | null,"stripe_product_id": string,"stripe_updated_at"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "active"?: boolean,"created_at"?: string,"deleted_at"?: string | null,"description"?: string | null,"id"?: string,"metadata"?: NonNullable<Json>,"name"?: string | null,"plan"?: string | null,"stripe_created_at"?: string | null,"stripe_product_id"?: string,"stripe_updated_at"?: string | null,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -129,6 +261,96 @@ isOneToOne: false
       foreignKeyName: "roles_organization_id_fkey"
       columns: ["organization_id"]
 isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "roles_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"subscription_items": {
+                  Row: {
+                    "created_at": string,"current_period_end": string | null,"current_period_start": string | null,"id": string,"metadata": NonNullable<Json>,"price_id": string,"quantity": number | null,"stripe_subscription_item_id": string,"subscription_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"id"?: string,"metadata"?: NonNullable<Json>,"price_id": string,"quantity"?: number | null,"stripe_subscription_item_id": string,"subscription_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"id"?: string,"metadata"?: NonNullable<Json>,"price_id"?: string,"quantity"?: number | null,"stripe_subscription_item_id"?: string,"subscription_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "subscription_items_price_id_fkey"
+      columns: ["price_id"]
+isOneToOne: false
+      referencedRelation: "prices"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "subscription_items_subscription_id_fkey"
+      columns: ["subscription_id"]
+isOneToOne: false
+      referencedRelation: "subscriptions"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"subscriptions": {
+                  Row: {
+                    "cancel_at": string | null,"cancel_at_period_end": boolean,"canceled_at": string | null,"created_at": string,"currency": string | null,"current_period_end": string | null,"current_period_start": string | null,"customer_id": string,"ended_at": string | null,"id": string,"metadata": NonNullable<Json>,"organization_id": string | null,"status": string,"stripe_created_at": string | null,"stripe_subscription_id": string,"stripe_updated_at": string,"trial_end": string | null,"trial_start": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "cancel_at"?: string | null,"cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"currency"?: string | null,"current_period_end"?: string | null,"current_period_start"?: string | null,"customer_id": string,"ended_at"?: string | null,"id"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string | null,"status": string,"stripe_created_at"?: string | null,"stripe_subscription_id": string,"stripe_updated_at": string,"trial_end"?: string | null,"trial_start"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "cancel_at"?: string | null,"cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"currency"?: string | null,"current_period_end"?: string | null,"current_period_start"?: string | null,"customer_id"?: string,"ended_at"?: string | null,"id"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string | null,"status"?: string,"stripe_created_at"?: string | null,"stripe_subscription_id"?: string,"stripe_updated_at"?: string,"trial_end"?: string | null,"trial_start"?: string | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "subscriptions_customer_id_fkey"
+      columns: ["customer_id"]
+isOneToOne: false
+      referencedRelation: "billing_customers"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "subscriptions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "subscriptions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"usage_metrics": {
+                  Row: {
+                    "created_at": string,"id": string,"metadata": NonNullable<Json>,"metric_type": string,"metric_unit": string | null,"metric_value": number,"organization_id": string,"period_end": string,"period_start": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"metric_type": string,"metric_unit"?: string | null,"metric_value": number,"organization_id": string,"period_end": string,"period_start": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"metric_type"?: string,"metric_unit"?: string | null,"metric_value"?: number,"organization_id"?: string,"period_end"?: string,"period_start"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "usage_metrics_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "usage_metrics_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
     }
@@ -136,7 +358,15 @@ isOneToOne: false
                 }
           }
           Views: {
-            [_ in never]: never
+            "organization_billing": {
+                  Row: {
+                    "cancel_at_period_end": boolean | null,"current_period_end": string | null,"is_personal": boolean,"organization_id": string,"personal_user_id": string | null,"stripe_customer_id": string | null,"stripe_subscription_id": string | null,"subscription_status": string | null,"subscription_tier": string,"trial_ends_at": string | null
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
+                }
           }
           Functions: {
             "add_organization_member":
@@ -218,8 +448,16 @@ isOneToOne: false
               "index_bytes": number,"row_estimate": number,"schema_name": string,"table_bytes": number,"table_name": string,"total_bytes": number,"total_size": string
             }[]
                            },
+"has_feature":
+{ Args: { "feature_key": string,"organization_id": string }; Returns: boolean
+                           },
 "leave_organization":
 { Args: { "organization_id": string }; Returns: undefined
+                           },
+"organization_entitlements":
+{ Args: { "organization_id": string }; Returns: {
+              "features": (string)[],"plan": string
+            }[]
                            },
 "remove_organization_member":
 { Args: { "organization_id": string,"user_id": string }; Returns: undefined

@@ -9,6 +9,8 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
 
+export type Int8 = ColumnType<string, bigint | number | string, bigint | number | string>;
+
 export type Json = JsonValue;
 
 export type JsonArray = JsonValue[];
@@ -20,6 +22,8 @@ export type JsonObject = {
 export type JsonPrimitive = boolean | number | string | null;
 
 export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
+
+export type Numeric = ColumnType<string, number | string, number | string>;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
@@ -41,6 +45,117 @@ export interface AuditLogs {
   resource: string;
   resource_id: string | null;
   user_agent: string | null;
+}
+
+export interface BillingCustomers {
+  created_at: Generated<Timestamp>;
+  /**
+   * When the customer was deleted in Stripe (customer.deleted). The row stays for the invoice history.
+   */
+  deleted_at: Timestamp | null;
+  email: string | null;
+  id: Generated<string>;
+  metadata: Generated<Json>;
+  name: string | null;
+  /**
+   * Set from checkout.session client_reference_id / metadata.organization_id or the customer's metadata.organization_id; null while no organization claims the customer.
+   */
+  organization_id: string | null;
+  stripe_created_at: Timestamp | null;
+  stripe_customer_id: string;
+  /**
+   * created time of the last Stripe event applied to this row; null for a placeholder created by an event that referenced the customer first.
+   */
+  stripe_updated_at: Timestamp | null;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface FeatureFlags {
+  created_at: Generated<Timestamp>;
+  description: string | null;
+  enabled: Generated<boolean>;
+  id: Generated<string>;
+  key: string;
+  metadata: Generated<Json>;
+  /**
+   * Plans that get the feature; empty means every plan.
+   */
+  plans: Generated<string[]>;
+  /**
+   * Share of organizations (0-100) that get the feature; an organization's bucket is fixed per flag (private.rollout_bucket).
+   */
+  rollout_percentage: Generated<number>;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface Invoices {
+  amount_due: Generated<Int8>;
+  amount_paid: Generated<Int8>;
+  amount_remaining: Generated<Int8>;
+  attempt_count: Generated<number>;
+  billing_reason: string | null;
+  created_at: Generated<Timestamp>;
+  currency: string;
+  customer_id: string;
+  due_date: Timestamp | null;
+  finalized_at: Timestamp | null;
+  hosted_invoice_url: string | null;
+  id: Generated<string>;
+  invoice_pdf: string | null;
+  marked_uncollectible_at: Timestamp | null;
+  metadata: Generated<Json>;
+  number: string | null;
+  organization_id: string | null;
+  paid_at: Timestamp | null;
+  period_end: Timestamp | null;
+  period_start: Timestamp | null;
+  status: string;
+  stripe_created_at: Timestamp | null;
+  stripe_invoice_id: string;
+  /**
+   * The subscription that generated the invoice (invoice.subscription, or parent.subscription_details.subscription from API 2025-03-31); subscription_id is linked when that subscription is known.
+   */
+  stripe_subscription_id: string | null;
+  stripe_updated_at: Timestamp;
+  subscription_id: string | null;
+  subtotal: Int8 | null;
+  total: Int8 | null;
+  updated_at: Generated<Timestamp>;
+  voided_at: Timestamp | null;
+}
+
+export interface Offers {
+  created_at: Generated<Timestamp>;
+  currency: string | null;
+  description: string | null;
+  /**
+   * Fixed discount in minor units of currency (cents); exclusive with discount_percent.
+   */
+  discount_amount: Int8 | null;
+  discount_percent: Numeric | null;
+  enabled: Generated<boolean>;
+  id: Generated<string>;
+  key: string;
+  metadata: Generated<Json>;
+  name: string;
+  plan: string;
+  stripe_coupon_id: string | null;
+  updated_at: Generated<Timestamp>;
+  valid_from: Generated<Timestamp>;
+  valid_to: Timestamp | null;
+}
+
+export interface OrganizationBilling {
+  cancel_at_period_end: boolean | null;
+  current_period_end: Timestamp | null;
+  is_personal: boolean | null;
+  organization_id: string | null;
+  personal_user_id: string | null;
+  stripe_customer_id: string | null;
+  stripe_subscription_id: string | null;
+  subscription_status: string | null;
+  subscription_tier: string | null;
+  trial_ends_at: Timestamp | null;
 }
 
 export interface OrganizationMembers {
@@ -96,6 +211,47 @@ export interface Permissions {
   key: string;
 }
 
+export interface Prices {
+  active: Generated<boolean>;
+  created_at: Generated<Timestamp>;
+  currency: string | null;
+  deleted_at: Timestamp | null;
+  id: Generated<string>;
+  lookup_key: string | null;
+  metadata: Generated<Json>;
+  nickname: string | null;
+  product_id: string;
+  recurring_interval: string | null;
+  recurring_interval_count: number | null;
+  stripe_created_at: Timestamp | null;
+  stripe_price_id: string;
+  stripe_updated_at: Timestamp | null;
+  type: string | null;
+  /**
+   * Amount in the currency's minor unit (cents); null for tiered or custom-amount prices.
+   */
+  unit_amount: Int8 | null;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface Products {
+  active: Generated<boolean>;
+  created_at: Generated<Timestamp>;
+  deleted_at: Timestamp | null;
+  description: string | null;
+  id: Generated<string>;
+  metadata: Generated<Json>;
+  name: string | null;
+  /**
+   * The plan the product grants (Stripe product metadata.plan: free, pro, business or enterprise); null grants none.
+   */
+  plan: string | null;
+  stripe_created_at: Timestamp | null;
+  stripe_product_id: string;
+  stripe_updated_at: Timestamp | null;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface Profiles {
   avatar_url: string | null;
   created_at: Generated<Timestamp>;
@@ -137,12 +293,82 @@ export interface Roles {
   updated_at: Generated<Timestamp>;
 }
 
+export interface SubscriptionItems {
+  created_at: Generated<Timestamp>;
+  current_period_end: Timestamp | null;
+  current_period_start: Timestamp | null;
+  id: Generated<string>;
+  metadata: Generated<Json>;
+  price_id: string;
+  quantity: number | null;
+  stripe_subscription_item_id: string;
+  subscription_id: string;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface Subscriptions {
+  cancel_at: Timestamp | null;
+  cancel_at_period_end: Generated<boolean>;
+  canceled_at: Timestamp | null;
+  created_at: Generated<Timestamp>;
+  currency: string | null;
+  /**
+   * End of the current billing period: the subscription's own field on API versions before 2025-03-31, else the latest of its items.
+   */
+  current_period_end: Timestamp | null;
+  /**
+   * Start of the current billing period: the subscription's own field on API versions before 2025-03-31, else the earliest of its items.
+   */
+  current_period_start: Timestamp | null;
+  customer_id: string;
+  ended_at: Timestamp | null;
+  id: Generated<string>;
+  metadata: Generated<Json>;
+  /**
+   * The organization of the customer (copied from billing_customers, kept in sync when the customer is linked).
+   */
+  organization_id: string | null;
+  status: string;
+  stripe_created_at: Timestamp | null;
+  stripe_subscription_id: string;
+  /**
+   * created time of the last Stripe event applied to this row.
+   */
+  stripe_updated_at: Timestamp;
+  trial_end: Timestamp | null;
+  trial_start: Timestamp | null;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface UsageMetrics {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  metadata: Generated<Json>;
+  metric_type: string;
+  metric_unit: string | null;
+  metric_value: Numeric;
+  organization_id: string;
+  period_end: Timestamp;
+  period_start: Timestamp;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface DB {
   audit_logs: AuditLogs;
+  billing_customers: BillingCustomers;
+  feature_flags: FeatureFlags;
+  invoices: Invoices;
+  offers: Offers;
+  organization_billing: OrganizationBilling;
   organization_members: OrganizationMembers;
   organizations: Organizations;
   permissions: Permissions;
+  prices: Prices;
+  products: Products;
   profiles: Profiles;
   role_permissions: RolePermissions;
   roles: Roles;
+  subscription_items: SubscriptionItems;
+  subscriptions: Subscriptions;
+  usage_metrics: UsageMetrics;
 }

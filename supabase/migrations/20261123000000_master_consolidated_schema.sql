@@ -18,7 +18,9 @@
 --  11. Tenancy RPCs
 --  12. Sign-up: profile + personal organization for every new user
 --  13. Operations: get_table_sizes(), get_index_usage(), system_healthcheck()
---  14. Scheduled jobs
+--  14. Billing: Stripe mirror (customers, products, prices, subscriptions, invoices), event ledger, offers,
+--      feature flags, usage metrics, entitlements
+--  15. Scheduled jobs
 -- =====================================================================================================================
 
 
@@ -156,11 +158,20 @@ $$;
 comment on function private.is_iso_country_code(text) is 'True for an ISO 3166-1 alpha-2 country code (upper case).';
 
 create function private.is_iana_timezone(tz text) returns boolean
-language sql immutable parallel safe
+language plpgsql immutable parallel safe
 set search_path = ''
 as $$
-  select tz ~ '^(?:UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+-]+){1,2})$'
-     and exists (select 1 from pg_catalog.pg_timezone_names n where n.name = tz)
+begin
+  -- The shape rules out abbreviations (EST) and POSIX offsets (UTC+3); the conversion asks the server's zone
+  -- database, which is ~1000x cheaper than scanning pg_timezone_names on every CHECK.
+  if tz is null or tz !~ '^(?:UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+-]+){1,2})$' then
+    return false;
+  end if;
+  perform pg_catalog.now() at time zone tz;
+  return true;
+exception when invalid_parameter_value then
+  return false;
+end;
 $$;
 comment on function private.is_iana_timezone(text) is 'True for a canonical IANA time zone name such as Europe/Warsaw (or UTC); abbreviations and POSIX offsets are rejected.';
 
@@ -1189,9 +1200,1113 @@ comment on function public.system_healthcheck() is 'JSON summary: RLS coverage, 
 grant execute on function public.get_table_sizes(), public.get_index_usage(), public.system_healthcheck() to service_role;
 
 
--- ===== Section 14: Scheduled jobs =====
--- pg_cron keeps partitions two months ahead. Later modules add their retention jobs here.
+-- ===== Section 14: Billing =====
+-- Stripe mirrors (billing_customers, products, prices, subscriptions, subscription_items, invoices) written only by
+-- the stripe-webhook function through private.handle_stripe_event(); offers, feature flags, usage and entitlements.
+
+-- Stripe sends Unix seconds and ids that may arrive expanded into objects; these read both shapes.
+create function private.stripe_time(value jsonb) returns timestamptz
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case when jsonb_typeof(value) = 'number' then pg_catalog.to_timestamp((value #>> '{}')::double precision) end
+$$;
+comment on function private.stripe_time(jsonb) is 'A Stripe timestamp (Unix seconds) as timestamptz; null for null or a non-number.';
+
+create function private.stripe_id(value jsonb) returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case jsonb_typeof(value) when 'string' then value #>> '{}' when 'object' then value ->> 'id' end
+$$;
+comment on function private.stripe_id(jsonb) is 'The id of a Stripe reference, whether sent as an id string or as an expanded object.';
+
+create function private.plan_rank(plan text) returns integer
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select coalesce(array_position(array['free', 'pro', 'business', 'enterprise'], plan), 0)
+$$;
+comment on function private.plan_rank(text) is 'Order of the plans (free 1 < pro 2 < business 3 < enterprise 4; unknown 0).';
+
+create table public.billing_customers (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid,
+  stripe_customer_id text not null,
+  email text,
+  name text,
+  metadata jsonb not null default '{}'::jsonb,
+  deleted_at timestamptz,
+  stripe_created_at timestamptz,
+  stripe_updated_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint billing_customers_pkey primary key (id),
+  constraint billing_customers_stripe_customer_id_key unique (stripe_customer_id),
+  constraint billing_customers_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete set null,
+  constraint billing_customers_stripe_id_format check (stripe_customer_id ~ '^[A-Za-z0-9_]{1,255}$'),
+  constraint billing_customers_text_lengths check (coalesce(char_length(email), 0) <= 512 and coalesce(char_length(name), 0) <= 512),
+  constraint billing_customers_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.billing_customers is 'Stripe customers, each linked to at most one organization and each live organization to at most one customer. Written by the Stripe webhook only.';
+comment on column public.billing_customers.organization_id is 'Set from checkout.session client_reference_id / metadata.organization_id or the customer''s metadata.organization_id; null while no organization claims the customer.';
+comment on column public.billing_customers.stripe_updated_at is 'created time of the last Stripe event applied to this row; null for a placeholder created by an event that referenced the customer first.';
+comment on column public.billing_customers.deleted_at is 'When the customer was deleted in Stripe (customer.deleted). The row stays for the invoice history.';
+
+create unique index billing_customers_organization_id_key on public.billing_customers (organization_id) where deleted_at is null;
+create index billing_customers_organization_id_idx on public.billing_customers (organization_id);
+
+create trigger billing_customers_set_updated_at before update on public.billing_customers
+  for each row execute function private.set_updated_at();
+create trigger billing_customers_audit after insert or update or delete on public.billing_customers
+  for each row execute function private.audit_row_change();
+
+alter table public.billing_customers enable row level security;
+
+-- billing_customers_select: members holding billing.read see their organization's customer.
+create policy billing_customers_select on public.billing_customers for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('billing.read')));
+
+grant select on public.billing_customers to authenticated, service_role;
+
+create table public.products (
+  id uuid not null default gen_random_uuid(),
+  stripe_product_id text not null,
+  name text,
+  description text,
+  active boolean not null default false,
+  plan text,
+  metadata jsonb not null default '{}'::jsonb,
+  deleted_at timestamptz,
+  stripe_created_at timestamptz,
+  stripe_updated_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint products_pkey primary key (id),
+  constraint products_stripe_product_id_key unique (stripe_product_id),
+  constraint products_stripe_id_format check (stripe_product_id ~ '^[A-Za-z0-9_-]{1,255}$'),
+  constraint products_plan_known check (plan is null or plan in ('free', 'pro', 'business', 'enterprise')),
+  constraint products_name_required check (stripe_updated_at is null or name is not null),
+  constraint products_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.products is 'Stripe products. A row with stripe_updated_at null is a placeholder for a product referenced before its own event arrived (inactive until then).';
+comment on column public.products.plan is 'The plan the product grants (Stripe product metadata.plan: free, pro, business or enterprise); null grants none.';
+
+create trigger products_set_updated_at before update on public.products
+  for each row execute function private.set_updated_at();
+create trigger products_audit after insert or update or delete on public.products
+  for each row execute function private.audit_row_change();
+
+alter table public.products enable row level security;
+
+-- products_select: signed-in users see the active catalogue (for plan pickers).
+create policy products_select on public.products for select to authenticated
+  using (active and deleted_at is null);
+
+grant select on public.products to authenticated, service_role;
+
+create table public.prices (
+  id uuid not null default gen_random_uuid(),
+  stripe_price_id text not null,
+  product_id uuid not null,
+  active boolean not null default false,
+  currency text,
+  unit_amount bigint,
+  type text,
+  recurring_interval text,
+  recurring_interval_count integer,
+  nickname text,
+  lookup_key text,
+  metadata jsonb not null default '{}'::jsonb,
+  deleted_at timestamptz,
+  stripe_created_at timestamptz,
+  stripe_updated_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint prices_pkey primary key (id),
+  constraint prices_stripe_price_id_key unique (stripe_price_id),
+  constraint prices_product_id_fkey foreign key (product_id) references public.products (id) on delete restrict,
+  constraint prices_stripe_id_format check (stripe_price_id ~ '^[A-Za-z0-9_-]{1,255}$'),
+  constraint prices_currency_iso4217 check (currency is null or currency ~ '^[a-z]{3}$'),
+  constraint prices_unit_amount_not_negative check (unit_amount is null or unit_amount >= 0),
+  constraint prices_type_known check (type is null or type in ('one_time', 'recurring')),
+  constraint prices_interval_known check (recurring_interval is null or recurring_interval in ('day', 'week', 'month', 'year')),
+  constraint prices_interval_count_positive check (recurring_interval_count is null or recurring_interval_count > 0),
+  constraint prices_recurring_has_interval check (type is distinct from 'recurring' or recurring_interval is not null),
+  constraint prices_complete check (stripe_updated_at is null or (currency is not null and type is not null)),
+  constraint prices_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.prices is 'Stripe prices (amounts in minor units of currency). A row with stripe_updated_at null is a placeholder for a price referenced before its own event arrived.';
+comment on column public.prices.unit_amount is 'Amount in the currency''s minor unit (cents); null for tiered or custom-amount prices.';
+
+create index prices_product_id_idx on public.prices (product_id);
+
+create trigger prices_set_updated_at before update on public.prices
+  for each row execute function private.set_updated_at();
+create trigger prices_audit after insert or update or delete on public.prices
+  for each row execute function private.audit_row_change();
+
+alter table public.prices enable row level security;
+
+-- prices_select: signed-in users see active prices of the catalogue.
+create policy prices_select on public.prices for select to authenticated
+  using (active and deleted_at is null);
+
+grant select on public.prices to authenticated, service_role;
+
+create table public.subscriptions (
+  id uuid not null default gen_random_uuid(),
+  stripe_subscription_id text not null,
+  customer_id uuid not null,
+  organization_id uuid,
+  status text not null,
+  currency text,
+  cancel_at_period_end boolean not null default false,
+  cancel_at timestamptz,
+  canceled_at timestamptz,
+  ended_at timestamptz,
+  trial_start timestamptz,
+  trial_end timestamptz,
+  current_period_start timestamptz,
+  current_period_end timestamptz,
+  metadata jsonb not null default '{}'::jsonb,
+  stripe_created_at timestamptz,
+  stripe_updated_at timestamptz not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint subscriptions_pkey primary key (id),
+  constraint subscriptions_stripe_subscription_id_key unique (stripe_subscription_id),
+  constraint subscriptions_customer_id_fkey foreign key (customer_id) references public.billing_customers (id) on delete restrict,
+  constraint subscriptions_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete set null,
+  constraint subscriptions_stripe_id_format check (stripe_subscription_id ~ '^[A-Za-z0-9_]{1,255}$'),
+  constraint subscriptions_status_known check (status in ('trialing', 'active', 'past_due', 'canceled', 'unpaid',
+                                                          'incomplete', 'incomplete_expired', 'paused')),
+  constraint subscriptions_currency_iso4217 check (currency is null or currency ~ '^[a-z]{3}$'),
+  constraint subscriptions_period_ordered check (current_period_end is null or current_period_start is null
+                                                 or current_period_end >= current_period_start),
+  constraint subscriptions_trial_ordered check (trial_end is null or trial_start is null or trial_end >= trial_start),
+  constraint subscriptions_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.subscriptions is 'Stripe subscriptions of an organization (seeds 002, 003). Written by the Stripe webhook only; the newest Stripe event wins and a canceled subscription is never revived.';
+comment on column public.subscriptions.organization_id is 'The organization of the customer (copied from billing_customers, kept in sync when the customer is linked).';
+comment on column public.subscriptions.current_period_start is 'Start of the current billing period: the subscription''s own field on API versions before 2025-03-31, else the earliest of its items.';
+comment on column public.subscriptions.current_period_end is 'End of the current billing period: the subscription''s own field on API versions before 2025-03-31, else the latest of its items.';
+comment on column public.subscriptions.stripe_updated_at is 'created time of the last Stripe event applied to this row.';
+
+create index subscriptions_customer_id_idx on public.subscriptions (customer_id);
+create index subscriptions_organization_id_idx on public.subscriptions (organization_id, status);
+
+create trigger subscriptions_set_updated_at before update on public.subscriptions
+  for each row execute function private.set_updated_at();
+create trigger subscriptions_audit after insert or update or delete on public.subscriptions
+  for each row execute function private.audit_row_change();
+
+alter table public.subscriptions enable row level security;
+
+-- subscriptions_select: members holding billing.read see their organization's subscriptions.
+create policy subscriptions_select on public.subscriptions for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('billing.read')));
+
+grant select on public.subscriptions to authenticated, service_role;
+
+create table public.subscription_items (
+  id uuid not null default gen_random_uuid(),
+  stripe_subscription_item_id text not null,
+  subscription_id uuid not null,
+  price_id uuid not null,
+  quantity integer,
+  current_period_start timestamptz,
+  current_period_end timestamptz,
+  metadata jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint subscription_items_pkey primary key (id),
+  constraint subscription_items_stripe_subscription_item_id_key unique (stripe_subscription_item_id),
+  constraint subscription_items_subscription_id_fkey foreign key (subscription_id) references public.subscriptions (id) on delete cascade,
+  constraint subscription_items_price_id_fkey foreign key (price_id) references public.prices (id) on delete restrict,
+  constraint subscription_items_stripe_id_format check (stripe_subscription_item_id ~ '^[A-Za-z0-9_]{1,255}$'),
+  constraint subscription_items_quantity_not_negative check (quantity is null or quantity >= 0),
+  constraint subscription_items_period_ordered check (current_period_end is null or current_period_start is null
+                                                      or current_period_end >= current_period_start),
+  constraint subscription_items_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.subscription_items is 'The prices a subscription bills, with their billing period (where API versions from 2025-03-31 put it). Replaced with each applied subscription event.';
+
+create index subscription_items_subscription_id_idx on public.subscription_items (subscription_id);
+create index subscription_items_price_id_idx on public.subscription_items (price_id);
+
+create trigger subscription_items_set_updated_at before update on public.subscription_items
+  for each row execute function private.set_updated_at();
+create trigger subscription_items_audit after insert or update or delete on public.subscription_items
+  for each row execute function private.audit_row_change();
+
+alter table public.subscription_items enable row level security;
+
+-- subscription_items_select: members holding billing.read see the items of their organization's subscriptions.
+create policy subscription_items_select on public.subscription_items for select to authenticated
+  using (subscription_id in (select s.id from public.subscriptions s
+                             where s.organization_id in (select private.organizations_with_permission('billing.read'))));
+
+grant select on public.subscription_items to authenticated, service_role;
+
+create table public.invoices (
+  id uuid not null default gen_random_uuid(),
+  stripe_invoice_id text not null,
+  customer_id uuid not null,
+  organization_id uuid,
+  subscription_id uuid,
+  stripe_subscription_id text,
+  status text not null,
+  number text,
+  currency text not null,
+  amount_due bigint not null default 0,
+  amount_paid bigint not null default 0,
+  amount_remaining bigint not null default 0,
+  subtotal bigint,
+  total bigint,
+  attempt_count integer not null default 0,
+  billing_reason text,
+  hosted_invoice_url text,
+  invoice_pdf text,
+  period_start timestamptz,
+  period_end timestamptz,
+  due_date timestamptz,
+  finalized_at timestamptz,
+  paid_at timestamptz,
+  voided_at timestamptz,
+  marked_uncollectible_at timestamptz,
+  metadata jsonb not null default '{}'::jsonb,
+  stripe_created_at timestamptz,
+  stripe_updated_at timestamptz not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint invoices_pkey primary key (id),
+  constraint invoices_stripe_invoice_id_key unique (stripe_invoice_id),
+  constraint invoices_customer_id_fkey foreign key (customer_id) references public.billing_customers (id) on delete restrict,
+  constraint invoices_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete set null,
+  constraint invoices_subscription_id_fkey foreign key (subscription_id) references public.subscriptions (id) on delete set null,
+  constraint invoices_stripe_id_format check (stripe_invoice_id ~ '^[A-Za-z0-9_]{1,255}$'),
+  constraint invoices_status_known check (status in ('draft', 'open', 'paid', 'uncollectible', 'void')),
+  constraint invoices_currency_iso4217 check (currency ~ '^[a-z]{3}$'),
+  constraint invoices_amounts_not_negative check (amount_due >= 0 and amount_paid >= 0 and amount_remaining >= 0),
+  constraint invoices_attempt_count_not_negative check (attempt_count >= 0),
+  constraint invoices_period_ordered check (period_end is null or period_start is null or period_end >= period_start),
+  constraint invoices_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.invoices is 'Stripe invoices (amounts in minor units of currency). Written by the Stripe webhook only; a status never moves back (paid before finalized stays paid).';
+comment on column public.invoices.stripe_subscription_id is 'The subscription that generated the invoice (invoice.subscription, or parent.subscription_details.subscription from API 2025-03-31); subscription_id is linked when that subscription is known.';
+
+create index invoices_customer_id_idx on public.invoices (customer_id);
+create index invoices_organization_id_idx on public.invoices (organization_id, stripe_created_at desc);
+create index invoices_subscription_id_idx on public.invoices (subscription_id);
+create index invoices_unlinked_subscription_idx on public.invoices (stripe_subscription_id) where subscription_id is null;
+
+create trigger invoices_set_updated_at before update on public.invoices
+  for each row execute function private.set_updated_at();
+create trigger invoices_audit after insert or update or delete on public.invoices
+  for each row execute function private.audit_row_change();
+
+alter table public.invoices enable row level security;
+
+-- invoices_select: members holding billing.read see their organization's invoices.
+create policy invoices_select on public.invoices for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('billing.read')));
+
+grant select on public.invoices to authenticated, service_role;
+
+-- The ledger of Stripe events: one row per event id, which is what makes a redelivery a no-op. Only what is needed
+-- to reason about delivery is kept; the payload is not (it can hold personal data, never card data here).
+create table private.stripe_events (
+  id text not null,
+  type text not null,
+  api_version text,
+  created timestamptz not null,
+  livemode boolean not null default false,
+  object_type text,
+  object_id text,
+  received_at timestamptz not null default now(),
+  processed_at timestamptz,
+  outcome text,
+  error text,
+  attempts integer not null default 0,
+  constraint stripe_events_pkey primary key (id),
+  constraint stripe_events_id_format check (id ~ '^[A-Za-z0-9_]{1,255}$'),
+  constraint stripe_events_outcome_known check (outcome is null or outcome in ('applied', 'ignored', 'stale', 'failed')),
+  constraint stripe_events_processed_has_outcome check ((outcome is null) = (processed_at is null)),
+  constraint stripe_events_failed_has_error check (outcome is distinct from 'failed' or error is not null),
+  constraint stripe_events_attempts_not_negative check (attempts >= 0)
+);
+comment on table private.stripe_events is 'Stripe event ledger: id, type, timing and outcome of every delivered event (applied, ignored, stale, failed) with the last error and the attempt count. No payload.';
+comment on column private.stripe_events.outcome is 'applied: changed state; ignored: type not handled or nothing to link; stale: older than the state it would overwrite; failed: error (Stripe retries).';
+
+create index stripe_events_object_idx on private.stripe_events (object_id, created);
+create index stripe_events_failed_idx on private.stripe_events (received_at) where outcome = 'failed';
+
+-- Serializes every event about one Stripe object (customers cover their subscriptions and invoices), so two events
+-- for the same object never interleave their reads and writes.
+create function private.lock_stripe_object(stripe_id text, shared boolean default false) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if shared then
+    perform pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('stripe:' || stripe_id, 0));
+  else
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('stripe:' || stripe_id, 0));
+  end if;
+end;
+$$;
+comment on function private.lock_stripe_object(text, boolean) is 'Transaction-level advisory lock on a Stripe object id (shared or exclusive).';
+
+-- Whether an event may overwrite a row last written by an event at last_applied: newer always; same second only
+-- when it does not move the status backwards (Stripe timestamps have one-second resolution) and is not a *.created.
+create function private.stripe_event_is_current(event_created timestamptz, last_applied timestamptz, event_type text,
+                                                new_rank integer, old_rank integer) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select last_applied is null
+      or event_created > last_applied
+      or (event_created = last_applied and new_rank >= old_rank and event_type not like '%.created')
+$$;
+comment on function private.stripe_event_is_current(timestamptz, timestamptz, text, integer, integer) is 'Ordering rule of the Stripe mirrors: is an event at event_created newer than the state written at last_applied?';
+
+create function private.subscription_status_rank(status text) returns integer
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case when status = 'incomplete' then 0
+              when status in ('canceled', 'incomplete_expired') then 2
+              else 1 end
+$$;
+comment on function private.subscription_status_rank(text) is 'Lifecycle stage of a subscription status: incomplete 0, live 1, ended 2 (canceled, incomplete_expired are final).';
+
+create function private.invoice_status_rank(status text) returns integer
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case status when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end
+$$;
+comment on function private.invoice_status_rank(text) is 'Lifecycle stage of an invoice status: draft 0, open 1, uncollectible 2, paid/void 3 (final).';
+
+-- The organization a Stripe object claims, when it exists; anything else (no claim, not a uuid, unknown or deleted
+-- organization) is no claim, so the event is still stored.
+create function private.claimed_organization(claim text) returns uuid
+language sql stable
+set search_path = ''
+as $$
+  select o.id from public.organizations o
+  where claim ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    and o.id = claim::uuid and o.deleted_at is null
+$$;
+comment on function private.claimed_organization(text) is 'The live organization named by a Stripe client_reference_id or metadata.organization_id, or null.';
+
+-- The plan an organization's Stripe subscriptions grant: the best plan among subscriptions that still give access.
+create function private.organization_plan(organization uuid) returns text
+language sql stable
+set search_path = ''
+as $$
+  select coalesce((
+    select p.plan
+    from public.subscriptions s
+    join public.subscription_items i on i.subscription_id = s.id
+    join public.prices pr on pr.id = i.price_id
+    join public.products p on p.id = pr.product_id
+    where s.organization_id = organization and s.status in ('trialing', 'active', 'past_due') and p.plan is not null
+    order by private.plan_rank(p.plan) desc
+    limit 1), 'free')
+$$;
+comment on function private.organization_plan(uuid) is 'Plan granted by the organization''s trialing, active or past_due subscriptions (free when none).';
+
+-- Keeps organizations.plan equal to what its subscriptions grant. The row lock comes first so the plan is computed
+-- from what concurrent events have committed.
+create function private.refresh_organization_plan(organization uuid) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  granted text;
+begin
+  if organization is null then
+    return;
+  end if;
+  perform 1 from public.organizations o where o.id = organization for update;
+  granted := private.organization_plan(organization);
+  update public.organizations o set plan = granted where o.id = organization and o.plan is distinct from granted;
+end;
+$$;
+comment on function private.refresh_organization_plan(uuid) is 'Sets organizations.plan from the organization''s subscriptions.';
+
+create function private.ensure_stripe_customer(stripe_customer_id text) returns public.billing_customers
+language plpgsql
+set search_path = ''
+as $$
+declare
+  found public.billing_customers;
+begin
+  insert into public.billing_customers (stripe_customer_id) values (ensure_stripe_customer.stripe_customer_id)
+  on conflict on constraint billing_customers_stripe_customer_id_key do nothing;
+  select c.* into found from public.billing_customers c where c.stripe_customer_id = ensure_stripe_customer.stripe_customer_id;
+  return found;
+end;
+$$;
+comment on function private.ensure_stripe_customer(text) is 'The customer row for a Stripe customer id, created as a placeholder when no event about it has arrived yet.';
+
+create function private.ensure_stripe_product(stripe_product_id text) returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  found uuid;
+begin
+  insert into public.products (stripe_product_id) values (ensure_stripe_product.stripe_product_id)
+  on conflict on constraint products_stripe_product_id_key do nothing;
+  select p.id into found from public.products p where p.stripe_product_id = ensure_stripe_product.stripe_product_id;
+  return found;
+end;
+$$;
+comment on function private.ensure_stripe_product(text) is 'The product row for a Stripe product id, created as an inactive placeholder when unseen.';
+
+create function private.ensure_stripe_price(stripe_price_id text, stripe_product_id text) returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  found uuid;
+begin
+  select pr.id into found from public.prices pr where pr.stripe_price_id = ensure_stripe_price.stripe_price_id;
+  if found is not null then
+    return found;
+  end if;
+  if stripe_product_id is null then
+    raise exception 'price % arrived without its product', stripe_price_id
+      using errcode = '22023', hint = 'A Stripe price always names its product; check the event payload.';
+  end if;
+  insert into public.prices (stripe_price_id, product_id)
+  values (ensure_stripe_price.stripe_price_id, private.ensure_stripe_product(stripe_product_id))
+  on conflict on constraint prices_stripe_price_id_key do nothing;
+  select pr.id into found from public.prices pr where pr.stripe_price_id = ensure_stripe_price.stripe_price_id;
+  return found;
+end;
+$$;
+comment on function private.ensure_stripe_price(text, text) is 'The price row for a Stripe price id, created as an inactive placeholder (under its product) when unseen.';
+
+-- Links a customer to an organization, carrying its subscriptions and invoices along. An organization keeps the
+-- first live customer that claimed it; a second claim leaves the new customer unlinked (stored, visible to no one).
+create function private.link_stripe_customer(customer uuid, organization uuid) returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  previous uuid;
+begin
+  if organization is null then
+    return false;
+  end if;
+  select c.organization_id into previous from public.billing_customers c where c.id = customer;
+  if previous is not distinct from organization then
+    return false;
+  end if;
+  if exists (select 1 from public.billing_customers c
+             where c.organization_id = organization and c.deleted_at is null and c.id <> customer) then
+    return false;
+  end if;
+  update public.billing_customers c set organization_id = organization where c.id = customer;
+  update public.subscriptions s set organization_id = organization where s.customer_id = customer;
+  update public.invoices i set organization_id = organization where i.customer_id = customer;
+  if previous is not null and previous < organization then
+    perform private.refresh_organization_plan(previous);
+    perform private.refresh_organization_plan(organization);
+  else
+    perform private.refresh_organization_plan(organization);
+    perform private.refresh_organization_plan(previous);
+  end if;
+  return true;
+end;
+$$;
+comment on function private.link_stripe_customer(uuid, uuid) is 'Links a customer (and its subscriptions and invoices) to an organization unless that organization already has another live customer.';
+
+create function private.apply_stripe_customer(customer jsonb, event_created timestamptz, event_type text) returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  customer_stripe_id text := customer ->> 'id';
+  deleting boolean := event_type = 'customer.deleted' or coalesce((customer ->> 'deleted')::boolean, false);
+  existing public.billing_customers;
+begin
+  if customer_stripe_id is null then
+    raise exception 'customer event without a customer id' using errcode = '22023', hint = 'Check data.object.id of the event.';
+  end if;
+  perform private.lock_stripe_object(customer_stripe_id);
+  existing := private.ensure_stripe_customer(customer_stripe_id);
+  if (existing.deleted_at is not null and not deleting)
+     or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
+                                            case when deleting then 1 else 0 end,
+                                            case when existing.deleted_at is not null then 1 else 0 end) then
+    return 'stale';
+  end if;
+  update public.billing_customers c set
+    email = left(customer ->> 'email', 512),
+    name = left(customer ->> 'name', 512),
+    metadata = case when jsonb_typeof(customer -> 'metadata') = 'object' then customer -> 'metadata' else '{}'::jsonb end,
+    deleted_at = case when deleting then coalesce(existing.deleted_at, event_created) end,
+    stripe_created_at = coalesce(private.stripe_time(customer -> 'created'), existing.stripe_created_at),
+    stripe_updated_at = event_created
+  where c.id = existing.id;
+  if not deleting then
+    perform private.link_stripe_customer(existing.id, private.claimed_organization(customer -> 'metadata' ->> 'organization_id'));
+  end if;
+  return 'applied';
+end;
+$$;
+comment on function private.apply_stripe_customer(jsonb, timestamptz, text) is 'Applies customer.created/updated/deleted (newest event wins; a deleted customer stays deleted).';
+
+create function private.apply_stripe_checkout_session(session jsonb) returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  customer_stripe_id text := private.stripe_id(session -> 'customer');
+  claimed uuid := private.claimed_organization(coalesce(session ->> 'client_reference_id',
+                                                        session -> 'metadata' ->> 'organization_id'));
+  customer public.billing_customers;
+begin
+  if customer_stripe_id is null then
+    return 'ignored';
+  end if;
+  perform private.lock_stripe_object(customer_stripe_id);
+  customer := private.ensure_stripe_customer(customer_stripe_id);
+  if claimed is null then
+    return 'ignored';
+  end if;
+  perform private.link_stripe_customer(customer.id, claimed);
+  return 'applied';
+end;
+$$;
+comment on function private.apply_stripe_checkout_session(jsonb) is 'Applies checkout.session.completed: links the session''s customer to the organization it names.';
+
+create function private.apply_stripe_subscription(subscription jsonb, event_created timestamptz, event_type text) returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  subscription_stripe_id text := subscription ->> 'id';
+  customer_stripe_id text := private.stripe_id(subscription -> 'customer');
+  new_status text := subscription ->> 'status';
+  items jsonb := case when jsonb_typeof(subscription -> 'items' -> 'data') = 'array'
+                      then subscription -> 'items' -> 'data' else '[]'::jsonb end;
+  customer public.billing_customers;
+  existing public.subscriptions;
+  saved uuid;
+  product text;
+  item jsonb;
+begin
+  if subscription_stripe_id is null or customer_stripe_id is null then
+    raise exception 'subscription event without id or customer' using errcode = '22023',
+      hint = 'Check data.object.id and data.object.customer of the event.';
+  end if;
+  perform private.lock_stripe_object(customer_stripe_id);
+  -- Shared locks on the products it bills: a concurrent product event (exclusive) then sees this subscription.
+  for product in
+    select distinct private.stripe_id(i -> 'price' -> 'product') from jsonb_array_elements(items) i
+    where private.stripe_id(i -> 'price' -> 'product') is not null order by 1
+  loop
+    perform private.lock_stripe_object(product, true);
+  end loop;
+  customer := private.ensure_stripe_customer(customer_stripe_id);
+
+  select s.* into existing from public.subscriptions s where s.stripe_subscription_id = subscription_stripe_id;
+  if found and ((private.subscription_status_rank(existing.status) = 2 and private.subscription_status_rank(new_status) < 2)
+                or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
+                                                       private.subscription_status_rank(new_status),
+                                                       private.subscription_status_rank(existing.status))) then
+    return 'stale';
+  end if;
+
+  insert into public.subscriptions as s (stripe_subscription_id, customer_id, organization_id, status, currency,
+    cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_start, trial_end, current_period_start,
+    current_period_end, metadata, stripe_created_at, stripe_updated_at)
+  values (
+    subscription_stripe_id, customer.id, customer.organization_id, new_status, subscription ->> 'currency',
+    coalesce((subscription ->> 'cancel_at_period_end')::boolean, false),
+    private.stripe_time(subscription -> 'cancel_at'), private.stripe_time(subscription -> 'canceled_at'),
+    private.stripe_time(subscription -> 'ended_at'), private.stripe_time(subscription -> 'trial_start'),
+    private.stripe_time(subscription -> 'trial_end'),
+    coalesce(private.stripe_time(subscription -> 'current_period_start'),
+             (select min(private.stripe_time(i -> 'current_period_start')) from jsonb_array_elements(items) i)),
+    coalesce(private.stripe_time(subscription -> 'current_period_end'),
+             (select max(private.stripe_time(i -> 'current_period_end')) from jsonb_array_elements(items) i)),
+    case when jsonb_typeof(subscription -> 'metadata') = 'object' then subscription -> 'metadata' else '{}'::jsonb end,
+    private.stripe_time(subscription -> 'created'), event_created)
+  on conflict on constraint subscriptions_stripe_subscription_id_key do update set
+    customer_id = excluded.customer_id, organization_id = excluded.organization_id, status = excluded.status,
+    currency = excluded.currency, cancel_at_period_end = excluded.cancel_at_period_end, cancel_at = excluded.cancel_at,
+    canceled_at = excluded.canceled_at, ended_at = excluded.ended_at, trial_start = excluded.trial_start,
+    trial_end = excluded.trial_end, current_period_start = excluded.current_period_start,
+    current_period_end = excluded.current_period_end, metadata = excluded.metadata,
+    stripe_created_at = coalesce(excluded.stripe_created_at, s.stripe_created_at),
+    stripe_updated_at = excluded.stripe_updated_at
+  returning s.id into saved;
+
+  for item in select i from jsonb_array_elements(items) i loop
+    insert into public.subscription_items as si (stripe_subscription_item_id, subscription_id, price_id, quantity,
+      current_period_start, current_period_end, metadata)
+    values (
+      item ->> 'id', saved,
+      private.ensure_stripe_price(private.stripe_id(item -> 'price'), private.stripe_id(item -> 'price' -> 'product')),
+      (item ->> 'quantity')::integer,
+      coalesce(private.stripe_time(item -> 'current_period_start'), private.stripe_time(subscription -> 'current_period_start')),
+      coalesce(private.stripe_time(item -> 'current_period_end'), private.stripe_time(subscription -> 'current_period_end')),
+      case when jsonb_typeof(item -> 'metadata') = 'object' then item -> 'metadata' else '{}'::jsonb end)
+    on conflict on constraint subscription_items_stripe_subscription_item_id_key do update set
+      subscription_id = excluded.subscription_id, price_id = excluded.price_id, quantity = excluded.quantity,
+      current_period_start = excluded.current_period_start, current_period_end = excluded.current_period_end,
+      metadata = excluded.metadata;
+  end loop;
+  delete from public.subscription_items si
+  where si.subscription_id = saved
+    and si.stripe_subscription_item_id not in (select i ->> 'id' from jsonb_array_elements(items) i);
+
+  update public.invoices i set subscription_id = saved
+  where i.stripe_subscription_id = subscription_stripe_id and i.subscription_id is null;
+
+  perform private.refresh_organization_plan(customer.organization_id);
+  return 'applied';
+end;
+$$;
+comment on function private.apply_stripe_subscription(jsonb, timestamptz, text) is 'Applies customer.subscription.* (either API shape of the billing period); never revives a canceled subscription.';
+
+create function private.apply_stripe_invoice(invoice jsonb, event_created timestamptz, event_type text) returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  invoice_stripe_id text := invoice ->> 'id';
+  customer_stripe_id text := private.stripe_id(invoice -> 'customer');
+  subscription_stripe_id text := coalesce(private.stripe_id(invoice -> 'subscription'),
+                                          private.stripe_id(invoice -> 'parent' -> 'subscription_details' -> 'subscription'));
+  new_status text := coalesce(invoice ->> 'status', 'draft');
+  transitions jsonb := coalesce(invoice -> 'status_transitions', '{}'::jsonb);
+  customer public.billing_customers;
+  existing public.invoices;
+begin
+  if invoice_stripe_id is null or customer_stripe_id is null then
+    raise exception 'invoice event without id or customer' using errcode = '22023',
+      hint = 'Check data.object.id and data.object.customer of the event.';
+  end if;
+  perform private.lock_stripe_object(customer_stripe_id);
+  customer := private.ensure_stripe_customer(customer_stripe_id);
+
+  select i.* into existing from public.invoices i where i.stripe_invoice_id = invoice_stripe_id;
+  if found and ((private.invoice_status_rank(existing.status) = 3 and private.invoice_status_rank(new_status) < 3)
+                or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
+                                                       private.invoice_status_rank(new_status),
+                                                       private.invoice_status_rank(existing.status))) then
+    return 'stale';
+  end if;
+
+  insert into public.invoices as inv (stripe_invoice_id, customer_id, organization_id, subscription_id,
+    stripe_subscription_id, status, number, currency, amount_due, amount_paid, amount_remaining, subtotal, total,
+    attempt_count, billing_reason, hosted_invoice_url, invoice_pdf, period_start, period_end, due_date, finalized_at,
+    paid_at, voided_at, marked_uncollectible_at, metadata, stripe_created_at, stripe_updated_at)
+  values (
+    invoice_stripe_id, customer.id, customer.organization_id,
+    (select s.id from public.subscriptions s where s.stripe_subscription_id = subscription_stripe_id),
+    subscription_stripe_id, new_status, invoice ->> 'number', invoice ->> 'currency',
+    coalesce((invoice ->> 'amount_due')::bigint, 0), coalesce((invoice ->> 'amount_paid')::bigint, 0),
+    coalesce((invoice ->> 'amount_remaining')::bigint, 0), (invoice ->> 'subtotal')::bigint, (invoice ->> 'total')::bigint,
+    coalesce((invoice ->> 'attempt_count')::integer, 0), invoice ->> 'billing_reason',
+    invoice ->> 'hosted_invoice_url', invoice ->> 'invoice_pdf',
+    private.stripe_time(invoice -> 'period_start'), private.stripe_time(invoice -> 'period_end'),
+    private.stripe_time(invoice -> 'due_date'), private.stripe_time(transitions -> 'finalized_at'),
+    private.stripe_time(transitions -> 'paid_at'), private.stripe_time(transitions -> 'voided_at'),
+    private.stripe_time(transitions -> 'marked_uncollectible_at'),
+    case when jsonb_typeof(invoice -> 'metadata') = 'object' then invoice -> 'metadata' else '{}'::jsonb end,
+    private.stripe_time(invoice -> 'created'), event_created)
+  on conflict on constraint invoices_stripe_invoice_id_key do update set
+    customer_id = excluded.customer_id, organization_id = excluded.organization_id,
+    subscription_id = coalesce(excluded.subscription_id, inv.subscription_id),
+    stripe_subscription_id = excluded.stripe_subscription_id, status = excluded.status, number = excluded.number,
+    currency = excluded.currency, amount_due = excluded.amount_due, amount_paid = excluded.amount_paid,
+    amount_remaining = excluded.amount_remaining, subtotal = excluded.subtotal, total = excluded.total,
+    attempt_count = excluded.attempt_count, billing_reason = excluded.billing_reason,
+    hosted_invoice_url = excluded.hosted_invoice_url, invoice_pdf = excluded.invoice_pdf,
+    period_start = excluded.period_start, period_end = excluded.period_end, due_date = excluded.due_date,
+    finalized_at = excluded.finalized_at, paid_at = excluded.paid_at, voided_at = excluded.voided_at,
+    marked_uncollectible_at = excluded.marked_uncollectible_at, metadata = excluded.metadata,
+    stripe_created_at = coalesce(excluded.stripe_created_at, inv.stripe_created_at),
+    stripe_updated_at = excluded.stripe_updated_at;
+  return 'applied';
+end;
+$$;
+comment on function private.apply_stripe_invoice(jsonb, timestamptz, text) is 'Applies invoice.* events (both API shapes of the invoice''s subscription); a paid or void invoice never moves back.';
+
+create function private.apply_stripe_product(product jsonb, event_created timestamptz, event_type text) returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  product_stripe_id text := product ->> 'id';
+  deleting boolean := event_type = 'product.deleted' or coalesce((product ->> 'deleted')::boolean, false);
+  new_plan text := case when product -> 'metadata' ->> 'plan' in ('free', 'pro', 'business', 'enterprise')
+                        then product -> 'metadata' ->> 'plan' end;
+  existing public.products;
+  organization uuid;
+begin
+  if product_stripe_id is null then
+    raise exception 'product event without a product id' using errcode = '22023', hint = 'Check data.object.id of the event.';
+  end if;
+  perform private.lock_stripe_object(product_stripe_id);
+  perform private.ensure_stripe_product(product_stripe_id);
+  select p.* into existing from public.products p where p.stripe_product_id = product_stripe_id;
+  if (existing.deleted_at is not null and not deleting)
+     or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
+                                            case when deleting then 1 else 0 end,
+                                            case when existing.deleted_at is not null then 1 else 0 end) then
+    return 'stale';
+  end if;
+  update public.products p set
+    name = coalesce(product ->> 'name', existing.name, product_stripe_id),
+    description = product ->> 'description',
+    active = not deleting and coalesce((product ->> 'active')::boolean, false),
+    plan = new_plan,
+    metadata = case when jsonb_typeof(product -> 'metadata') = 'object' then product -> 'metadata' else '{}'::jsonb end,
+    deleted_at = case when deleting then coalesce(existing.deleted_at, event_created) end,
+    stripe_created_at = coalesce(private.stripe_time(product -> 'created'), existing.stripe_created_at),
+    stripe_updated_at = event_created
+  where p.id = existing.id;
+  if new_plan is distinct from existing.plan then
+    for organization in
+      select distinct s.organization_id
+      from public.subscriptions s
+      join public.subscription_items i on i.subscription_id = s.id
+      join public.prices pr on pr.id = i.price_id
+      where pr.product_id = existing.id and s.organization_id is not null
+      order by 1
+    loop
+      perform private.refresh_organization_plan(organization);
+    end loop;
+  end if;
+  return 'applied';
+end;
+$$;
+comment on function private.apply_stripe_product(jsonb, timestamptz, text) is 'Applies product.created/updated/deleted and re-derives the plan of organizations subscribed to it.';
+
+create function private.apply_stripe_price(price jsonb, event_created timestamptz, event_type text) returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  price_stripe_id text := price ->> 'id';
+  deleting boolean := event_type = 'price.deleted' or coalesce((price ->> 'deleted')::boolean, false);
+  existing public.prices;
+begin
+  if price_stripe_id is null then
+    raise exception 'price event without a price id' using errcode = '22023', hint = 'Check data.object.id of the event.';
+  end if;
+  perform private.lock_stripe_object(price_stripe_id);
+  perform private.ensure_stripe_price(price_stripe_id, private.stripe_id(price -> 'product'));
+  select pr.* into existing from public.prices pr where pr.stripe_price_id = price_stripe_id;
+  if (existing.deleted_at is not null and not deleting)
+     or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
+                                            case when deleting then 1 else 0 end,
+                                            case when existing.deleted_at is not null then 1 else 0 end) then
+    return 'stale';
+  end if;
+  update public.prices pr set
+    product_id = coalesce(private.ensure_stripe_product(private.stripe_id(price -> 'product')), existing.product_id),
+    active = not deleting and coalesce((price ->> 'active')::boolean, false),
+    currency = coalesce(lower(price ->> 'currency'), existing.currency, 'usd'),
+    unit_amount = (price ->> 'unit_amount')::bigint,
+    type = coalesce(price ->> 'type', existing.type, case when price ? 'recurring' and jsonb_typeof(price -> 'recurring') = 'object'
+                                                     then 'recurring' else 'one_time' end),
+    recurring_interval = price -> 'recurring' ->> 'interval',
+    recurring_interval_count = (price -> 'recurring' ->> 'interval_count')::integer,
+    nickname = price ->> 'nickname',
+    lookup_key = price ->> 'lookup_key',
+    metadata = case when jsonb_typeof(price -> 'metadata') = 'object' then price -> 'metadata' else '{}'::jsonb end,
+    deleted_at = case when deleting then coalesce(existing.deleted_at, event_created) end,
+    stripe_created_at = coalesce(private.stripe_time(price -> 'created'), existing.stripe_created_at),
+    stripe_updated_at = event_created
+  where pr.id = existing.id;
+  return 'applied';
+end;
+$$;
+comment on function private.apply_stripe_price(jsonb, timestamptz, text) is 'Applies price.created/updated/deleted (newest event wins; a deleted price stays deleted).';
+
+-- The one entry point of the stripe-webhook function, called with the verified event in its own transaction.
+-- Exactly once: the ledger row is inserted (or found) and locked first, so concurrent deliveries of one event
+-- queue here and all but the first find it processed. A failure is caught in a subtransaction: its partial writes
+-- are rolled back, the ledger keeps the error and the attempt count, and the caller answers 500 so Stripe retries.
+create function private.handle_stripe_event(event jsonb) returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  event_id text := event ->> 'id';
+  event_type text := event ->> 'type';
+  event_created timestamptz := private.stripe_time(event -> 'created');
+  object jsonb := event -> 'data' -> 'object';
+  ledger private.stripe_events;
+  result_outcome text;
+  failure text;
+begin
+  if event_id is null or event_type is null or event_created is null or jsonb_typeof(object) is distinct from 'object' then
+    raise exception 'not a Stripe event: id, type, created and data.object are required'
+      using errcode = '22023', hint = 'Pass the verified event JSON exactly as Stripe sent it.';
+  end if;
+
+  insert into private.stripe_events (id, type, api_version, created, livemode, object_type, object_id)
+  values (event_id, event_type, event ->> 'api_version', event_created, coalesce((event ->> 'livemode')::boolean, false),
+          object ->> 'object', object ->> 'id')
+  on conflict on constraint stripe_events_pkey do nothing;
+  select e.* into ledger from private.stripe_events e where e.id = event_id for update;
+  if ledger.outcome in ('applied', 'ignored', 'stale') then
+    return jsonb_build_object('event_id', event_id, 'type', event_type, 'outcome', ledger.outcome,
+                              'duplicate', true, 'attempts', ledger.attempts);
+  end if;
+
+  begin
+    result_outcome := case
+      when event_type = 'checkout.session.completed' then private.apply_stripe_checkout_session(object)
+      when event_type in ('customer.created', 'customer.updated', 'customer.deleted')
+        then private.apply_stripe_customer(object, event_created, event_type)
+      when event_type in ('customer.subscription.created', 'customer.subscription.updated',
+                          'customer.subscription.deleted', 'customer.subscription.paused',
+                          'customer.subscription.resumed', 'customer.subscription.trial_will_end')
+        then private.apply_stripe_subscription(object, event_created, event_type)
+      when event_type in ('invoice.created', 'invoice.finalized', 'invoice.paid', 'invoice.payment_succeeded',
+                          'invoice.payment_failed', 'invoice.voided', 'invoice.marked_uncollectible', 'invoice.updated')
+        then private.apply_stripe_invoice(object, event_created, event_type)
+      when event_type in ('product.created', 'product.updated', 'product.deleted')
+        then private.apply_stripe_product(object, event_created, event_type)
+      when event_type in ('price.created', 'price.updated', 'price.deleted')
+        then private.apply_stripe_price(object, event_created, event_type)
+      else 'ignored'
+    end;
+  exception when others then
+    result_outcome := 'failed';
+    failure := left(sqlstate || ': ' || sqlerrm, 1000);
+  end;
+
+  update private.stripe_events e
+  set outcome = result_outcome, error = failure, attempts = e.attempts + 1, processed_at = pg_catalog.now()
+  where e.id = event_id
+  returning e.* into ledger;
+  return jsonb_build_object('event_id', event_id, 'type', event_type, 'outcome', ledger.outcome, 'duplicate', false,
+                            'attempts', ledger.attempts, 'error', ledger.error);
+end;
+$$;
+comment on function private.handle_stripe_event(jsonb) is 'Applies one verified Stripe event exactly once: {event_id, type, outcome, duplicate, attempts, error}. outcome failed means answer 500.';
+
+create table public.offers (
+  id uuid not null default gen_random_uuid(),
+  key text not null,
+  name text not null,
+  description text,
+  plan text not null,
+  discount_percent numeric(5, 2),
+  discount_amount bigint,
+  currency text,
+  stripe_coupon_id text,
+  valid_from timestamptz not null default now(),
+  valid_to timestamptz,
+  enabled boolean not null default false,
+  metadata jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint offers_pkey primary key (id),
+  constraint offers_key_key unique (key),
+  constraint offers_key_format check (key ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+  constraint offers_name_length check (char_length(btrim(name)) between 1 and 200),
+  constraint offers_plan_known check (plan in ('free', 'pro', 'business', 'enterprise')),
+  constraint offers_one_discount check (num_nonnulls(discount_percent, discount_amount) = 1),
+  constraint offers_discount_percent_range check (discount_percent is null or (discount_percent > 0 and discount_percent <= 100)),
+  constraint offers_discount_amount_positive check (discount_amount is null or discount_amount > 0),
+  constraint offers_amount_has_currency check ((discount_amount is null) = (currency is null)),
+  constraint offers_currency_iso4217 check (currency is null or currency ~ '^[a-z]{3}$'),
+  constraint offers_validity_ordered check (valid_to is null or valid_to > valid_from),
+  constraint offers_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.offers is 'Pricing offers (seed 002): a percent or fixed discount on a plan, live while enabled and within valid_from..valid_to. Managed by the server (service_role).';
+comment on column public.offers.discount_amount is 'Fixed discount in minor units of currency (cents); exclusive with discount_percent.';
+
+create trigger offers_set_updated_at before update on public.offers
+  for each row execute function private.set_updated_at();
+create trigger offers_audit after insert or update or delete on public.offers
+  for each row execute function private.audit_row_change();
+
+alter table public.offers enable row level security;
+
+-- offers_select: anyone, signed in or not, sees offers that are enabled and currently valid.
+create policy offers_select on public.offers for select to anon, authenticated
+  using (enabled and valid_from <= (select pg_catalog.now()) and (valid_to is null or valid_to > (select pg_catalog.now())));
+
+grant select on public.offers to anon, authenticated;
+grant select, insert, update, delete on public.offers to service_role;
+
+create table public.feature_flags (
+  id uuid not null default gen_random_uuid(),
+  key text not null,
+  description text,
+  enabled boolean not null default false,
+  plans text[] not null default '{}',
+  rollout_percentage integer not null default 100,
+  metadata jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint feature_flags_pkey primary key (id),
+  constraint feature_flags_key_key unique (key),
+  constraint feature_flags_key_format check (key ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+  constraint feature_flags_plans_known check (plans <@ array['free', 'pro', 'business', 'enterprise']),
+  constraint feature_flags_rollout_range check (rollout_percentage between 0 and 100),
+  constraint feature_flags_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.feature_flags is 'Feature flags (seed 002): on for everyone when enabled, optionally only for some plans, and optionally for a deterministic percentage of organizations. Managed by the server (service_role).';
+comment on column public.feature_flags.plans is 'Plans that get the feature; empty means every plan.';
+comment on column public.feature_flags.rollout_percentage is 'Share of organizations (0-100) that get the feature; an organization''s bucket is fixed per flag (private.rollout_bucket).';
+
+create trigger feature_flags_set_updated_at before update on public.feature_flags
+  for each row execute function private.set_updated_at();
+create trigger feature_flags_audit after insert or update or delete on public.feature_flags
+  for each row execute function private.audit_row_change();
+
+alter table public.feature_flags enable row level security;
+
+-- feature_flags_select: anyone, signed in or not, sees enabled flags.
+create policy feature_flags_select on public.feature_flags for select to anon, authenticated
+  using (enabled);
+
+grant select on public.feature_flags to anon, authenticated;
+grant select, insert, update, delete on public.feature_flags to service_role;
+
+create table public.usage_metrics (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  metric_type text not null,
+  metric_value numeric(14, 2) not null,
+  metric_unit text,
+  period_start timestamptz not null,
+  period_end timestamptz not null,
+  metadata jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint usage_metrics_pkey primary key (id),
+  constraint usage_metrics_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint usage_metrics_unique_period unique (organization_id, metric_type, period_start, period_end),
+  constraint usage_metrics_metric_type_format check (metric_type ~ '^[a-z][a-z0-9_.]{0,62}$'),
+  constraint usage_metrics_value_not_negative check (metric_value >= 0),
+  constraint usage_metrics_period_ordered check (period_end > period_start),
+  constraint usage_metrics_metadata_object check (jsonb_typeof(metadata) = 'object')
+);
+comment on table public.usage_metrics is 'Metered usage per organization and period (seed 003), written by the server (service_role). Not audited row by row: it is itself a record of counts.';
+
+create index usage_metrics_period_idx on public.usage_metrics (organization_id, period_start desc);
+
+create trigger usage_metrics_set_updated_at before update on public.usage_metrics
+  for each row execute function private.set_updated_at();
+
+alter table public.usage_metrics enable row level security;
+
+-- usage_metrics_select: members holding billing.read or analytics.read see their organization's usage.
+create policy usage_metrics_select on public.usage_metrics for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('billing.read'))
+         or organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.usage_metrics to authenticated;
+grant select, insert, update, delete on public.usage_metrics to service_role;
+
+-- Entitlements. The plan is organizations.plan (kept equal to what Stripe subscriptions grant); a flag is on for
+-- an organization when it is enabled, its plan is listed (or none are) and the organization's bucket is below the
+-- rollout percentage. The bucket hashes flag key and organization id, so it is stable and independent per flag.
+create function private.rollout_bucket(feature_key text, organization uuid) returns integer
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select (('x' || substr(md5(feature_key || ':' || organization::text), 1, 8))::bit(32)::bigint % 100)::integer
+$$;
+comment on function private.rollout_bucket(text, uuid) is 'Deterministic bucket 0-99 of an organization for a flag (md5 of key and id).';
+
+create function private.flag_enabled_for(flag public.feature_flags, organization uuid, plan text) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select flag.enabled
+     and (cardinality(flag.plans) = 0 or plan = any (flag.plans))
+     and private.rollout_bucket(flag.key, organization) < flag.rollout_percentage
+$$;
+comment on function private.flag_enabled_for(public.feature_flags, uuid, text) is 'Whether a flag is on for an organization on a plan (global switch, plan list, rollout).';
+
+create function public.organization_entitlements(organization_id uuid)
+returns table (plan text, features text[])
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  org_plan text;
+begin
+  select o.plan into org_plan from public.organizations o
+  where o.id = organization_entitlements.organization_id and o.deleted_at is null;
+  if org_plan is null then
+    raise exception 'organization % not found', organization_id using errcode = 'P0002',
+      hint = 'Entitlements are visible to the organization''s members only.';
+  end if;
+  return query
+    select org_plan, coalesce(array_agg(f.key order by f.key) filter (where private.flag_enabled_for(f, organization_entitlements.organization_id, org_plan)), '{}')
+    from public.feature_flags f;
+end;
+$$;
+comment on function public.organization_entitlements(uuid) is 'The organization''s plan and the keys of the features it has. Members only (P0002 otherwise).';
+
+create function public.has_feature(organization_id uuid, feature_key text) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select feature_key = any (e.features) from public.organization_entitlements(has_feature.organization_id) e
+$$;
+comment on function public.has_feature(uuid, text) is 'Whether the organization has the feature (see organization_entitlements). Members only.';
+
+grant execute on function private.rollout_bucket(text, uuid), private.flag_enabled_for(public.feature_flags, uuid, text)
+  to authenticated, service_role;
+grant execute on function public.organization_entitlements(uuid), public.has_feature(uuid, text) to authenticated, service_role;
+
+-- Seed 003 kept subscription_status, subscription_tier and stripe_customer_id on users. Here they are derived: one
+-- row per organization (a user's own are on their personal organization), computed under the caller's RLS, so
+-- members without billing.read see the plan but not the Stripe fields.
+create view public.organization_billing with (security_invoker = true) as
+select
+  o.id as organization_id,
+  o.is_personal,
+  o.personal_user_id,
+  o.plan as subscription_tier,
+  s.status as subscription_status,
+  c.stripe_customer_id,
+  s.stripe_subscription_id,
+  s.trial_end as trial_ends_at,
+  s.current_period_end,
+  s.cancel_at_period_end
+from public.organizations o
+left join public.billing_customers c on c.organization_id = o.id and c.deleted_at is null
+left join lateral (
+  select s.status, s.stripe_subscription_id, s.trial_end, s.current_period_end, s.cancel_at_period_end
+  from public.subscriptions s
+  where s.organization_id = o.id
+  order by s.status in ('trialing', 'active', 'past_due') desc, s.stripe_created_at desc nulls last, s.id
+  limit 1
+) s on true;
+comment on view public.organization_billing is 'Per organization: plan (seed 003 subscription_tier), status of the current subscription (subscription_status) and stripe_customer_id. Invoker rights: Stripe fields need billing.read.';
+
+grant select on public.organization_billing to authenticated, service_role;
+
+
+-- ===== Section 15: Scheduled jobs =====
+-- pg_cron keeps partitions two months ahead and applies retention. Times are UTC.
 
 select private.ensure_monthly_partitions(1, 2);
 
 select cron.schedule('partition-upkeep', '15 0 * * *', $$select private.ensure_monthly_partitions(1, 2)$$);
+
+-- Keep the Stripe event ledger for 90 days (Stripe stops retrying after 3); failed events stay for inspection.
+select cron.schedule('stripe-event-ledger-retention', '40 3 * * *',
+  $$delete from private.stripe_events where received_at < now() - interval '90 days' and outcome is distinct from 'failed'$$);
