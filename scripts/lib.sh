@@ -16,11 +16,11 @@ export PATH="$ROOT/node_modules/.bin:$PATH"
 die() { echo "error: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
-# The newest PostgreSQL server installed from Debian packages (15 or 17).
+# The PostgreSQL server whose extension packages scripts/setup-system.sh installs (PG_MAJOR, default 15).
+export PG_MAJOR="${PG_MAJOR:-15}"
 pg_bindir() {
-  local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-  [ -n "$d" ] || die "no PostgreSQL server found; run: bash scripts/setup-system.sh"
+  local d="/usr/lib/postgresql/$PG_MAJOR/bin"
+  [ -x "$d/postgres" ] || die "PostgreSQL $PG_MAJOR is not installed; run: bash scripts/setup-system.sh"
   echo "$d"
 }
 

@@ -11,13 +11,23 @@ step() { local name=$1; shift; log "lint: $name"; "$@" || failed+=("$name"); }
 
 step squawk squawk supabase/migrations/*.sql
 step "supabase db lint" supabase db lint --remote="$DB_URL" --schema public,private --level warning --fail-on warning
+# Supabase's Security and Performance Advisors: any finding fails, except INFO unused_index (fresh databases have
+# unused indexes by definition). Fails closed: a failed command or an output it cannot read is a failure.
 advisors() {
-  local out; out=$(supabase db advisors --remote="$DB_URL" --level warn --fail-on warn 2>/dev/null); local rc=$?
-  if [ $rc -ne 0 ]; then echo "$out"; return 1; fi
-  # INFO findings other than unused_index are treated as failures too (RLS without policy, missing FK index, ...).
-  local info; info=$(supabase db advisors --remote="$DB_URL" --level info --output-format json 2>/dev/null \
-    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=s.trim()?JSON.parse(s):{};const a=Array.isArray(j)?j:(j.results??[]);for(const x of a)if(x.name!=="unused_index")console.log(x.level,x.name,x.detail)})')
-  if [ -n "$info" ]; then echo "$info"; return 1; fi
+  local json
+  json=$(supabase db advisors --remote="$DB_URL" --level info --output-format json 2>/dev/null) \
+    || { echo "supabase db advisors failed" >&2; return 1; }
+  printf '%s' "$json" | node -e '
+    let s = "";
+    process.stdin.on("data", (d) => (s += d)).on("end", () => {
+      let j;
+      try { j = JSON.parse(s); } catch { console.error("cannot read the advisors output"); process.exit(2); }
+      const findings = Array.isArray(j) ? j : j && Array.isArray(j.results) ? j.results : null;
+      if (!findings) { console.error("unexpected advisors output"); process.exit(2); }
+      const bad = findings.filter((x) => !(x.level === "INFO" && x.name === "unused_index"));
+      for (const x of bad) console.log(x.level, x.name, x.detail);
+      process.exit(bad.length ? 1 : 0);
+    });'
 }
 step "supabase db advisors" advisors
 step tsc tsc -p .

@@ -111,6 +111,38 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"organization_invitations": {
+                  Row: {
+                    "created_at": string,"email": string,"expires_at": string,"id": string,"invited_by": string | null,"organization_id": string,"role_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"email": string,"expires_at"?: string,"id"?: string,"invited_by"?: string | null,"organization_id": string,"role_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"email"?: string,"expires_at"?: string,"id"?: string,"invited_by"?: string | null,"organization_id"?: string,"role_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "organization_invitations_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "organization_invitations_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "organization_invitations_role_id_fkey"
+      columns: ["role_id"]
+isOneToOne: false
+      referencedRelation: "roles"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"organization_members": {
                   Row: {
                     "created_at": string,"id": string,"invited_by": string | null,"organization_id": string,"role_id": string,"updated_at": string,"user_id": string
@@ -369,8 +401,8 @@ isOneToOne: false
                 }
           }
           Functions: {
-            "add_organization_member":
-{ Args: { "organization_id": string,"role"?: string,"user_email": string }; Returns: {
+            "accept_organization_invitation":
+{ Args: { "invitation_id": string }; Returns: {
               "created_at": string,
 "id": string,
 "invited_by": string | null,
@@ -387,6 +419,9 @@ isOneToOne: false
       } },
 "audit_rls_violation":
 { Args: { "attempted_user_id": string,"operation": string,"table_name": string }; Returns: string
+                           },
+"cancel_organization_invitation":
+{ Args: { "invitation_id": string }; Returns: undefined
                            },
 "change_member_role":
 { Args: { "organization_id": string,"role": string,"user_id": string }; Returns: {
@@ -451,6 +486,23 @@ isOneToOne: false
 "has_feature":
 { Args: { "feature_key": string,"organization_id": string }; Returns: boolean
                            },
+"invite_organization_member":
+{ Args: { "email": string,"organization_id": string,"role"?: string }; Returns: {
+              "created_at": string,
+"email": string,
+"expires_at": string,
+"id": string,
+"invited_by": string | null,
+"organization_id": string,
+"role_id": string,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "organization_invitations"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "leave_organization":
 { Args: { "organization_id": string }; Returns: undefined
                            },

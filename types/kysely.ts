@@ -158,6 +158,17 @@ export interface OrganizationBilling {
   trial_ends_at: Timestamp | null;
 }
 
+export interface OrganizationInvitations {
+  created_at: Generated<Timestamp>;
+  email: string;
+  expires_at: Generated<Timestamp>;
+  id: Generated<string>;
+  invited_by: string | null;
+  organization_id: string;
+  role_id: string;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface OrganizationMembers {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
@@ -256,7 +267,7 @@ export interface Profiles {
   avatar_url: string | null;
   created_at: Generated<Timestamp>;
   /**
-   * Copy of auth.users.email kept in sync by trigger (read-only for clients), so teammates can see it.
+   * Copy of auth.users.email kept in sync by trigger (read-only for clients), so teammates can see it. Plain text: Auth decides what an acceptable address is, and sign-up must never fail here.
    */
   email: string | null;
   full_name: string | null;
@@ -360,6 +371,7 @@ export interface DB {
   invoices: Invoices;
   offers: Offers;
   organization_billing: OrganizationBilling;
+  organization_invitations: OrganizationInvitations;
   organization_members: OrganizationMembers;
   organizations: Organizations;
   permissions: Permissions;

@@ -204,7 +204,7 @@ grant execute on function private.is_iso_country_code(text), private.is_iana_tim
 -- Monthly range partitions for the append-only tables. Partitions live in `private` (never exposed); each
 -- partitioned table also has a DEFAULT partition so that a write is never lost when upkeep has not run. Creating a
 -- month whose rows already sit in the default partition moves them into the new partition first.
-create function private.create_monthly_partition(parent regclass, month date) returns text
+create function private.create_monthly_partition(parent regclass, month date) returns boolean
 language plpgsql
 set search_path = ''
 as $$
@@ -219,7 +219,7 @@ declare
 begin
   if exists (select 1 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
              where n.nspname = 'private' and c.relname = part_name) then
-    return part_name;
+    return false;
   end if;
   select a.attname into key_column
   from pg_catalog.pg_partitioned_table p
@@ -240,10 +240,10 @@ begin
   if moved > 0 then
     raise notice 'moved % rows of % from the default partition into %', moved, parent, part_name;
   end if;
-  return part_name;
+  return true;
 end;
 $$;
-comment on function private.create_monthly_partition(regclass, date) is 'Creates (idempotently) the partition of a monthly range-partitioned table holding the given month.';
+comment on function private.create_monthly_partition(regclass, date) is 'Creates (idempotently) the partition of a monthly range-partitioned table holding the given month; true when it created one.';
 
 -- The tables maintained here: every range-partitioned table in `public` (found in the catalog, so later sections
 -- only need to create the parent and its default partition).
@@ -264,14 +264,15 @@ begin
     where n.nspname = 'public' and p.partstrat = 'r'
   loop
     for m in -months_back .. months_ahead loop
-      perform private.create_monthly_partition(parent, (date_trunc('month', pg_catalog.now()) + make_interval(months => m))::date);
-      created := created + 1;
+      if private.create_monthly_partition(parent, (date_trunc('month', pg_catalog.now()) + make_interval(months => m))::date) then
+        created := created + 1;
+      end if;
     end loop;
   end loop;
   return created;
 end;
 $$;
-comment on function private.ensure_monthly_partitions(integer, integer) is 'Makes sure every partitioned table in public has monthly partitions from months_back to months_ahead (run nightly by pg_cron).';
+comment on function private.ensure_monthly_partitions(integer, integer) is 'Makes sure every partitioned table in public has monthly partitions from months_back to months_ahead (run nightly by pg_cron); returns how many it created.';
 
 
 -- ===== Section 6: Identity: profiles =====
@@ -280,7 +281,7 @@ comment on function private.ensure_monthly_partitions(integer, integer) is 'Make
 
 create table public.profiles (
   id uuid not null,
-  email public.email_address,
+  email text,
   full_name text,
   avatar_url public.http_url,
   phone public.phone_number,
@@ -299,7 +300,7 @@ create table public.profiles (
   constraint profiles_preferences_object check (jsonb_typeof(preferences) = 'object')
 );
 comment on table public.profiles is 'App-level profile of an auth.users row: created at sign-up, removed with the user.';
-comment on column public.profiles.email is 'Copy of auth.users.email kept in sync by trigger (read-only for clients), so teammates can see it.';
+comment on column public.profiles.email is 'Copy of auth.users.email kept in sync by trigger (read-only for clients), so teammates can see it. Plain text: Auth decides what an acceptable address is, and sign-up must never fail here.';
 comment on column public.profiles.preferences is 'Free-form UI preferences (JSON object).';
 
 create trigger profiles_set_updated_at before update on public.profiles
@@ -386,7 +387,8 @@ create table public.roles (
   constraint roles_key_unique unique nulls not distinct (organization_id, key),
   constraint roles_key_format check (key ~ '^[a-z][a-z0-9_]{0,39}$'),
   constraint roles_name_length check (char_length(btrim(name)) between 1 and 100),
-  constraint roles_custom_rank_below_admin check (organization_id is null or rank between 1 and 79)
+  constraint roles_custom_rank_below_admin check (organization_id is null or rank between 1 and 79),
+  constraint roles_custom_key_not_reserved check (organization_id is null or key not in ('owner', 'admin', 'member', 'viewer'))
 );
 comment on table public.roles is 'System roles (organization_id null: owner, admin, member, viewer) and per-organization custom roles.';
 comment on column public.roles.rank is 'Seniority: a member may only assign roles up to their own rank. owner 100, admin 80, member 50, viewer 10; custom roles 1-79.';
@@ -489,9 +491,36 @@ end;
 $$;
 
 create constraint trigger organization_members_keep_an_owner
-  after update of role_id or delete on public.organization_members
+  after update or delete on public.organization_members
   deferrable initially deferred
   for each row execute function private.check_organization_has_owner();
+
+-- Invitations: membership needs the invitee's consent. A manager invites an e-mail address; the person with that
+-- address (once signed up) accepts or declines. Accepted invitations become memberships and are removed.
+create table public.organization_invitations (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  email public.email_address not null,
+  role_id uuid not null,
+  invited_by uuid,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  expires_at timestamptz not null default now() + interval '14 days',
+  constraint organization_invitations_pkey primary key (id),
+  constraint organization_invitations_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint organization_invitations_role_id_fkey foreign key (role_id) references public.roles (id) on delete cascade,
+  constraint organization_invitations_invited_by_fkey foreign key (invited_by) references auth.users (id) on delete set null,
+  constraint organization_invitations_expires_after_creation check (expires_at > created_at)
+);
+comment on table public.organization_invitations is 'Pending invitations to join an organization, by e-mail. Written through the invitation RPCs only.';
+
+create unique index organization_invitations_one_per_email on public.organization_invitations (organization_id, lower(email));
+create index organization_invitations_email_idx on public.organization_invitations (lower(email));
+create index organization_invitations_role_id_idx on public.organization_invitations (role_id);
+create index organization_invitations_invited_by_idx on public.organization_invitations (invited_by);
+
+create trigger organization_invitations_set_updated_at before update on public.organization_invitations
+  for each row execute function private.set_updated_at();
 
 -- Reference data: permissions and system roles. Later modules check these keys; changing them is a migration.
 insert into public.permissions (key, description) values
@@ -583,7 +612,15 @@ as $$
   join public.roles r on r.id = m.role_id
   where m.organization_id = organization and m.user_id = member
 $$;
-comment on function private.member_rank(uuid, uuid) is 'Rank of a member''s role in an organization, or null when not a member.';
+comment on function private.member_rank(uuid, uuid) is 'Rank of a member''s role in an organization, or null when not a member. Internal: not granted to API roles.';
+
+create function private.my_rank(organization uuid) returns integer
+language sql stable security definer
+set search_path = ''
+as $$
+  select private.member_rank(organization, (select auth.uid()))
+$$;
+comment on function private.my_rank(uuid) is 'Rank of the caller''s role in an organization, or null when not a member.';
 
 create function private.is_platform_admin() returns boolean
 language sql stable
@@ -594,7 +631,7 @@ $$;
 comment on function private.is_platform_admin() is 'Platform administrator flag from app_metadata (server-controlled, never user_metadata).';
 
 grant execute on function private.user_organization_ids(), private.organizations_with_permission(text),
-  private.has_permission(uuid, text), private.member_rank(uuid, uuid), private.is_platform_admin()
+  private.has_permission(uuid, text), private.my_rank(uuid), private.is_platform_admin()
   to authenticated, service_role;
 
 
@@ -674,7 +711,12 @@ begin
   values (
     (select auth.uid()),
     coalesce((select auth.role()), current_user),
-    coalesce(any_row ->> 'organization_id', case when tg_table_name = 'organizations' then any_row ->> 'id' end)::uuid,
+    coalesce(any_row ->> 'organization_id',
+             case tg_table_name
+               when 'organizations' then any_row ->> 'id'
+               when 'role_permissions' then (select r.organization_id::text from public.roles r
+                                             where r.id = (any_row ->> 'role_id')::uuid)
+             end)::uuid,
     lower(tg_op),
     tg_table_name,
     coalesce(any_row ->> 'id', any_row ->> 'role_id'),
@@ -699,6 +741,8 @@ create trigger organization_members_audit after insert or update or delete on pu
 create trigger roles_audit after insert or update or delete on public.roles
   for each row execute function private.audit_row_change();
 create trigger role_permissions_audit after insert or delete on public.role_permissions
+  for each row execute function private.audit_row_change();
+create trigger organization_invitations_audit after insert or update or delete on public.organization_invitations
   for each row execute function private.audit_row_change();
 
 alter table public.audit_logs enable row level security;
@@ -789,16 +833,22 @@ grant select on public.permissions to authenticated, service_role;
 -- roles_select: system roles, and custom roles of the caller's organizations.
 create policy roles_select on public.roles for select to authenticated
   using (organization_id is null or organization_id in (select private.user_organization_ids()));
--- roles_insert: members holding roles.manage create custom roles in that organization.
+-- Custom roles are managed by members holding roles.manage, and only below their own rank: nobody creates, edits,
+-- re-ranks or deletes a role at or above their own (their own role included).
+-- roles_insert: roles.manage holders create custom roles ranked below their own.
 create policy roles_insert on public.roles for insert to authenticated
-  with check (organization_id in (select private.organizations_with_permission('roles.manage')));
--- roles_update: members holding roles.manage edit that organization's custom roles (never system roles).
+  with check (organization_id in (select private.organizations_with_permission('roles.manage'))
+              and rank < private.my_rank(organization_id));
+-- roles_update: roles.manage holders edit custom roles ranked below their own, and keep them below.
 create policy roles_update on public.roles for update to authenticated
-  using (organization_id in (select private.organizations_with_permission('roles.manage')))
-  with check (organization_id in (select private.organizations_with_permission('roles.manage')));
--- roles_delete: members holding roles.manage delete unused custom roles (a role in use is protected by its FK).
+  using (organization_id in (select private.organizations_with_permission('roles.manage'))
+         and rank < private.my_rank(organization_id))
+  with check (organization_id in (select private.organizations_with_permission('roles.manage'))
+              and rank < private.my_rank(organization_id));
+-- roles_delete: roles.manage holders delete unused custom roles ranked below their own (a role in use is kept by its FK).
 create policy roles_delete on public.roles for delete to authenticated
-  using (organization_id in (select private.organizations_with_permission('roles.manage')));
+  using (organization_id in (select private.organizations_with_permission('roles.manage'))
+         and rank < private.my_rank(organization_id));
 
 grant select, delete on public.roles to authenticated;
 grant insert (organization_id, key, name, description, rank) on public.roles to authenticated;
@@ -809,18 +859,20 @@ grant select, insert, update, delete on public.roles to service_role;
 create policy role_permissions_select on public.role_permissions for select to authenticated
   using (role_id in (select r.id from public.roles r
                      where r.organization_id is null or r.organization_id in (select private.user_organization_ids())));
--- role_permissions_insert: roles.manage holders grant a custom role only permissions they hold themselves.
+-- role_permissions_insert: roles.manage holders grant a custom role below their rank only permissions they hold.
 create policy role_permissions_insert on public.role_permissions for insert to authenticated
   with check (
     exists (select 1 from public.roles r
             where r.id = role_id
               and r.organization_id in (select private.organizations_with_permission('roles.manage'))
+              and r.rank < private.my_rank(r.organization_id)
               and private.has_permission(r.organization_id, permission_key))
   );
--- role_permissions_delete: roles.manage holders take permissions away from their organization's custom roles.
+-- role_permissions_delete: roles.manage holders take permissions away from custom roles below their rank.
 create policy role_permissions_delete on public.role_permissions for delete to authenticated
   using (role_id in (select r.id from public.roles r
-                     where r.organization_id in (select private.organizations_with_permission('roles.manage'))));
+                     where r.organization_id in (select private.organizations_with_permission('roles.manage'))
+                       and r.rank < private.my_rank(r.organization_id)));
 
 grant select, insert, delete on public.role_permissions to authenticated;
 grant select, insert, update, delete on public.role_permissions to service_role;
@@ -831,6 +883,17 @@ create policy organization_members_select on public.organization_members for sel
 
 grant select on public.organization_members to authenticated;
 grant select, insert, update, delete on public.organization_members to service_role;
+
+alter table public.organization_invitations enable row level security;
+
+-- organization_invitations_select: members holding members.manage see their organization's pending invitations;
+-- a user sees the invitations addressed to their own (JWT) e-mail.
+create policy organization_invitations_select on public.organization_invitations for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('members.manage'))
+         or lower(email) = lower((select auth.jwt()) ->> 'email'));
+
+grant select on public.organization_invitations to authenticated;
+grant select, insert, update, delete on public.organization_invitations to service_role;
 
 
 -- ===== Section 11: Tenancy RPCs =====
@@ -864,8 +927,8 @@ begin
 end;
 $$;
 
--- Resolve a role key for an organization: a custom role of that organization wins over nothing; system keys are
--- reserved (custom roles cannot reuse them because they are looked up first).
+-- Resolve a role key for an organization: a system role or a custom role of that organization (custom roles cannot
+-- reuse the system keys: roles_custom_key_not_reserved).
 create function private.resolve_role(organization uuid, role_key text) returns public.roles
 language plpgsql stable
 set search_path = ''
@@ -922,17 +985,19 @@ end;
 $$;
 comment on function public.create_organization(text, text, text) is 'Creates a shared organization; the caller becomes its owner.';
 
-create function public.add_organization_member(organization_id uuid, user_email text, role text default 'member')
-returns public.organization_members
+create function public.invite_organization_member(organization_id uuid, email text, role text default 'member')
+returns public.organization_invitations
 language plpgsql security definer
 set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   uid uuid := private.require_user();
-  org public.organizations := private.require_active_organization(add_organization_member.organization_id);
-  new_role public.roles := private.resolve_role(org.id, add_organization_member.role);
-  target uuid;
-  added public.organization_members;
+  org public.organizations := private.require_active_organization(invite_organization_member.organization_id);
+  new_role public.roles := private.resolve_role(org.id, invite_organization_member.role);
+  actor_rank integer := private.member_rank(org.id, uid);
+  invitee text := lower(btrim(invite_organization_member.email));
+  invitation public.organization_invitations;
 begin
   if not private.has_permission(org.id, 'members.manage') then
     raise exception 'you may not manage members of this organization' using errcode = '42501';
@@ -941,26 +1006,79 @@ begin
     raise exception 'a personal organization cannot have other members' using errcode = '22023',
       hint = 'Create a shared organization with create_organization().';
   end if;
-  if new_role.rank > private.member_rank(org.id, uid) or (new_role.key = 'owner' and new_role.organization_id is null
-     and private.member_rank(org.id, uid) < 100) then
+  if new_role.rank > actor_rank or (new_role.key = 'owner' and new_role.organization_id is null and actor_rank < 100) then
     raise exception 'you may not grant the role "%"', new_role.key using errcode = '42501',
-      hint = 'You can only grant roles up to your own.';
+      hint = 'You can only grant roles up to your own; only owners invite owners.';
   end if;
-  select u.id into target from auth.users u where lower(u.email) = lower(btrim(user_email)) and u.deleted_at is null;
-  if target is null then
-    raise exception 'no user with e-mail %', user_email using errcode = 'P0002',
-      hint = 'The person must sign up before they can be added.';
+  if exists (select 1 from public.organization_members m join auth.users u on u.id = m.user_id
+             where m.organization_id = org.id and lower(u.email) = invitee) then
+    raise exception '% is already a member', invitee using errcode = '23505';
   end if;
-  if exists (select 1 from public.organization_members m where m.organization_id = org.id and m.user_id = target) then
-    raise exception 'that user is already a member' using errcode = '23505';
-  end if;
-  insert into public.organization_members (organization_id, user_id, role_id, invited_by)
-  values (org.id, target, new_role.id, uid)
-  returning * into added;
-  return added;
+  -- No look-up of whether an account exists: the answer is the same for every address.
+  insert into public.organization_invitations (organization_id, email, role_id, invited_by)
+  values (org.id, invitee, new_role.id, uid)
+  on conflict (organization_id, lower(email)) do update
+    set role_id = excluded.role_id, invited_by = excluded.invited_by,
+        expires_at = pg_catalog.now() + interval '14 days'
+  returning * into invitation;
+  return invitation;
 end;
 $$;
-comment on function public.add_organization_member(uuid, text, text) is 'Adds an existing user (by e-mail) with a role up to the caller''s own. Needs members.manage.';
+comment on function public.invite_organization_member(uuid, text, text) is 'Invites an e-mail address with a role up to the caller''s own (members.manage). Re-inviting refreshes the role and expiry.';
+
+create function public.accept_organization_invitation(invitation_id uuid)
+returns public.organization_members
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_user();
+  invitation public.organization_invitations;
+  joined public.organization_members;
+begin
+  select i.* into invitation
+  from public.organization_invitations i
+  join auth.users u on u.id = uid and lower(u.email) = lower(i.email)
+  join public.organizations o on o.id = i.organization_id and o.deleted_at is null
+  where i.id = invitation_id and i.expires_at > pg_catalog.now()
+  for update of i;
+  if invitation.id is null then
+    raise exception 'invitation not found or expired' using errcode = 'P0002',
+      hint = 'Ask for a new invitation to the e-mail address of this account.';
+  end if;
+  insert into public.organization_members (organization_id, user_id, role_id, invited_by)
+  values (invitation.organization_id, uid, invitation.role_id, invitation.invited_by)
+  on conflict (organization_id, user_id) do nothing
+  returning * into joined;
+  if joined.id is null then
+    select m.* into joined from public.organization_members m
+    where m.organization_id = invitation.organization_id and m.user_id = uid;
+  end if;
+  delete from public.organization_invitations i where i.id = invitation.id;
+  return joined;
+end;
+$$;
+comment on function public.accept_organization_invitation(uuid) is 'The invitee (matched by the account''s e-mail) joins the organization with the invited role.';
+
+create function public.cancel_organization_invitation(invitation_id uuid)
+returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_user();
+  invitation public.organization_invitations;
+begin
+  select i.* into invitation from public.organization_invitations i where i.id = invitation_id;
+  if invitation.id is null
+     or not (exists (select 1 from auth.users u where u.id = uid and lower(u.email) = lower(invitation.email))
+             or private.has_permission(invitation.organization_id, 'members.manage')) then
+    raise exception 'invitation not found' using errcode = 'P0002';
+  end if;
+  delete from public.organization_invitations i where i.id = invitation.id;
+end;
+$$;
+comment on function public.cancel_organization_invitation(uuid) is 'The invitee declines, or a members.manage holder revokes, a pending invitation.';
 
 create function public.change_member_role(organization_id uuid, user_id uuid, role text)
 returns public.organization_members
@@ -1065,9 +1183,9 @@ end;
 $$;
 comment on function public.delete_organization(uuid) is 'Soft-deletes a shared organization (owners only); it disappears for every member.';
 
-grant execute on function private.require_user(), private.system_role_id(text), private.resolve_role(uuid, text),
-  private.require_active_organization(uuid) to authenticated;
-grant execute on function public.create_organization(text, text, text), public.add_organization_member(uuid, text, text),
+grant execute on function public.create_organization(text, text, text),
+  public.invite_organization_member(uuid, text, text), public.accept_organization_invitation(uuid),
+  public.cancel_organization_invitation(uuid),
   public.change_member_role(uuid, uuid, text), public.remove_organization_member(uuid, uuid),
   public.leave_organization(uuid), public.delete_organization(uuid)
   to authenticated;
@@ -1075,6 +1193,18 @@ grant execute on function public.create_organization(text, text, text), public.a
 
 -- ===== Section 12: Sign-up =====
 -- Every auth.users insert gets a profile and a personal organization it owns; e-mail changes reach the profile.
+
+-- User metadata is client-controlled: a value that does not fit is dropped, never allowed to fail the sign-up.
+create function private.try_http_url(value text) returns public.http_url
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return value::public.http_url;
+exception when check_violation then
+  return null;
+end;
+$$;
 
 create function private.handle_new_user() returns trigger
 language plpgsql security definer
@@ -1089,7 +1219,7 @@ begin
     new.id,
     new.email,
     left(display_name, 200),
-    case when (new.raw_user_meta_data ->> 'avatar_url') ~ '^https?://' then new.raw_user_meta_data ->> 'avatar_url' end
+    private.try_http_url(new.raw_user_meta_data ->> 'avatar_url')
   );
   insert into public.organizations (name, slug, is_personal, personal_user_id, created_by)
   values (

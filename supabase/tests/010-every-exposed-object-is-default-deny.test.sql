@@ -1,7 +1,7 @@
 -- Catalog-wide checks: what a per-table test forgets. They cover every table and function, including the ones
 -- later modules add, so a new table without RLS, policy, comment or FK index fails here.
 begin;
-select plan(12);
+select plan(14);
 
 select is_empty($$
   select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -54,21 +54,35 @@ select is_empty($$
     and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
 $$, 'no function in public or private is executable by PUBLIC: execute is granted function by function');
 
--- What anon may touch is a short, deliberate list (public read of live offers and enabled flags, when billing
--- adds them); anything else is a mistake.
+-- What anon may touch is a short, deliberate list (public read of live offers and enabled flags); anything else is a
+-- mistake. Column grants count too: has_any_column_privilege sees them where has_table_privilege does not.
 select is_empty($$
   select c.relname || ' ' || priv from pg_class c join pg_namespace n on n.oid = c.relnamespace
-  cross join unnest(array['select', 'insert', 'update', 'delete', 'truncate', 'references', 'trigger']) as priv
-  where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm')
+  cross join unnest(array['select', 'insert', 'update', 'references']) as priv
+  where n.nspname in ('public', 'private') and c.relkind in ('r', 'p', 'v', 'm')
+    and has_any_column_privilege('anon', c.oid, priv)
+    and not (priv = 'select' and n.nspname = 'public' and c.relname in ('offers', 'feature_flags'))
+$$, 'anon holds no table or column privilege beyond the deliberate public-read list');
+
+select is_empty($$
+  select c.relname || ' ' || priv from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  cross join unnest(array['delete', 'truncate', 'trigger']) as priv
+  where n.nspname in ('public', 'private') and c.relkind in ('r', 'p', 'v', 'm')
     and has_table_privilege('anon', c.oid, priv)
-    and not (priv = 'select' and c.relname in ('offers', 'feature_flags'))
-$$, 'anon holds no table privilege in public beyond the deliberate public-read list');
+$$, 'anon can delete, truncate or add triggers to no table');
+
+select is_empty($$
+  select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  where n.nspname in ('public', 'private') and c.relkind = 'S'
+    and (has_sequence_privilege('anon', c.oid, 'usage') or has_sequence_privilege('anon', c.oid, 'select')
+         or has_sequence_privilege('anon', c.oid, 'update'))
+$$, 'anon holds no sequence privilege');
 
 select is_empty($$
   select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-  where n.nspname = 'public' and has_function_privilege('anon', p.oid, 'execute')
+  where n.nspname in ('public', 'private') and has_function_privilege('anon', p.oid, 'execute')
     and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
-$$, 'anon can execute no function in public');
+$$, 'anon can execute no function in public or private');
 
 select is_empty($$
   select c.relname || ' ' || r from pg_class c join pg_namespace n on n.oid = c.relnamespace

@@ -1,5 +1,5 @@
 begin;
-select plan(11);
+select plan(14);
 set constraints all immediate;
 
 select tests.create_user('newbie', 'newbie@example.test');
@@ -39,6 +39,21 @@ select tests.authenticate_as('other');
 select is_empty($$select 1 from public.profiles where id = tests.user_id('newbie')$$,
   'a user does not see the profile of someone they share no organization with');
 select tests.clear_authentication();
+
+select tests.add_member(tests.create_organization('other', 'test-shared'), 'newbie', 'member');
+select tests.authenticate_as('other');
+select isnt_empty($$select 1 from public.profiles where id = tests.user_id('newbie')$$,
+  'co-members see each other''s profiles');
+select is(tests.rows_affected($$update public.profiles set full_name = 'Defaced' where id = tests.user_id('newbie')$$),
+  0::bigint, 'a co-member cannot edit someone else''s profile');
+select tests.clear_authentication();
+
+-- Auth accepts addresses and metadata that the app's stricter shapes would not; sign-up must never fail on them.
+insert into auth.users (id, email, raw_user_meta_data, created_at, updated_at)
+values (gen_random_uuid(), 'jörg@bücher.example', '{"full_name": "Jörg", "avatar_url": "https://bad host/x.png"}', now(), now());
+select results_eq($$select email, avatar_url::text from public.profiles where full_name = 'Jörg'$$,
+  $$values ('jörg@bücher.example'::text, null::text)$$,
+  'sign-up keeps an internationalised e-mail and drops an avatar URL that is not a valid URL');
 
 -- Deleting the user removes the profile and the personal organization.
 delete from auth.users where id = tests.user_id('newbie');

@@ -1,5 +1,5 @@
 begin;
-select plan(26);
+select plan(34);
 -- Check the "keep an owner" constraint trigger at each statement instead of at commit (tests roll back).
 set constraints all immediate;
 
@@ -11,34 +11,51 @@ select tests.add_member(tests.org_id('test-acme'), 'viewer', 'viewer');
 select tests.create_organization('other_owner', 'test-elsewhere');
 insert into public.roles (organization_id, key, name, rank) values (tests.org_id('test-elsewhere'), 'elsewhere_only', 'Elsewhere', 20);
 
--- Adding members
+-- Inviting and joining: membership needs the invitee's consent.
 select tests.authenticate_as('member');
-select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'viewer')$$,
-  '42501', null, 'a member cannot add members');
+select throws_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'viewer')$$,
+  '42501', null, 'a member cannot invite');
+select tests.authenticate_as('viewer');
+select throws_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'viewer')$$,
+  '42501', null, 'a viewer cannot invite');
 
 select tests.authenticate_as('admin');
-select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'owner')$$,
-  '42501', null, 'an admin cannot grant the owner role');
-select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'nobody@example.test', 'member')$$,
-  'P0002', null, 'adding an e-mail with no account is reported as not found');
-select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'elsewhere_only')$$,
+select throws_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'owner')$$,
+  '42501', null, 'an admin cannot invite an owner');
+select throws_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'elsewhere_only')$$,
   '22023', null, 'a custom role of another organization cannot be used (no cross-tenant roles)');
-select results_eq(
-  $$select r.key from public.add_organization_member(tests.org_id('test-acme'), 'NewComer@Example.test', 'member') m
-    join public.roles r on r.id = m.role_id$$,
-  $$values ('member')$$, 'an admin adds an existing user by e-mail (case-insensitive) with a role up to their own');
-select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'newcomer@example.test', 'member')$$,
-  '23505', null, 'adding someone twice is a duplicate');
+select throws_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'member@example.test', 'viewer')$$,
+  '23505', null, 'inviting an existing member is a duplicate');
+select lives_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'nobody-yet@example.test', 'member')$$,
+  'inviting an address with no account looks the same as any other invitation (no account enumeration)');
+select lives_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'NewComer@Example.test', 'member')$$,
+  'an admin invites an e-mail address with a role up to their own');
+select is_empty($$select 1 from public.organization_members where user_id = tests.user_id('newcomer')
+                  and organization_id = tests.org_id('test-acme')$$,
+  'an invitation alone makes nobody a member');
 select throws_ok($$update public.organization_members set organization_id = tests.org_id('test-elsewhere')
-                   where user_id = tests.user_id('newcomer')$$,
+                   where user_id = tests.user_id('member')$$,
   '42501', null, 'a membership cannot be moved to another tenant through the table API');
 
 select tests.authenticate_as('stranger');
-select throws_ok($$select public.add_organization_member(tests.org_id('test-acme'), 'stranger@example.test', 'owner')$$,
-  'P0002', null, 'a stranger cannot add themselves: the organization does not exist for them');
-select throws_ok($$select public.add_organization_member(
+select is_empty($$select 1 from public.organization_invitations$$, 'a stranger sees no invitations of others');
+select throws_ok($$select public.accept_organization_invitation(
+                     (select id from public.organization_invitations limit 1))$$,
+  'P0002', null, 'a stranger cannot accept an invitation addressed to someone else');
+select throws_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'stranger@example.test', 'owner')$$,
+  'P0002', null, 'a stranger cannot invite themselves: the organization does not exist for them');
+select throws_ok($$select public.invite_organization_member(
                      (select id from public.organizations where personal_user_id = auth.uid()), 'newcomer@example.test', 'member')$$,
   '22023', null, 'a personal organization cannot have other members');
+
+select tests.authenticate_as('newcomer');
+select results_eq($$select lower(email) from public.organization_invitations$$, $$values ('newcomer@example.test')$$,
+  'the invitee sees the invitation addressed to them');
+select results_eq(
+  $$select r.key from public.accept_organization_invitation((select id from public.organization_invitations)) m
+    join public.roles r on r.id = m.role_id$$,
+  $$values ('member')$$, 'the invitee accepts and joins with the invited role');
+select is_empty($$select 1 from public.organization_invitations$$, 'an accepted invitation is gone');
 
 -- Changing roles
 select tests.authenticate_as('member');
@@ -50,6 +67,8 @@ select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), a
   '42501', null, 'an admin cannot make themselves owner');
 select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), tests.user_id('owner'), 'viewer')$$,
   '42501', null, 'an admin cannot demote an owner');
+select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), auth.uid(), 'member')$$,
+  '42501', null, 'an admin cannot change their own role, not even downwards');
 select results_eq(
   $$select r.key from public.change_member_role(tests.org_id('test-acme'), tests.user_id('viewer'), 'member') m
     join public.roles r on r.id = m.role_id$$,

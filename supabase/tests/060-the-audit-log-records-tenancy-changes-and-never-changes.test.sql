@@ -1,5 +1,5 @@
 begin;
-select plan(15);
+select plan(17);
 
 select tests.create_user(h) from unnest(array['owner', 'admin', 'member', 'stranger']) as h;
 
@@ -24,14 +24,28 @@ select results_eq(
   'a role change is audited with the names of the changed columns, not their values');
 select is_empty(
   $$select 1 from public.audit_logs where organization_id = tests.org_id('test-audited')
-    and (old_value_hash !~ '^[0-9a-f]{64}$' and new_value_hash !~ '^[0-9a-f]{64}$')$$,
-  'every entry carries a SHA-256 hash of the old or new row');
+    and ((action in ('insert', 'update') and new_value_hash is null)
+      or (action in ('update', 'delete') and old_value_hash is null))$$,
+  'every entry carries a hash of the new row (insert, update) and of the old row (update, delete)');
+select is((select count(distinct new_value_hash)::int from public.audit_logs
+           where organization_id = tests.org_id('test-audited') and resource = 'organization_members'), 4,
+  'different rows hash differently');
+
+insert into public.roles (organization_id, key, name, rank) values (tests.org_id('test-audited'), 'auditor', 'Auditor', 20);
+insert into public.role_permissions (role_id, permission_key) select id, 'audit.read' from public.roles where key = 'auditor';
+select results_eq($$select metadata ->> 'permission' from public.audit_logs
+                    where resource = 'role_permissions' and organization_id = tests.org_id('test-audited')$$,
+  $$values ('audit.read')$$, 'a permission granted to a custom role is audited under its organization');
+delete from public.role_permissions where role_id = (select id from public.roles where key = 'auditor');
+delete from public.roles where key = 'auditor';
 
 select tests.authenticate_as('admin');
 select results_eq($$select action, resource from public.audit_logs where organization_id = tests.org_id('test-audited')
                     order by action, resource$$,
-  $$values ('insert', 'organization_members'), ('insert', 'organization_members'), ('insert', 'organization_members'),
-           ('insert', 'organizations'), ('update', 'organization_members')$$,
+  $$values ('delete', 'role_permissions'), ('delete', 'roles'),
+           ('insert', 'organization_members'), ('insert', 'organization_members'), ('insert', 'organization_members'),
+           ('insert', 'organizations'), ('insert', 'role_permissions'), ('insert', 'roles'),
+           ('update', 'organization_members')$$,
   'an admin reads every entry of the organization''s audit log');
 select is_empty($$select 1 from public.audit_logs where organization_id is distinct from tests.org_id('test-audited')
                   and organization_id not in (select id from public.organizations)$$,

@@ -1,5 +1,5 @@
 begin;
-select plan(12);
+select plan(13);
 
 select tests.create_user('someone');
 
@@ -29,8 +29,10 @@ select private.create_monthly_partition('public.audit_logs', (date_trunc('month'
 select is((select tableoid::regclass::text from public.audit_logs where resource = 'probe'),
   'private.audit_logs_p' || to_char(now() + interval '6 months', 'YYYYMM'),
   'creating the month''s partition moves the row out of the default partition');
-select is(private.ensure_monthly_partitions(1, 2), private.ensure_monthly_partitions(1, 2),
-  'partition upkeep is idempotent');
+select is(private.ensure_monthly_partitions(1, 2), 0, 'partition upkeep creates nothing when every month exists');
+select is((select count(*)::int from pg_inherits where inhparent = 'public.audit_logs'::regclass
+             and inhrelid::regclass::text = 'private.audit_logs_p' || to_char(now() + interval '2 months', 'YYYYMM')), 1,
+  'the partition two months ahead exists');
 
 select * from finish();
 rollback;
