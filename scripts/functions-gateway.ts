@@ -35,11 +35,14 @@ http://127.0.0.1:$FUNCTIONS_PORT/functions/v1/<name>[/...]; the handler sees the
 environment:
   FUNCTIONS_PORT              port to listen on (default 54321; 0 picks a free one)
   SUPABASE_DB_URL             database the functions use (required)
-  SUPABASE_JWT_SECRET         HS256 project secret (required unless SUPABASE_JWKS_URL is set)
-  SUPABASE_JWKS_URL           remote JWKS for asymmetric project keys (optional)
+  SUPABASE_JWT_SECRET         HS256 project secret (JWT_SECRET is accepted too; the same value if both)
+  SUPABASE_JWKS               inline JWKS ({"keys":[...]}) for asymmetric project keys (optional)
+  SUPABASE_JWKS_URL           remote JWKS for asymmetric project keys (optional; SUPABASE_JWKS wins)
+                              Without a secret, SUPABASE_JWKS or SUPABASE_JWKS_URL, tokens are checked
+                              against $SUPABASE_URL/auth/v1/.well-known/jwks.json.
   SUPABASE_URL                default http://127.0.0.1:<[api] port of the config>
-  SUPABASE_ANON_KEY           default: minted from SUPABASE_JWT_SECRET (role anon)
-  SUPABASE_SERVICE_ROLE_KEY   default: minted from SUPABASE_JWT_SECRET (role service_role)
+  SUPABASE_ANON_KEY           default: minted from the HS256 secret (role anon)
+  SUPABASE_SERVICE_ROLE_KEY   default: minted from the HS256 secret (role service_role)
 
 Prints "functions gateway listening on http://127.0.0.1:PORT" when ready; logs JSON lines.`;
 
@@ -136,7 +139,8 @@ async function discoverFunctions(functionsDir: URL): Promise<string[]> {
 async function platformEnv(source: EnvSource, config: TomlTable): Promise<Record<string, string | undefined>> {
   const env: Record<string, string | undefined> = { ...source };
   env.SUPABASE_URL ||= `http://127.0.0.1:${apiPort(config)}`;
-  const secret = env.SUPABASE_JWT_SECRET;
+  // Same precedence as _shared/env.ts; a mismatch between the two names is reported by loadEnv.
+  const secret = env.JWT_SECRET || env.SUPABASE_JWT_SECRET;
   if (secret && secret.length >= 32) {
     const key = new TextEncoder().encode(secret);
     const mint = (role: string) =>

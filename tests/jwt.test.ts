@@ -2,7 +2,14 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { authenticate, createJwtVerifier, type JwtVerifier } from "../supabase/functions/_shared/auth.ts";
+import {
+  authenticate,
+  createJwtVerifier,
+  jwtVerifierConfig,
+  jwtVerifierFromEnv,
+  type JwtVerifier,
+} from "../supabase/functions/_shared/auth.ts";
+import { EnvError, loadEnv, type EnvSource } from "../supabase/functions/_shared/env.ts";
 import { HttpError } from "../supabase/functions/_shared/http.ts";
 import { testEnv } from "./helpers/env.ts";
 import { anonKey, mintJwt, serviceRoleKey, userToken } from "./helpers/jwt.ts";
@@ -195,5 +202,191 @@ describe("JWT verification with a remote JWKS", () => {
     const verify = createJwtVerifier({ jwksUrl, secret: testEnv().jwtSecret });
     expect((await verify(await anonKey())).role).toBe("anon");
     expect((await verify(await signEs256(privateKey))).role).toBe("authenticated");
+  });
+});
+
+/** An ES256 key pair and its public key as a JWKS entry, like Supabase's signing keys. */
+async function es256Key(kid: string) {
+  const pair = await generateKeyPair("ES256");
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid, alg: "ES256", use: "sig" };
+  const sign = (claims: Record<string, unknown> = {}) =>
+    new SignJWT({ role: "authenticated", ...claims })
+      .setProtectedHeader({ alg: "ES256", kid, typ: "JWT" })
+      .setSubject(USER_ID)
+      .setAudience("authenticated")
+      .setExpirationTime("1h")
+      .sign(pair.privateKey);
+  return { jwk, sign };
+}
+
+/** The variables Supabase always provides, without any JWT verification key. */
+const PLATFORM: EnvSource = {
+  SUPABASE_URL: "https://abcdefghijklmnop.supabase.co",
+  SUPABASE_ANON_KEY: "anon-key",
+  SUPABASE_SERVICE_ROLE_KEY: "service-role-key",
+  SUPABASE_DB_URL: "postgresql://postgres:postgres@db.abcdefghijklmnop.supabase.co:5432/postgres",
+};
+
+/** The EnvError loadEnv throws for `source` (fails the test if it does not throw one). */
+function envError(source: EnvSource): EnvError {
+  try {
+    loadEnv(source);
+  } catch (error) {
+    expect(error).toBeInstanceOf(EnvError);
+    return error as EnvError;
+  }
+  throw new Error("expected loadEnv to throw");
+}
+
+describe("JWT verification with an inline JWKS (SUPABASE_JWKS, as Supabase provides it)", () => {
+  it("accepts a token signed by a key of the inline set, and rejects one signed by another key", async () => {
+    const project = await es256Key("project-key");
+    const stranger = await es256Key("project-key");
+    const env = loadEnv({ ...PLATFORM, SUPABASE_JWKS: JSON.stringify({ keys: [project.jwk] }) });
+    expect(env.jwt).toEqual({ secret: null, jwks: { keys: [project.jwk] }, jwksUrl: null });
+    const verify = jwtVerifierFromEnv(env);
+
+    const verified = await verify(await project.sign({ email: "ada@example.test" }), { roles: ["authenticated"] });
+    expect(verified.subject).toBe(USER_ID);
+    expect(verified.claims.email).toBe("ada@example.test");
+
+    const error = await rejection(verify(await stranger.sign()));
+    expect(error.status).toBe(401);
+    expect(error.code).toBe("invalid_jwt");
+  });
+
+  it("accepts the bare-array form of the key set", async () => {
+    const project = await es256Key("array-key");
+    const env = loadEnv({ ...PLATFORM, SUPABASE_JWKS: JSON.stringify([project.jwk]) });
+    expect((await jwtVerifierFromEnv(env)(await project.sign())).role).toBe("authenticated");
+  });
+
+  it("rejects HS256 tokens when no secret is set, with 401 invalid_jwt", async () => {
+    const project = await es256Key("project-key");
+    const verify = jwtVerifierFromEnv(loadEnv({ ...PLATFORM, SUPABASE_JWKS: JSON.stringify({ keys: [project.jwk] }) }));
+    const error = await rejection(verify(await anonKey()));
+    expect(error.status).toBe(401);
+    expect(error.code).toBe("invalid_jwt");
+  });
+
+  it("accepts HS256 tokens via JWT_SECRET and ES256 ones via the JWKS when both are set (key migration)", async () => {
+    const project = await es256Key("project-key");
+    const env = loadEnv({
+      ...PLATFORM,
+      JWT_SECRET: testEnv().jwtSecret,
+      SUPABASE_JWKS: JSON.stringify({ keys: [project.jwk] }),
+    });
+    const verify = jwtVerifierFromEnv(env);
+    expect((await verify(await serviceRoleKey())).role).toBe("service_role");
+    expect((await verify(await userToken(USER_ID))).subject).toBe(USER_ID);
+    expect((await verify(await project.sign())).subject).toBe(USER_ID);
+    const forged = await rejection(verify(await anonKey({ secret: "another-secret-that-is-at-least-32-characters" })));
+    expect(forged.code).toBe("invalid_jwt");
+  });
+
+  it("takes the inline set over SUPABASE_JWKS_URL, so nothing is fetched", () => {
+    const env = loadEnv({
+      ...PLATFORM,
+      SUPABASE_JWKS: '{"keys":[]}',
+      SUPABASE_JWKS_URL: "https://elsewhere.example/jwks.json",
+      JWT_SECRET: testEnv().jwtSecret,
+    });
+    expect(jwtVerifierConfig(env)).toEqual({ secret: testEnv().jwtSecret, jwks: { keys: [] } });
+  });
+});
+
+describe("the HS256 secret's names", () => {
+  it("accepts JWT_SECRET (settable with `supabase secrets set`) and verifies HS256 tokens with it", async () => {
+    const env = loadEnv({ ...PLATFORM, JWT_SECRET: testEnv().jwtSecret });
+    expect(env.jwt).toEqual({ secret: testEnv().jwtSecret, jwks: null, jwksUrl: null });
+    const verify = jwtVerifierFromEnv(env);
+    expect((await verify(await anonKey())).role).toBe("anon");
+    expect((await verify(await userToken(USER_ID))).subject).toBe(USER_ID);
+  });
+
+  it("still accepts SUPABASE_JWT_SECRET, the local platform's name", () => {
+    const env = loadEnv({ ...PLATFORM, SUPABASE_JWT_SECRET: testEnv().jwtSecret });
+    expect(env.jwt.secret).toBe(testEnv().jwtSecret);
+  });
+
+  it("accepts both names with the same secret, and fails fast when they differ", () => {
+    const secret = testEnv().jwtSecret;
+    expect(loadEnv({ ...PLATFORM, JWT_SECRET: secret, SUPABASE_JWT_SECRET: secret }).jwt.secret).toBe(secret);
+    const error = envError({ ...PLATFORM, JWT_SECRET: secret, SUPABASE_JWT_SECRET: `${secret}-other` });
+    expect(error.message).toContain("JWT_SECRET and SUPABASE_JWT_SECRET differ");
+    expect(error.message).not.toContain(secret);
+  });
+
+  it("rejects a JWT_SECRET shorter than 32 characters without echoing it", () => {
+    const error = envError({ ...PLATFORM, JWT_SECRET: "short-secret" });
+    expect(error.message).toContain("JWT_SECRET must be at least 32 characters");
+    expect(error.message).not.toContain("short-secret");
+  });
+});
+
+describe("the remote JWKS URL", () => {
+  it("is derived from SUPABASE_URL when neither a secret nor a JWKS is set", () => {
+    const env = loadEnv(PLATFORM);
+    expect(env.jwt).toEqual({
+      secret: null,
+      jwks: null,
+      jwksUrl: "https://abcdefghijklmnop.supabase.co/auth/v1/.well-known/jwks.json",
+    });
+    expect(jwtVerifierConfig(env)).toEqual({
+      jwksUrl: "https://abcdefghijklmnop.supabase.co/auth/v1/.well-known/jwks.json",
+    });
+  });
+
+  it("ignores a trailing slash of SUPABASE_URL", () => {
+    const env = loadEnv({ ...PLATFORM, SUPABASE_URL: "http://127.0.0.1:54321/" });
+    expect(env.jwt.jwksUrl).toBe("http://127.0.0.1:54321/auth/v1/.well-known/jwks.json");
+  });
+
+  it("is SUPABASE_JWKS_URL when set", () => {
+    const env = loadEnv({ ...PLATFORM, SUPABASE_JWKS_URL: "https://auth.example/keys.json" });
+    expect(jwtVerifierConfig(env)).toEqual({ jwksUrl: "https://auth.example/keys.json" });
+  });
+
+  it("is not used when a secret is set and no JWKS is given (an HS256-only project fetches nothing)", () => {
+    const env = loadEnv({ ...PLATFORM, JWT_SECRET: testEnv().jwtSecret });
+    expect(jwtVerifierConfig(env)).toEqual({ secret: testEnv().jwtSecret });
+  });
+});
+
+describe("loadEnv fails fast without a way to verify tokens", () => {
+  it("when neither a secret, a JWKS, a JWKS URL nor a usable SUPABASE_URL is set", () => {
+    const error = envError({ ...PLATFORM, SUPABASE_URL: undefined });
+    expect(error.problems).toContain("SUPABASE_URL is missing");
+    expect(error.message).toContain("JWT_SECRET or SUPABASE_JWT_SECRET is missing");
+    expect(error.message).toMatch(/SUPABASE_JWKS, SUPABASE_JWKS_URL/);
+  });
+
+  it("when the variables are set but empty", () => {
+    const error = envError({
+      ...PLATFORM,
+      SUPABASE_URL: "",
+      JWT_SECRET: "",
+      SUPABASE_JWT_SECRET: "",
+      SUPABASE_JWKS: "",
+      SUPABASE_JWKS_URL: "",
+    });
+    expect(error.message).toContain("JWT_SECRET or SUPABASE_JWT_SECRET is missing");
+  });
+
+  it("when the inline JWKS has no keys and no secret is set", () => {
+    const error = envError({ ...PLATFORM, SUPABASE_JWKS: '{"keys":[]}' });
+    expect(error.message).toContain("SUPABASE_JWKS has no keys and JWT_SECRET is not set");
+  });
+
+  it("when SUPABASE_JWKS is not a key set, without echoing it", () => {
+    for (const value of ["not json at all", '{"keys":"nope"}', '{"keys":[{"x":"secretish"}]}']) {
+      const error = envError({ ...PLATFORM, SUPABASE_JWKS: value });
+      expect(error.message).toContain("SUPABASE_JWKS must be a JSON Web Key Set");
+      expect(error.message).not.toContain(value);
+    }
+  });
+
+  it("createJwtVerifier refuses a config without any key", () => {
+    expect(() => createJwtVerifier({})).toThrow(/needs a secret, a JWKS or a JWKS URL/);
   });
 });

@@ -1,8 +1,16 @@
 // JWT verification with jose. HS256 tokens are checked against the project secret; asymmetric tokens
-// (ES256/RS256, Supabase's signing keys) against the remote JWKS when one is configured. Every token must
-// carry `exp` and not be expired. Callers state what they require per call (which roles, whether the
-// token is optional) instead of re-implementing checks.
-import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
+// (ES256/RS256, Supabase's signing keys) against the project's JWKS, inline (SUPABASE_JWKS) or remote,
+// when one is configured. Every token must carry `exp` and not be expired. Callers state what they
+// require per call (which roles, whether the token is optional) instead of re-implementing checks.
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  type JSONWebKeySet,
+  jwtVerify,
+  type JWTPayload,
+} from "jose";
 import type { Env } from "./env.ts";
 import { HttpError, serviceUnavailable, unauthorized } from "./http.ts";
 
@@ -46,9 +54,11 @@ export interface JwtRequirements {
 export type JwtVerifier = (token: string, requirements?: JwtRequirements) => Promise<VerifiedJwt>;
 
 export interface JwtVerifierConfig {
-  /** HS256 project secret (SUPABASE_JWT_SECRET). */
+  /** HS256 project secret (JWT_SECRET / SUPABASE_JWT_SECRET). */
   secret?: string;
-  /** Remote JSON Web Key Set (SUPABASE_JWKS_URL), for asymmetric signing keys. */
+  /** Inline JSON Web Key Set (SUPABASE_JWKS), for asymmetric signing keys. Excludes `jwksUrl`. */
+  jwks?: JSONWebKeySet;
+  /** Remote JSON Web Key Set (SUPABASE_JWKS_URL or derived from SUPABASE_URL). Excludes `jwks`. */
   jwksUrl?: string | URL;
   /** Allowed clock skew for exp/nbf/iat, in seconds. Default 5 (tests pass 0). */
   clockToleranceSeconds?: number;
@@ -59,9 +69,16 @@ export interface JwtVerifierConfig {
 const ASYMMETRIC_ALGORITHMS = ["ES256", "RS256"];
 
 export function createJwtVerifier(config: JwtVerifierConfig): JwtVerifier {
-  if (!config.secret && !config.jwksUrl) throw new Error("createJwtVerifier needs a secret or a JWKS URL");
+  if (!config.secret && !config.jwks && !config.jwksUrl) {
+    throw new Error("createJwtVerifier needs a secret, a JWKS or a JWKS URL");
+  }
+  if (config.jwks && config.jwksUrl) throw new Error("createJwtVerifier takes a JWKS or a JWKS URL, not both");
   const secretKey = config.secret ? new TextEncoder().encode(config.secret) : null;
-  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 3000 }) : null;
+  const jwks = config.jwks
+    ? createLocalJWKSet(config.jwks)
+    : config.jwksUrl
+    ? createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 3000 })
+    : null;
   const clockTolerance = config.clockToleranceSeconds ?? 5;
 
   return async (token, requirements = {}) => {
@@ -95,9 +112,19 @@ export function createJwtVerifier(config: JwtVerifierConfig): JwtVerifier {
   };
 }
 
+/** What `jwtVerifierFromEnv` builds its verifier from: the keys `loadEnv` resolved (see _shared/env.ts). */
+export function jwtVerifierConfig(env: Pick<Env, "jwt">): JwtVerifierConfig {
+  const { secret, jwks, jwksUrl } = env.jwt;
+  return {
+    ...(secret !== null ? { secret } : {}),
+    ...(jwks !== null ? { jwks } : {}),
+    ...(jwksUrl !== null ? { jwksUrl } : {}),
+  };
+}
+
 /** The verifier for a function's environment (secret and/or JWKS). Create once, reuse per request. */
-export function jwtVerifierFromEnv(env: Env): JwtVerifier {
-  return createJwtVerifier({ secret: env.SUPABASE_JWT_SECRET, jwksUrl: env.SUPABASE_JWKS_URL });
+export function jwtVerifierFromEnv(env: Pick<Env, "jwt">): JwtVerifier {
+  return createJwtVerifier(jwtVerifierConfig(env));
 }
 
 function toHttpError(error: unknown): HttpError {

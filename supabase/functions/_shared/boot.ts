@@ -1,7 +1,16 @@
 // The only shared module that touches Deno globals: builds a function's deps from `Deno.env` at start-up.
-// A missing or malformed variable throws here, before the function serves anything.
+// A missing or malformed variable throws here, before the function serves anything (Supabase then answers
+// with a boot error); the problems are logged first, as one JSON line naming every variable at fault.
+import { EnvError } from "./env.ts";
 import { createFunctionDeps, type FunctionDeps } from "./function.ts";
+import { createLogger } from "./log.ts";
 
 export function bootDeps(): FunctionDeps {
-  return createFunctionDeps(Deno.env.toObject());
+  const logger = createLogger();
+  try {
+    return createFunctionDeps(Deno.env.toObject(), logger);
+  } catch (error) {
+    if (error instanceof EnvError) logger.error("function failed to start", { problems: error.problems });
+    throw error;
+  }
 }
