@@ -5,7 +5,21 @@ export type Database = {
   
   "public": {
           Tables: {
-            "audit_logs": {
+            "app_allowlist": {
+                  Row: {
+                    "app_id": string,"app_name": string | null,"created_at": string,"enabled": boolean,"id": string,"scope": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "app_id": string,"app_name"?: string | null,"created_at"?: string,"enabled"?: boolean,"id"?: string,"scope"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Update: {
+                    "app_id"?: string,"app_name"?: string | null,"created_at"?: string,"enabled"?: boolean,"id"?: string,"scope"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"audit_logs": {
                   Row: {
                     "action": string,"actor_id": string | null,"actor_role": string | null,"correlation_id": string | null,"id": string,"ip": unknown,"metadata": NonNullable<Json>,"new_value_hash": string | null,"occurred_at": string,"old_value_hash": string | null,"organization_id": string | null,"resource": string,"resource_id": string | null,"user_agent": string | null
                   }
@@ -59,6 +73,48 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"file_events": {
+                  Row: {
+                    "created_at": string,"event_type": string,"file_path": string,"id": string,"metadata": NonNullable<Json>,"occurred_at": string,"related_path": string | null,"tool": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"event_type": string,"file_path": string,"id": string,"metadata"?: NonNullable<Json>,"occurred_at": string,"related_path"?: string | null,"tool": string,"user_id"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"event_type"?: string,"file_path"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"occurred_at"?: string,"related_path"?: string | null,"tool"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"file_patterns": {
+                  Row: {
+                    "created_at": string,"event_count": number,"file_extension": string,"id": string,"last_used_at": string,"tools": (string)[],"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"event_count"?: number,"file_extension": string,"id"?: string,"last_used_at": string,"tools"?: (string)[],"updated_at"?: string,"user_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"event_count"?: number,"file_extension"?: string,"id"?: string,"last_used_at"?: string,"tools"?: (string)[],"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"file_relationships": {
+                  Row: {
+                    "created_at": string,"id": string,"last_seen_at": string,"relation_type": string,"source_path": string,"target_path": string,"updated_at": string,"user_id": string,"weight": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"id"?: string,"last_seen_at": string,"relation_type": string,"source_path": string,"target_path": string,"updated_at"?: string,"user_id": string,"weight"?: number
+                  }
+                  Update: {
+                    "created_at"?: string,"id"?: string,"last_seen_at"?: string,"relation_type"?: string,"source_path"?: string,"target_path"?: string,"updated_at"?: string,"user_id"?: string,"weight"?: number
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"invoices": {
                   Row: {
                     "amount_due": number,"amount_paid": number,"amount_remaining": number,"attempt_count": number,"billing_reason": string | null,"created_at": string,"currency": string,"customer_id": string,"due_date": string | null,"finalized_at": string | null,"hosted_invoice_url": string | null,"id": string,"invoice_pdf": string | null,"marked_uncollectible_at": string | null,"metadata": NonNullable<Json>,"number": string | null,"organization_id": string | null,"paid_at": string | null,"period_end": string | null,"period_start": string | null,"status": string,"stripe_created_at": string | null,"stripe_invoice_id": string,"stripe_subscription_id": string | null,"stripe_updated_at": string,"subscription_id": string | null,"subtotal": number | null,"total": number | null,"updated_at": string,"voided_at": string | null
@@ -96,6 +152,20 @@ isOneToOne: false
       referencedRelation: "subscriptions"
       referencedColumns: ["id"]
     }
+                  ]
+                },"metrics_log": {
+                  Row: {
+                    "created_at": string,"details": NonNullable<Json>,"id": number,"metric": string,"source": string,"ts": string,"value": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"details"?: NonNullable<Json>,"id"?: never,"metric": string,"source": string,"ts"?: string,"value": number
+                  }
+                  Update: {
+                    "created_at"?: string,"details"?: NonNullable<Json>,"id"?: never,"metric"?: string,"source"?: string,"ts"?: string,"value"?: number
+                  }
+                  Relationships: [
+                    
                   ]
                 },"offers": {
                   Row: {
@@ -223,6 +293,34 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"privacy_prefs": {
+                  Row: {
+                    "consent_given": boolean,"consent_given_at": string | null,"created_at": string,"data_retention_days": number,"id": string,"last_reviewed_at": string | null,"mfa_required": boolean,"monitoring_enabled": boolean,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "consent_given"?: boolean,"consent_given_at"?: string | null,"created_at"?: string,"data_retention_days"?: number,"id"?: string,"last_reviewed_at"?: string | null,"mfa_required"?: boolean,"monitoring_enabled"?: boolean,"updated_at"?: string,"user_id": string
+                  }
+                  Update: {
+                    "consent_given"?: boolean,"consent_given_at"?: string | null,"created_at"?: string,"data_retention_days"?: number,"id"?: string,"last_reviewed_at"?: string | null,"mfa_required"?: boolean,"monitoring_enabled"?: boolean,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"privacy_transparency_log": {
+                  Row: {
+                    "action": string,"entry_hash": string,"id": string,"metadata": NonNullable<Json>,"new_value_hash": string | null,"occurred_at": string,"old_value_hash": string | null,"prev_hash": string | null,"resource": string,"resource_id": string | null,"seq": number,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "action": string,"entry_hash": string,"id"?: string,"metadata"?: NonNullable<Json>,"new_value_hash"?: string | null,"occurred_at"?: string,"old_value_hash"?: string | null,"prev_hash"?: string | null,"resource": string,"resource_id"?: string | null,"seq": number,"user_id": string
+                  }
+                  Update: {
+                    "action"?: string,"entry_hash"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"new_value_hash"?: string | null,"occurred_at"?: string,"old_value_hash"?: string | null,"prev_hash"?: string | null,"resource"?: string,"resource_id"?: string | null,"seq"?: number,"user_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"products": {
                   Row: {
                     "active": boolean,"created_at": string,"deleted_at": string | null,"description": string | null,"id": string,"metadata": NonNullable<Json>,"name": string | null,"plan": string | null,"stripe_created_at": string | null,"stripe_product_id": string,"stripe_updated_at": string | null,"updated_at": string
@@ -247,6 +345,20 @@ isOneToOne: false
                   }
                   Update: {
                     "avatar_url"?: string | null,"created_at"?: string,"email"?: string | null,"full_name"?: string | null,"id"?: string,"last_active_at"?: string | null,"locale"?: string,"onboarding_completed"?: boolean,"phone"?: string | null,"preferences"?: NonNullable<Json>,"timezone"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"retention_policies": {
+                  Row: {
+                    "created_at": string,"enabled": boolean,"id": string,"last_run_at": string | null,"last_run_rows": number | null,"retention_days": number,"table_name": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"enabled"?: boolean,"id"?: string,"last_run_at"?: string | null,"last_run_rows"?: number | null,"retention_days": number,"table_name": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"enabled"?: boolean,"id"?: string,"last_run_at"?: string | null,"last_run_rows"?: number | null,"retention_days"?: number,"table_name"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -302,6 +414,20 @@ isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
     }
+                  ]
+                },"signal_toggles": {
+                  Row: {
+                    "created_at": string,"enabled": boolean,"id": string,"sampling_rate": number,"signal_key": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"enabled"?: boolean,"id"?: string,"sampling_rate"?: number,"signal_key": string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"enabled"?: boolean,"id"?: string,"sampling_rate"?: number,"signal_key"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    
                   ]
                 },"subscription_items": {
                   Row: {
@@ -360,6 +486,20 @@ isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
     }
+                  ]
+                },"telemetry_events": {
+                  Row: {
+                    "app_id": string,"created_at": string,"duration_ms": number | null,"event_type": string,"id": string,"metadata_redacted": NonNullable<Json>,"occurred_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "app_id": string,"created_at"?: string,"duration_ms"?: number | null,"event_type": string,"id": string,"metadata_redacted"?: NonNullable<Json>,"occurred_at": string,"user_id"?: string
+                  }
+                  Update: {
+                    "app_id"?: string,"created_at"?: string,"duration_ms"?: number | null,"event_type"?: string,"id"?: string,"metadata_redacted"?: NonNullable<Json>,"occurred_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    
                   ]
                 },"usage_metrics": {
                   Row: {
@@ -439,6 +579,12 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"cleanup_retention_data":
+{ Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"cleanup_telemetry_by_retention":
+{ Args: Record<PropertyKey, never>; Returns: Json
+                           },
 "create_organization":
 { Args: { "description"?: string,"name": string,"slug": string }; Returns: {
               "address": string | null,
@@ -470,8 +616,20 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"decrypt_telemetry_metadata":
+{ Args: { "ciphertext": string,"encryption_key": string }; Returns: Json
+                           },
 "delete_organization":
 { Args: { "organization_id": string }; Returns: undefined
+                           },
+"encrypt_telemetry_metadata":
+{ Args: { "encryption_key": string,"plaintext": Json }; Returns: string
+                           },
+"erase_my_telemetry":
+{ Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"export_my_data":
+{ Args: Record<PropertyKey, never>; Returns: Json
                            },
 "get_index_usage":
 { Args: Record<PropertyKey, never>; Returns: {
@@ -485,6 +643,9 @@ isOneToOne: false
                            },
 "has_feature":
 { Args: { "feature_key": string,"organization_id": string }; Returns: boolean
+                           },
+"ingest_events":
+{ Args: { "events": Json }; Returns: Json
                            },
 "invite_organization_member":
 { Args: { "email": string,"organization_id": string,"role"?: string }; Returns: {
@@ -511,11 +672,20 @@ isOneToOne: false
               "features": (string)[],"plan": string
             }[]
                            },
+"privacy_guardian_health_check":
+{ Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"redact_telemetry_metadata":
+{ Args: { "raw_metadata": Json }; Returns: Json
+                           },
 "remove_organization_member":
 { Args: { "organization_id": string,"user_id": string }; Returns: undefined
                            },
 "system_healthcheck":
 { Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"verify_transparency_log":
+{ Args: { "target_user"?: string }; Returns: Json
                            }
           }
           Enums: {

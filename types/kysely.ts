@@ -27,6 +27,20 @@ export type Numeric = ColumnType<string, number | string, number | string>;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface AppAllowlist {
+  app_id: string;
+  app_name: string | null;
+  created_at: Generated<Timestamp>;
+  enabled: Generated<boolean>;
+  id: Generated<string>;
+  /**
+   * all, telemetry (telemetry_events only) or files (file_events only).
+   */
+  scope: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  user_id: Generated<string>;
+}
+
 export interface AuditLogs {
   action: string;
   actor_id: string | null;
@@ -88,6 +102,44 @@ export interface FeatureFlags {
   updated_at: Generated<Timestamp>;
 }
 
+export interface FileEvents {
+  created_at: Generated<Timestamp>;
+  event_type: string;
+  file_path: string;
+  id: string;
+  metadata: Generated<Json>;
+  occurred_at: Timestamp;
+  /**
+   * The other path of a rename, move or copy (feeds file_relationships).
+   */
+  related_path: string | null;
+  tool: string;
+  user_id: Generated<string>;
+}
+
+export interface FilePatterns {
+  created_at: Generated<Timestamp>;
+  event_count: Generated<Int8>;
+  file_extension: string;
+  id: Generated<string>;
+  last_used_at: Timestamp;
+  tools: Generated<string[]>;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+}
+
+export interface FileRelationships {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  last_seen_at: Timestamp;
+  relation_type: string;
+  source_path: string;
+  target_path: string;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+  weight: Generated<Int8>;
+}
+
 export interface Invoices {
   amount_due: Generated<Int8>;
   amount_paid: Generated<Int8>;
@@ -122,6 +174,16 @@ export interface Invoices {
   total: Int8 | null;
   updated_at: Generated<Timestamp>;
   voided_at: Timestamp | null;
+}
+
+export interface MetricsLog {
+  created_at: Generated<Timestamp>;
+  details: Generated<Json>;
+  id: Generated<Int8>;
+  metric: string;
+  source: string;
+  ts: Generated<Timestamp>;
+  value: Numeric;
 }
 
 export interface Offers {
@@ -245,6 +307,49 @@ export interface Prices {
   updated_at: Generated<Timestamp>;
 }
 
+export interface PrivacyPrefs {
+  consent_given: Generated<boolean>;
+  /**
+   * Set by trigger when consent is given, cleared when it is withdrawn.
+   */
+  consent_given_at: Timestamp | null;
+  created_at: Generated<Timestamp>;
+  data_retention_days: Generated<number>;
+  id: Generated<string>;
+  last_reviewed_at: Timestamp | null;
+  /**
+   * When true, reading telemetry and the transparency log needs an aal2 session.
+   */
+  mfa_required: Generated<boolean>;
+  monitoring_enabled: Generated<boolean>;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+}
+
+export interface PrivacyTransparencyLog {
+  action: string;
+  /**
+   * sha256 over prev_hash and this entry's fields (private.transparency_entry_hash).
+   */
+  entry_hash: string;
+  id: Generated<string>;
+  metadata: Generated<Json>;
+  new_value_hash: string | null;
+  occurred_at: Generated<Timestamp>;
+  old_value_hash: string | null;
+  /**
+   * entry_hash of the user's previous entry (null for the first).
+   */
+  prev_hash: string | null;
+  resource: string;
+  resource_id: string | null;
+  /**
+   * Position in the user's chain, from 1 without gaps.
+   */
+  seq: Int8;
+  user_id: string;
+}
+
 export interface Products {
   active: Generated<boolean>;
   created_at: Generated<Timestamp>;
@@ -284,6 +389,20 @@ export interface Profiles {
   updated_at: Generated<Timestamp>;
 }
 
+export interface RetentionPolicies {
+  created_at: Generated<Timestamp>;
+  enabled: Generated<boolean>;
+  id: Generated<string>;
+  last_run_at: Timestamp | null;
+  /**
+   * Rows removed by the last run (partitions dropped are counted from the per-month counters or statistics).
+   */
+  last_run_rows: Int8 | null;
+  retention_days: number;
+  table_name: string;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface RolePermissions {
   created_at: Generated<Timestamp>;
   permission_key: string;
@@ -302,6 +421,19 @@ export interface Roles {
    */
   rank: number;
   updated_at: Generated<Timestamp>;
+}
+
+export interface SignalToggles {
+  created_at: Generated<Timestamp>;
+  enabled: Generated<boolean>;
+  id: Generated<string>;
+  /**
+   * Share of events kept, 0..1; the decision is a deterministic function of the event id.
+   */
+  sampling_rate: Generated<Numeric>;
+  signal_key: string;
+  updated_at: Generated<Timestamp>;
+  user_id: Generated<string>;
 }
 
 export interface SubscriptionItems {
@@ -351,6 +483,20 @@ export interface Subscriptions {
   updated_at: Generated<Timestamp>;
 }
 
+export interface TelemetryEvents {
+  app_id: string;
+  created_at: Generated<Timestamp>;
+  duration_ms: number | null;
+  event_type: string;
+  id: string;
+  /**
+   * Event metadata after redact_telemetry_metadata() (applied by trigger; never stored unredacted).
+   */
+  metadata_redacted: Generated<Json>;
+  occurred_at: Timestamp;
+  user_id: Generated<string>;
+}
+
 export interface UsageMetrics {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
@@ -365,10 +511,15 @@ export interface UsageMetrics {
 }
 
 export interface DB {
+  app_allowlist: AppAllowlist;
   audit_logs: AuditLogs;
   billing_customers: BillingCustomers;
   feature_flags: FeatureFlags;
+  file_events: FileEvents;
+  file_patterns: FilePatterns;
+  file_relationships: FileRelationships;
   invoices: Invoices;
+  metrics_log: MetricsLog;
   offers: Offers;
   organization_billing: OrganizationBilling;
   organization_invitations: OrganizationInvitations;
@@ -376,11 +527,16 @@ export interface DB {
   organizations: Organizations;
   permissions: Permissions;
   prices: Prices;
+  privacy_prefs: PrivacyPrefs;
+  privacy_transparency_log: PrivacyTransparencyLog;
   products: Products;
   profiles: Profiles;
+  retention_policies: RetentionPolicies;
   role_permissions: RolePermissions;
   roles: Roles;
+  signal_toggles: SignalToggles;
   subscription_items: SubscriptionItems;
   subscriptions: Subscriptions;
+  telemetry_events: TelemetryEvents;
   usage_metrics: UsageMetrics;
 }

@@ -20,7 +20,12 @@
 --  13. Operations: get_table_sizes(), get_index_usage(), system_healthcheck()
 --  14. Billing: Stripe mirror (customers, products, prices, subscriptions, invoices), event ledger, offers,
 --      feature flags, usage metrics, entitlements
---  15. Scheduled jobs
+--  15. Privacy: redaction (redact_telemetry_metadata, metadata encryption)
+--  16. Privacy: transparency log (append-only, hash-chained per user)
+--  17. Privacy: preferences, app allowlist, signal toggles (owner-only, zero trust)
+--  18. Privacy: telemetry and file events (partitioned, consent-gated, redacted), file patterns and relationships
+--  19. Privacy: retention, health, export and erasure
+--  20. Scheduled jobs
 -- =====================================================================================================================
 
 
@@ -2430,7 +2435,1536 @@ comment on view public.organization_billing is 'Per organization: plan (seed 003
 grant select on public.organization_billing to authenticated, service_role;
 
 
--- ===== Section 15: Scheduled jobs =====
+-- ===== Section 15: Privacy: redaction =====
+-- Pure functions that strip secrets and personal data from telemetry metadata before it is stored, and the pgcrypto
+-- wrappers for metadata that must be kept encrypted. Used by the triggers of the privacy and file-event tables.
+
+-- The redactor works on the JSON text once: JSON escapes are folded into private-use characters (so `"` only ever
+-- delimits strings and no pattern can straddle an escape), a few global regexp_replace passes run, each behind a
+-- cheap prefilter, and the text is cast back only when something changed. Card and IBAN candidates are confirmed by
+-- their checksums. Sensitive keys whose value is an object or array take the slow path below.
+create function private.redact_sensitive_containers(value jsonb) returns jsonb
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case jsonb_typeof(value)
+    when 'object' then coalesce((
+      select jsonb_object_agg(e.key,
+               case when jsonb_typeof(e.value) in ('object', 'array')
+                     and lower(e.key) ~ '(?:pass(?:word|wd|phrase)|pwd|secret|token|api[-_ ]?key|apikey|(?:access|private|secret|signing|encryption)[-_ ]?key|authorization|auth|credentials?|cookies?|session(?:[-_ ]?(?:id|key|token))?|ssn|social[-_ ]?security(?:[-_ ]?number)?|card[-_ ]?(?:number|num|no)|credit[-_ ]?card|cc[-_ ]?num(?:ber)?|cvv2?|cvc2?|iban)$'
+                    then '"[REDACTED]"'::jsonb
+                    else private.redact_sensitive_containers(e.value) end)
+      from jsonb_each(value) e), '{}'::jsonb)
+    when 'array' then coalesce((
+      select jsonb_agg(private.redact_sensitive_containers(a.value) order by a.n)
+      from jsonb_array_elements(value) with ordinality a(value, n)), '[]'::jsonb)
+    else value
+  end
+$$;
+comment on function private.redact_sensitive_containers(jsonb) is 'Replaces objects and arrays held under sensitive keys (password, token, auth, ...) with "[REDACTED]", recursively.';
+
+create function private.is_card_number(candidate text) returns boolean
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+declare
+  digits text := pg_catalog.regexp_replace(candidate, '[^0-9]', '', 'g');
+  n integer := length(digits);
+  total integer := 0;
+  d integer;
+begin
+  if n < 13 or n > 19 or digits !~ '^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6(?:011|5|4[4-9]|2)|35)' then
+    return false;
+  end if;
+  for i in 1 .. n loop
+    d := ascii(substr(digits, n - i + 1, 1)) - 48;
+    if i % 2 = 0 then
+      d := d * 2;
+      if d > 9 then
+        d := d - 9;
+      end if;
+    end if;
+    total := total + d;
+  end loop;
+  return total % 10 = 0;
+end;
+$$;
+comment on function private.is_card_number(text) is 'True for 13-19 digits (separators ignored) with a card-issuer prefix and a valid Luhn checksum.';
+
+create function private.is_iban(candidate text) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  with c as (select replace(candidate, ' ', '') as s)
+  select length(c.s) between 15 and 34
+     and (select string_agg(case when x.ch between 'A' and 'Z' then (ascii(x.ch) - 55)::text else x.ch end, '' order by x.n)
+          from regexp_split_to_table(substr(c.s, 5) || left(c.s, 4), '') with ordinality x(ch, n))::numeric % 97 = 1
+  from c
+$$;
+comment on function private.is_iban(text) is 'True when the candidate (spaces ignored) passes the IBAN mod-97 check.';
+
+create function public.redact_telemetry_metadata(raw_metadata jsonb) returns jsonb
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+declare
+  original text;
+  t text;
+  lt text;
+  escaped boolean := false;
+  candidate text;
+  hits text;
+  value_re constant text := '(?:"[^"]*"|-?[0-9][0-9.eE+-]*|true|false)';
+  -- Key endings (lower case) whose values are always secret; "access_token", "stripe_api_key", "userPassword" end in one.
+  sensitive_suffixes constant text[] := array['password', 'passwd', 'passphrase', 'pwd', 'secret', 'token', 'credential',
+    'credentials', 'api_key', 'apikey', 'api-key', 'access_key', 'accesskey', 'private_key', 'privatekey', 'secret_key',
+    'secretkey', 'signing_key', 'encryption_key', 'auth', 'authorization', 'cookie', 'cookies', 'session', 'session_id',
+    'sessionid', 'session-id', 'session_key', 'ssn', 'social_security', 'social_security_number', 'card_number',
+    'cardnumber', 'card_num', 'card_no', 'credit_card', 'creditcard', 'cc_number', 'ccnumber', 'cc_num', 'ccnum', 'cvv',
+    'cvv2', 'cvc', 'cvc2', 'iban'];
+begin
+  if raw_metadata is null then
+    return null;
+  end if;
+  original := raw_metadata::text;
+  t := original;
+
+  if strpos(t, '\') > 0 and t !~ '[\uE000-\uE008]' then
+    escaped := true;
+    t := replace(t, '\\', U&'\E000');
+    t := replace(replace(replace(replace(replace(replace(replace(t,
+           '\"', U&'\E001'), '\n', U&'\E002'), '\r', U&'\E003'), '\t', U&'\E004'), '\b', U&'\E005'), '\f', U&'\E006'),
+           '\u', U&'\E007');
+  end if;
+
+  -- Sensitive keys: the whole value goes. Each family of key names is only searched for when its ending occurs.
+  lt := lower(t);
+  if strpos(lt, 'word": ') + strpos(lt, 'wd": ') + strpos(lt, 'phrase": ') + strpos(lt, 'secret": ') + strpos(lt, 'token": ')
+     + strpos(lt, 'key": ') + strpos(lt, 'auth') + strpos(lt, 'credential') + strpos(lt, 'cookie') + strpos(lt, 'session')
+     + strpos(lt, 'ssn": ') + strpos(lt, 'security') + strpos(lt, 'num') + strpos(lt, 'no": ') + strpos(lt, 'card')
+     + strpos(lt, 'cvv') + strpos(lt, 'cvc') + strpos(lt, 'iban": ') > 0 then
+    if (strpos(t, '": {') > 0 or strpos(t, '": [') > 0)
+       and lt ~ '(?:pass(?:word|wd|phrase)|pwd|secret|token|key|auth|authorization|credentials?|cookies?|session(?:[-_ ]?(?:id|key|token))?|ssn|security(?:[-_ ]?number)?|card[-_ ]?(?:number|num|no)|credit[-_ ]?card|cc[-_ ]?num(?:ber)?|cvv2?|cvc2?|iban)": [[{]' then
+      return public.redact_telemetry_metadata(private.redact_sensitive_containers(raw_metadata));
+    end if;
+    -- Only the key endings that occur go into the pattern: a short alternation is far cheaper to run than all of them.
+    select string_agg(x.suffix, '|') into hits
+    from unnest(sensitive_suffixes) x(suffix)
+    where strpos(lt, x.suffix || '": ') > 0;
+    if hits is not null then
+      t := regexp_replace(t, '((?:' || hits || ')": )' || value_re, '\1"[REDACTED]"', 'gi');
+    end if;
+  end if;
+
+  -- Credentials inside strings.
+  if strpos(t, 'eyJ') > 0 then
+    t := regexp_replace(t, 'eyJ[0-9A-Za-z_-]{5,}\.eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[JWT]', 'g');
+  end if;
+  if strpos(lt, 'bearer') > 0 then
+    t := regexp_replace(t, '([Bb][Ee][Aa][Rr][Ee][Rr])[ ]+(?=[A-Za-z._~+/=-]*[0-9])[0-9A-Za-z._~+/=-]{16,}', '\1 [TOKEN]', 'g');
+  end if;
+  if strpos(t, '_live_') > 0 or strpos(t, '_test_') > 0 or strpos(t, 'whsec_') > 0 then
+    t := regexp_replace(t, '(?:[spr]k_(?:live|test)_[0-9A-Za-z]{10,}|whsec_[0-9A-Za-z]{16,})', '[API_KEY]', 'g');
+  end if;
+  if strpos(t, 'github_pat_') > 0 or (strpos(t, 'gh') > 0 and t ~ 'gh[pousr]_') then
+    t := regexp_replace(t, '(?:gh[pousr]_[0-9A-Za-z]{30,}|github_pat_[0-9A-Za-z_]{40,})', '[API_KEY]', 'g');
+  end if;
+  if strpos(t, 'xox') > 0 then
+    t := regexp_replace(t, 'xox[abposr]-[0-9A-Za-z-]{10,}', '[API_KEY]', 'g');
+  end if;
+  if strpos(t, 'AKIA') > 0 or strpos(t, 'ASIA') > 0 then
+    t := regexp_replace(t, 'A[KS]IA[0-9A-Z]{16}', '[API_KEY]', 'g');
+  end if;
+  if strpos(t, 'AIza') > 0 then
+    t := regexp_replace(t, 'AIza[0-9A-Za-z_-]{35}', '[API_KEY]', 'g');
+  end if;
+  if strpos(t, 'sk-') > 0 then
+    t := regexp_replace(t, '(^|[^0-9A-Za-z])sk-(?:proj-|ant-)?[0-9A-Za-z_-]{20,}', '\1[API_KEY]', 'g');
+  end if;
+
+  -- Contact details and identifiers inside strings.
+  if strpos(t, '@') > 0 then
+    t := regexp_replace(t, '[A-Za-z0-9._%+-]+@(?![0-9]+x\.)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}', '[EMAIL]', 'g');
+  end if;
+  if t ~ '[A-Z]{2}[0-9]{2} ?[0-9A-Z]{4}' then
+    for candidate in
+      select m[1] from regexp_matches(t, '(?:^|[^0-9A-Za-z])([A-Z]{2}[0-9]{2}(?: ?[0-9A-Z]{4}){2,7}(?: ?[0-9A-Z]{1,3})?)(?![0-9A-Za-z])', 'g') m
+    loop
+      if private.is_iban(candidate) then
+        t := replace(t, candidate, '[IBAN]');
+      end if;
+    end loop;
+  end if;
+  if t ~ '[0-9]{4}[ -]?[0-9]{4,6}[ -]?[0-9]{4}' then
+    -- JSON numbers are not strings: mark them so that the card pattern skips them.
+    t := regexp_replace(t, '(": |\[|, )(-?[0-9][0-9.eE+-]*)(?=[],}])', '\1' || U&'\E008' || '\2', 'g');
+    for candidate in
+      select distinct m[1] from regexp_matches(t, '(?:^|[^0-9A-Za-z\uE008-])([0-9](?:[ -]?[0-9]){12,18})(?![0-9A-Za-z]|-[0-9])', 'g') m
+    loop
+      if private.is_card_number(candidate) then
+        -- The candidate is digits, spaces and dashes only, so it is safe inside a pattern.
+        t := regexp_replace(t, '(^|[^0-9A-Za-z\uE008-])' || candidate || '(?![0-9A-Za-z]|-[0-9])', '\1[CARD]', 'g');
+      end if;
+    end loop;
+    t := replace(t, U&'\E008', '');
+  end if;
+  if t ~ '[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}' then
+    t := regexp_replace(t, '(^|[^0-9A-Za-z-])(?!000|666|9[0-9]{2})[0-9]{3}(?:-(?!00)[0-9]{2}-|[ ](?!00)[0-9]{2}[ ])(?!0000)[0-9]{4}(?![0-9A-Za-z-])', '\1[SSN]', 'g');
+  end if;
+  if strpos(t, '::') > 0 or t ~ '[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:' then
+    t := regexp_replace(t,
+      '(^|[^0-9A-Za-z:])((?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:|(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}|(?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}|(?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}|::(?:ffff(?::0{1,4})?:)?(?:[0-9]{1,3}\.){3}[0-9]{1,3}|::(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4})(?![0-9A-Za-z:])',
+      '\1[IP]', 'g');
+  end if;
+  if t ~ '[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]' then
+    t := regexp_replace(t, '(^|[^0-9A-Za-z.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?![0-9A-Za-z]|\.[0-9])', '\1[IP]', 'g');
+  end if;
+  if strpos(t, '+') > 0 and t ~ '\+[1-9]' then
+    t := regexp_replace(t, '(^|[^0-9A-Za-z+])\+[1-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])', '\1[PHONE]', 'g');
+  end if;
+  if t ~ '[0-9]{3}[ .)-] ?[0-9]{3}[ .-][0-9]{4}' then
+    t := regexp_replace(t, '(^|[^0-9A-Za-z(+-])(?:\([0-9]{3}\) ?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}(?![0-9A-Za-z])', '\1[PHONE]', 'g');
+  end if;
+  if t ~ '(?:^|[^0-9])0[1-9][0-9]{0,3}[ .-][0-9]{2}' then
+    t := regexp_replace(t, '(^|[^0-9A-Za-z+-])0[1-9](?:[0-9]{1,3}[ -][0-9]{3,4}[ -]?[0-9]{3,4}|(?:[ .][0-9]{2}){4})(?![0-9A-Za-z])', '\1[PHONE]', 'g');
+  end if;
+
+  -- User names in home-directory paths.
+  if strpos(t, 'Users') > 0 or strpos(t, '/home/') > 0 then
+    t := regexp_replace(t,
+      '([A-Za-z]:(?:\uE000|/)Users(?:\uE000|/))(?!Public[\uE000/"]|Default[\uE000/"]|Shared[\uE000/"])[^\uE000/"]+|((?:^|[^0-9A-Za-z._-])/(?:Users|home)/)(?!Shared[/"])[^/"\s\uE000]+',
+      '\1\2[USER]', 'g');
+  end if;
+
+  if t = original then
+    return raw_metadata;
+  end if;
+  if escaped then
+    t := replace(replace(replace(replace(replace(replace(replace(replace(t,
+           U&'\E001', '\"'), U&'\E002', '\n'), U&'\E003', '\r'), U&'\E004', '\t'), U&'\E005', '\b'), U&'\E006', '\f'),
+           U&'\E007', '\u'), U&'\E000', '\\');
+  end if;
+  return t::jsonb;
+end;
+$$;
+comment on function public.redact_telemetry_metadata(jsonb) is 'Redacts metadata: values of sensitive keys become "[REDACTED]"; e-mails, phones, cards (Luhn), IPs, JWTs, bearer tokens, API keys, IBANs, SSNs and home-directory user names inside strings become placeholders. Immutable and idempotent.';
+
+create function private.redact_path(path text) returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case when path is null then null
+              else public.redact_telemetry_metadata(to_jsonb(path)) #>> '{}' end
+$$;
+comment on function private.redact_path(text) is 'A file path with home-directory user names (and any other detectable PII) replaced by placeholders.';
+
+create function public.encrypt_telemetry_metadata(plaintext jsonb, encryption_key text) returns bytea
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  if coalesce(length(encryption_key), 0) < 16 then
+    raise exception 'encryption key must be at least 16 characters' using errcode = '22023',
+      hint = 'Pass a key from your secret store (e.g. Vault), never a short passphrase.';
+  end if;
+  return extensions.pgp_sym_encrypt(plaintext::text, encryption_key, 'cipher-algo=aes256');
+end;
+$$;
+comment on function public.encrypt_telemetry_metadata(jsonb, text) is 'Encrypts metadata with pgcrypto (PGP symmetric, AES-256).';
+
+create function public.decrypt_telemetry_metadata(ciphertext bytea, encryption_key text) returns jsonb
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return extensions.pgp_sym_decrypt(ciphertext, encryption_key)::jsonb;
+exception when external_routine_invocation_exception or data_exception then
+  raise exception 'metadata could not be decrypted with this key' using errcode = '28P01',
+    hint = 'Use the key the metadata was encrypted with.';
+end;
+$$;
+comment on function public.decrypt_telemetry_metadata(bytea, text) is 'Decrypts what encrypt_telemetry_metadata() produced; a wrong key raises 28P01.';
+
+grant execute on function public.redact_telemetry_metadata(jsonb), public.encrypt_telemetry_metadata(jsonb, text),
+  public.decrypt_telemetry_metadata(bytea, text) to authenticated, service_role;
+-- The redaction triggers run as the writer, so the writer needs the pure helpers too.
+grant execute on function private.redact_sensitive_containers(jsonb), private.is_card_number(text), private.is_iban(text),
+  private.redact_path(text) to authenticated, service_role;
+
+-- audit_logs metadata goes through the same redactor.
+create function private.redact_audit_metadata() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.metadata := public.redact_telemetry_metadata(new.metadata);
+  return new;
+end;
+$$;
+comment on function private.redact_audit_metadata() is 'BEFORE INSERT on audit_logs: redacts metadata.';
+
+create trigger audit_logs_redact_metadata before insert on public.audit_logs
+  for each row execute function private.redact_audit_metadata();
+
+
+-- ===== Section 16: Privacy: transparency log =====
+-- What happened to a user's privacy settings and data, for that user to read: append-only for every role (owner
+-- included), hash-chained per user so that a changed or removed entry is detectable by verify_transparency_log().
+
+create table public.privacy_transparency_log (
+  id uuid not null default gen_random_uuid(),
+  user_id uuid not null,
+  seq bigint not null,
+  occurred_at timestamptz not null default now(),
+  action text not null,
+  resource text not null,
+  resource_id text,
+  old_value_hash text,
+  new_value_hash text,
+  metadata jsonb not null default '{}'::jsonb,
+  prev_hash text,
+  entry_hash text not null,
+  constraint privacy_transparency_log_pkey primary key (id),
+  constraint privacy_transparency_log_user_seq_key unique (user_id, seq),
+  constraint privacy_transparency_log_seq_positive check (seq >= 1),
+  constraint privacy_transparency_log_action_known check (
+    action in ('insert', 'update', 'delete', 'retention_purge', 'export', 'erasure')),
+  constraint privacy_transparency_log_metadata_object check (jsonb_typeof(metadata) = 'object'),
+  constraint privacy_transparency_log_hash_format check (
+    entry_hash ~ '^[0-9a-f]{64}$' and (prev_hash is null or prev_hash ~ '^[0-9a-f]{64}$')
+    and (old_value_hash is null or old_value_hash ~ '^[0-9a-f]{64}$')
+    and (new_value_hash is null or new_value_hash ~ '^[0-9a-f]{64}$')),
+  constraint privacy_transparency_log_chain_start check ((seq = 1) = (prev_hash is null))
+);
+comment on table public.privacy_transparency_log is 'Per-user, append-only, hash-chained record of privacy setting changes, retention purges, exports and erasures. No foreign key: entries outlive the rows they describe.';
+comment on column public.privacy_transparency_log.seq is 'Position in the user''s chain, from 1 without gaps.';
+comment on column public.privacy_transparency_log.prev_hash is 'entry_hash of the user''s previous entry (null for the first).';
+comment on column public.privacy_transparency_log.entry_hash is 'sha256 over prev_hash and this entry''s fields (private.transparency_entry_hash).';
+
+create index privacy_transparency_log_user_occurred_idx on public.privacy_transparency_log (user_id, occurred_at desc);
+
+create function private.transparency_entry_hash(prev_hash text, user_id uuid, seq bigint, occurred_at timestamptz,
+  action text, resource text, resource_id text, old_value_hash text, new_value_hash text, metadata jsonb)
+returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select encode(extensions.digest(convert_to(concat_ws('|', coalesce(prev_hash, ''), user_id::text, seq::text,
+    extract(epoch from occurred_at)::text, action, resource, coalesce(resource_id, ''), coalesce(old_value_hash, ''),
+    coalesce(new_value_hash, ''), metadata::text), 'UTF8'), 'sha256'), 'hex')
+$$;
+comment on function private.transparency_entry_hash(text, uuid, bigint, timestamptz, text, text, text, text, text, jsonb) is 'The hash that links a transparency log entry to its predecessor.';
+
+-- The only writer. A per-user advisory lock serialises appends so that the chain never forks.
+create function private.append_transparency_entry(target_user uuid, action text, resource text, resource_id text,
+  old_value_hash text, new_value_hash text, metadata jsonb default '{}'::jsonb)
+returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  last_seq bigint;
+  last_hash text;
+  stamp timestamptz := pg_catalog.clock_timestamp();
+  entry_id uuid := gen_random_uuid();
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('privacy_transparency_log:' || target_user::text, 0));
+  select l.seq, l.entry_hash into last_seq, last_hash
+  from public.privacy_transparency_log l
+  where l.user_id = target_user
+  order by l.seq desc
+  limit 1;
+  last_seq := coalesce(last_seq, 0) + 1;
+  insert into public.privacy_transparency_log (id, user_id, seq, occurred_at, action, resource, resource_id,
+                                               old_value_hash, new_value_hash, metadata, prev_hash, entry_hash)
+  values (entry_id, target_user, last_seq, stamp, action, resource, resource_id, old_value_hash, new_value_hash,
+          coalesce(metadata, '{}'::jsonb), last_hash,
+          private.transparency_entry_hash(last_hash, target_user, last_seq, stamp, action, resource, resource_id,
+                                          old_value_hash, new_value_hash, coalesce(metadata, '{}'::jsonb)));
+  return entry_id;
+end;
+$$;
+comment on function private.append_transparency_entry(uuid, text, text, text, text, text, jsonb) is 'Appends one hash-chained entry to a user''s transparency log (the only way entries are written).';
+
+create function private.reject_transparency_change() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception 'privacy_transparency_log is append-only: % is not allowed', lower(tg_op)
+    using errcode = '42501', hint = 'Entries are never changed or removed, not even by the owner of the table.';
+end;
+$$;
+comment on function private.reject_transparency_change() is 'BEFORE UPDATE/DELETE/TRUNCATE on privacy_transparency_log: always raises.';
+
+create trigger privacy_transparency_log_immutable before update or delete on public.privacy_transparency_log
+  for each row execute function private.reject_transparency_change();
+create trigger privacy_transparency_log_no_truncate before truncate on public.privacy_transparency_log
+  for each statement execute function private.reject_transparency_change();
+
+alter table public.privacy_transparency_log enable row level security;
+
+-- privacy_transparency_log_select: a user reads only their own entries.
+create policy privacy_transparency_log_select on public.privacy_transparency_log for select to authenticated
+  using (user_id = (select auth.uid()));
+
+grant select on public.privacy_transparency_log to authenticated;
+
+-- Verification returns where the chain breaks, never entry contents. A user checks their own chain; service_role
+-- (operators, monitoring) checks every user's.
+create function public.verify_transparency_log(target_user uuid default null)
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  caller uuid := (select auth.uid());
+  -- service_role by its JWT, or a direct database session without claims (pg_cron, psql as the owner).
+  is_service boolean := coalesce((select auth.role()), '') = 'service_role'
+                        or ((select auth.role()) is null and caller is null);
+  result jsonb;
+begin
+  if caller is null and not is_service then
+    raise exception 'not authenticated' using errcode = '42501', hint = 'Call this with a user''s JWT.';
+  end if;
+  if caller is not null and not is_service and target_user is not null and target_user <> caller then
+    raise exception 'you may only verify your own transparency log' using errcode = '42501';
+  end if;
+  if caller is not null and not is_service then
+    target_user := caller;
+  end if;
+
+  with chain as (
+    select l.user_id, l.seq, l.prev_hash, l.entry_hash,
+           private.transparency_entry_hash(l.prev_hash, l.user_id, l.seq, l.occurred_at, l.action, l.resource,
+                                           l.resource_id, l.old_value_hash, l.new_value_hash, l.metadata) as computed,
+           lag(l.entry_hash) over w as expected_prev,
+           lag(l.seq) over w as previous_seq
+    from public.privacy_transparency_log l
+    where target_user is null or l.user_id = target_user
+    window w as (partition by l.user_id order by l.seq)
+  ),
+  broken as (
+    select c.user_id, c.seq,
+           case when c.computed <> c.entry_hash then 'entry_hash_mismatch'
+                when c.seq <> coalesce(c.previous_seq, 0) + 1 then 'missing_entry'
+                else 'prev_hash_mismatch' end as reason,
+           row_number() over (partition by c.user_id order by c.seq) as n
+    from chain c
+    where c.computed <> c.entry_hash
+       or c.seq <> coalesce(c.previous_seq, 0) + 1
+       or c.prev_hash is distinct from c.expected_prev
+  )
+  select jsonb_build_object(
+    'valid', not exists (select 1 from broken),
+    'entries_checked', (select count(*) from chain),
+    'users_checked', (select count(distinct c.user_id) from chain c),
+    'first_broken', (select jsonb_agg(jsonb_build_object('user_id', b.user_id, 'seq', b.seq, 'reason', b.reason)
+                                      order by b.user_id)
+                     from broken b where b.n = 1))
+  into result;
+  return result;
+end;
+$$;
+comment on function public.verify_transparency_log(uuid) is 'Recomputes the hash chain: {valid, entries_checked, users_checked, first_broken: [{user_id, seq, reason}]}. Users verify their own chain; service_role any.';
+
+grant execute on function public.verify_transparency_log(uuid) to authenticated, service_role;
+
+
+-- ===== Section 17: Privacy: preferences, app allowlist, signal toggles =====
+-- What each user allows: consent and monitoring switches, retention and MFA requirement (privacy_prefs, one row per
+-- user created at sign-up), which apps may report (app_allowlist) and which signals at what sampling rate.
+
+create table public.privacy_prefs (
+  id uuid not null default gen_random_uuid(),
+  user_id uuid not null,
+  consent_given boolean not null default false,
+  consent_given_at timestamptz,
+  monitoring_enabled boolean not null default false,
+  data_retention_days integer not null default 90,
+  mfa_required boolean not null default false,
+  last_reviewed_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint privacy_prefs_pkey primary key (id),
+  constraint privacy_prefs_user_id_key unique (user_id),
+  constraint privacy_prefs_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint privacy_prefs_retention_range check (data_retention_days between 1 and 3650)
+);
+comment on table public.privacy_prefs is 'One row per user (created at sign-up with safe defaults: no consent, monitoring off, 90 days, MFA not required).';
+comment on column public.privacy_prefs.consent_given_at is 'Set by trigger when consent is given, cleared when it is withdrawn.';
+comment on column public.privacy_prefs.mfa_required is 'When true, reading telemetry and the transparency log needs an aal2 session.';
+
+create table public.app_allowlist (
+  id uuid not null default gen_random_uuid(),
+  user_id uuid not null default auth.uid(),
+  app_id text not null,
+  app_name text,
+  enabled boolean not null default true,
+  scope text not null default 'all',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint app_allowlist_pkey primary key (id),
+  constraint app_allowlist_user_app_key unique (user_id, app_id),
+  constraint app_allowlist_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint app_allowlist_app_id_format check (char_length(app_id) <= 128 and app_id ~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$'),
+  constraint app_allowlist_app_name_length check (app_name is null or char_length(app_name) between 1 and 200),
+  constraint app_allowlist_scope_known check (scope in ('all', 'telemetry', 'files'))
+);
+comment on table public.app_allowlist is 'Apps a user allows to report: telemetry events by app_id, file events by tool.';
+comment on column public.app_allowlist.scope is 'all, telemetry (telemetry_events only) or files (file_events only).';
+
+create table public.signal_toggles (
+  id uuid not null default gen_random_uuid(),
+  user_id uuid not null default auth.uid(),
+  signal_key text not null,
+  enabled boolean not null default true,
+  sampling_rate numeric(5, 4) not null default 1,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint signal_toggles_pkey primary key (id),
+  constraint signal_toggles_user_signal_key unique (user_id, signal_key),
+  constraint signal_toggles_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint signal_toggles_signal_key_format check (char_length(signal_key) <= 128 and signal_key ~ '^[a-z0-9][a-z0-9._:-]*$'),
+  constraint signal_toggles_sampling_rate_range check (sampling_rate between 0 and 1)
+);
+comment on table public.signal_toggles is 'Signals (telemetry event types; "file.<event_type>" for file events) a user allows, with a sampling rate.';
+comment on column public.signal_toggles.sampling_rate is 'Share of events kept, 0..1; the decision is a deterministic function of the event id.';
+
+create trigger privacy_prefs_set_updated_at before update on public.privacy_prefs
+  for each row execute function private.set_updated_at();
+create trigger app_allowlist_set_updated_at before update on public.app_allowlist
+  for each row execute function private.set_updated_at();
+create trigger signal_toggles_set_updated_at before update on public.signal_toggles
+  for each row execute function private.set_updated_at();
+
+create function private.stamp_consent() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.consent_given and (tg_op = 'INSERT' or not old.consent_given) then
+    new.consent_given_at := pg_catalog.now();
+  elsif not new.consent_given then
+    new.consent_given_at := null;
+  end if;
+  return new;
+end;
+$$;
+comment on function private.stamp_consent() is 'BEFORE INSERT/UPDATE on privacy_prefs: keeps consent_given_at in step with consent_given.';
+
+create trigger privacy_prefs_stamp_consent before insert or update of consent_given on public.privacy_prefs
+  for each row execute function private.stamp_consent();
+
+-- Every change of a privacy setting lands in the owner's transparency log: hashes of the old and new row and the
+-- names of the changed columns.
+create function private.log_privacy_setting_change() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  old_row jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
+  new_row jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
+  changed text[];
+begin
+  if tg_op = 'UPDATE' then
+    select coalesce(array_agg(n.key order by n.key), '{}') into changed
+    from jsonb_each(new_row) n
+    where n.key <> 'updated_at' and n.value is distinct from old_row -> n.key;
+    if changed = '{}' then
+      return null;
+    end if;
+  end if;
+  perform private.append_transparency_entry(
+    (coalesce(new_row, old_row) ->> 'user_id')::uuid, lower(tg_op), tg_table_name, coalesce(new_row, old_row) ->> 'id',
+    case when old_row is not null then encode(extensions.digest(convert_to(old_row::text, 'UTF8'), 'sha256'), 'hex') end,
+    case when new_row is not null then encode(extensions.digest(convert_to(new_row::text, 'UTF8'), 'sha256'), 'hex') end,
+    case when tg_op = 'UPDATE' then jsonb_build_object('changed', to_jsonb(changed)) else '{}'::jsonb end);
+  return null;
+end;
+$$;
+comment on function private.log_privacy_setting_change() is 'AFTER ROW trigger on privacy_prefs, app_allowlist, signal_toggles: appends a transparency log entry.';
+
+create trigger privacy_prefs_transparency after insert or update or delete on public.privacy_prefs
+  for each row execute function private.log_privacy_setting_change();
+create trigger app_allowlist_transparency after insert or update or delete on public.app_allowlist
+  for each row execute function private.log_privacy_setting_change();
+create trigger signal_toggles_transparency after insert or update or delete on public.signal_toggles
+  for each row execute function private.log_privacy_setting_change();
+
+alter table public.privacy_prefs enable row level security;
+alter table public.app_allowlist enable row level security;
+alter table public.signal_toggles enable row level security;
+
+-- privacy_prefs_select: a user reads only their own preferences.
+create policy privacy_prefs_select on public.privacy_prefs for select to authenticated
+  using (user_id = (select auth.uid()));
+-- privacy_prefs_update: a user changes only their own preferences (the row itself is created at sign-up).
+create policy privacy_prefs_update on public.privacy_prefs for update to authenticated
+  using (user_id = (select auth.uid()))
+  with check (user_id = (select auth.uid()));
+
+grant select on public.privacy_prefs to authenticated;
+grant update (consent_given, monitoring_enabled, data_retention_days, mfa_required, last_reviewed_at)
+  on public.privacy_prefs to authenticated;
+
+-- app_allowlist_select: a user reads only their own allowlist.
+create policy app_allowlist_select on public.app_allowlist for select to authenticated
+  using (user_id = (select auth.uid()));
+-- app_allowlist_insert: a user adds apps to their own allowlist only.
+create policy app_allowlist_insert on public.app_allowlist for insert to authenticated
+  with check (user_id = (select auth.uid()));
+-- app_allowlist_update: a user edits only their own allowlist entries.
+create policy app_allowlist_update on public.app_allowlist for update to authenticated
+  using (user_id = (select auth.uid()))
+  with check (user_id = (select auth.uid()));
+-- app_allowlist_delete: a user removes only their own allowlist entries.
+create policy app_allowlist_delete on public.app_allowlist for delete to authenticated
+  using (user_id = (select auth.uid()));
+
+grant select, delete on public.app_allowlist to authenticated;
+grant insert (user_id, app_id, app_name, enabled, scope) on public.app_allowlist to authenticated;
+grant update (app_name, enabled, scope) on public.app_allowlist to authenticated;
+
+-- signal_toggles_select: a user reads only their own toggles.
+create policy signal_toggles_select on public.signal_toggles for select to authenticated
+  using (user_id = (select auth.uid()));
+-- signal_toggles_insert: a user adds toggles for themselves only.
+create policy signal_toggles_insert on public.signal_toggles for insert to authenticated
+  with check (user_id = (select auth.uid()));
+-- signal_toggles_update: a user edits only their own toggles.
+create policy signal_toggles_update on public.signal_toggles for update to authenticated
+  using (user_id = (select auth.uid()))
+  with check (user_id = (select auth.uid()));
+-- signal_toggles_delete: a user removes only their own toggles.
+create policy signal_toggles_delete on public.signal_toggles for delete to authenticated
+  using (user_id = (select auth.uid()));
+
+grant select, delete on public.signal_toggles to authenticated;
+grant insert (user_id, signal_key, enabled, sampling_rate) on public.signal_toggles to authenticated;
+grant update (enabled, sampling_rate) on public.signal_toggles to authenticated;
+
+-- Sign-up: every new user gets privacy preferences with the safe defaults (a second trigger beside
+-- handle_new_user(), so each module owns its own sign-up work).
+create function private.handle_new_user_privacy() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into public.privacy_prefs (user_id) values (new.id);
+  return new;
+end;
+$$;
+comment on function private.handle_new_user_privacy() is 'AFTER INSERT on auth.users: creates privacy_prefs with safe defaults.';
+
+create trigger on_auth_user_created_privacy after insert on auth.users
+  for each row execute function private.handle_new_user_privacy();
+
+-- Gate helpers used by the insert policies of telemetry_events and file_events and by ingest_events(). Each depends
+-- only on the caller, so `x in (select ...)` is evaluated once per statement.
+create function private.monitoring_allowed() returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (select 1 from public.privacy_prefs p
+                 where p.user_id = (select auth.uid()) and p.consent_given and p.monitoring_enabled)
+$$;
+comment on function private.monitoring_allowed() is 'Whether the caller has given consent and switched monitoring on.';
+
+create function private.allowed_apps(kind text) returns setof text
+language sql stable
+set search_path = ''
+as $$
+  select a.app_id from public.app_allowlist a
+  where a.user_id = (select auth.uid()) and a.enabled and a.scope in ('all', kind)
+$$;
+comment on function private.allowed_apps(text) is 'The caller''s enabled apps for telemetry or files.';
+
+create function private.full_rate_signals() returns setof text
+language sql stable
+set search_path = ''
+as $$
+  select s.signal_key from public.signal_toggles s
+  where s.user_id = (select auth.uid()) and s.enabled and s.sampling_rate >= 1
+$$;
+comment on function private.full_rate_signals() is 'The caller''s enabled signals that keep every event.';
+
+create function private.signal_sampling_rate(signal text) returns numeric
+language sql stable
+set search_path = ''
+as $$
+  select s.sampling_rate from public.signal_toggles s
+  where s.user_id = (select auth.uid()) and s.signal_key = signal and s.enabled
+$$;
+comment on function private.signal_sampling_rate(text) is 'Sampling rate of one of the caller''s enabled signals, or null.';
+
+-- Deterministic in the event id (its last 32 bits, random in both v4 and time-ordered v7 UUIDs): a retried event
+-- gets the same decision.
+create function private.sample_point(event_id uuid) returns double precision
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select ('x' || right(event_id::text, 8))::bit(32)::bigint / 4294967296.0
+$$;
+comment on function private.sample_point(uuid) is 'A number in [0, 1) derived from the event id; an event is kept when it is below the sampling rate.';
+
+create function private.mfa_satisfied() returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select coalesce((select auth.jwt()) ->> 'aal', '') = 'aal2'
+      or not exists (select 1 from public.privacy_prefs p where p.user_id = (select auth.uid()) and p.mfa_required)
+$$;
+comment on function private.mfa_satisfied() is 'True unless the caller requires MFA for privacy data and the session is not aal2.';
+
+grant execute on function private.monitoring_allowed(), private.allowed_apps(text), private.full_rate_signals(),
+  private.signal_sampling_rate(text), private.sample_point(uuid), private.mfa_satisfied() to authenticated;
+
+-- Restrictive: with mfa_required set, transparency log reads need aal2 on top of ownership.
+-- privacy_transparency_log_select_mfa: with mfa_required, only an aal2 session reads the log.
+create policy privacy_transparency_log_select_mfa on public.privacy_transparency_log as restrictive for select
+  to authenticated using ((select private.mfa_satisfied()));
+
+
+-- ===== Section 18: Privacy: telemetry and file events =====
+-- The append-only event tables (partitioned by month; partitions in `private`), redacted before they are stored and
+-- admitted only when the owner's consent, allowlist and signal toggles allow it; file patterns and relationships are
+-- derived from file_events inside the database, one set-based statement per insert statement.
+
+-- Per (table, user, month) event counts, kept by statement triggers, so that retention can drop a whole month and
+-- still tell each affected user how many of their events went, without scanning the month.
+create table private.event_month_counts (
+  table_name text not null,
+  user_id uuid not null,
+  month date not null,
+  events bigint not null,
+  constraint event_month_counts_pkey primary key (table_name, user_id, month),
+  constraint event_month_counts_table_known check (table_name in ('telemetry_events', 'file_events')),
+  constraint event_month_counts_month_first check (month = date_trunc('month', month)::date)
+);
+comment on table private.event_month_counts is 'Events per table, user and month (maintained by triggers; read by retention to report purges per user).';
+
+create index event_month_counts_user_idx on private.event_month_counts (user_id);
+
+create table public.telemetry_events (
+  id uuid not null,
+  user_id uuid not null default auth.uid(),
+  occurred_at timestamptz not null,
+  app_id text not null,
+  event_type text not null,
+  duration_ms integer,
+  metadata_redacted jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  constraint telemetry_events_pkey primary key (id, occurred_at),
+  constraint telemetry_events_duration_non_negative check (duration_ms is null or duration_ms >= 0),
+  constraint telemetry_events_app_id_format check (char_length(app_id) <= 128 and app_id ~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$'),
+  constraint telemetry_events_event_type_format check (char_length(event_type) <= 128 and event_type ~ '^[a-z0-9][a-z0-9._:-]*$'),
+  constraint telemetry_events_metadata_object check (jsonb_typeof(metadata_redacted) = 'object')
+) partition by range (occurred_at);
+comment on table public.telemetry_events is 'Telemetry events, partitioned by month on occurred_at. The client-generated id makes retries idempotent. No foreign key to auth.users (it would cost a lookup per event); a user''s events are removed with the user by trigger.';
+comment on column public.telemetry_events.metadata_redacted is 'Event metadata after redact_telemetry_metadata() (applied by trigger; never stored unredacted).';
+
+create table private.telemetry_events_default partition of public.telemetry_events default;
+
+create index telemetry_events_user_occurred_idx on public.telemetry_events (user_id, occurred_at desc);
+create index telemetry_events_user_app_idx on public.telemetry_events (user_id, app_id, occurred_at desc);
+
+create function private.auto_redact_telemetry() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.metadata_redacted := public.redact_telemetry_metadata(new.metadata_redacted);
+  return new;
+end;
+$$;
+comment on function private.auto_redact_telemetry() is 'BEFORE INSERT/UPDATE on telemetry_events: redacts metadata_redacted.';
+
+create trigger auto_redact_telemetry_before_insert before insert or update on public.telemetry_events
+  for each row execute function private.auto_redact_telemetry();
+
+create function private.count_event_months() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into private.event_month_counts as c (table_name, user_id, month, events)
+  select tg_table_name, i.user_id, date_trunc('month', i.occurred_at at time zone 'UTC')::date, count(*)
+  from inserted i
+  group by 2, 3
+  on conflict (table_name, user_id, month) do update set events = c.events + excluded.events;
+  return null;
+end;
+$$;
+comment on function private.count_event_months() is 'AFTER INSERT statement trigger: adds the inserted rows to private.event_month_counts.';
+
+create trigger telemetry_events_count_months after insert on public.telemetry_events
+  referencing new table as inserted
+  for each statement execute function private.count_event_months();
+
+alter table public.telemetry_events enable row level security;
+
+-- telemetry_events_select: a user reads only their own events (no administrator policy: zero trust).
+create policy telemetry_events_select on public.telemetry_events for select to authenticated
+  using (user_id = (select auth.uid()));
+-- telemetry_events_select_mfa: with mfa_required, only an aal2 session reads telemetry (restrictive).
+create policy telemetry_events_select_mfa on public.telemetry_events as restrictive for select to authenticated
+  using ((select private.mfa_satisfied()));
+-- telemetry_events_insert: own events only, with consent and monitoring on, an allowed app, an enabled signal
+-- (sampled deterministically on the id) and a time in the accepted range.
+create policy telemetry_events_insert on public.telemetry_events for insert to authenticated
+  with check (
+    user_id = (select auth.uid())
+    and (select private.monitoring_allowed())
+    and app_id in (select private.allowed_apps('telemetry'))
+    and (event_type in (select private.full_rate_signals())
+         or private.sample_point(id) < private.signal_sampling_rate(event_type))
+    and occurred_at >= now() - interval '30 days' and occurred_at <= now() + interval '5 minutes'
+  );
+
+grant select on public.telemetry_events to authenticated;
+grant insert (id, user_id, occurred_at, app_id, event_type, duration_ms, metadata_redacted)
+  on public.telemetry_events to authenticated;
+
+create table public.file_events (
+  id uuid not null,
+  user_id uuid not null default auth.uid(),
+  occurred_at timestamptz not null,
+  file_path text not null,
+  related_path text,
+  event_type text not null,
+  tool text not null,
+  metadata jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  constraint file_events_pkey primary key (id, occurred_at),
+  constraint file_events_event_type_known check (
+    event_type in ('created', 'modified', 'deleted', 'renamed', 'moved', 'copied', 'opened', 'closed')),
+  constraint file_events_file_path_length check (char_length(file_path) between 1 and 4096),
+  constraint file_events_related_path_length check (related_path is null or char_length(related_path) between 1 and 4096),
+  constraint file_events_tool_format check (char_length(tool) <= 128 and tool ~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$'),
+  constraint file_events_metadata_object check (jsonb_typeof(metadata) = 'object')
+) partition by range (occurred_at);
+comment on table public.file_events is 'File-system events (seed 002 "events"), partitioned by month. tool is the app that touched the file (checked against the allowlist); the signal is "file.<event_type>".';
+comment on column public.file_events.related_path is 'The other path of a rename, move or copy (feeds file_relationships).';
+
+create table private.file_events_default partition of public.file_events default;
+
+create index file_events_user_occurred_idx on public.file_events (user_id, occurred_at desc);
+create index file_events_user_event_type_idx on public.file_events (user_id, event_type, occurred_at desc);
+
+create function private.auto_redact_file_event() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.file_path := private.redact_path(new.file_path);
+  new.related_path := private.redact_path(new.related_path);
+  new.metadata := public.redact_telemetry_metadata(new.metadata);
+  return new;
+end;
+$$;
+comment on function private.auto_redact_file_event() is 'BEFORE INSERT/UPDATE on file_events: redacts paths (home-directory user names) and metadata.';
+
+create trigger file_events_auto_redact before insert or update on public.file_events
+  for each row execute function private.auto_redact_file_event();
+
+create trigger file_events_count_months after insert on public.file_events
+  referencing new table as inserted
+  for each statement execute function private.count_event_months();
+
+alter table public.file_events enable row level security;
+
+-- file_events_select: a user reads only their own file events.
+create policy file_events_select on public.file_events for select to authenticated
+  using (user_id = (select auth.uid()));
+-- file_events_select_mfa: with mfa_required, only an aal2 session reads file events (restrictive).
+create policy file_events_select_mfa on public.file_events as restrictive for select to authenticated
+  using ((select private.mfa_satisfied()));
+-- file_events_insert: own events only, with consent and monitoring on, an allowed tool, an enabled file signal and
+-- a time in the accepted range.
+create policy file_events_insert on public.file_events for insert to authenticated
+  with check (
+    user_id = (select auth.uid())
+    and (select private.monitoring_allowed())
+    and tool in (select private.allowed_apps('files'))
+    and ('file.' || event_type in (select private.full_rate_signals())
+         or private.sample_point(id) < private.signal_sampling_rate('file.' || event_type))
+    and occurred_at >= now() - interval '30 days' and occurred_at <= now() + interval '5 minutes'
+  );
+
+grant select on public.file_events to authenticated;
+grant insert (id, user_id, occurred_at, file_path, related_path, event_type, tool, metadata)
+  on public.file_events to authenticated;
+
+create table public.file_patterns (
+  id uuid not null default gen_random_uuid(),
+  user_id uuid not null,
+  file_extension text not null,
+  event_count bigint not null default 0,
+  last_used_at timestamptz not null,
+  tools text[] not null default '{}',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint file_patterns_pkey primary key (id),
+  constraint file_patterns_user_extension_key unique (user_id, file_extension),
+  constraint file_patterns_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint file_patterns_extension_format check (file_extension ~ '^[a-z0-9]{1,16}$'),
+  constraint file_patterns_event_count_non_negative check (event_count >= 0)
+);
+comment on table public.file_patterns is 'Per user and file extension: how often, how recently and with which tools (seed 002 "patterns"). Maintained from file_events by trigger.';
+
+create index file_patterns_extension_idx on public.file_patterns (file_extension);
+
+create table public.file_relationships (
+  id uuid not null default gen_random_uuid(),
+  user_id uuid not null,
+  source_path text not null,
+  target_path text not null,
+  relation_type text not null,
+  weight bigint not null default 0,
+  last_seen_at timestamptz not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint file_relationships_pkey primary key (id),
+  constraint file_relationships_unique_edge unique (user_id, source_path, target_path, relation_type),
+  constraint file_relationships_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint file_relationships_relation_type_known check (relation_type in ('renamed', 'moved', 'copied')),
+  constraint file_relationships_weight_non_negative check (weight >= 0)
+);
+comment on table public.file_relationships is 'Edges between files (renamed/moved/copied), weighted by how often (seed 002 "relationships"). Maintained from file_events by trigger.';
+
+create index file_relationships_source_target_idx on public.file_relationships (user_id, source_path, target_path);
+
+create trigger file_patterns_set_updated_at before update on public.file_patterns
+  for each row execute function private.set_updated_at();
+create trigger file_relationships_set_updated_at before update on public.file_relationships
+  for each row execute function private.set_updated_at();
+
+create function private.derive_file_insights() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into public.file_patterns as p (user_id, file_extension, event_count, last_used_at, tools)
+  select s.user_id, s.ext, count(*), max(s.occurred_at), array_agg(distinct s.tool order by s.tool)
+  from (select i.user_id, i.occurred_at, i.tool,
+               lower(substring(i.file_path from '\.([A-Za-z0-9]{1,16})$')) as ext
+        from inserted i) s
+  where s.ext is not null
+  group by s.user_id, s.ext
+  on conflict (user_id, file_extension) do update set
+    event_count = p.event_count + excluded.event_count,
+    last_used_at = greatest(p.last_used_at, excluded.last_used_at),
+    tools = (select array_agg(distinct x order by x) from unnest(p.tools || excluded.tools) x);
+
+  insert into public.file_relationships as r (user_id, source_path, target_path, relation_type, weight, last_seen_at)
+  select i.user_id, i.file_path, i.related_path, i.event_type, count(*), max(i.occurred_at)
+  from inserted i
+  where i.related_path is not null and i.event_type in ('renamed', 'moved', 'copied')
+  group by i.user_id, i.file_path, i.related_path, i.event_type
+  on conflict (user_id, source_path, target_path, relation_type) do update set
+    weight = r.weight + excluded.weight,
+    last_seen_at = greatest(r.last_seen_at, excluded.last_seen_at);
+  return null;
+end;
+$$;
+comment on function private.derive_file_insights() is 'AFTER INSERT statement trigger on file_events: upserts file_patterns and file_relationships from the inserted rows, set-based.';
+
+create trigger file_events_derive_insights after insert on public.file_events
+  referencing new table as inserted
+  for each statement execute function private.derive_file_insights();
+
+alter table public.file_patterns enable row level security;
+alter table public.file_relationships enable row level security;
+
+-- file_patterns_select: a user reads only their own patterns.
+create policy file_patterns_select on public.file_patterns for select to authenticated
+  using (user_id = (select auth.uid()));
+-- file_relationships_select: a user reads only their own relationships.
+create policy file_relationships_select on public.file_relationships for select to authenticated
+  using (user_id = (select auth.uid()));
+
+grant select on public.file_patterns, public.file_relationships to authenticated;
+
+-- Events carry no foreign key to auth.users (see telemetry_events); they go with the user.
+create function private.handle_deleted_user_events() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  delete from public.telemetry_events t where t.user_id = old.id;
+  delete from public.file_events f where f.user_id = old.id;
+  delete from private.event_month_counts c where c.user_id = old.id;
+  return old;
+end;
+$$;
+comment on function private.handle_deleted_user_events() is 'AFTER DELETE on auth.users: removes the user''s telemetry and file events.';
+
+create trigger on_auth_user_deleted_events after delete on auth.users
+  for each row execute function private.handle_deleted_user_events();
+
+-- Event ids the caller already stored (ids only, never rows), for the ingest report. security definer because a
+-- user who requires MFA cannot read their own events from an aal1 session, yet must still get honest duplicates.
+create function private.stored_event_ids(kind text, ids uuid[], since timestamptz) returns setof uuid
+language sql stable security definer
+set search_path = ''
+as $$
+  select t.id from public.telemetry_events t
+  where kind = 'telemetry' and t.user_id = (select auth.uid()) and t.id = any (ids) and t.occurred_at >= since
+  union all
+  select f.id from public.file_events f
+  where kind = 'file' and f.user_id = (select auth.uid()) and f.id = any (ids) and f.occurred_at >= since
+$$;
+comment on function private.stored_event_ids(text, uuid[], timestamptz) is 'Which of these event ids the caller already stored (since a time): ids only.';
+
+create function private.try_timestamptz(value text) returns timestamptz
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  if value is null or value !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$' then
+    return null;
+  end if;
+  return value::timestamptz;
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_timestamptz(text) is 'An ISO 8601 timestamp with an explicit offset, or null when the text is not one.';
+
+grant execute on function private.stored_event_ids(text, uuid[], timestamptz), private.try_timestamptz(text) to authenticated;
+
+-- The ingest RPC: classifies every event set-based and stores the admitted ones with one insert per table, as the
+-- caller (RLS and triggers apply). Report per event: accepted, duplicate, sampled_out, or rejected with a reason.
+-- plan_cache_mode: the batch statement is large and its plan does not depend on the parameter values, so it is
+-- planned once per session instead of once per call.
+create function public.ingest_events(events jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  uid uuid := (select auth.uid());
+  earliest timestamptz := pg_catalog.now() - interval '30 days';
+  latest timestamptz := pg_catalog.now() + interval '5 minutes';
+  report jsonb;
+begin
+  if uid is null then
+    raise exception 'not authenticated' using errcode = '42501', hint = 'Call this with a user''s JWT.';
+  end if;
+  if events is null or jsonb_typeof(events) <> 'array' then
+    raise exception 'events must be a JSON array' using errcode = '22023';
+  end if;
+  if jsonb_array_length(events) > 1000 then
+    raise exception 'at most 1000 events per batch (got %)', jsonb_array_length(events) using errcode = '54000',
+      hint = 'Split the batch.';
+  end if;
+  -- Batches of one user are serialised, so the duplicate check below cannot race a concurrent retry.
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ingest:' || uid::text, 0));
+
+  with raw as (
+    select e.n::integer as n, e.value as v,
+           e.value ->> 'kind' as kind,
+           case when e.value ->> 'id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                then (e.value ->> 'id')::uuid end as id,
+           -- Well-formed timestamps up to the 28th cannot fail to cast; the rest go through the careful path.
+           case when e.value ->> 'occurred_at' ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$'
+                then (e.value ->> 'occurred_at')::timestamptz
+                else private.try_timestamptz(e.value ->> 'occurred_at') end as occurred_at,
+           coalesce(e.value -> 'metadata', '{}'::jsonb) as metadata
+    from jsonb_array_elements(events) with ordinality e(value, n)
+  ),
+  checked as (
+    select r.n, r.kind, r.id, r.occurred_at, r.metadata,
+      case when r.kind = 'telemetry' then r.v ->> 'app_id' else r.v ->> 'tool' end as app_id,
+      case when r.kind = 'telemetry' then r.v ->> 'event_type' else 'file.' || (r.v ->> 'event_type') end as signal,
+      r.v ->> 'event_type' as event_type,
+      case when r.kind = 'telemetry' and coalesce(r.v ->> 'duration_ms', '') ~ '^[0-9]{1,9}$'
+           then (r.v ->> 'duration_ms')::integer end as duration_ms,
+      r.v ->> 'file_path' as file_path,
+      r.v ->> 'related_path' as related_path,
+      case
+        when jsonb_typeof(r.v) <> 'object' then 'invalid'
+        when r.kind is null or r.kind not in ('telemetry', 'file') then 'invalid'
+        when r.id is null or r.occurred_at is null then 'invalid'
+        when jsonb_typeof(r.metadata) <> 'object' or pg_catalog.pg_column_size(r.metadata) > 32768 then 'invalid'
+        when r.kind = 'telemetry' and (
+               (char_length(coalesce(r.v ->> 'app_id', '')) > 128 or coalesce(r.v ->> 'app_id', '') !~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$')
+            or (char_length(coalesce(r.v ->> 'event_type', '')) > 128 or coalesce(r.v ->> 'event_type', '') !~ '^[a-z0-9][a-z0-9._:-]*$')
+            or (r.v ? 'duration_ms' and jsonb_typeof(r.v -> 'duration_ms') <> 'null'
+                and coalesce(r.v ->> 'duration_ms', '') !~ '^[0-9]{1,9}$')) then 'invalid'
+        when r.kind = 'file' and (
+               (char_length(coalesce(r.v ->> 'tool', '')) > 128 or coalesce(r.v ->> 'tool', '') !~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$')
+            or coalesce(r.v ->> 'event_type', '') not in ('created', 'modified', 'deleted', 'renamed', 'moved', 'copied', 'opened', 'closed')
+            or char_length(coalesce(r.v ->> 'file_path', '')) not between 1 and 4096
+            or char_length(coalesce(r.v ->> 'related_path', 'x')) not between 1 and 4096) then 'invalid'
+        when r.occurred_at < earliest or r.occurred_at > latest then 'outside_time_range'
+      end as invalid_reason
+    from raw r
+  ),
+  signals as (
+    select s.signal_key, s.sampling_rate from public.signal_toggles s where s.user_id = uid and s.enabled
+  ),
+  apps as (
+    select a.app_id, a.scope from public.app_allowlist a where a.user_id = uid and a.enabled
+  ),
+  stored as (
+    select x.id from private.stored_event_ids('telemetry',
+      (select array_agg(c.id) from checked c where c.invalid_reason is null and c.kind = 'telemetry'), earliest) x(id)
+    union all
+    select x.id from private.stored_event_ids('file',
+      (select array_agg(c.id) from checked c where c.invalid_reason is null and c.kind = 'file'), earliest) x(id)
+  ),
+  decided as (
+    select c.*,
+      case
+        when c.invalid_reason is not null then 'rejected'
+        when not (select private.monitoring_allowed()) then 'rejected'
+        when not exists (select 1 from apps a where a.app_id = c.app_id
+                           and a.scope in ('all', case when c.kind = 'telemetry' then 'telemetry' else 'files' end)) then 'rejected'
+        when not exists (select 1 from signals s where s.signal_key = c.signal) then 'rejected'
+        when exists (select 1 from stored st where st.id = c.id)
+          or row_number() over (partition by c.kind, c.id, c.invalid_reason is null order by c.n) > 1 then 'duplicate'
+        when ('x' || right(c.id::text, 8))::bit(32)::bigint / 4294967296.0
+             >= (select s.sampling_rate from signals s where s.signal_key = c.signal) then 'sampled_out'
+        else 'accepted'
+      end as status,
+      case
+        when c.invalid_reason is not null then c.invalid_reason
+        when not (select private.monitoring_allowed()) then 'no_consent'
+        when not exists (select 1 from apps a where a.app_id = c.app_id
+                           and a.scope in ('all', case when c.kind = 'telemetry' then 'telemetry' else 'files' end)) then 'app_not_allowed'
+        when not exists (select 1 from signals s where s.signal_key = c.signal) then 'signal_disabled'
+      end as reason
+    from checked c
+  ),
+  telemetry_written as (
+    insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type, duration_ms, metadata_redacted)
+    select d.id, uid, d.occurred_at, d.app_id, d.event_type, d.duration_ms, d.metadata
+    from decided d
+    where d.status = 'accepted' and d.kind = 'telemetry'
+    on conflict do nothing
+  ),
+  files_written as (
+    insert into public.file_events (id, user_id, occurred_at, file_path, related_path, event_type, tool, metadata)
+    select d.id, uid, d.occurred_at, d.file_path, d.related_path, d.event_type, d.app_id, d.metadata
+    from decided d
+    where d.status = 'accepted' and d.kind = 'file'
+    on conflict do nothing
+  )
+  select jsonb_build_object(
+           'accepted', count(*) filter (where d.status = 'accepted'),
+           'duplicate', count(*) filter (where d.status = 'duplicate'),
+           'sampled_out', count(*) filter (where d.status = 'sampled_out'),
+           'rejected', count(*) filter (where d.status = 'rejected'),
+           'results', coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                        'index', d.n - 1, 'id', d.id, 'status', d.status, 'reason', d.reason)) order by d.n), '[]'::jsonb))
+  into report
+  from decided d;
+  return report;
+end;
+$$;
+comment on function public.ingest_events(jsonb) is 'Stores a batch of telemetry ({"kind": "telemetry", id, occurred_at, app_id, event_type, duration_ms, metadata}) and file events ({"kind": "file", id, occurred_at, file_path, related_path, event_type, tool, metadata}) as the caller; returns per-event outcomes. Any user id in the payload is ignored.';
+
+grant execute on function public.ingest_events(jsonb) to authenticated;
+
+
+-- ===== Section 19: Privacy: retention, health, export and erasure =====
+-- Retention drops whole expired monthly partitions (and reports per user what went), per-user retention removes what
+-- a user's own setting expires, the guardian health check watches all of it, and users export or erase their data.
+
+create table public.retention_policies (
+  id uuid not null default gen_random_uuid(),
+  table_name text not null,
+  retention_days integer not null,
+  enabled boolean not null default true,
+  last_run_at timestamptz,
+  last_run_rows bigint,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint retention_policies_pkey primary key (id),
+  constraint retention_policies_table_name_key unique (table_name),
+  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log')),
+  constraint retention_policies_days_range check (retention_days between 1 and 3650)
+);
+comment on table public.retention_policies is 'How long each append-only table keeps rows (reference data created by this migration; operators tune it).';
+comment on column public.retention_policies.last_run_rows is 'Rows removed by the last run (partitions dropped are counted from the per-month counters or statistics).';
+
+create trigger retention_policies_set_updated_at before update on public.retention_policies
+  for each row execute function private.set_updated_at();
+
+alter table public.retention_policies enable row level security;
+
+-- retention_policies_select: every signed-in user may see how long data is kept.
+create policy retention_policies_select on public.retention_policies for select to authenticated
+  using (true);
+
+grant select on public.retention_policies to authenticated;
+grant select, update (retention_days, enabled) on public.retention_policies to service_role;
+
+insert into public.retention_policies (table_name, retention_days) values
+  ('telemetry_events', 365),
+  ('file_events', 365),
+  ('audit_logs', 730),
+  ('metrics_log', 90);
+
+create table public.metrics_log (
+  id bigint generated always as identity,
+  ts timestamptz not null default now(),
+  source text not null,
+  metric text not null,
+  value numeric not null,
+  details jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  constraint metrics_log_pkey primary key (id),
+  constraint metrics_log_source_length check (char_length(source) between 1 and 100),
+  constraint metrics_log_metric_length check (char_length(metric) between 1 and 100),
+  constraint metrics_log_details_object check (jsonb_typeof(details) = 'object')
+);
+comment on table public.metrics_log is 'Operational measurements written by maintenance functions (retention runs, ...). Aggregates only, never user data.';
+
+create index metrics_log_source_ts_idx on public.metrics_log (source, ts desc);
+
+alter table public.metrics_log enable row level security;
+
+-- metrics_log_select: operators (service_role) read metrics; no user may.
+create policy metrics_log_select on public.metrics_log for select to service_role
+  using (true);
+
+grant select on public.metrics_log to service_role;
+
+-- Drops the monthly partitions of a table that end on or before the cutoff, logging each affected user's counts.
+create function private.drop_expired_partitions(parent regclass, cutoff timestamptz, purge_reason text)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  parent_name text := (select c.relname from pg_catalog.pg_class c where c.oid = parent);
+  expired date[];
+  part record;
+  removed bigint := 0;
+  affected record;
+begin
+  select coalesce(array_agg(to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') order by c.relname), '{}')
+  into expired
+  from pg_catalog.pg_inherits i
+  join pg_catalog.pg_class c on c.oid = i.inhrelid
+  where i.inhparent = parent
+    and c.relname ~ ('^' || parent_name || '_p[0-9]{6}$')
+    and (to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') + interval '1 month') <= cutoff;
+  if expired = '{}' then
+    return 0;
+  end if;
+
+  if parent_name in ('telemetry_events', 'file_events') then
+    for affected in
+      select m.user_id, sum(m.events) as events, min(m.month) as first_month, max(m.month) as last_month
+      from private.event_month_counts m
+      where m.table_name = parent_name and m.month = any (expired)
+      group by m.user_id
+    loop
+      perform private.append_transparency_entry(affected.user_id, 'retention_purge', parent_name, null, null, null,
+        jsonb_build_object('rows', affected.events, 'reason', purge_reason, 'from_month', affected.first_month,
+                           'to_month', affected.last_month, 'partitions_dropped', true));
+      removed := removed + affected.events;
+    end loop;
+    delete from private.event_month_counts m where m.table_name = parent_name and m.month = any (expired);
+  end if;
+
+  for part in
+    select c.oid, c.relname, c.reltuples
+    from pg_catalog.pg_inherits i
+    join pg_catalog.pg_class c on c.oid = i.inhrelid
+    where i.inhparent = parent and c.relname = any (
+      select parent_name || '_p' || to_char(m, 'YYYYMM') from unnest(expired) m)
+  loop
+    if parent_name not in ('telemetry_events', 'file_events') then
+      removed := removed + greatest(part.reltuples, 0)::bigint;
+    end if;
+    execute format('drop table private.%I', part.relname);
+  end loop;
+  return removed;
+end;
+$$;
+comment on function private.drop_expired_partitions(regclass, timestamptz, text) is 'Drops whole monthly partitions that ended before the cutoff; for event tables, logs a retention_purge entry per affected user first.';
+
+create function public.cleanup_retention_data()
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  policy public.retention_policies;
+  cutoff timestamptz;
+  removed bigint;
+  summary jsonb := '{}'::jsonb;
+  started timestamptz := pg_catalog.clock_timestamp();
+begin
+  for policy in select * from public.retention_policies p where p.enabled order by p.table_name loop
+    cutoff := pg_catalog.now() - make_interval(days => policy.retention_days);
+    if policy.table_name = 'metrics_log' then
+      delete from public.metrics_log m where m.ts < cutoff;
+      get diagnostics removed = row_count;
+    else
+      removed := private.drop_expired_partitions(('public.' || policy.table_name)::regclass, cutoff, 'retention_policy');
+    end if;
+    update public.retention_policies p set last_run_at = pg_catalog.now(), last_run_rows = removed where p.id = policy.id;
+    summary := summary || jsonb_build_object(policy.table_name, removed);
+  end loop;
+  insert into public.metrics_log (source, metric, value, details)
+  values ('cleanup_retention_data', 'rows_removed',
+          coalesce((select sum(v::bigint) from jsonb_each_text(summary) s(k, v)), 0),
+          jsonb_build_object('tables', summary,
+                             'duration_ms', round(extract(epoch from pg_catalog.clock_timestamp() - started) * 1000)));
+  return jsonb_build_object('removed', summary,
+                            'duration_ms', round(extract(epoch from pg_catalog.clock_timestamp() - started) * 1000));
+end;
+$$;
+comment on function public.cleanup_retention_data() is 'Applies retention_policies: drops whole expired monthly partitions (metrics_log rows are deleted). Returns counts per table; logs to metrics_log and each affected user''s transparency log.';
+
+create function private.delete_rows_past_user_retention(table_name text)
+returns table (user_id uuid, month date, events bigint)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if table_name not in ('telemetry_events', 'file_events') then
+    raise exception 'per-user retention does not apply to %', table_name using errcode = '22023';
+  end if;
+  if table_name = 'telemetry_events' then
+    return query
+      with gone as (
+        delete from public.telemetry_events e
+        using public.privacy_prefs p
+        where e.user_id = p.user_id and e.occurred_at < pg_catalog.now() - make_interval(days => p.data_retention_days)
+        returning e.user_id as owner, date_trunc('month', e.occurred_at at time zone 'UTC')::date as purged_month
+      )
+      select g.owner, g.purged_month, count(*) from gone g group by g.owner, g.purged_month;
+  else
+    return query
+      with gone as (
+        delete from public.file_events e
+        using public.privacy_prefs p
+        where e.user_id = p.user_id and e.occurred_at < pg_catalog.now() - make_interval(days => p.data_retention_days)
+        returning e.user_id as owner, date_trunc('month', e.occurred_at at time zone 'UTC')::date as purged_month
+      )
+      select g.owner, g.purged_month, count(*) from gone g group by g.owner, g.purged_month;
+  end if;
+end;
+$$;
+comment on function private.delete_rows_past_user_retention(text) is 'Deletes the events each user''s data_retention_days has expired; returns counts per user and month.';
+
+create function public.cleanup_telemetry_by_retention()
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  tbl text;
+  month_cutoff timestamptz;
+  dropped bigint;
+  total_dropped bigint := 0;
+  total_deleted bigint := 0;
+  affected record;
+  started timestamptz := pg_catalog.clock_timestamp();
+begin
+  foreach tbl in array array['telemetry_events', 'file_events'] loop
+    -- A whole month goes when it has expired for every user with events in it (users without preferences, i.e.
+    -- deleted ones, count as expired).
+    select min(pg_catalog.now() - make_interval(days => p.data_retention_days))
+    into month_cutoff
+    from public.privacy_prefs p
+    where p.user_id in (select m.user_id from private.event_month_counts m where m.table_name = tbl);
+    month_cutoff := coalesce(month_cutoff, pg_catalog.now() - interval '3650 days');
+    dropped := private.drop_expired_partitions(('public.' || tbl)::regclass, month_cutoff, 'user_retention');
+    total_dropped := total_dropped + dropped;
+
+    -- Inside months that stay, each user's own setting removes their expired rows.
+    for affected in select * from private.delete_rows_past_user_retention(tbl) loop
+      update private.event_month_counts m set events = greatest(m.events - affected.events, 0)
+      where m.table_name = tbl and m.user_id = affected.user_id and m.month = affected.month;
+      perform private.append_transparency_entry(affected.user_id, 'retention_purge', tbl, null, null, null,
+        jsonb_build_object('rows', affected.events, 'reason', 'user_retention', 'from_month', affected.month,
+                           'to_month', affected.month, 'partitions_dropped', false));
+      total_deleted := total_deleted + affected.events;
+    end loop;
+  end loop;
+
+  insert into public.metrics_log (source, metric, value, details)
+  values ('cleanup_telemetry_by_retention', 'rows_removed', total_dropped + total_deleted,
+          jsonb_build_object('rows_in_dropped_partitions', total_dropped, 'rows_deleted', total_deleted,
+                             'duration_ms', round(extract(epoch from pg_catalog.clock_timestamp() - started) * 1000)));
+  return jsonb_build_object('rows_in_dropped_partitions', total_dropped, 'rows_deleted', total_deleted,
+                            'duration_ms', round(extract(epoch from pg_catalog.clock_timestamp() - started) * 1000));
+end;
+$$;
+comment on function public.cleanup_telemetry_by_retention() is 'Enforces each user''s data_retention_days on telemetry and file events: drops months expired for everyone, deletes expired rows of shorter-retention users elsewhere. Returns counts; logs metrics_log and transparency entries.';
+
+grant execute on function public.cleanup_retention_data(), public.cleanup_telemetry_by_retention() to service_role;
+
+create function public.privacy_guardian_health_check()
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  privacy_tables constant text[] := array['privacy_prefs', 'app_allowlist', 'signal_toggles', 'telemetry_events',
+    'file_events', 'file_patterns', 'file_relationships', 'privacy_transparency_log', 'retention_policies', 'metrics_log'];
+  rls jsonb;
+  triggers jsonb;
+  sampled integer;
+  with_pii integer;
+  last_retention timestamptz;
+  last_user_retention timestamptz;
+  partitions jsonb;
+  failing text[] := array[]::text[];
+begin
+  select jsonb_object_agg(t.name, coalesce(c.relrowsecurity, false)) into rls
+  from unnest(privacy_tables) t(name)
+  left join pg_catalog.pg_class c on c.relname = t.name
+    and c.relnamespace = 'public'::regnamespace;
+  if exists (select 1 from jsonb_each(rls) r where r.value = 'false'::jsonb) then
+    failing := array_append(failing, 'rls');
+  end if;
+
+  select jsonb_object_agg(x.trigger_name, coalesce(tr.tgenabled in ('O', 'A'), false)) into triggers
+  from (values ('auto_redact_telemetry_before_insert', 'public.telemetry_events'),
+               ('file_events_auto_redact', 'public.file_events'),
+               ('audit_logs_redact_metadata', 'public.audit_logs')) x(trigger_name, table_name)
+  left join pg_catalog.pg_trigger tr on tr.tgname = x.trigger_name and tr.tgrelid = x.table_name::regclass;
+  if exists (select 1 from jsonb_each(triggers) r where r.value = 'false'::jsonb) then
+    failing := array_append(failing, 'redaction_triggers');
+  end if;
+
+  select count(*), count(*) filter (where public.redact_telemetry_metadata(s.metadata_redacted) <> s.metadata_redacted)
+  into sampled, with_pii
+  from (select t.metadata_redacted from public.telemetry_events t
+        where t.occurred_at > pg_catalog.now() - interval '1 day'
+        order by t.occurred_at desc limit 1000) s;
+  if with_pii > 0 then
+    failing := array_append(failing, 'pii_in_recent_sample');
+  end if;
+
+  select max(m.ts) filter (where m.source = 'cleanup_retention_data'),
+         max(m.ts) filter (where m.source = 'cleanup_telemetry_by_retention')
+  into last_retention, last_user_retention
+  from public.metrics_log m
+  where m.source in ('cleanup_retention_data', 'cleanup_telemetry_by_retention');
+  if last_retention is null or last_retention < pg_catalog.now() - interval '26 hours'
+     or last_user_retention is null or last_user_retention < pg_catalog.now() - interval '26 hours' then
+    failing := array_append(failing, 'retention_stale');
+  end if;
+
+  select jsonb_object_agg(t.name, (
+           select count(*) from generate_series(1, 2) a
+           where exists (select 1 from pg_catalog.pg_class c
+                         where c.relnamespace = 'private'::regnamespace
+                           and c.relname = t.name || '_p' || to_char(pg_catalog.now() + make_interval(months => a), 'YYYYMM'))))
+  into partitions
+  from unnest(array['telemetry_events', 'file_events']) t(name);
+  if exists (select 1 from jsonb_each(partitions) p where p.value::integer < 2) then
+    failing := array_append(failing, 'future_partitions_missing');
+  end if;
+
+  return jsonb_build_object(
+    'status', case when cardinality(failing) = 0 then 'healthy' else 'degraded' end,
+    'failing', to_jsonb(failing),
+    'checked_at', pg_catalog.now(),
+    'rls_enabled', rls,
+    'redaction_triggers_enabled', triggers,
+    'recent_sample', jsonb_build_object('events', sampled, 'with_detectable_pii', with_pii),
+    'retention', jsonb_build_object('cleanup_retention_data', last_retention,
+                                    'cleanup_telemetry_by_retention', last_user_retention),
+    'future_partitions', partitions);
+end;
+$$;
+comment on function public.privacy_guardian_health_check() is 'JSON health of the privacy system: RLS, redaction triggers, PII in a recent sample (counts only), retention recency (26 h), partitions two months ahead. service_role only.';
+
+grant execute on function public.privacy_guardian_health_check() to service_role;
+
+create function private.require_privacy_session() returns uuid
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_user();
+begin
+  if not private.mfa_satisfied() then
+    raise exception 'your privacy settings require a multi-factor (aal2) session for this' using errcode = '42501',
+      hint = 'Verify a second factor and retry with the new session token.';
+  end if;
+  return uid;
+end;
+$$;
+comment on function private.require_privacy_session() is 'The caller''s id; raises 42501 without a user, or without aal2 when the user requires MFA.';
+
+create function public.export_my_data()
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_privacy_session();
+  result jsonb;
+begin
+  select jsonb_build_object(
+    'exported_at', pg_catalog.now(),
+    'user_id', uid,
+    'privacy_prefs', (select to_jsonb(p) from public.privacy_prefs p where p.user_id = uid),
+    'app_allowlist', (select coalesce(jsonb_agg(to_jsonb(a) order by a.app_id), '[]') from public.app_allowlist a where a.user_id = uid),
+    'signal_toggles', (select coalesce(jsonb_agg(to_jsonb(s) order by s.signal_key), '[]') from public.signal_toggles s where s.user_id = uid),
+    'telemetry_events', (select coalesce(jsonb_agg(to_jsonb(t) order by t.occurred_at, t.id), '[]') from public.telemetry_events t where t.user_id = uid),
+    'file_events', (select coalesce(jsonb_agg(to_jsonb(f) order by f.occurred_at, f.id), '[]') from public.file_events f where f.user_id = uid),
+    'file_patterns', (select coalesce(jsonb_agg(to_jsonb(p) order by p.file_extension), '[]') from public.file_patterns p where p.user_id = uid),
+    'file_relationships', (select coalesce(jsonb_agg(to_jsonb(r) order by r.source_path, r.target_path), '[]') from public.file_relationships r where r.user_id = uid),
+    'transparency_log', (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]') from public.privacy_transparency_log l where l.user_id = uid))
+  into result;
+  perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
+    encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
+    jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
+                       'file_events', jsonb_array_length(result -> 'file_events'),
+                       'transparency_entries', jsonb_array_length(result -> 'transparency_log')));
+  return result;
+end;
+$$;
+comment on function public.export_my_data() is 'Everything the caller owns in the privacy domain as JSON (needs aal2 when the user requires MFA); logged in the transparency log.';
+
+create function public.erase_my_telemetry()
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_privacy_session();
+  telemetry bigint;
+  files bigint;
+  patterns bigint;
+  relationships bigint;
+begin
+  delete from public.telemetry_events t where t.user_id = uid;
+  get diagnostics telemetry = row_count;
+  delete from public.file_events f where f.user_id = uid;
+  get diagnostics files = row_count;
+  delete from public.file_patterns p where p.user_id = uid;
+  get diagnostics patterns = row_count;
+  delete from public.file_relationships r where r.user_id = uid;
+  get diagnostics relationships = row_count;
+  delete from private.event_month_counts m where m.user_id = uid;
+  perform private.append_transparency_entry(uid, 'erasure', 'erase_my_telemetry', null, null, null,
+    jsonb_build_object('telemetry_events', telemetry, 'file_events', files, 'file_patterns', patterns,
+                       'file_relationships', relationships));
+  return jsonb_build_object('telemetry_events', telemetry, 'file_events', files, 'file_patterns', patterns,
+                            'file_relationships', relationships);
+end;
+$$;
+comment on function public.erase_my_telemetry() is 'Erases the caller''s telemetry and file events (and what was derived from them); returns counts; logged in the transparency log.';
+
+grant execute on function public.export_my_data(), public.erase_my_telemetry() to authenticated;
+
+
+-- ===== Section 20: Scheduled jobs =====
 -- pg_cron keeps partitions two months ahead and applies retention. Times are UTC.
 
 select private.ensure_monthly_partitions(1, 2);
@@ -2440,3 +3974,7 @@ select cron.schedule('partition-upkeep', '15 0 * * *', $$select private.ensure_m
 -- Keep the Stripe event ledger for 90 days (Stripe stops retrying after 3); failed events stay for inspection.
 select cron.schedule('stripe-event-ledger-retention', '40 3 * * *',
   $$delete from private.stripe_events where received_at < now() - interval '90 days' and outcome is distinct from 'failed'$$);
+
+-- Nightly privacy retention (after partition upkeep at 00:15): the global policies, then each user's own setting.
+select cron.schedule('privacy-retention', '30 2 * * *', $$select public.cleanup_retention_data()$$);
+select cron.schedule('privacy-user-retention', '45 2 * * *', $$select public.cleanup_telemetry_by_retention()$$);

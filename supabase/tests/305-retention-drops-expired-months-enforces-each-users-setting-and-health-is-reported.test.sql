@@ -1,0 +1,99 @@
+-- Retention: cleanup_retention_data() drops whole expired monthly partitions and tells each affected user how many
+-- events went; cleanup_telemetry_by_retention() enforces each user's data_retention_days; both write metrics_log;
+-- privacy_guardian_health_check() reports RLS, redaction triggers, PII in recent data, retention recency and
+-- future partitions. Maintenance is for service_role only and returns counts, never rows.
+begin;
+select plan(20);
+
+select tests.create_user('old_timer');
+select tests.create_user('short_keeper');
+update public.privacy_prefs set data_retention_days = 7 where user_id = tests.user_id('short_keeper');
+
+select private.create_monthly_partition('public.telemetry_events', (now() - interval '14 months')::date);
+select private.create_monthly_partition('public.telemetry_events', (now() - interval '13 months')::date);
+insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type)
+select gen_random_uuid(), tests.user_id('old_timer'), date_trunc('month', now() - interval '14 months') + interval '3 days', 'cli', 'run'
+from generate_series(1, 3);
+insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type)
+select gen_random_uuid(), tests.user_id('short_keeper'), date_trunc('month', now() - interval '13 months') + interval '3 days', 'cli', 'run'
+from generate_series(1, 2);
+insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type) values
+  (gen_random_uuid(), tests.user_id('old_timer'), now() - interval '20 days', 'cli', 'recent'),
+  (gen_random_uuid(), tests.user_id('short_keeper'), now() - interval '20 days', 'cli', 'expired_for_me'),
+  (gen_random_uuid(), tests.user_id('short_keeper'), now(), 'cli', 'fresh');
+
+-- Who may run maintenance.
+select tests.authenticate_as('old_timer');
+select throws_ok($$select public.cleanup_retention_data()$$, '42501', null, 'a user cannot run retention');
+select throws_ok($$select public.privacy_guardian_health_check()$$, '42501', null, 'a user cannot run the guardian health check');
+select tests.authenticate_as_anon();
+select throws_ok($$select public.cleanup_telemetry_by_retention()$$, '42501', null, 'anon cannot run per-user retention');
+
+select tests.authenticate_as_service_role();
+select is((public.cleanup_retention_data() -> 'removed' ->> 'telemetry_events')::integer, 5,
+  'cleanup_retention_data removes the five events of the two months older than a year');
+select tests.clear_authentication();
+select ok(to_regclass('private.telemetry_events_p' || to_char(now() - interval '14 months', 'YYYYMM')) is null
+          and to_regclass('private.telemetry_events_p' || to_char(now() - interval '13 months', 'YYYYMM')) is null,
+  'the expired months are dropped as whole partitions');
+select is((select count(*)::integer from public.telemetry_events where occurred_at < now() - interval '1 year'), 0,
+  'no event older than the policy remains');
+select results_eq(
+  $$select l.user_id, (l.metadata ->> 'rows')::integer, l.metadata ->> 'reason' from public.privacy_transparency_log l
+    where l.action = 'retention_purge' order by 2$$,
+  $$values (tests.user_id('short_keeper'), 2, 'retention_policy'), (tests.user_id('old_timer'), 3, 'retention_policy')$$,
+  'each affected user gets one retention_purge entry with their own count');
+select isnt((select last_run_at from public.retention_policies where table_name = 'telemetry_events'), null,
+  'the policy records when it last ran');
+select is((select value::integer from public.metrics_log where source = 'cleanup_retention_data' order by id desc limit 1), 5,
+  'the run is written to metrics_log');
+select is((select count(*)::integer from private.event_month_counts where month < now() - interval '1 year'), 0,
+  'the per-month counters of dropped months are removed');
+
+select tests.authenticate_as_service_role();
+select is(public.cleanup_telemetry_by_retention() ->> 'rows_deleted', '1',
+  'per-user retention removes the one event older than the short keeper''s 7 days');
+select tests.clear_authentication();
+select results_eq($$select event_type from public.telemetry_events order by event_type$$,
+  $$values ('fresh'), ('recent')$$, 'events within each user''s own retention remain');
+select is((select (metadata ->> 'rows')::integer from public.privacy_transparency_log
+           where user_id = tests.user_id('short_keeper') and metadata ->> 'reason' = 'user_retention'), 1,
+  'the short keeper''s transparency log records the per-user purge');
+select is((select count(*)::integer from public.metrics_log where source = 'cleanup_telemetry_by_retention'), 1,
+  'per-user retention is written to metrics_log');
+
+-- Health.
+select tests.authenticate_as_service_role();
+select is(public.privacy_guardian_health_check() ->> 'status', 'healthy',
+  'with RLS, redaction triggers, clean data, fresh retention and future partitions the guardian is healthy');
+select ok(not (public.privacy_guardian_health_check()::text ~ 'expired_for_me|"fresh"|@'),
+  'the health report holds aggregates, not event data');
+select tests.clear_authentication();
+
+set local session_replication_role = replica;
+insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type, metadata_redacted)
+values (gen_random_uuid(), tests.user_id('old_timer'), now(), 'cli', 'leak', '{"email": "leak@example.com"}');
+set local session_replication_role = origin;
+select tests.authenticate_as_service_role();
+select is(public.privacy_guardian_health_check() -> 'recent_sample' ->> 'with_detectable_pii', '1',
+  'an event that slipped past redaction is detected in the recent sample');
+select tests.clear_authentication();
+
+alter table public.telemetry_events disable trigger auto_redact_telemetry_before_insert;
+select tests.authenticate_as_service_role();
+select is(public.privacy_guardian_health_check() -> 'redaction_triggers_enabled' ->> 'auto_redact_telemetry_before_insert', 'false',
+  'a disabled redaction trigger is reported');
+select tests.clear_authentication();
+alter table public.telemetry_events enable trigger auto_redact_telemetry_before_insert;
+
+update public.metrics_log set ts = now() - interval '27 hours';
+select tests.authenticate_as_service_role();
+select ok((public.privacy_guardian_health_check() -> 'failing') ? 'retention_stale',
+  'retention that has not run for 26 hours is reported');
+select tests.clear_authentication();
+
+select is((select count(*)::integer from cron.job where jobname in ('privacy-retention', 'privacy-user-retention', 'partition-upkeep')), 3,
+  'pg_cron runs both retention jobs nightly and keeps partitions ahead');
+
+select * from finish();
+rollback;
