@@ -206,10 +206,7 @@ export async function readJsonBody<Schema extends z.ZodType>(
 ): Promise<z.infer<Schema>> {
   const contentType = request.headers.get("content-type") ?? "";
   if (!/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType)) throw unsupportedMediaType("application/json");
-  const declared = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > options.maxBytes) throw payloadTooLarge(options.maxBytes);
-
-  const text = await readTextLimited(request, options.maxBytes);
+  const text = new TextDecoder().decode(await readBodyBytes(request, options.maxBytes));
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -221,8 +218,14 @@ export async function readJsonBody<Schema extends z.ZodType>(
   return result.data;
 }
 
-async function readTextLimited(request: Request, maxBytes: number): Promise<string> {
-  if (!request.body) return "";
+/**
+ * The body as bytes, exactly as sent, refusing (413) more than maxBytes: up front when Content-Length says so,
+ * otherwise while streaming, so an oversized body is never buffered whole.
+ */
+export async function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
+  if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -242,5 +245,5 @@ async function readTextLimited(request: Request, maxBytes: number): Promise<stri
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return new TextDecoder().decode(bytes);
+  return bytes;
 }

@@ -11,7 +11,7 @@ import { z } from "zod";
 import { createDatabase, type UntypedDatabase } from "../_shared/db.ts";
 import { parseEnv } from "../_shared/env.ts";
 import { createFunctionHandler, type FunctionDeps, type FunctionHandler } from "../_shared/function.ts";
-import { assertMethod, badRequest, HttpError, jsonResponse, payloadTooLarge } from "../_shared/http.ts";
+import { assertMethod, badRequest, HttpError, jsonResponse, readBodyBytes } from "../_shared/http.ts";
 
 /** Stripe caps event payloads far below this; anything larger is not from Stripe. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -69,7 +69,7 @@ export function createHandler(deps: StripeWebhookDeps): FunctionHandler {
       assertMethod(request, ["POST"]);
       const signature = request.headers.get("stripe-signature");
       if (!signature) throw badRequest("missing Stripe-Signature header", null, "missing_signature");
-      const payload = await readRawBody(request, MAX_BODY_BYTES);
+      const payload = await readBodyBytes(request, MAX_BODY_BYTES);
 
       let parsed: unknown;
       try {
@@ -109,29 +109,3 @@ export function createHandler(deps: StripeWebhookDeps): FunctionHandler {
   );
 }
 
-/** The body as bytes, exactly as sent (the signature covers them), refusing more than maxBytes while streaming. */
-async function readRawBody(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
-  if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw payloadTooLarge(maxBytes);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
-}
