@@ -63,3 +63,29 @@ insert into public.role_permissions (role_id, permission_key)
 select '0a000000-0000-4000-8000-0000005a9907', p
 from unnest(array['members.read', 'receptionist.read', 'receptionist.manage']) as p
 on conflict do nothing;
+
+-- Privacy demo: Alice has consented to monitoring of VS Code, with two signals on (app.focus sampled at 100%,
+-- editor.keystroke at 10%); everyone else keeps the safe defaults (no consent, nothing stored).
+update public.privacy_prefs
+set consent_given = true, consent_given_at = now(), monitoring_enabled = true, data_retention_days = 30
+where user_id = 'a11ce000-0000-4000-8000-000000000001' and not consent_given;
+
+insert into public.app_allowlist (user_id, app_id, app_name, scope)
+values ('a11ce000-0000-4000-8000-000000000001', 'vscode', 'Visual Studio Code', 'all')
+on conflict (user_id, app_id) do nothing;
+
+insert into public.signal_toggles (user_id, signal_key, enabled, sampling_rate)
+values ('a11ce000-0000-4000-8000-000000000001', 'app.focus', true, 1),
+       ('a11ce000-0000-4000-8000-000000000001', 'editor.keystroke', true, 0.1),
+       ('a11ce000-0000-4000-8000-000000000001', 'file.modified', true, 1)
+on conflict (user_id, signal_key) do nothing;
+
+-- Billing demo: what anyone sees before signing in (live offers, enabled flags).
+insert into public.offers (key, name, description, plan, discount_percent, valid_from, valid_to, enabled)
+values ('launch-2026', 'Launch offer', '20% off the first year of Pro', 'pro', 20, now() - interval '1 day', now() + interval '90 days', true)
+on conflict (key) do nothing;
+
+insert into public.feature_flags (key, description, enabled, plans, rollout_percentage)
+values ('ai-suggestions', 'AI task suggestions (half of Pro organizations)', true, '{pro,business,enterprise}', 50),
+       ('dark-mode', 'Dark mode for everyone', true, '{}', 100)
+on conflict (key) do nothing;
