@@ -2514,14 +2514,10 @@ declare
   escaped boolean := false;
   candidate text;
   hits text;
+  families integer[];
+  keys boolean;
+  digits boolean;
   value_re constant text := '(?:"[^"]*"|-?[0-9][0-9.eE+-]*|true|false)';
-  -- Key endings (lower case) whose values are always secret; "access_token", "stripe_api_key", "userPassword" end in one.
-  sensitive_suffixes constant text[] := array['password', 'passwd', 'passphrase', 'pwd', 'secret', 'token', 'credential',
-    'credentials', 'api_key', 'apikey', 'api-key', 'access_key', 'accesskey', 'private_key', 'privatekey', 'secret_key',
-    'secretkey', 'signing_key', 'encryption_key', 'auth', 'authorization', 'cookie', 'cookies', 'session', 'session_id',
-    'sessionid', 'session-id', 'session_key', 'ssn', 'social_security', 'social_security_number', 'card_number',
-    'cardnumber', 'card_num', 'card_no', 'credit_card', 'creditcard', 'cc_number', 'ccnumber', 'cc_num', 'ccnum', 'cvv',
-    'cvv2', 'cvc', 'cvc2', 'iban'];
 begin
   if raw_metadata is null then
     return null;
@@ -2537,21 +2533,85 @@ begin
            '\u', U&'\E007');
   end if;
 
-  -- Sensitive keys: the whole value goes. Each family of key names is only searched for when its ending occurs.
+  -- Which families of sensitive key names occur, by their endings (lower case).
   lt := lower(t);
-  if strpos(lt, 'word": ') + strpos(lt, 'wd": ') + strpos(lt, 'phrase": ') + strpos(lt, 'secret": ') + strpos(lt, 'token": ')
-     + strpos(lt, 'key": ') + strpos(lt, 'auth') + strpos(lt, 'credential') + strpos(lt, 'cookie') + strpos(lt, 'session')
-     + strpos(lt, 'ssn": ') + strpos(lt, 'security') + strpos(lt, 'num') + strpos(lt, 'no": ') + strpos(lt, 'card')
-     + strpos(lt, 'cvv') + strpos(lt, 'cvc') + strpos(lt, 'iban": ') > 0 then
+  families := array[strpos(lt, 'word": '), strpos(lt, 'wd": '), strpos(lt, 'phrase": '), strpos(lt, 'secret": '),
+    strpos(lt, 'token": '), strpos(lt, 'key": '), strpos(lt, 'auth'), strpos(lt, 'credential'), strpos(lt, 'cookie'),
+    strpos(lt, 'session'), strpos(lt, 'ssn": '), strpos(lt, 'security'), strpos(lt, 'num'), strpos(lt, 'no": '),
+    strpos(lt, 'card'), strpos(lt, 'cvv'), strpos(lt, 'cvc'), strpos(lt, 'iban": ')];
+  keys := families[1] + families[2] + families[3] + families[4] + families[5] + families[6] + families[7] + families[8]
+     + families[9] + families[10] + families[11] + families[12] + families[13] + families[14] + families[15] + families[16]
+     + families[17] + families[18] > 0;
+  -- One pass that every IBAN, card, SSN, IPv6 (without "::"), IPv4 and national phone number must match: clean metadata
+  -- then skips the seven prefilters below (each a regex pass over the whole text costs about as much as this one).
+  -- Replacements only put bracketed placeholders in, which none of these can match across, so it holds for the text
+  -- as it is when each prefilter runs.
+  digits := t ~ '[A-Z]{2}[0-9]{2} ?[0-9A-Z]{4}|[0-9]{4}[ -]?[0-9]{4,6}[ -]?[0-9]{4}|[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9]{3}[ .)-] ?[0-9]{3}[ .-][0-9]{4}|0[1-9](?:[0-9]{1,3}[ -][0-9]{3}|[ .][0-9]{2}[ .][0-9]{2})';
+  -- Clean metadata, the common case, leaves here: every step below needs one of these to occur. The literal markers
+  -- are one regex pass, about half the cost of a strpos() per marker.
+  if not (keys or digits or strpos(lt, 'bearer') > 0
+          or t ~ 'eyJ|_live_|_test_|whsec_|github_pat_|gh[pousr]_|xox|AKIA|ASIA|AIza|sk-|@|::|\+[1-9]|/Users|\uE000Users|/home/') then
+    return raw_metadata;
+  end if;
+
+  -- Sensitive keys: the whole value goes. The key endings (lower case) below are always secret; "access_token",
+  -- "stripe_api_key", "userPassword" end in one.
+  if keys then
     if (strpos(t, '": {') > 0 or strpos(t, '": [') > 0)
        and lt ~ '(?:pass(?:word|wd|phrase)|pwd|secret|token|key|auth|authorization|credentials?|cookies?|session(?:[-_ ]?(?:id|key|token))?|ssn|security(?:[-_ ]?number)?|card[-_ ]?(?:number|num|no)|credit[-_ ]?card|cc[-_ ]?num(?:ber)?|cvv2?|cvc2?|iban)": [[{]' then
       return public.redact_telemetry_metadata(private.redact_sensitive_containers(raw_metadata));
     end if;
     -- Only the key endings that occur go into the pattern: a short alternation is far cheaper to run than all of them.
-    select string_agg(x.suffix, '|') into hits
-    from unnest(sensitive_suffixes) x(suffix)
-    where strpos(lt, x.suffix || '": ') > 0;
-    if hits is not null then
+    -- array_to_string skips the nulls; one expression, so no query is planned or run per call. An ending is only
+    -- looked for when its family occurs.
+    hits := array_to_string(array[
+      case when families[1] > 0 and strpos(lt, 'password": ') > 0 then 'password' end,
+      case when families[2] > 0 and strpos(lt, 'passwd": ') > 0 then 'passwd' end,
+      case when families[3] > 0 and strpos(lt, 'passphrase": ') > 0 then 'passphrase' end,
+      case when families[2] > 0 and strpos(lt, 'pwd": ') > 0 then 'pwd' end,
+      case when families[4] > 0 and strpos(lt, 'secret": ') > 0 then 'secret' end,
+      case when families[5] > 0 and strpos(lt, 'token": ') > 0 then 'token' end,
+      case when families[8] > 0 and strpos(lt, 'credential": ') > 0 then 'credential' end,
+      case when families[8] > 0 and strpos(lt, 'credentials": ') > 0 then 'credentials' end,
+      case when families[6] > 0 and strpos(lt, 'api_key": ') > 0 then 'api_key' end,
+      case when families[6] > 0 and strpos(lt, 'apikey": ') > 0 then 'apikey' end,
+      case when families[6] > 0 and strpos(lt, 'api-key": ') > 0 then 'api-key' end,
+      case when families[6] > 0 and strpos(lt, 'access_key": ') > 0 then 'access_key' end,
+      case when families[6] > 0 and strpos(lt, 'accesskey": ') > 0 then 'accesskey' end,
+      case when families[6] > 0 and strpos(lt, 'private_key": ') > 0 then 'private_key' end,
+      case when families[6] > 0 and strpos(lt, 'privatekey": ') > 0 then 'privatekey' end,
+      case when families[6] > 0 and strpos(lt, 'secret_key": ') > 0 then 'secret_key' end,
+      case when families[6] > 0 and strpos(lt, 'secretkey": ') > 0 then 'secretkey' end,
+      case when families[6] > 0 and strpos(lt, 'signing_key": ') > 0 then 'signing_key' end,
+      case when families[6] > 0 and strpos(lt, 'encryption_key": ') > 0 then 'encryption_key' end,
+      case when families[7] > 0 and strpos(lt, 'auth": ') > 0 then 'auth' end,
+      case when families[7] > 0 and strpos(lt, 'authorization": ') > 0 then 'authorization' end,
+      case when families[9] > 0 and strpos(lt, 'cookie": ') > 0 then 'cookie' end,
+      case when families[9] > 0 and strpos(lt, 'cookies": ') > 0 then 'cookies' end,
+      case when families[10] > 0 and strpos(lt, 'session": ') > 0 then 'session' end,
+      case when families[10] > 0 and strpos(lt, 'session_id": ') > 0 then 'session_id' end,
+      case when families[10] > 0 and strpos(lt, 'sessionid": ') > 0 then 'sessionid' end,
+      case when families[10] > 0 and strpos(lt, 'session-id": ') > 0 then 'session-id' end,
+      case when families[6] > 0 and strpos(lt, 'session_key": ') > 0 then 'session_key' end,
+      case when families[11] > 0 and strpos(lt, 'ssn": ') > 0 then 'ssn' end,
+      case when families[12] > 0 and strpos(lt, 'social_security": ') > 0 then 'social_security' end,
+      case when families[12] > 0 and strpos(lt, 'social_security_number": ') > 0 then 'social_security_number' end,
+      case when families[15] > 0 and strpos(lt, 'card_number": ') > 0 then 'card_number' end,
+      case when families[15] > 0 and strpos(lt, 'cardnumber": ') > 0 then 'cardnumber' end,
+      case when families[15] > 0 and strpos(lt, 'card_num": ') > 0 then 'card_num' end,
+      case when families[15] > 0 and strpos(lt, 'card_no": ') > 0 then 'card_no' end,
+      case when families[15] > 0 and strpos(lt, 'credit_card": ') > 0 then 'credit_card' end,
+      case when families[15] > 0 and strpos(lt, 'creditcard": ') > 0 then 'creditcard' end,
+      case when families[13] > 0 and strpos(lt, 'cc_number": ') > 0 then 'cc_number' end,
+      case when families[13] > 0 and strpos(lt, 'ccnumber": ') > 0 then 'ccnumber' end,
+      case when families[13] > 0 and strpos(lt, 'cc_num": ') > 0 then 'cc_num' end,
+      case when families[13] > 0 and strpos(lt, 'ccnum": ') > 0 then 'ccnum' end,
+      case when families[16] > 0 and strpos(lt, 'cvv": ') > 0 then 'cvv' end,
+      case when families[16] > 0 and strpos(lt, 'cvv2": ') > 0 then 'cvv2' end,
+      case when families[17] > 0 and strpos(lt, 'cvc": ') > 0 then 'cvc' end,
+      case when families[17] > 0 and strpos(lt, 'cvc2": ') > 0 then 'cvc2' end,
+      case when families[18] > 0 and strpos(lt, 'iban": ') > 0 then 'iban' end], '|');
+    if hits <> '' then
       t := regexp_replace(t, '((?:' || hits || ')": )' || value_re, '\1"[REDACTED]"', 'gi');
     end if;
   end if;
@@ -2579,14 +2639,14 @@ begin
     t := regexp_replace(t, 'AIza[0-9A-Za-z_-]{35}', '[API_KEY]', 'g');
   end if;
   if strpos(t, 'sk-') > 0 then
-    t := regexp_replace(t, '(^|[^0-9A-Za-z])sk-(?:proj-|ant-)?[0-9A-Za-z_-]{20,}', '\1[API_KEY]', 'g');
+    t := regexp_replace(t, '(?<![0-9A-Za-z])sk-(?:proj-|ant-)?[0-9A-Za-z_-]{20,}', '[API_KEY]', 'g');
   end if;
 
   -- Contact details and identifiers inside strings.
   if strpos(t, '@') > 0 then
     t := regexp_replace(t, '[A-Za-z0-9._%+-]+@(?![0-9]+x\.)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}', '[EMAIL]', 'g');
   end if;
-  if t ~ '[A-Z]{2}[0-9]{2} ?[0-9A-Z]{4}' then
+  if digits and t ~ '[A-Z]{2}[0-9]{2} ?[0-9A-Z]{4}' then
     for candidate in
       select m[1] from regexp_matches(t, '(?:^|[^0-9A-Za-z])([A-Z]{2}[0-9]{2}(?: ?[0-9A-Z]{4}){2,7}(?: ?[0-9A-Z]{1,3})?)(?![0-9A-Za-z])', 'g') m
     loop
@@ -2595,45 +2655,50 @@ begin
       end if;
     end loop;
   end if;
-  if t ~ '[0-9]{4}[ -]?[0-9]{4,6}[ -]?[0-9]{4}' then
+  if digits and t ~ '[0-9]{4}[ -]?[0-9]{4,6}[ -]?[0-9]{4}' then
     -- JSON numbers are not strings: mark them so that the card pattern skips them.
     t := regexp_replace(t, '(": |\[|, )(-?[0-9][0-9.eE+-]*)(?=[],}])', '\1' || U&'\E008' || '\2', 'g');
     for candidate in
-      select distinct m[1] from regexp_matches(t, '(?:^|[^0-9A-Za-z\uE008-])([0-9](?:[ -]?[0-9]){12,18})(?![0-9A-Za-z]|-[0-9])', 'g') m
+      select distinct m[1] from regexp_matches(t, '(?<![0-9A-Za-z\uE008-])[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z]|-[0-9])', 'g') m
     loop
       if private.is_card_number(candidate) then
         -- The candidate is digits, spaces and dashes only, so it is safe inside a pattern.
-        t := regexp_replace(t, '(^|[^0-9A-Za-z\uE008-])' || candidate || '(?![0-9A-Za-z]|-[0-9])', '\1[CARD]', 'g');
+        t := regexp_replace(t, '(?<![0-9A-Za-z\uE008-])' || candidate || '(?![0-9A-Za-z]|-[0-9])', '[CARD]', 'g');
       end if;
     end loop;
     t := replace(t, U&'\E008', '');
   end if;
-  if t ~ '[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}' then
-    t := regexp_replace(t, '(^|[^0-9A-Za-z-])(?!000|666|9[0-9]{2})[0-9]{3}(?:-(?!00)[0-9]{2}-|[ ](?!00)[0-9]{2}[ ])(?!0000)[0-9]{4}(?![0-9A-Za-z-])', '\1[SSN]', 'g');
+  if digits and t ~ '[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}' then
+    t := regexp_replace(t, '(?<![0-9A-Za-z-])(?!000|666|9[0-9]{2})[0-9]{3}(?:-(?!00)[0-9]{2}-|[ ](?!00)[0-9]{2}[ ])(?!0000)[0-9]{4}(?![0-9A-Za-z-])', '[SSN]', 'g');
   end if;
-  if strpos(t, '::') > 0 or t ~ '[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:' then
+  if strpos(t, '::') > 0 or (digits and t ~ '[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:') then
     t := regexp_replace(t,
-      '(^|[^0-9A-Za-z:])((?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:|(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}|(?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}|(?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}|::(?:ffff(?::0{1,4})?:)?(?:[0-9]{1,3}\.){3}[0-9]{1,3}|::(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4})(?![0-9A-Za-z:])',
-      '\1[IP]', 'g');
+      '(?<![0-9A-Za-z:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:|(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}|(?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}|(?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}|::(?:ffff(?::0{1,4})?:)?(?:[0-9]{1,3}\.){3}[0-9]{1,3}|::(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4})(?![0-9A-Za-z:])',
+      '[IP]', 'g');
   end if;
-  if t ~ '[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]' then
-    t := regexp_replace(t, '(^|[^0-9A-Za-z.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?![0-9A-Za-z]|\.[0-9])', '\1[IP]', 'g');
+  if digits and t ~ '[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]' then
+    t := regexp_replace(t, '(?<![0-9A-Za-z.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?![0-9A-Za-z]|\.[0-9])', '[IP]', 'g');
   end if;
   if strpos(t, '+') > 0 and t ~ '\+[1-9]' then
-    t := regexp_replace(t, '(^|[^0-9A-Za-z+])\+[1-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])', '\1[PHONE]', 'g');
+    t := regexp_replace(t, '(?<![0-9A-Za-z+])\+[1-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])', '[PHONE]', 'g');
   end if;
-  if t ~ '[0-9]{3}[ .)-] ?[0-9]{3}[ .-][0-9]{4}' then
-    t := regexp_replace(t, '(^|[^0-9A-Za-z(+-])(?:\([0-9]{3}\) ?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}(?![0-9A-Za-z])', '\1[PHONE]', 'g');
+  if digits and t ~ '[0-9]{3}[ .)-] ?[0-9]{3}[ .-][0-9]{4}' then
+    t := regexp_replace(t, '(?<![0-9A-Za-z(+-])(?:\([0-9]{3}\) ?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}(?![0-9A-Za-z])', '[PHONE]', 'g');
   end if;
-  if t ~ '(?:^|[^0-9])0[1-9][0-9]{0,3}[ .-][0-9]{2}' then
-    t := regexp_replace(t, '(^|[^0-9A-Za-z+-])0[1-9](?:[0-9]{1,3}[ -][0-9]{3,4}[ -]?[0-9]{3,4}|(?:[ .][0-9]{2}){4})(?![0-9A-Za-z])', '\1[PHONE]', 'g');
+  if digits and t ~ '0[1-9](?:[0-9]{1,3}[ -][0-9]{3}|[ .][0-9]{2}[ .][0-9]{2})' then
+    t := regexp_replace(t, '(?<![0-9A-Za-z+-])0[1-9](?:[0-9]{1,3}[ -][0-9]{3,4}[ -]?[0-9]{3,4}|(?:[ .][0-9]{2}){4})(?![0-9A-Za-z])', '[PHONE]', 'g');
   end if;
 
   -- User names in home-directory paths.
-  if strpos(t, 'Users') > 0 or strpos(t, '/home/') > 0 then
+  -- Windows and Unix paths are separate passes, each only when its form occurs: two small patterns run faster than
+  -- their alternation, and metadata rarely holds both. The Unix pass leaves "C:/Users/[USER]" as it is.
+  if strpos(t, ':/Users') > 0 or strpos(t, U&':\E000Users') > 0 then
     t := regexp_replace(t,
-      '([A-Za-z]:(?:\uE000|/)Users(?:\uE000|/))(?!Public[\uE000/"]|Default[\uE000/"]|Shared[\uE000/"])[^\uE000/"]+|((?:^|[^0-9A-Za-z._-])/(?:Users|home)/)(?!Shared[/"])[^/"\s\uE000]+',
-      '\1\2[USER]', 'g');
+      '([A-Za-z]:(?:\uE000|/)Users(?:\uE000|/))(?!Public[\uE000/"]|Default[\uE000/"]|Shared[\uE000/"])[^\uE000/"]+',
+      '\1[USER]', 'g');
+  end if;
+  if strpos(t, '/Users/') > 0 or strpos(t, '/home/') > 0 then
+    t := regexp_replace(t, '((?:^|[^0-9A-Za-z._-])/(?:Users|home)/)(?!Shared[/"])[^/"\s\uE000]+', '\1[USER]', 'g');
   end if;
 
   if t = original then
@@ -3406,14 +3471,28 @@ create trigger on_auth_user_deleted_events after delete on auth.users
 -- Event ids the caller already stored (ids only, never rows), for the ingest report. security definer because a
 -- user who requires MFA cannot read their own events from an aal1 session, yet must still get honest duplicates.
 create function private.stored_event_ids(kind text, ids uuid[], since timestamptz) returns setof uuid
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select t.id from public.telemetry_events t
-  where kind = 'telemetry' and t.user_id = (select auth.uid()) and t.id = any (ids) and t.occurred_at >= since
-  union all
-  select f.id from public.file_events f
-  where kind = 'file' and f.user_id = (select auth.uid()) and f.id = any (ids) and f.occurred_at >= since
+begin
+  -- PL/pgSQL keeps these plans for the session; as one SQL function the union over every partition of both tables was
+  -- planned again on each call, which cost more than the index probes of a batch. The ids are looked up in the
+  -- primary key first and the owner checked after: left to choose, the planner (on a fresh table, before ANALYZE)
+  -- would walk all of the caller's events for the month through the user index, growing with every batch stored.
+  if ids is null or cardinality(ids) = 0 then
+    return;
+  elsif kind = 'telemetry' then
+    return query
+      with hit as materialized (
+        select t.id, t.user_id from public.telemetry_events t where t.id = any (ids) and t.occurred_at >= since)
+      select h.id from hit h where h.user_id = (select auth.uid());
+  elsif kind = 'file' then
+    return query
+      with hit as materialized (
+        select f.id, f.user_id from public.file_events f where f.id = any (ids) and f.occurred_at >= since)
+      select h.id from hit h where h.user_id = (select auth.uid());
+  end if;
+end;
 $$;
 comment on function private.stored_event_ids(text, uuid[], timestamptz) is 'Which of these event ids the caller already stored (since a time): ids only.';
 
@@ -3463,7 +3542,8 @@ begin
   -- Batches of one user are serialised, so the duplicate check below cannot race a concurrent retry.
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ingest:' || uid::text, 0));
 
-  with raw as (
+  -- raw is materialized so that the id and timestamp checks run once per event, not once per reference below.
+  with raw as materialized (
     select e.n::integer as n, e.value as v,
            e.value ->> 'kind' as kind,
            case when e.value ->> 'id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
