@@ -401,6 +401,57 @@ describe("POST /functions/v1/stripe-webhook: any order", () => {
     expect(await organizationPlan(organization)).toBe("business");
   });
 
+  it("does not undelete a customer with a stale update", async () => {
+    const customerId = nextId("cus");
+    await deliverApplied(event("customer.created", customer(customerId, null), now));
+    await deliverApplied(event("customer.deleted", customer(customerId, null), now + 20));
+    const late = await deliver(event("customer.updated", customer(customerId, null, { name: "Revived?" }), now + 10));
+    expect([late.status, late.body.outcome]).toEqual([200, "stale"]);
+    const row = await one(sql<{ deleted: boolean; name: string | null }>`
+      select deleted_at is not null as deleted, name from public.billing_customers where stripe_customer_id = ${customerId}`);
+    expect(row).toEqual({ deleted: true, name: "Billing Contact" });
+  });
+
+  it("does not undelete a product with a stale update", async () => {
+    const productId = nextId("prod");
+    await deliverApplied(event("product.created", product(productId, "pro"), now));
+    await deliverApplied(event("product.deleted", product(productId, "pro", { active: false }), now + 20));
+    const late = await deliver(event("product.updated", product(productId, "enterprise"), now + 10));
+    expect([late.status, late.body.outcome]).toEqual([200, "stale"]);
+    const row = await one(sql<{ deleted: boolean; plan: string | null }>`
+      select deleted_at is not null as deleted, plan from public.products where stripe_product_id = ${productId}`);
+    expect(row).toEqual({ deleted: true, plan: "pro" });
+  });
+
+  it("links a checkout's customer through metadata.organization_id when client_reference_id names no organization", async () => {
+    const organization = await createOrganization();
+    const customerId = nextId("cus");
+    await deliverApplied(event("customer.created", customer(customerId, null), now));
+    await deliverApplied(event("checkout.session.completed", {
+      id: nextId("cs"), object: "checkout.session", customer: customerId, mode: "subscription",
+      client_reference_id: "newsletter-signup", metadata: { organization_id: organization },
+    }, now + 1));
+    const row = await one(sql<{ organization_id: string | null }>`
+      select organization_id from public.billing_customers where stripe_customer_id = ${customerId}`);
+    expect(row).toEqual({ organization_id: organization });
+  });
+
+  it("never moves a linked customer (and its invoices) to another organization", async () => {
+    const [owner, intruder] = [await createOrganization(), await createOrganization()];
+    const [customerId, invoiceId] = [nextId("cus"), nextId("in")];
+    await deliverApplied(event("customer.created", customer(customerId, owner), now));
+    await deliverApplied(event("invoice.paid", invoice(invoiceId, customerId, null, "paid"), now + 1));
+    const claim = await deliver(event("checkout.session.completed", {
+      id: nextId("cs"), object: "checkout.session", customer: customerId, mode: "subscription",
+      client_reference_id: intruder, metadata: {},
+    }, now + 2));
+    expect(claim.status).toBe(200);
+    const row = await one(sql<{ organization_id: string | null }>`
+      select organization_id from public.billing_customers where stripe_customer_id = ${customerId}`);
+    expect(row).toEqual({ organization_id: owner });
+    expect((await invoiceRow(invoiceId))?.organization_id).toBe(owner);
+  });
+
   it("stores a customer no organization claims without linking it", async () => {
     const customerId = nextId("cus");
     await deliverApplied(event("customer.created", customer(customerId, "00000000-0000-4000-8000-000000000000"), now));

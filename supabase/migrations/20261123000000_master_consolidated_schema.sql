@@ -752,9 +752,12 @@ create trigger organization_invitations_audit after insert or update or delete o
 
 alter table public.audit_logs enable row level security;
 
--- audit_logs_select: members holding audit.read see their organization's entries.
+-- audit_logs_select: members holding audit.read see their organization's entries; entries about billing objects
+-- (customers, subscriptions, invoices) also need billing.read, so the audit log never shows more than the tables do.
 create policy audit_logs_select on public.audit_logs for select to authenticated
-  using (organization_id in (select private.organizations_with_permission('audit.read')));
+  using (organization_id in (select private.organizations_with_permission('audit.read'))
+         and (resource not in ('billing_customers', 'subscriptions', 'subscription_items', 'invoices')
+              or organization_id in (select private.organizations_with_permission('billing.read'))));
 
 grant select on public.audit_logs to authenticated, service_role;
 
@@ -827,7 +830,14 @@ grant select on public.organizations to authenticated;
 grant update (name, slug, description, settings, industry, business_type, phone, email, website, address, city,
               country, timezone, business_hours)
   on public.organizations to authenticated;
-grant select, insert, update, delete on public.organizations to service_role;
+-- The service role (server code, the dashboard's API) manages organizations but, like clients, never sets plan:
+-- plan is derived from Stripe by the billing module (section 14), which runs as the table owner.
+grant select, delete on public.organizations to service_role;
+grant insert (id, name, slug, description, is_personal, personal_user_id, created_by, settings, industry, business_type,
+              phone, email, website, address, city, country, timezone, business_hours, created_at, updated_at, deleted_at),
+      update (name, slug, description, is_personal, personal_user_id, created_by, settings, industry, business_type,
+              phone, email, website, address, city, country, timezone, business_hours, updated_at, deleted_at)
+  on public.organizations to service_role;
 
 -- permissions_select: every signed-in user may read the permission catalogue.
 create policy permissions_select on public.permissions for select to authenticated
@@ -1828,6 +1838,8 @@ comment on function private.ensure_stripe_price(text, text) is 'The price row fo
 
 -- Links a customer to an organization, carrying its subscriptions and invoices along. An organization keeps the
 -- first live customer that claimed it; a second claim leaves the new customer unlinked (stored, visible to no one).
+-- A customer that is already linked is never moved by a later claim (a metadata edit in Stripe, a checkout naming
+-- another organization): moving it would hand its invoices to that organization. Re-linking is an operator's job.
 create function private.link_stripe_customer(customer uuid, organization uuid) returns boolean
 language plpgsql
 set search_path = ''
@@ -1839,7 +1851,7 @@ begin
     return false;
   end if;
   select c.organization_id into previous from public.billing_customers c where c.id = customer;
-  if previous is not distinct from organization then
+  if previous is not null then
     return false;
   end if;
   if exists (select 1 from public.billing_customers c
@@ -1849,17 +1861,11 @@ begin
   update public.billing_customers c set organization_id = organization where c.id = customer;
   update public.subscriptions s set organization_id = organization where s.customer_id = customer;
   update public.invoices i set organization_id = organization where i.customer_id = customer;
-  if previous is not null and previous < organization then
-    perform private.refresh_organization_plan(previous);
-    perform private.refresh_organization_plan(organization);
-  else
-    perform private.refresh_organization_plan(organization);
-    perform private.refresh_organization_plan(previous);
-  end if;
+  perform private.refresh_organization_plan(organization);
   return true;
 end;
 $$;
-comment on function private.link_stripe_customer(uuid, uuid) is 'Links a customer (and its subscriptions and invoices) to an organization unless that organization already has another live customer.';
+comment on function private.link_stripe_customer(uuid, uuid) is 'Links an unlinked customer (and its subscriptions and invoices) to an organization unless that organization already has another live customer; never moves a linked one.';
 
 create function private.apply_stripe_customer(customer jsonb, event_created timestamptz, event_type text) returns text
 language plpgsql
@@ -1903,8 +1909,10 @@ set search_path = ''
 as $$
 declare
   customer_stripe_id text := private.stripe_id(session -> 'customer');
-  claimed uuid := private.claimed_organization(coalesce(session ->> 'client_reference_id',
-                                                        session -> 'metadata' ->> 'organization_id'));
+  -- The first claim that names a live organization: a stale or foreign client_reference_id does not hide a good
+  -- metadata.organization_id.
+  claimed uuid := coalesce(private.claimed_organization(session ->> 'client_reference_id'),
+                           private.claimed_organization(session -> 'metadata' ->> 'organization_id'));
   customer public.billing_customers;
 begin
   if customer_stripe_id is null then
@@ -2866,6 +2874,10 @@ create trigger privacy_transparency_log_immutable before update or delete on pub
   for each row execute function private.reject_transparency_change();
 create trigger privacy_transparency_log_no_truncate before truncate on public.privacy_transparency_log
   for each statement execute function private.reject_transparency_change();
+-- ALWAYS: the triggers fire under session_replication_role = replica too (the switch logical replication and
+-- restore tools use), so only an explicit, visible ALTER TABLE ... DISABLE TRIGGER by the owner gets past them.
+alter table public.privacy_transparency_log enable always trigger privacy_transparency_log_immutable;
+alter table public.privacy_transparency_log enable always trigger privacy_transparency_log_no_truncate;
 
 alter table public.privacy_transparency_log enable row level security;
 
@@ -3020,6 +3032,27 @@ comment on function private.stamp_consent() is 'BEFORE INSERT/UPDATE on privacy_
 
 create trigger privacy_prefs_stamp_consent before insert or update of consent_given on public.privacy_prefs
   for each row execute function private.stamp_consent();
+
+-- mfa_required protects reads behind aal2; a stolen aal1 session must not be able to switch it off. Server code
+-- (service role, owner) may, e.g. for account recovery.
+create function private.guard_mfa_downgrade() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if old.mfa_required and not new.mfa_required
+     and current_user in ('authenticated', 'anon')
+     and coalesce((select auth.jwt()) ->> 'aal', '') <> 'aal2' then
+    raise exception 'turning off mfa_required needs an aal2 session'
+      using errcode = '42501', hint = 'Verify a second factor, then retry with the aal2 token.';
+  end if;
+  return new;
+end;
+$$;
+comment on function private.guard_mfa_downgrade() is 'BEFORE UPDATE OF mfa_required on privacy_prefs: only an aal2 session (or server code) turns MFA off.';
+
+create trigger privacy_prefs_guard_mfa_downgrade before update of mfa_required on public.privacy_prefs
+  for each row execute function private.guard_mfa_downgrade();
 
 -- Every change of a privacy setting lands in the owner's transparency log: hashes of the old and new row and the
 -- names of the changed columns.
@@ -3448,6 +3481,11 @@ create policy file_patterns_select on public.file_patterns for select to authent
 -- file_relationships_select: a user reads only their own relationships.
 create policy file_relationships_select on public.file_relationships for select to authenticated
   using (user_id = (select auth.uid()));
+-- file_patterns_select_mfa / file_relationships_select_mfa: derived from file events, so guarded like them.
+create policy file_patterns_select_mfa on public.file_patterns as restrictive for select to authenticated
+  using ((select private.mfa_satisfied()));
+create policy file_relationships_select_mfa on public.file_relationships as restrictive for select to authenticated
+  using ((select private.mfa_satisfied()));
 
 grant select on public.file_patterns, public.file_relationships to authenticated;
 

@@ -1,5 +1,5 @@
 begin;
-select plan(25);
+select plan(27);
 
 select tests.create_user(h) from unnest(array['owner', 'admin', 'member', 'viewer', 'stranger']) as h;
 select tests.create_organization('owner', 'test-acme');
@@ -49,6 +49,12 @@ select is(tests.rows_affected($$update public.organizations set name = 'Taken ov
   0::bigint, 'an admin cannot edit another tenant''s organization');
 select throws_ok($$select public.delete_organization(tests.org_id('test-acme'))$$, '42501', null,
   'an admin cannot delete the organization');
+
+select tests.authenticate_as_service_role();
+select throws_ok($$update public.organizations set plan = 'enterprise' where id = tests.org_id('test-acme')$$, '42501', null,
+  'not even the service role writes the plan column: billing derives it');
+select is(tests.rows_affected($$update public.organizations set description = 'Set by server code' where id = tests.org_id('test-acme')$$),
+  1::bigint, 'the service role edits the other organization columns');
 
 -- create_organization
 select tests.authenticate_as('stranger');

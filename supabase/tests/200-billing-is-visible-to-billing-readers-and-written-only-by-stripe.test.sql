@@ -2,13 +2,14 @@
 -- private.handle_stripe_event(); offers and enabled flags are public; entitlements and the percentage rollout are
 -- deterministic; seed 003's users.subscription_* fields are derived (public.organization_billing).
 begin;
-select plan(60);
+select plan(63);
 
 -- ----- fixtures -------------------------------------------------------------------------------------------------
 select tests.create_user('bill_owner');
 select tests.create_user('bill_reader');
 select tests.create_user('bill_member');
 select tests.create_user('bill_stranger');
+select tests.create_user('bill_auditor');
 
 create temporary table fixture (key text primary key, id uuid not null) on commit drop;
 grant select on fixture to anon, authenticated, service_role;
@@ -23,6 +24,12 @@ insert into public.role_permissions (role_id, permission_key)
 select r.id, 'billing.read' from public.roles r where r.key = 'finance';
 select tests.add_member((select id from fixture where key = 'org'), 'bill_reader', 'finance');
 select tests.add_member((select id from fixture where key = 'org'), 'bill_member', 'member');
+-- A custom role that holds audit.read and nothing else.
+insert into public.roles (organization_id, key, name, rank)
+values ((select id from fixture where key = 'org'), 'auditor', 'Auditor', 20);
+insert into public.role_permissions (role_id, permission_key)
+select r.id, 'audit.read' from public.roles r where r.key = 'auditor';
+select tests.add_member((select id from fixture where key = 'org'), 'bill_auditor', 'auditor');
 
 -- Stripe events, in a realistic order, the way the webhook applies them.
 create temporary table outcome (event_id text primary key, result jsonb not null) on commit drop;
@@ -90,6 +97,16 @@ select is((select s.stripe_subscription_id from public.invoices i join public.su
            where i.stripe_invoice_id = 'in_t_1'), 'sub_t_1', 'an invoice is linked through parent.subscription_details');
 select ok((select count(*) > 0 from public.audit_logs where resource = 'subscriptions'
            and organization_id = (select id from fixture where key = 'org')), 'subscription changes are audited under the organization');
+
+-- ----- audit log of billing objects --------------------------------------------------------------------------------
+select tests.authenticate_as('bill_auditor');
+select isnt_empty($$select 1 from public.audit_logs where resource = 'organization_members'$$,
+  'an auditor without billing.read reads the organization''s audit log');
+select is_empty($$select 1 from public.audit_logs where resource in ('billing_customers', 'subscriptions', 'subscription_items', 'invoices')$$,
+  'but not its entries about customers, subscriptions and invoices');
+select tests.authenticate_as('bill_owner');
+select isnt_empty($$select 1 from public.audit_logs where resource = 'subscriptions'$$,
+  'the owner (audit.read and billing.read) reads the billing entries of the audit log');
 
 -- ----- owner ------------------------------------------------------------------------------------------------------
 select tests.authenticate_as('bill_owner');

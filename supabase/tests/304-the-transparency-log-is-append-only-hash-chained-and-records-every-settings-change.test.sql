@@ -2,7 +2,7 @@
 -- value hashes; no role (the table owner included) can update, delete or truncate it; each user's entries form a
 -- hash chain that verify_transparency_log() checks, naming the first broken link.
 begin;
-select plan(17);
+select plan(18);
 
 select tests.create_user('lou');
 select tests.create_user('kim');
@@ -56,12 +56,18 @@ select throws_ok($$delete from public.privacy_transparency_log where seq = 2$$, 
   'even the table owner cannot delete an entry');
 select throws_ok($$truncate public.privacy_transparency_log$$, '42501', null, 'even the table owner cannot truncate the log');
 
--- Tampering with the triggers switched off is detected.
+-- The triggers fire ALWAYS: the replica switch of replication and restore tools does not get past them.
 set local session_replication_role = replica;
+select throws_ok($$delete from public.privacy_transparency_log where seq = 2$$, '42501', null,
+  'with session_replication_role = replica the log still cannot be changed');
+set local session_replication_role = origin;
+
+-- Tampering by an owner who explicitly switches the trigger off is detected.
+alter table public.privacy_transparency_log disable trigger privacy_transparency_log_immutable;
 update public.privacy_transparency_log set metadata = '{"changed": ["mfa_required"]}'
 where user_id = tests.user_id('lou') and seq = 2;
 delete from public.privacy_transparency_log where user_id = tests.user_id('kim') and seq = 1;
-set local session_replication_role = origin;
+alter table public.privacy_transparency_log enable always trigger privacy_transparency_log_immutable;
 select is(public.verify_transparency_log(tests.user_id('lou')) -> 'first_broken',
   jsonb_build_array(jsonb_build_object('user_id', tests.user_id('lou'), 'seq', 2, 'reason', 'entry_hash_mismatch')),
   'a changed entry is reported as the first broken link of its chain');

@@ -2,7 +2,7 @@
 -- events; both are logged. With mfa_required, reading telemetry, file events and the transparency log, exporting and
 -- erasing need an aal2 session (restrictive policies and explicit checks).
 begin;
-select plan(16);
+select plan(22);
 
 select tests.create_user('eve');
 select tests.create_user('zed');
@@ -19,9 +19,11 @@ select public.ingest_events(jsonb_build_array(
 select tests.authenticate_as('zed');
 update public.privacy_prefs set consent_given = true, monitoring_enabled = true;
 insert into public.app_allowlist (app_id) values ('notion');
-insert into public.signal_toggles (signal_key) values ('page.view');
+insert into public.signal_toggles (signal_key) values ('page.view'), ('file.copied');
 select public.ingest_events(jsonb_build_array(
-  jsonb_build_object('kind', 'telemetry', 'id', gen_random_uuid(), 'occurred_at', now(), 'app_id', 'notion', 'event_type', 'page.view')));
+  jsonb_build_object('kind', 'telemetry', 'id', gen_random_uuid(), 'occurred_at', now(), 'app_id', 'notion', 'event_type', 'page.view'),
+  jsonb_build_object('kind', 'file', 'id', gen_random_uuid(), 'occurred_at', now(), 'tool', 'notion', 'event_type', 'copied',
+                     'file_path', '/tmp/z.md', 'related_path', '/tmp/y.md')));
 
 -- Export.
 select tests.authenticate_as('eve');
@@ -53,6 +55,10 @@ select is((select count(*)::integer from public.telemetry_events), 1, 'another u
 update public.privacy_prefs set mfa_required = true;
 select is_empty($$select 1 from public.telemetry_events$$, 'with mfa_required an aal1 session reads no telemetry');
 select is_empty($$select 1 from public.privacy_transparency_log$$, 'with mfa_required an aal1 session reads no transparency log');
+select is_empty($$select 1 from public.file_patterns$$, 'with mfa_required an aal1 session reads no file patterns');
+select is_empty($$select 1 from public.file_relationships$$, 'with mfa_required an aal1 session reads no file relationships');
+select throws_ok($$update public.privacy_prefs set mfa_required = false$$, '42501', null,
+  'an aal1 session cannot switch mfa_required off again');
 select throws_ok($$select public.export_my_data()$$, '42501', null, 'with mfa_required an aal1 session cannot export');
 select throws_ok($$select public.erase_my_telemetry()$$, '42501', null, 'with mfa_required an aal1 session cannot erase');
 select is((public.ingest_events(jsonb_build_array(jsonb_build_object('kind', 'telemetry', 'id', gen_random_uuid(),
@@ -61,6 +67,10 @@ select is((public.ingest_events(jsonb_build_array(jsonb_build_object('kind', 'te
 select tests.authenticate_as('zed', 'aal2');
 select is((select count(*)::integer from public.telemetry_events), 2, 'an aal2 session reads the telemetry');
 select cmp_ok((select count(*)::integer from public.privacy_transparency_log), '>', 0, 'an aal2 session reads the transparency log');
+select is((select count(*)::integer from public.file_patterns) + (select count(*)::integer from public.file_relationships), 2,
+  'an aal2 session reads the file patterns and relationships');
+select lives_ok($$update public.privacy_prefs set mfa_required = false$$, 'an aal2 session switches mfa_required off');
+select is((select mfa_required from public.privacy_prefs), false, 'and the switch took effect');
 
 select * from finish();
 rollback;
