@@ -3808,6 +3808,56 @@ end;
 $$;
 comment on function private.drop_expired_partitions(regclass, timestamptz, text) is 'Drops whole monthly partitions that ended before the cutoff; for event tables, logs a retention_purge entry per affected user first.';
 
+-- file_patterns and file_relationships are derived from file events and hold file paths, so they expire with them:
+-- an aggregate goes once the newest event it reflects is past the cutoff (its counts are lifetime counts until then).
+create function private.purge_expired_file_insights(cutoff timestamptz, purge_reason text)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  purged jsonb;
+  affected record;
+  removed bigint := 0;
+begin
+  -- A null cutoff means each user's own data_retention_days.
+  with gone_patterns as (
+    delete from public.file_patterns fp
+    where fp.last_used_at < coalesce(cutoff, (select pg_catalog.now() - make_interval(days => p.data_retention_days)
+                                              from public.privacy_prefs p where p.user_id = fp.user_id))
+    returning fp.user_id
+  ),
+  gone_relationships as (
+    delete from public.file_relationships r
+    where r.last_seen_at < coalesce(cutoff, (select pg_catalog.now() - make_interval(days => p.data_retention_days)
+                                             from public.privacy_prefs p where p.user_id = r.user_id))
+    returning r.user_id
+  ),
+  per_user as (
+    select g.user_id, 1 as patterns, 0 as relationships from gone_patterns g
+    union all
+    select g.user_id, 0, 1 from gone_relationships g
+  )
+  select coalesce(jsonb_agg(jsonb_build_object('user_id', x.user_id, 'patterns', x.patterns, 'relationships', x.relationships)), '[]')
+  into purged
+  from (select u.user_id, sum(u.patterns) as patterns, sum(u.relationships) as relationships
+        from per_user u group by u.user_id) x;
+
+  for affected in
+    select (e.value ->> 'user_id')::uuid as user_id, (e.value ->> 'patterns')::bigint as patterns,
+           (e.value ->> 'relationships')::bigint as relationships
+    from jsonb_array_elements(purged) e
+  loop
+    perform private.append_transparency_entry(affected.user_id, 'retention_purge', 'file_insights', null, null, null,
+      jsonb_build_object('file_patterns', affected.patterns, 'file_relationships', affected.relationships,
+                         'reason', purge_reason));
+    removed := removed + affected.patterns + affected.relationships;
+  end loop;
+  return removed;
+end;
+$$;
+comment on function private.purge_expired_file_insights(timestamptz, text) is 'Deletes file_patterns/file_relationships last seen before the cutoff (null: each user''s own retention); logs counts per user in the transparency log.';
+
 create function public.cleanup_retention_data()
 returns jsonb
 language plpgsql security definer
@@ -3830,6 +3880,10 @@ begin
     end if;
     update public.retention_policies p set last_run_at = pg_catalog.now(), last_run_rows = removed where p.id = policy.id;
     summary := summary || jsonb_build_object(policy.table_name, removed);
+    if policy.table_name = 'file_events' then
+      summary := summary || jsonb_build_object('file_insights',
+                                               private.purge_expired_file_insights(cutoff, 'retention_policy'));
+    end if;
   end loop;
   insert into public.metrics_log (source, metric, value, details)
   values ('cleanup_retention_data', 'rows_removed',
@@ -3840,7 +3894,7 @@ begin
                             'duration_ms', round(extract(epoch from pg_catalog.clock_timestamp() - started) * 1000));
 end;
 $$;
-comment on function public.cleanup_retention_data() is 'Applies retention_policies: drops whole expired monthly partitions (metrics_log rows are deleted). Returns counts per table; logs to metrics_log and each affected user''s transparency log.';
+comment on function public.cleanup_retention_data() is 'Applies retention_policies: drops whole expired monthly partitions (metrics_log rows are deleted; file patterns and relationships expire with file_events). Returns counts per table; logs to metrics_log and each affected user''s transparency log.';
 
 create function private.delete_rows_past_user_retention(table_name text)
 returns table (user_id uuid, month date, events bigint)
@@ -3909,6 +3963,8 @@ begin
       total_deleted := total_deleted + affected.events;
     end loop;
   end loop;
+  -- What was derived from file events expires on the same per-user horizon.
+  total_deleted := total_deleted + private.purge_expired_file_insights(null, 'user_retention');
 
   insert into public.metrics_log (source, metric, value, details)
   values ('cleanup_telemetry_by_retention', 'rows_removed', total_dropped + total_deleted,

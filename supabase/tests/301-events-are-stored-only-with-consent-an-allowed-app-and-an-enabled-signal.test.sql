@@ -2,7 +2,7 @@
 -- on the owner's allowlist and its signal is toggled on; sampling is deterministic on the id; ingest_events()
 -- reports every event's outcome and stores nothing twice.
 begin;
-select plan(27);
+select plan(29);
 
 select tests.create_user('ivy');
 select tests.create_user('mal');
@@ -90,11 +90,17 @@ select is((select event_count from public.file_patterns where file_extension = '
 
 -- Sampling is deterministic on the id.
 update public.signal_toggles set sampling_rate = 0.5 where signal_key = 'click';
+-- An id whose sample point is near 1 is sampled out on every try; one near 0 is kept.
 select is(
-  (select count(distinct public.ingest_events(jsonb_build_array(jsonb_build_object('kind', 'telemetry', 'id', '00000000-0000-4000-8000-0000000000f1',
-      'occurred_at', '2026-01-01T00:00:00Z', 'app_id', 'vscode', 'event_type', 'click'))) -> 'results' -> 0 ->> 'reason')
-   from generate_series(1, 3)),
-  1::bigint, 'the same event gets the same decision every time');
+  (select array_agg(public.ingest_events(jsonb_build_array(jsonb_build_object('kind', 'telemetry',
+      'id', '00000000-0000-4000-8000-0000ffffffff', 'occurred_at', now(), 'app_id', 'vscode', 'event_type', 'click')))
+      -> 'results' -> 0 ->> 'status') from generate_series(1, 3)),
+  array['sampled_out', 'sampled_out', 'sampled_out'], 'a sampled-out event is sampled out again on every retry');
+select is((select count(*)::integer from public.telemetry_events where id = '00000000-0000-4000-8000-0000ffffffff'), 0,
+  'a sampled-out event is not stored');
+select is(public.ingest_events(jsonb_build_array(jsonb_build_object('kind', 'telemetry',
+      'id', '00000000-0000-4000-8000-0000000000f2', 'occurred_at', now(), 'app_id', 'vscode', 'event_type', 'click')))
+      -> 'results' -> 0 ->> 'status', 'accepted', 'an event below the sampling rate is kept');
 select cmp_ok(
   (select count(*) filter (where private.sample_point(gen_random_uuid()) < 0.5)::numeric / 10000 from generate_series(1, 10000)),
   '>', 0.45, 'a sampling rate of 0.5 keeps about half of the events (lower bound)');

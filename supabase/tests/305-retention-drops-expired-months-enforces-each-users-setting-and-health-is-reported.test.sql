@@ -3,7 +3,7 @@
 -- privacy_guardian_health_check() reports RLS, redaction triggers, PII in recent data, retention recency and
 -- future partitions. Maintenance is for service_role only and returns counts, never rows.
 begin;
-select plan(20);
+select plan(23);
 
 select tests.create_user('old_timer');
 select tests.create_user('short_keeper');
@@ -21,6 +21,13 @@ insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_typ
   (gen_random_uuid(), tests.user_id('old_timer'), now() - interval '20 days', 'cli', 'recent'),
   (gen_random_uuid(), tests.user_id('short_keeper'), now() - interval '20 days', 'cli', 'expired_for_me'),
   (gen_random_uuid(), tests.user_id('short_keeper'), now(), 'cli', 'fresh');
+
+-- Aggregates derived from file events: one long expired, one past the short keeper's own 7 days, one fresh.
+insert into public.file_patterns (user_id, file_extension, event_count, last_used_at) values
+  (tests.user_id('old_timer'), 'psd', 4, now() - interval '14 months'),
+  (tests.user_id('short_keeper'), 'md', 1, now());
+insert into public.file_relationships (user_id, source_path, target_path, relation_type, weight, last_seen_at) values
+  (tests.user_id('short_keeper'), '/tmp/a.md', '/tmp/b.md', 'copied', 1, now() - interval '20 days');
 
 -- Who may run maintenance.
 select tests.authenticate_as('old_timer');
@@ -40,25 +47,34 @@ select is((select count(*)::integer from public.telemetry_events where occurred_
   'no event older than the policy remains');
 select results_eq(
   $$select l.user_id, (l.metadata ->> 'rows')::integer, l.metadata ->> 'reason' from public.privacy_transparency_log l
-    where l.action = 'retention_purge' order by 2$$,
+    where l.action = 'retention_purge' and l.resource = 'telemetry_events' order by 2$$,
   $$values (tests.user_id('short_keeper'), 2, 'retention_policy'), (tests.user_id('old_timer'), 3, 'retention_policy')$$,
   'each affected user gets one retention_purge entry with their own count');
 select isnt((select last_run_at from public.retention_policies where table_name = 'telemetry_events'), null,
   'the policy records when it last ran');
-select is((select value::integer from public.metrics_log where source = 'cleanup_retention_data' order by id desc limit 1), 5,
-  'the run is written to metrics_log');
+select is((select value::integer from public.metrics_log where source = 'cleanup_retention_data' order by id desc limit 1), 6,
+  'the run is written to metrics_log (five events and one expired file pattern)');
+select is((select metadata from public.privacy_transparency_log where action = 'retention_purge' and resource = 'file_insights'),
+  '{"file_patterns": 1, "file_relationships": 0, "reason": "retention_policy"}'::jsonb,
+  'a file pattern older than the file_events policy expires with them, and its owner is told');
 select is((select count(*)::integer from private.event_month_counts where month < now() - interval '1 year'), 0,
   'the per-month counters of dropped months are removed');
 
 select tests.authenticate_as_service_role();
-select is(public.cleanup_telemetry_by_retention() ->> 'rows_deleted', '1',
-  'per-user retention removes the one event older than the short keeper''s 7 days');
+select is(public.cleanup_telemetry_by_retention() ->> 'rows_deleted', '2',
+  'per-user retention removes the one event and the one file relationship older than the short keeper''s 7 days');
 select tests.clear_authentication();
 select results_eq($$select event_type from public.telemetry_events order by event_type$$,
   $$values ('fresh'), ('recent')$$, 'events within each user''s own retention remain');
 select is((select (metadata ->> 'rows')::integer from public.privacy_transparency_log
-           where user_id = tests.user_id('short_keeper') and metadata ->> 'reason' = 'user_retention'), 1,
+           where user_id = tests.user_id('short_keeper') and resource = 'telemetry_events'
+             and metadata ->> 'reason' = 'user_retention'), 1,
   'the short keeper''s transparency log records the per-user purge');
+select results_eq($$select file_extension from public.file_patterns union all select source_path from public.file_relationships$$,
+  $$values ('md')$$, 'only the file aggregates within their owner''s retention remain');
+select is((select (metadata ->> 'file_relationships')::integer from public.privacy_transparency_log
+           where user_id = tests.user_id('short_keeper') and resource = 'file_insights'), 1,
+  'the short keeper is told that their expired file relationship went');
 select is((select count(*)::integer from public.metrics_log where source = 'cleanup_telemetry_by_retention'), 1,
   'per-user retention is written to metrics_log');
 
