@@ -3752,8 +3752,10 @@ create policy metrics_log_select on public.metrics_log for select to service_rol
 
 grant select on public.metrics_log to service_role;
 
--- Drops the monthly partitions of a table that end on or before the cutoff, logging each affected user's counts.
-create function private.drop_expired_partitions(parent regclass, cutoff timestamptz, purge_reason text)
+-- Drops the monthly partitions of a table that end on or before the cutoff (and the months listed in also_months),
+-- logging each affected user's counts.
+create function private.drop_expired_partitions(parent regclass, cutoff timestamptz, purge_reason text,
+                                                also_months date[] default '{}')
 returns bigint
 language plpgsql
 set search_path = ''
@@ -3771,7 +3773,8 @@ begin
   join pg_catalog.pg_class c on c.oid = i.inhrelid
   where i.inhparent = parent
     and c.relname ~ ('^' || parent_name || '_p[0-9]{6}$')
-    and (to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') + interval '1 month') <= cutoff;
+    and ((to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') + interval '1 month') <= cutoff
+         or to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') = any (also_months));
   if expired = '{}' then
     return 0;
   end if;
@@ -3806,7 +3809,7 @@ begin
   return removed;
 end;
 $$;
-comment on function private.drop_expired_partitions(regclass, timestamptz, text) is 'Drops whole monthly partitions that ended before the cutoff; for event tables, logs a retention_purge entry per affected user first.';
+comment on function private.drop_expired_partitions(regclass, timestamptz, text, date[]) is 'Drops whole monthly partitions that ended before the cutoff (or are listed); for event tables, logs a retention_purge entry per affected user first.';
 
 -- file_patterns and file_relationships are derived from file events and hold file paths, so they expire with them:
 -- an aggregate goes once the newest event it reflects is past the cutoff (its counts are lifetime counts until then).
@@ -3936,6 +3939,7 @@ as $$
 declare
   tbl text;
   month_cutoff timestamptz;
+  expired_months date[];
   dropped bigint;
   total_dropped bigint := 0;
   total_deleted bigint := 0;
@@ -3950,7 +3954,17 @@ begin
     from public.privacy_prefs p
     where p.user_id in (select m.user_id from private.event_month_counts m where m.table_name = tbl);
     month_cutoff := coalesce(month_cutoff, pg_catalog.now() - interval '3650 days');
-    dropped := private.drop_expired_partitions(('public.' || tbl)::regclass, month_cutoff, 'user_retention');
+    -- Month by month, too: a month goes when it has ended past the retention of every user with events in it, so one
+    -- user who keeps ten years does not turn everyone else's purge into row-by-row deletes.
+    select coalesce(array_agg(x.month), '{}') into expired_months
+    from (select m.month
+          from private.event_month_counts m
+          left join public.privacy_prefs p on p.user_id = m.user_id
+          where m.table_name = tbl and m.events > 0
+          group by m.month
+          having bool_and(p.user_id is null
+                          or m.month + interval '1 month' <= pg_catalog.now() - make_interval(days => p.data_retention_days))) x;
+    dropped := private.drop_expired_partitions(('public.' || tbl)::regclass, month_cutoff, 'user_retention', expired_months);
     total_dropped := total_dropped + dropped;
 
     -- Inside months that stay, each user's own setting removes their expired rows.

@@ -3,7 +3,7 @@
 -- privacy_guardian_health_check() reports RLS, redaction triggers, PII in recent data, retention recency and
 -- future partitions. Maintenance is for service_role only and returns counts, never rows.
 begin;
-select plan(23);
+select plan(25);
 
 select tests.create_user('old_timer');
 select tests.create_user('short_keeper');
@@ -21,6 +21,11 @@ insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_typ
   (gen_random_uuid(), tests.user_id('old_timer'), now() - interval '20 days', 'cli', 'recent'),
   (gen_random_uuid(), tests.user_id('short_keeper'), now() - interval '20 days', 'cli', 'expired_for_me'),
   (gen_random_uuid(), tests.user_id('short_keeper'), now(), 'cli', 'fresh');
+
+-- A month in which only the short keeper has events: past their 7 days, though not past the old timer's 90.
+select private.create_monthly_partition('public.telemetry_events', (now() - interval '2 months')::date);
+insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type)
+values (gen_random_uuid(), tests.user_id('short_keeper'), date_trunc('month', now() - interval '2 months') + interval '3 days', 'cli', 'old_month');
 
 -- Aggregates derived from file events: one long expired, one past the short keeper's own 7 days, one fresh.
 insert into public.file_patterns (user_id, file_extension, event_count, last_used_at) values
@@ -61,14 +66,19 @@ select is((select count(*)::integer from private.event_month_counts where month 
   'the per-month counters of dropped months are removed');
 
 select tests.authenticate_as_service_role();
-select is(public.cleanup_telemetry_by_retention() ->> 'rows_deleted', '2',
-  'per-user retention removes the one event and the one file relationship older than the short keeper''s 7 days');
+create temporary table user_retention_run on commit drop as select public.cleanup_telemetry_by_retention() as result;
+select is((select result ->> 'rows_deleted' from user_retention_run), '2',
+  'per-user retention deletes the one event and the one file relationship older than the short keeper''s 7 days');
+select is((select result ->> 'rows_in_dropped_partitions' from user_retention_run), '1',
+  'a month expired for every user with events in it is dropped whole, although another user keeps data longer');
+select ok(to_regclass('private.telemetry_events_p' || to_char(now() - interval '2 months', 'YYYYMM')) is null,
+  'that month''s partition is gone');
 select tests.clear_authentication();
 select results_eq($$select event_type from public.telemetry_events order by event_type$$,
   $$values ('fresh'), ('recent')$$, 'events within each user''s own retention remain');
 select is((select (metadata ->> 'rows')::integer from public.privacy_transparency_log
            where user_id = tests.user_id('short_keeper') and resource = 'telemetry_events'
-             and metadata ->> 'reason' = 'user_retention'), 1,
+             and metadata ->> 'reason' = 'user_retention' and metadata ->> 'partitions_dropped' = 'false'), 1,
   'the short keeper''s transparency log records the per-user purge');
 select results_eq($$select file_extension from public.file_patterns union all select source_path from public.file_relationships$$,
   $$values ('md')$$, 'only the file aggregates within their owner''s retention remain');
