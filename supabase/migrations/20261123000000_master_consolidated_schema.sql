@@ -2828,6 +2828,39 @@ as $$
 $$;
 comment on function private.transparency_entry_hash(text, uuid, bigint, timestamptz, text, text, text, text, text, jsonb) is 'The hash that links a transparency log entry to its predecessor.';
 
+-- The head of each user's chain, kept apart from the log: without it, removing the newest entries of a chain would
+-- leave a shorter chain that still verifies. A head only ever moves one entry forward and is never removed.
+create table private.transparency_chain_heads (
+  user_id uuid not null,
+  seq bigint not null,
+  entry_hash text not null,
+  constraint transparency_chain_heads_pkey primary key (user_id),
+  constraint transparency_chain_heads_seq_positive check (seq >= 1),
+  constraint transparency_chain_heads_hash_format check (entry_hash ~ '^[0-9a-f]{64}$')
+);
+comment on table private.transparency_chain_heads is 'Last seq and entry_hash of each user''s transparency chain (written by append_transparency_entry only).';
+
+create function private.guard_transparency_chain_head() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE' and new.user_id = old.user_id and new.seq = old.seq + 1 then
+    return new;
+  end if;
+  raise exception 'a transparency chain head only moves one entry forward (% rejected)', lower(tg_op)
+    using errcode = '42501';
+end;
+$$;
+comment on function private.guard_transparency_chain_head() is 'BEFORE UPDATE/DELETE/TRUNCATE on transparency_chain_heads: only a one-step advance passes.';
+
+create trigger transparency_chain_heads_guard before update or delete on private.transparency_chain_heads
+  for each row execute function private.guard_transparency_chain_head();
+create trigger transparency_chain_heads_no_truncate before truncate on private.transparency_chain_heads
+  for each statement execute function private.guard_transparency_chain_head();
+alter table private.transparency_chain_heads enable always trigger transparency_chain_heads_guard;
+alter table private.transparency_chain_heads enable always trigger transparency_chain_heads_no_truncate;
+
 -- The only writer. A per-user advisory lock serialises appends so that the chain never forks.
 create function private.append_transparency_entry(target_user uuid, action text, resource text, resource_id text,
   old_value_hash text, new_value_hash text, metadata jsonb default '{}'::jsonb)
@@ -2853,7 +2886,11 @@ begin
   values (entry_id, target_user, last_seq, stamp, action, resource, resource_id, old_value_hash, new_value_hash,
           coalesce(metadata, '{}'::jsonb), last_hash,
           private.transparency_entry_hash(last_hash, target_user, last_seq, stamp, action, resource, resource_id,
-                                          old_value_hash, new_value_hash, coalesce(metadata, '{}'::jsonb)));
+                                          old_value_hash, new_value_hash, coalesce(metadata, '{}'::jsonb)))
+  returning entry_hash into last_hash;
+  insert into private.transparency_chain_heads as h (user_id, seq, entry_hash)
+  values (target_user, last_seq, last_hash)
+  on conflict on constraint transparency_chain_heads_pkey do update set seq = excluded.seq, entry_hash = excluded.entry_hash;
   return entry_id;
 end;
 $$;
@@ -2921,16 +2958,30 @@ begin
     where target_user is null or l.user_id = target_user
     window w as (partition by l.user_id order by l.seq)
   ),
-  broken as (
+  broken_links as (
     select c.user_id, c.seq,
            case when c.computed <> c.entry_hash then 'entry_hash_mismatch'
                 when c.seq <> coalesce(c.previous_seq, 0) + 1 then 'missing_entry'
-                else 'prev_hash_mismatch' end as reason,
-           row_number() over (partition by c.user_id order by c.seq) as n
+                else 'prev_hash_mismatch' end as reason
     from chain c
     where c.computed <> c.entry_hash
        or c.seq <> coalesce(c.previous_seq, 0) + 1
        or c.prev_hash is distinct from c.expected_prev
+  ),
+  -- The chain must end where its head says: entries removed from the end leave the head pointing past it.
+  chain_ends as (
+    select distinct on (c.user_id) c.user_id, c.seq, c.entry_hash from chain c order by c.user_id, c.seq desc
+  ),
+  missing_tail as (
+    select h.user_id, h.seq, 'missing_tail' as reason
+    from private.transparency_chain_heads h
+    left join chain_ends e on e.user_id = h.user_id
+    where (target_user is null or h.user_id = target_user)
+      and (e.seq is distinct from h.seq or e.entry_hash is distinct from h.entry_hash)
+  ),
+  broken as (
+    select x.user_id, x.seq, x.reason, row_number() over (partition by x.user_id order by x.seq) as n
+    from (select * from broken_links union all select * from missing_tail) x
   )
   select jsonb_build_object(
     'valid', not exists (select 1 from broken),

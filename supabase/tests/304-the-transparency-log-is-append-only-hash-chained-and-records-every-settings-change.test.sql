@@ -2,10 +2,11 @@
 -- value hashes; no role (the table owner included) can update, delete or truncate it; each user's entries form a
 -- hash chain that verify_transparency_log() checks, naming the first broken link.
 begin;
-select plan(18);
+select plan(20);
 
 select tests.create_user('lou');
 select tests.create_user('kim');
+select tests.create_user('ned');
 
 select tests.authenticate_as('lou');
 update public.privacy_prefs set consent_given = true, monitoring_enabled = true;
@@ -49,12 +50,17 @@ insert into public.app_allowlist (app_id) values ('slack');
 select is_empty($$select 1 from public.privacy_transparency_log where user_id = tests.user_id('lou')$$,
   'another user cannot read the log');
 
+select tests.authenticate_as('ned');
+insert into public.app_allowlist (app_id) values ('zoom');
+
 select tests.clear_authentication();
 select throws_ok($$update public.privacy_transparency_log set action = 'export' where seq = 2$$, '42501', null,
   'even the table owner cannot update an entry');
 select throws_ok($$delete from public.privacy_transparency_log where seq = 2$$, '42501', null,
   'even the table owner cannot delete an entry');
 select throws_ok($$truncate public.privacy_transparency_log$$, '42501', null, 'even the table owner cannot truncate the log');
+select throws_ok($$delete from private.transparency_chain_heads where user_id = tests.user_id('lou')$$, '42501', null,
+  'nor remove or rewind the head of a chain');
 
 -- The triggers fire ALWAYS: the replica switch of replication and restore tools does not get past them.
 set local session_replication_role = replica;
@@ -67,12 +73,15 @@ alter table public.privacy_transparency_log disable trigger privacy_transparency
 update public.privacy_transparency_log set metadata = '{"changed": ["mfa_required"]}'
 where user_id = tests.user_id('lou') and seq = 2;
 delete from public.privacy_transparency_log where user_id = tests.user_id('kim') and seq = 1;
+delete from public.privacy_transparency_log where user_id = tests.user_id('ned') and seq = 2;
 alter table public.privacy_transparency_log enable always trigger privacy_transparency_log_immutable;
 select is(public.verify_transparency_log(tests.user_id('lou')) -> 'first_broken',
   jsonb_build_array(jsonb_build_object('user_id', tests.user_id('lou'), 'seq', 2, 'reason', 'entry_hash_mismatch')),
   'a changed entry is reported as the first broken link of its chain');
 select is(public.verify_transparency_log(tests.user_id('kim')) -> 'first_broken' -> 0 ->> 'reason', 'missing_entry',
   'a removed entry is reported as a missing link');
+select is(public.verify_transparency_log(tests.user_id('ned')) -> 'first_broken' -> 0 ->> 'reason', 'missing_tail',
+  'entries removed from the end of a chain are reported: the chain head remembers where it ended');
 select tests.authenticate_as_service_role();
 select is((public.verify_transparency_log() ->> 'valid')::boolean, false, 'service_role verifies every chain and sees the breaks');
 select tests.clear_authentication();
