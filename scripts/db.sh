@@ -6,6 +6,8 @@
 #   reset     recreate the `postgres` database, apply the platform shim, push migrations (+ seed unless --no-seed)
 #   destroy   stop and delete the cluster directory
 # Environment: DB_PORT (54322), DB_DIR (.local/db), DB_PASSWORD (postgres).
+# As root, when the postgres user cannot reach DB_DIR (a clone under /root, say), the cluster itself lives in
+# /var/lib/postgresql/project-clusters/<hash of DB_DIR>; DB_DIR/cluster-location says where.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -13,22 +15,34 @@ usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-is_running() { [ -f "$DB_DIR/data/postmaster.pid" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$DB_DIR/data" status >/dev/null 2>&1; }
+# Where the postgres user keeps the cluster (data, socket, server log): DB_DIR when it can write there.
+PG_DIR="$DB_DIR"
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$DB_DIR" && chown postgres:postgres "$DB_DIR"
+  if ! runuser -u postgres -- test -w "$DB_DIR" 2>/dev/null; then
+    PG_DIR="/var/lib/postgresql/project-clusters/$(printf '%s' "$DB_DIR" | sha1sum | cut -c1-16)"
+    mkdir -p "$PG_DIR" && chown postgres:postgres "$PG_DIR" "$(dirname "$PG_DIR")"
+    echo "$PG_DIR" > "$DB_DIR/cluster-location"
+    ln -sfn "$PG_DIR/server.log" "$DB_DIR/server.log"
+  fi
+fi
+
+is_running() { [ -f "$PG_DIR/data/postmaster.pid" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; }
 
 init_cluster() {
   local bin; bin=$(pg_bindir)
-  mkdir -p "$DB_DIR"
-  [ "$(id -u)" = 0 ] && chown postgres:postgres "$DB_DIR"
-  local pwfile="$DB_DIR/.pw"
+  mkdir -p "$PG_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR"
+  local pwfile="$PG_DIR/.pw"
   echo "$DB_PASSWORD" > "$pwfile"; [ "$(id -u)" = 0 ] && chown postgres "$pwfile"
-  log "creating PostgreSQL cluster in $DB_DIR/data"
-  as_pg "$bin/initdb" -D "$DB_DIR/data" -U postgres --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+  log "creating PostgreSQL cluster in $PG_DIR/data"
+  as_pg "$bin/initdb" -D "$PG_DIR/data" -U postgres --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   rm -f "$pwfile"
-  cat >> "$DB_DIR/data/postgresql.conf" <<CONF
+  cat >> "$PG_DIR/data/postgresql.conf" <<CONF
 # --- project settings (scripts/db.sh) ---
 listen_addresses = '127.0.0.1'
-unix_socket_directories = '$DB_DIR'
+unix_socket_directories = '$PG_DIR'
 shared_preload_libraries = 'pg_cron'
 cron.database_name = 'postgres'
 max_connections = 200
@@ -48,16 +62,16 @@ CONF
 start() {
   if is_running; then log "database already running on port $DB_PORT"; return 0; fi
   if port_busy "$DB_PORT"; then die "port $DB_PORT is already in use (set DB_PORT to use another)"; fi
-  [ -d "$DB_DIR/data" ] || init_cluster
-  sed -i "s/^port = .*//" "$DB_DIR/data/postgresql.conf"
-  echo "port = $DB_PORT" >> "$DB_DIR/data/postgresql.conf"
-  as_pg "$(pg_bindir)/pg_ctl" -D "$DB_DIR/data" -l "$DB_DIR/server.log" -w -t 60 start >/dev/null \
-    || die "PostgreSQL did not start; see $DB_DIR/server.log"
+  [ -d "$PG_DIR/data" ] || init_cluster
+  sed -i "s/^port = .*//" "$PG_DIR/data/postgresql.conf"
+  echo "port = $DB_PORT" >> "$PG_DIR/data/postgresql.conf"
+  as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null \
+    || die "PostgreSQL did not start; see $PG_DIR/server.log"
   log "database running: $DB_URL"
 }
 
 stop() {
-  if is_running; then as_pg "$(pg_bindir)/pg_ctl" -D "$DB_DIR/data" -m fast -w stop >/dev/null; log "database stopped"; fi
+  if is_running; then as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null; log "database stopped"; fi
 }
 
 reset() {
@@ -76,7 +90,12 @@ reset() {
   log "database ready"
 }
 
-destroy() { stop; rm -rf "$DB_DIR"; log "removed $DB_DIR"; }
+destroy() {
+  stop
+  [ "$PG_DIR" != "$DB_DIR" ] && rm -rf "$PG_DIR"
+  rm -rf "$DB_DIR"
+  log "removed $DB_DIR"
+}
 
 case "${1:-}" in
   start) start ;;

@@ -26,7 +26,7 @@ pg_bindir() {
 
 # Run a command as the postgres OS user when we are root (the server refuses to run as root).
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 psql_db() { PGOPTIONS="-c client_min_messages=warning" PGPASSWORD="$DB_PASSWORD" psql "$DB_URL" -X -v ON_ERROR_STOP=1 -q "$@"; }
