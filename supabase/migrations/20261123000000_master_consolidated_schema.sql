@@ -1000,6 +1000,28 @@ end;
 $$;
 comment on function public.create_organization(text, text, text) is 'Creates a shared organization; the caller becomes its owner.';
 
+-- Whether a member may hand out a role: they hold members.manage, and either they are an owner or the role ranks no
+-- higher than theirs, is not owner, and carries no permission their own role lacks (rank alone would let a member
+-- manager give out e.g. billing.read through a low-ranked custom role). Checked again when an invitation is accepted.
+create function private.can_grant_role(organization uuid, granter uuid, granted_role uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select coalesce((
+    select exists (select 1 from public.role_permissions gp where gp.role_id = g.role_id and gp.permission_key = 'members.manage')
+       and (g.rank >= 100
+            or (t.rank <= g.rank and not (t.key = 'owner' and t.organization_id is null)
+                and not exists (select 1 from public.role_permissions tp
+                                where tp.role_id = t.id
+                                  and not exists (select 1 from public.role_permissions gp
+                                                  where gp.role_id = g.role_id and gp.permission_key = tp.permission_key))))
+    from (select m.role_id, r.rank from public.organization_members m join public.roles r on r.id = m.role_id
+          where m.organization_id = organization and m.user_id = granter) g,
+         public.roles t
+    where t.id = granted_role), false)
+$$;
+comment on function private.can_grant_role(uuid, uuid, uuid) is 'Whether a member may grant a role: members.manage, and owner, or rank up to their own with no permission they lack. Internal.';
+
 create function public.invite_organization_member(organization_id uuid, email text, role text default 'member')
 returns public.organization_invitations
 language plpgsql security definer
@@ -1024,6 +1046,10 @@ begin
   if new_role.rank > actor_rank or (new_role.key = 'owner' and new_role.organization_id is null and actor_rank < 100) then
     raise exception 'you may not grant the role "%"', new_role.key using errcode = '42501',
       hint = 'You can only grant roles up to your own; only owners invite owners.';
+  end if;
+  if not private.can_grant_role(org.id, uid, new_role.id) then
+    raise exception 'you may not grant the role "%": it holds permissions you do not have', new_role.key
+      using errcode = '42501';
   end if;
   if exists (select 1 from public.organization_members m join auth.users u on u.id = m.user_id
              where m.organization_id = org.id and lower(u.email) = invitee) then
@@ -1060,6 +1086,10 @@ begin
   if invitation.id is null then
     raise exception 'invitation not found or expired' using errcode = 'P0002',
       hint = 'Ask for a new invitation to the e-mail address of this account.';
+  end if;
+  if not private.can_grant_role(invitation.organization_id, invitation.invited_by, invitation.role_id) then
+    raise exception 'this invitation is no longer valid' using errcode = '42501',
+      hint = 'Whoever invited you can no longer grant this role; ask for a new invitation.';
   end if;
   insert into public.organization_members (organization_id, user_id, role_id, invited_by)
   values (invitation.organization_id, uid, invitation.role_id, invitation.invited_by)
@@ -1117,6 +1147,10 @@ begin
   if actor_rank < 100 and (target_rank > actor_rank or new_role.rank > actor_rank or new_role.key = 'owner') then
     raise exception 'you may not change this member to "%"', new_role.key using errcode = '42501',
       hint = 'You can only manage members and grant roles up to your own rank; only owners manage owners.';
+  end if;
+  if not private.can_grant_role(org.id, uid, new_role.id) then
+    raise exception 'you may not grant the role "%": it holds permissions you do not have', new_role.key
+      using errcode = '42501';
   end if;
   if actor_rank < 100 and change_member_role.user_id = uid then
     raise exception 'you may not change your own role' using errcode = '42501';

@@ -1,7 +1,7 @@
 begin;
-select plan(21);
+select plan(24);
 
-select tests.create_user(h) from unnest(array['owner', 'admin', 'member', 'lead', 'stranger']) as h;
+select tests.create_user(h) from unnest(array['owner', 'admin', 'member', 'lead', 'stranger', 'later']) as h;
 select tests.create_organization('owner', 'test-acme');
 select tests.add_member(tests.org_id('test-acme'), 'admin', 'admin');
 select tests.add_member(tests.org_id('test-acme'), 'member', 'member');
@@ -59,6 +59,19 @@ select lives_ok($$insert into public.roles (organization_id, key, name, rank) va
   'a role manager creates a role below their own rank');
 select throws_ok($$select public.change_member_role(tests.org_id('test-acme'), tests.user_id('admin'), 'junior')$$,
   '42501', null, 'a role manager cannot demote someone who outranks them');
+select throws_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'later@example.test', 'support')$$,
+  '42501', null, 'a member manager cannot hand out a lower role that holds permissions they lack');
+select lives_ok($$select public.invite_organization_member(tests.org_id('test-acme'), 'later@example.test', 'junior')$$,
+  'a member manager invites with a role within their own permissions');
+
+-- The lead loses members.manage before the invitation is accepted: it no longer holds.
+select tests.clear_authentication();
+delete from public.role_permissions
+where role_id = (select id from public.roles where key = 'lead') and permission_key = 'members.manage';
+select tests.authenticate_as('later');
+select throws_ok($$select public.accept_organization_invitation(
+                     (select id from public.organization_invitations where email = 'later@example.test'))$$,
+  '42501', null, 'an invitation stops working once its inviter may no longer grant its role');
 
 select tests.authenticate_as('member');
 select ok(private.has_permission(tests.org_id('test-acme'), 'receptionist.manage')
