@@ -2219,6 +2219,9 @@ comment on function private.apply_stripe_price(jsonb, timestamptz, text) is 'App
 create function private.handle_stripe_event(event jsonb) returns jsonb
 language plpgsql
 set search_path = ''
+-- A wait for a lock ends as an error the handler records (failed, attempts) rather than running into the caller's
+-- statement timeout, which would roll the ledger row back with everything else.
+set lock_timeout = '10s'
 as $$
 declare
   event_id text := event ->> 'id';
@@ -2375,6 +2378,8 @@ create table public.usage_metrics (
   constraint usage_metrics_metric_type_format check (metric_type ~ '^[a-z][a-z0-9_.]{0,62}$'),
   constraint usage_metrics_value_not_negative check (metric_value >= 0),
   constraint usage_metrics_period_ordered check (period_end > period_start),
+  constraint usage_metrics_periods_disjoint exclude using gist (
+    organization_id with =, metric_type with =, tstzrange(period_start, period_end) with &&),
   constraint usage_metrics_metadata_object check (jsonb_typeof(metadata) = 'object')
 );
 comment on table public.usage_metrics is 'Metered usage per organization and period (seed 003), written by the server (service_role). Not audited row by row: it is itself a record of counts.';

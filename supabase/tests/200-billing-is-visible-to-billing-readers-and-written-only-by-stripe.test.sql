@@ -2,7 +2,7 @@
 -- private.handle_stripe_event(); offers and enabled flags are public; entitlements and the percentage rollout are
 -- deterministic; seed 003's users.subscription_* fields are derived (public.organization_billing).
 begin;
-select plan(63);
+select plan(66);
 
 -- ----- fixtures -------------------------------------------------------------------------------------------------
 select tests.create_user('bill_owner');
@@ -97,6 +97,20 @@ select is((select s.stripe_subscription_id from public.invoices i join public.su
            where i.stripe_invoice_id = 'in_t_1'), 'sub_t_1', 'an invoice is linked through parent.subscription_details');
 select ok((select count(*) > 0 from public.audit_logs where resource = 'subscriptions'
            and organization_id = (select id from fixture where key = 'org')), 'subscription changes are audited under the organization');
+
+-- ----- usage metrics: ordered, non-overlapping periods per organization and metric ------------------------------
+select tests.authenticate_as_service_role();
+select lives_ok($$insert into public.usage_metrics (organization_id, metric_type, metric_value, period_start, period_end)
+                  values ((select id from fixture where key = 'org'), 'ai.tokens', 1200, '2026-10-01', '2026-11-01'),
+                         ((select id from fixture where key = 'org'), 'ai.tokens', 900, '2026-11-01', '2026-12-01')$$,
+  'the server records usage for consecutive periods');
+select throws_ok($$insert into public.usage_metrics (organization_id, metric_type, metric_value, period_start, period_end)
+                   values ((select id from fixture where key = 'org'), 'ai.tokens', 5, '2026-10-15', '2026-10-16')$$,
+  '23P01', null, 'a period overlapping a recorded one for the same metric is rejected');
+select throws_ok($$insert into public.usage_metrics (organization_id, metric_type, metric_value, period_start, period_end)
+                   values ((select id from fixture where key = 'org'), 'ai.tokens', 5, '2026-12-02', '2026-12-01')$$,
+  '23514', null, 'a period that ends before it starts is rejected');
+select tests.clear_authentication();
 
 -- ----- audit log of billing objects --------------------------------------------------------------------------------
 select tests.authenticate_as('bill_auditor');
