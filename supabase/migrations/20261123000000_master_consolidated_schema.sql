@@ -118,8 +118,12 @@ language plpgsql stable
 set search_path = ''
 as $$
 declare
-  raw text := pg_catalog.btrim(pg_catalog.split_part(
-    coalesce(private.request_header('x-forwarded-for'), private.request_header('x-real-ip'), ''), ',', 1));
+  -- Headers the platform's proxies set, before X-Forwarded-For; of that, the hop the last proxy appended: the
+  -- left-most entries are whatever the client sent.
+  forwarded text := private.request_header('x-forwarded-for');
+  raw text := pg_catalog.btrim(coalesce(private.request_header('cf-connecting-ip'), private.request_header('x-real-ip'),
+    (pg_catalog.string_to_array(forwarded, ','))[pg_catalog.array_length(pg_catalog.string_to_array(forwarded, ','), 1)],
+    ''));
 begin
   if raw = '' then
     return null;
@@ -129,7 +133,7 @@ exception when invalid_text_representation then
   return null;
 end;
 $$;
-comment on function private.request_ip() is 'Client IP of the current request (first X-Forwarded-For hop), or null.';
+comment on function private.request_ip() is 'Client IP of the current request (CF-Connecting-IP, X-Real-IP, else the last X-Forwarded-For hop), or null.';
 
 create function private.request_correlation_id() returns text
 language sql stable

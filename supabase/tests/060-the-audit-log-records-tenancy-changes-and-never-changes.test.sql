@@ -1,5 +1,5 @@
 begin;
-select plan(17);
+select plan(19);
 
 select tests.create_user(h) from unnest(array['owner', 'admin', 'member', 'stranger']) as h;
 
@@ -75,6 +75,14 @@ select throws_ok($$select public.audit_rls_violation('no_such_table', null, 'sel
 select tests.authenticate_as('stranger');
 select throws_ok($$select public.audit_rls_violation('organizations', null, 'select')$$, '42501', null,
   'a client cannot write RLS-violation entries');
+
+-- The client IP comes from what the proxies set, never from the client's own X-Forwarded-For entries.
+select tests.clear_authentication();
+select set_config('request.headers', '{"x-forwarded-for": "6.6.6.6, 198.51.100.9"}', true);
+select is(private.request_ip(), '198.51.100.9'::inet, 'the IP is the hop the proxy appended, not a forged first entry');
+select set_config('request.headers', '{"x-forwarded-for": "6.6.6.6, 198.51.100.9", "cf-connecting-ip": "192.0.2.44"}', true);
+select is(private.request_ip(), '192.0.2.44'::inet, 'the edge''s CF-Connecting-IP wins over X-Forwarded-For');
+select set_config('request.headers', '', true);
 
 select * from finish();
 rollback;
