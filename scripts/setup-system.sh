@@ -9,6 +9,16 @@ fi
 PG_MAJOR="${PG_MAJOR:-15}"
 pkgs=(postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-pgtap
       libtap-parser-sourcehandler-pgtap-perl postgresql-$PG_MAJOR-plpgsql-check postgresql-$PG_MAJOR-cron)
+# The project's ports (54320-54399) lie inside Linux's ephemeral range: a busy machine's outgoing connections can
+# hold one of them (even in TIME-WAIT), and PostgreSQL then cannot listen there. Reserve them (root only; harmless
+# when the kernel does not allow it).
+if [ "$(id -u)" = 0 ] && [ -w /proc/sys/net/ipv4/ip_local_reserved_ports ]; then
+  reserved=$(cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null || true)
+  case ",$reserved," in
+    *,54320-54399,*) ;;
+    *) echo "${reserved:+$reserved,}54320-54399" > /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null || true ;;
+  esac
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -314,6 +314,9 @@ export interface PrivacyPrefs {
    */
   consent_given_at: Timestamp | null;
   created_at: Generated<Timestamp>;
+  /**
+   * How long the user's events are kept at most: retention_policies (operators') may remove them sooner, never later.
+   */
   data_retention_days: Generated<number>;
   id: Generated<string>;
   last_reviewed_at: Timestamp | null;

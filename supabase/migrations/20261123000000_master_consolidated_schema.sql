@@ -216,6 +216,9 @@ grant execute on function private.is_iso_country_code(text), private.is_iana_tim
 create function private.create_monthly_partition(parent regclass, month date) returns boolean
 language plpgsql
 set search_path = ''
+-- Months are UTC months whatever the session's (or the database's) time zone: bounds, names and the per-month
+-- counters must agree, and adjacent partitions must meet.
+set timezone = 'UTC'
 as $$
 declare
   start_at timestamptz := date_trunc('month', month)::timestamptz;
@@ -256,10 +259,11 @@ comment on function private.create_monthly_partition(regclass, date) is 'Creates
 
 -- The tables maintained here: every range-partitioned table in `public` (found in the catalog, so later sections
 -- only need to create the parent and its default partition).
-create function private.ensure_monthly_partitions(months_back integer default 1, months_ahead integer default 2)
+create function private.ensure_monthly_partitions(months_back integer default 1, months_ahead integer default 3)
 returns integer
 language plpgsql
 set search_path = ''
+set timezone = 'UTC'
 as $$
 declare
   parent regclass;
@@ -281,7 +285,7 @@ begin
   return created;
 end;
 $$;
-comment on function private.ensure_monthly_partitions(integer, integer) is 'Makes sure every partitioned table in public has monthly partitions from months_back to months_ahead (run nightly by pg_cron); returns how many it created.';
+comment on function private.ensure_monthly_partitions(integer, integer) is 'Makes sure every partitioned table in public has monthly (UTC) partitions from months_back to months_ahead (run nightly by pg_cron; three ahead, so that two ahead exist even before the run on the 1st); returns how many it created.';
 
 
 -- ===== Section 6: Identity: profiles =====
@@ -3064,6 +3068,7 @@ create table public.privacy_prefs (
 );
 comment on table public.privacy_prefs is 'One row per user (created at sign-up with safe defaults: no consent, monitoring off, 90 days, MFA not required).';
 comment on column public.privacy_prefs.consent_given_at is 'Set by trigger when consent is given, cleared when it is withdrawn.';
+comment on column public.privacy_prefs.data_retention_days is 'How long the user''s events are kept at most: retention_policies (operators'') may remove them sooner, never later.';
 comment on column public.privacy_prefs.mfa_required is 'When true, reading telemetry and the transparency log needs an aal2 session.';
 
 create table public.app_allowlist (
@@ -3147,6 +3152,7 @@ comment on function private.guard_mfa_downgrade() is 'BEFORE UPDATE OF mfa_requi
 
 create trigger privacy_prefs_guard_mfa_downgrade before update of mfa_required on public.privacy_prefs
   for each row execute function private.guard_mfa_downgrade();
+alter table public.privacy_prefs enable always trigger privacy_prefs_guard_mfa_downgrade;
 
 -- Every change of a privacy setting lands in the owner's transparency log: hashes of the old and new row and the
 -- names of the changed columns.
@@ -3183,6 +3189,33 @@ create trigger app_allowlist_transparency after insert or update or delete on pu
   for each row execute function private.log_privacy_setting_change();
 create trigger signal_toggles_transparency after insert or update or delete on public.signal_toggles
   for each row execute function private.log_privacy_setting_change();
+
+-- A TRUNCATE would change settings without a row trigger firing: it is refused. And like the log's own guards,
+-- these fire ALWAYS, also under session_replication_role = replica.
+create function private.reject_privacy_settings_truncate() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception 'truncate of % is not allowed: every change of a privacy setting is logged per row', tg_table_name
+    using errcode = '42501', hint = 'Delete the rows instead.';
+end;
+$$;
+comment on function private.reject_privacy_settings_truncate() is 'BEFORE TRUNCATE on privacy_prefs, app_allowlist, signal_toggles: always raises.';
+
+create trigger privacy_prefs_no_truncate before truncate on public.privacy_prefs
+  for each statement execute function private.reject_privacy_settings_truncate();
+create trigger app_allowlist_no_truncate before truncate on public.app_allowlist
+  for each statement execute function private.reject_privacy_settings_truncate();
+create trigger signal_toggles_no_truncate before truncate on public.signal_toggles
+  for each statement execute function private.reject_privacy_settings_truncate();
+alter table public.privacy_prefs enable always trigger privacy_prefs_transparency;
+alter table public.app_allowlist enable always trigger app_allowlist_transparency;
+alter table public.signal_toggles enable always trigger signal_toggles_transparency;
+alter table public.privacy_prefs enable always trigger privacy_prefs_stamp_consent;
+alter table public.privacy_prefs enable always trigger privacy_prefs_no_truncate;
+alter table public.app_allowlist enable always trigger app_allowlist_no_truncate;
+alter table public.signal_toggles enable always trigger signal_toggles_no_truncate;
 
 alter table public.privacy_prefs enable row level security;
 alter table public.app_allowlist enable row level security;
@@ -3853,6 +3886,7 @@ create function private.drop_expired_partitions(parent regclass, cutoff timestam
 returns bigint
 language plpgsql
 set search_path = ''
+set timezone = 'UTC'
 as $$
 declare
   parent_name text := (select c.relname from pg_catalog.pg_class c where c.oid = parent);
@@ -3868,7 +3902,11 @@ begin
   where i.inhparent = parent
     and c.relname ~ ('^' || parent_name || '_p[0-9]{6}$')
     and ((to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') + interval '1 month') <= cutoff
-         or to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') = any (also_months));
+         or to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') = any (also_months))
+    -- Event months still open to inserts (the insert policies accept events up to 30 days old) are never dropped:
+    -- an insert in flight would be lost with its partition, uncounted. Row-by-row retention covers them.
+    and (parent_name not in ('telemetry_events', 'file_events')
+         or (to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') + interval '1 month') <= pg_catalog.now() - interval '31 days');
   if expired = '{}' then
     return 0;
   end if;
@@ -3879,6 +3917,7 @@ begin
       from private.event_month_counts m
       where m.table_name = parent_name and m.month = any (expired)
       group by m.user_id
+      having sum(m.events) > 0
     loop
       perform private.append_transparency_entry(affected.user_id, 'retention_purge', parent_name, null, null, null,
         jsonb_build_object('rows', affected.events, 'reason', purge_reason, 'from_month', affected.first_month,
@@ -3959,6 +3998,7 @@ create function public.cleanup_retention_data()
 returns jsonb
 language plpgsql security definer
 set search_path = ''
+set timezone = 'UTC'
 as $$
 declare
   policy public.retention_policies;
@@ -4029,6 +4069,7 @@ create function public.cleanup_telemetry_by_retention()
 returns jsonb
 language plpgsql security definer
 set search_path = ''
+set timezone = 'UTC'
 as $$
 declare
   tbl text;
@@ -4090,6 +4131,7 @@ create function public.privacy_guardian_health_check()
 returns jsonb
 language plpgsql stable security definer
 set search_path = ''
+set timezone = 'UTC'
 as $$
 declare
   privacy_tables constant text[] := array['privacy_prefs', 'app_allowlist', 'signal_toggles', 'telemetry_events',
@@ -4120,11 +4162,22 @@ begin
     failing := array_append(failing, 'redaction_triggers');
   end if;
 
-  select count(*), count(*) filter (where public.redact_telemetry_metadata(s.metadata_redacted) <> s.metadata_redacted)
+  -- The newest stored rows (by when they were stored: events may be up to 30 days old when they arrive), telemetry
+  -- metadata and file events' paths and metadata alike.
+  select count(*), count(*) filter (where s.dirty)
   into sampled, with_pii
-  from (select t.metadata_redacted from public.telemetry_events t
-        where t.occurred_at > pg_catalog.now() - interval '1 day'
-        order by t.occurred_at desc limit 1000) s;
+  from (
+    (select public.redact_telemetry_metadata(t.metadata_redacted) <> t.metadata_redacted as dirty
+     from public.telemetry_events t
+     where t.created_at > pg_catalog.now() - interval '1 day'
+     order by t.created_at desc limit 1000)
+    union all
+    (select private.redact_path(f.file_path) <> f.file_path
+            or coalesce(private.redact_path(f.related_path) <> f.related_path, false)
+            or public.redact_telemetry_metadata(f.metadata) <> f.metadata
+     from public.file_events f
+     where f.created_at > pg_catalog.now() - interval '1 day'
+     order by f.created_at desc limit 1000)) s;
   if with_pii > 0 then
     failing := array_append(failing, 'pii_in_recent_sample');
   end if;
@@ -4225,6 +4278,8 @@ declare
   patterns bigint;
   relationships bigint;
 begin
+  -- The lock ingest_events() takes per user: a batch in flight commits before the erasure, not after it.
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ingest:' || uid::text, 0));
   delete from public.telemetry_events t where t.user_id = uid;
   get diagnostics telemetry = row_count;
   delete from public.file_events f where f.user_id = uid;
@@ -4247,11 +4302,11 @@ grant execute on function public.export_my_data(), public.erase_my_telemetry() t
 
 
 -- ===== Section 20: Scheduled jobs =====
--- pg_cron keeps partitions two months ahead and applies retention. Times are UTC.
+-- pg_cron keeps partitions two (in fact three) months ahead and applies retention. Times are UTC.
 
-select private.ensure_monthly_partitions(1, 2);
+select private.ensure_monthly_partitions(1, 3);
 
-select cron.schedule('partition-upkeep', '15 0 * * *', $$select private.ensure_monthly_partitions(1, 2)$$);
+select cron.schedule('partition-upkeep', '15 0 * * *', $$select private.ensure_monthly_partitions(1, 3)$$);
 
 -- Keep the Stripe event ledger for 90 days (Stripe stops retrying after 3); failed events stay for inspection.
 select cron.schedule('stripe-event-ledger-retention', '40 3 * * *',

@@ -2,7 +2,7 @@
 -- value hashes; no role (the table owner included) can update, delete or truncate it; each user's entries form a
 -- hash chain that verify_transparency_log() checks, naming the first broken link.
 begin;
-select plan(20);
+select plan(22);
 
 select tests.create_user('lou');
 select tests.create_user('kim');
@@ -67,6 +67,13 @@ set local session_replication_role = replica;
 select throws_ok($$delete from public.privacy_transparency_log where seq = 2$$, '42501', null,
   'with session_replication_role = replica the log still cannot be changed');
 set local session_replication_role = origin;
+
+select throws_ok($$truncate public.app_allowlist$$, '42501', null, 'settings cannot be truncated past the log');
+set local session_replication_role = replica;
+update public.privacy_prefs set data_retention_days = 30 where user_id = tests.user_id('lou');
+set local session_replication_role = origin;
+select is((select resource from public.privacy_transparency_log where user_id = tests.user_id('lou') order by seq desc limit 1),
+  'privacy_prefs', 'a settings change under session_replication_role = replica is still logged');
 
 -- Tampering by an owner who explicitly switches the trigger off is detected.
 alter table public.privacy_transparency_log disable trigger privacy_transparency_log_immutable;

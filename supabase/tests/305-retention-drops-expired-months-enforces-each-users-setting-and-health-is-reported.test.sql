@@ -3,11 +3,13 @@
 -- privacy_guardian_health_check() reports RLS, redaction triggers, PII in recent data, retention recency and
 -- future partitions. Maintenance is for service_role only and returns counts, never rows.
 begin;
-select plan(25);
+select plan(30);
 
 select tests.create_user('old_timer');
 select tests.create_user('short_keeper');
+select tests.create_user('one_day');
 update public.privacy_prefs set data_retention_days = 7 where user_id = tests.user_id('short_keeper');
+update public.privacy_prefs set data_retention_days = 1 where user_id = tests.user_id('one_day');
 
 select private.create_monthly_partition('public.telemetry_events', (now() - interval '14 months')::date);
 select private.create_monthly_partition('public.telemetry_events', (now() - interval '13 months')::date);
@@ -23,9 +25,13 @@ insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_typ
   (gen_random_uuid(), tests.user_id('short_keeper'), now(), 'cli', 'fresh');
 
 -- A month in which only the short keeper has events: past their 7 days, though not past the old timer's 90.
-select private.create_monthly_partition('public.telemetry_events', (now() - interval '2 months')::date);
+select private.create_monthly_partition('public.telemetry_events', (now() - interval '3 months')::date);
 insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type)
-values (gen_random_uuid(), tests.user_id('short_keeper'), date_trunc('month', now() - interval '2 months') + interval '3 days', 'cli', 'old_month');
+values (gen_random_uuid(), tests.user_id('short_keeper'), date_trunc('month', now() - interval '3 months') + interval '3 days', 'cli', 'old_month');
+-- Last month is still open to inserts (events up to 30 days old are accepted): it is never dropped, even when all of
+-- its events have expired; they are deleted row by row.
+insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type)
+values (gen_random_uuid(), tests.user_id('one_day'), date_trunc('month', now()) - interval '2 days', 'cli', 'last_month');
 
 -- Aggregates derived from file events: one long expired, one past the short keeper's own 7 days, one fresh.
 insert into public.file_patterns (user_id, file_extension, event_count, last_used_at) values
@@ -67,12 +73,14 @@ select is((select count(*)::integer from private.event_month_counts where month 
 
 select tests.authenticate_as_service_role();
 create temporary table user_retention_run on commit drop as select public.cleanup_telemetry_by_retention() as result;
-select is((select result ->> 'rows_deleted' from user_retention_run), '2',
-  'per-user retention deletes the one event and the one file relationship older than the short keeper''s 7 days');
+select is((select result ->> 'rows_deleted' from user_retention_run), '3',
+  'per-user retention deletes the events and the file relationship past their owners'' own retention, row by row');
 select is((select result ->> 'rows_in_dropped_partitions' from user_retention_run), '1',
   'a month expired for every user with events in it is dropped whole, although another user keeps data longer');
-select ok(to_regclass('private.telemetry_events_p' || to_char(now() - interval '2 months', 'YYYYMM')) is null,
+select ok(to_regclass('private.telemetry_events_p' || to_char(now() - interval '3 months', 'YYYYMM')) is null,
   'that month''s partition is gone');
+select ok(to_regclass('private.telemetry_events_p' || to_char(date_trunc('month', now()) - interval '2 days', 'YYYYMM')) is not null,
+  'last month''s partition, still open to inserts, is kept');
 select tests.clear_authentication();
 select results_eq($$select event_type from public.telemetry_events order by event_type$$,
   $$values ('fresh'), ('recent')$$, 'events within each user''s own retention remain');
@@ -96,19 +104,26 @@ select ok(not (public.privacy_guardian_health_check()::text ~ 'expired_for_me|"f
   'the health report holds aggregates, not event data');
 select tests.clear_authentication();
 
+-- Rows that slipped past redaction, stored now although they happened two days ago.
 set local session_replication_role = replica;
 insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type, metadata_redacted)
-values (gen_random_uuid(), tests.user_id('old_timer'), now(), 'cli', 'leak', '{"email": "leak@example.com"}');
+values (gen_random_uuid(), tests.user_id('old_timer'), now() - interval '2 days', 'cli', 'leak', '{"email": "leak@example.com"}');
+insert into public.file_events (id, user_id, occurred_at, file_path, event_type, tool)
+values (gen_random_uuid(), tests.user_id('old_timer'), now() - interval '2 days', '/home/alice/notes.md', 'modified', 'cli');
 set local session_replication_role = origin;
 select tests.authenticate_as_service_role();
-select is(public.privacy_guardian_health_check() -> 'recent_sample' ->> 'with_detectable_pii', '1',
-  'an event that slipped past redaction is detected in the recent sample');
+select is(public.privacy_guardian_health_check() -> 'recent_sample' ->> 'with_detectable_pii', '2',
+  'a telemetry event and a file event that slipped past redaction are found among the newest stored rows');
+select ok((public.privacy_guardian_health_check() -> 'failing') ? 'pii_in_recent_sample'
+          and public.privacy_guardian_health_check() ->> 'status' = 'degraded',
+  'and the guardian reports itself degraded because of them');
 select tests.clear_authentication();
 
 alter table public.telemetry_events disable trigger auto_redact_telemetry_before_insert;
 select tests.authenticate_as_service_role();
 select is(public.privacy_guardian_health_check() -> 'redaction_triggers_enabled' ->> 'auto_redact_telemetry_before_insert', 'false',
   'a disabled redaction trigger is reported');
+select ok((public.privacy_guardian_health_check() -> 'failing') ? 'redaction_triggers', 'as a failing check');
 select tests.clear_authentication();
 alter table public.telemetry_events enable trigger auto_redact_telemetry_before_insert;
 
@@ -118,8 +133,24 @@ select ok((public.privacy_guardian_health_check() -> 'failing') ? 'retention_sta
   'retention that has not run for 26 hours is reported');
 select tests.clear_authentication();
 
-select is((select count(*)::integer from cron.job where jobname in ('privacy-retention', 'privacy-user-retention', 'partition-upkeep')), 3,
-  'pg_cron runs both retention jobs nightly and keeps partitions ahead');
+select results_eq(
+  $$select jobname::text collate "default", schedule::text collate "default", command::text collate "default" from cron.job
+    where jobname in ('privacy-retention', 'privacy-user-retention', 'partition-upkeep') order by jobname$$,
+  $$values ('partition-upkeep', '15 0 * * *', 'select private.ensure_monthly_partitions(1, 3)'),
+           ('privacy-retention', '30 2 * * *', 'select public.cleanup_retention_data()'),
+           ('privacy-user-retention', '45 2 * * *', 'select public.cleanup_telemetry_by_retention()')$$,
+  'pg_cron keeps partitions three months ahead and runs both retention jobs nightly, after the upkeep');
+
+-- Months are UTC months whatever the session's time zone: partitions still meet end to end.
+set local timezone = 'Europe/Berlin';
+select lives_ok($$select private.ensure_monthly_partitions(1, 5)$$,
+  'partition upkeep works in a session that is not in UTC');
+set local timezone = 'UTC';
+select ok(pg_get_expr(c.relpartbound, c.oid) collate "C" = format('FOR VALUES FROM (%L) TO (%L)',
+            to_char(date_trunc('month', now() + interval '5 months'), 'YYYY-MM-DD') || ' 00:00:00+00',
+            to_char(date_trunc('month', now() + interval '6 months'), 'YYYY-MM-DD') || ' 00:00:00+00'),
+  'and the new month runs from UTC midnight to UTC midnight')
+from pg_class c where c.relname = 'telemetry_events_p' || to_char(now() + interval '5 months', 'YYYYMM');
 
 select * from finish();
 rollback;
