@@ -2,7 +2,7 @@
 -- on the owner's allowlist and its signal is toggled on; sampling is deterministic on the id; ingest_events()
 -- reports every event's outcome and stores nothing twice.
 begin;
-select plan(29);
+select plan(35);
 
 select tests.create_user('ivy');
 select tests.create_user('mal');
@@ -88,6 +88,21 @@ select is((select count(*)::integer from public.telemetry_events where id = '000
 select is((select event_count from public.file_patterns where file_extension = 'md'), 1::bigint,
   'a retried file event does not count twice in file_patterns');
 
+-- The insert policy on file_events is the same gate, for direct inserts as much as for the RPC.
+insert into public.app_allowlist (app_id, scope) values ('figma', 'telemetry');
+select lives_ok(
+  $$insert into public.file_events (id, occurred_at, file_path, event_type, tool) values (gen_random_uuid(), now(), '/srv/app/c.ts', 'modified', 'vscode')$$,
+  'a direct file event with an allowed tool and an enabled signal is stored');
+select throws_ok(
+  $$insert into public.file_events (id, occurred_at, file_path, event_type, tool) values (gen_random_uuid(), now(), '/srv/app/c.ts', 'modified', 'slack')$$,
+  '42501', null, 'a direct file event from a tool off the allowlist is refused');
+select throws_ok(
+  $$insert into public.file_events (id, occurred_at, file_path, event_type, tool) values (gen_random_uuid(), now(), '/srv/app/c.ts', 'modified', 'figma')$$,
+  '42501', null, 'a direct file event from an app allowed for telemetry only is refused');
+select throws_ok(
+  $$insert into public.file_events (id, occurred_at, file_path, event_type, tool) values (gen_random_uuid(), now(), '/srv/app/c.ts', 'deleted', 'vscode')$$,
+  '42501', null, 'a direct file event whose signal is off is refused');
+
 -- Sampling is deterministic on the id.
 update public.signal_toggles set sampling_rate = 0.5 where signal_key = 'click';
 -- An id whose sample point is near 1 is sampled out on every try; one near 0 is kept.
@@ -98,6 +113,12 @@ select is(
   array['sampled_out', 'sampled_out', 'sampled_out'], 'a sampled-out event is sampled out again on every retry');
 select is((select count(*)::integer from public.telemetry_events where id = '00000000-0000-4000-8000-0000ffffffff'), 0,
   'a sampled-out event is not stored');
+select throws_ok(
+  $$insert into public.telemetry_events (id, occurred_at, app_id, event_type) values ('00000000-0000-4000-8000-0001ffffffff', now(), 'vscode', 'click')$$,
+  '42501', null, 'a direct insert of an event the sampling rate leaves out is refused by the same rule');
+select lives_ok(
+  $$insert into public.telemetry_events (id, occurred_at, app_id, event_type) values ('00000000-0000-4000-8000-000100000002', now(), 'vscode', 'click')$$,
+  'and one it keeps is stored');
 select is(public.ingest_events(jsonb_build_array(jsonb_build_object('kind', 'telemetry',
       'id', '00000000-0000-4000-8000-0000000000f2', 'occurred_at', now(), 'app_id', 'vscode', 'event_type', 'click')))
       -> 'results' -> 0 ->> 'status', 'accepted', 'an event below the sampling rate is kept');
