@@ -75,14 +75,13 @@ select is_empty($$
     and (p.roles <> '{authenticated}' or (p.permissive = 'PERMISSIVE' and coalesce(p.qual, p.with_check) !~ 'user_id = \( SELECT auth\.uid\(\)'))$$,
   'every permissive policy on a privacy table is for authenticated users and pins user_id to auth.uid()');
 select is_empty($$
-  select g.table_name, g.privilege_type from information_schema.role_table_grants g
-  where g.table_schema = 'public' and g.grantee = 'service_role'
-    and g.table_name in ('privacy_prefs', 'telemetry_events', 'file_events', 'privacy_transparency_log')
-  union all
-  select g.table_name, g.privilege_type from information_schema.column_privileges g
-  where g.table_schema = 'public' and g.grantee = 'service_role'
-    and g.table_name in ('privacy_prefs', 'telemetry_events', 'file_events', 'privacy_transparency_log')$$,
-  'service_role has no table or column privilege on the zero-trust tables');
+  select t.name, p.privilege
+  from unnest(array['privacy_prefs', 'telemetry_events', 'file_events', 'privacy_transparency_log']) t(name)
+  cross join unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p(privilege)
+  where has_table_privilege('service_role', 'public.' || t.name, p.privilege)
+     or (p.privilege in ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+         and has_any_column_privilege('service_role', 'public.' || t.name, p.privilege))$$,
+  'service_role holds no table or column privilege on the zero-trust tables, directly, through PUBLIC or a role');
 
 select * from finish();
 rollback;
