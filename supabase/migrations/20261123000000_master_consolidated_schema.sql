@@ -3879,6 +3879,34 @@ create policy metrics_log_select on public.metrics_log for select to service_rol
 
 grant select on public.metrics_log to service_role;
 
+-- file_patterns and file_relationships add up file events as they arrive; when retention removes events, the
+-- affected users' aggregates are rebuilt from the events that remain (set-based), so they never describe more than
+-- is stored.
+create function private.rebuild_file_insights(users uuid[]) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if users is null or cardinality(users) = 0 then
+    return;
+  end if;
+  delete from public.file_patterns p where p.user_id = any (users);
+  delete from public.file_relationships r where r.user_id = any (users);
+  insert into public.file_patterns (user_id, file_extension, event_count, last_used_at, tools)
+  select s.user_id, s.ext, count(*), max(s.occurred_at), array_agg(distinct s.tool order by s.tool)
+  from (select f.user_id, f.occurred_at, f.tool, lower(substring(f.file_path from '\.([A-Za-z0-9]{1,16})$')) as ext
+        from public.file_events f where f.user_id = any (users)) s
+  where s.ext is not null
+  group by s.user_id, s.ext;
+  insert into public.file_relationships (user_id, source_path, target_path, relation_type, weight, last_seen_at)
+  select f.user_id, f.file_path, f.related_path, f.event_type, count(*), max(f.occurred_at)
+  from public.file_events f
+  where f.user_id = any (users) and f.related_path is not null and f.event_type in ('renamed', 'moved', 'copied')
+  group by f.user_id, f.file_path, f.related_path, f.event_type;
+end;
+$$;
+comment on function private.rebuild_file_insights(uuid[]) is 'Recomputes file_patterns and file_relationships of these users from their stored file events (after retention removed some).';
+
 -- Drops the monthly partitions of a table that end on or before the cutoff (and the months listed in also_months),
 -- logging each affected user's counts.
 create function private.drop_expired_partitions(parent regclass, cutoff timestamptz, purge_reason text,
@@ -3894,6 +3922,7 @@ declare
   part record;
   removed bigint := 0;
   affected record;
+  touched uuid[] := '{}'::uuid[];
 begin
   select coalesce(array_agg(to_date(substring(c.relname from '_p([0-9]{6})$'), 'YYYYMM') order by c.relname), '{}')
   into expired
@@ -3923,6 +3952,7 @@ begin
         jsonb_build_object('rows', affected.events, 'reason', purge_reason, 'from_month', affected.first_month,
                            'to_month', affected.last_month, 'partitions_dropped', true));
       removed := removed + affected.events;
+      touched := touched || affected.user_id;
     end loop;
     delete from private.event_month_counts m where m.table_name = parent_name and m.month = any (expired);
   end if;
@@ -3939,6 +3969,9 @@ begin
     end if;
     execute format('drop table private.%I', part.relname);
   end loop;
+  if parent_name = 'file_events' then
+    perform private.rebuild_file_insights(touched);
+  end if;
   return removed;
 end;
 $$;
@@ -4075,6 +4108,7 @@ declare
   tbl text;
   month_cutoff timestamptz;
   expired_months date[];
+  touched uuid[];
   dropped bigint;
   total_dropped bigint := 0;
   total_deleted bigint := 0;
@@ -4103,7 +4137,9 @@ begin
     total_dropped := total_dropped + dropped;
 
     -- Inside months that stay, each user's own setting removes their expired rows.
+    touched := '{}'::uuid[];
     for affected in select * from private.delete_rows_past_user_retention(tbl) loop
+      touched := touched || affected.user_id;
       update private.event_month_counts m set events = greatest(m.events - affected.events, 0)
       where m.table_name = tbl and m.user_id = affected.user_id and m.month = affected.month;
       perform private.append_transparency_entry(affected.user_id, 'retention_purge', tbl, null, null, null,
@@ -4111,6 +4147,9 @@ begin
                            'to_month', affected.month, 'partitions_dropped', false));
       total_deleted := total_deleted + affected.events;
     end loop;
+    if tbl = 'file_events' then
+      perform private.rebuild_file_insights(touched);
+    end if;
   end loop;
   -- What was derived from file events expires on the same per-user horizon.
   total_deleted := total_deleted + private.purge_expired_file_insights(null, 'user_retention');

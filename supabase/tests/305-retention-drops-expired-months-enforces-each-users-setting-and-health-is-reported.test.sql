@@ -3,7 +3,7 @@
 -- privacy_guardian_health_check() reports RLS, redaction triggers, PII in recent data, retention recency and
 -- future partitions. Maintenance is for service_role only and returns counts, never rows.
 begin;
-select plan(30);
+select plan(32);
 
 select tests.create_user('old_timer');
 select tests.create_user('short_keeper');
@@ -33,12 +33,18 @@ values (gen_random_uuid(), tests.user_id('short_keeper'), date_trunc('month', no
 insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type)
 values (gen_random_uuid(), tests.user_id('one_day'), date_trunc('month', now()) - interval '2 days', 'cli', 'last_month');
 
--- Aggregates derived from file events: one long expired, one past the short keeper's own 7 days, one fresh.
+-- File events of the short keeper: a copy from 20 days ago (past their 7 days) and two edits today.
+insert into public.file_events (id, user_id, occurred_at, file_path, related_path, event_type, tool) values
+  (gen_random_uuid(), tests.user_id('short_keeper'), now() - interval '20 days', '/tmp/s.pdf', '/tmp/t.pdf', 'copied', 'secretvault'),
+  (gen_random_uuid(), tests.user_id('short_keeper'), now(), '/tmp/u.pdf', null, 'modified', 'vscode'),
+  (gen_random_uuid(), tests.user_id('short_keeper'), now(), '/tmp/u.pdf', null, 'modified', 'vscode');
+
+-- Aggregates without events behind them: one long expired, one past its owner's 1 day, one fresh.
 insert into public.file_patterns (user_id, file_extension, event_count, last_used_at) values
   (tests.user_id('old_timer'), 'psd', 4, now() - interval '14 months'),
-  (tests.user_id('short_keeper'), 'md', 1, now());
+  (tests.user_id('one_day'), 'md', 1, now());
 insert into public.file_relationships (user_id, source_path, target_path, relation_type, weight, last_seen_at) values
-  (tests.user_id('short_keeper'), '/tmp/a.md', '/tmp/b.md', 'copied', 1, now() - interval '20 days');
+  (tests.user_id('one_day'), '/tmp/a.md', '/tmp/b.md', 'copied', 1, now() - interval '20 days');
 
 -- Who may run maintenance.
 select tests.authenticate_as('old_timer');
@@ -73,7 +79,7 @@ select is((select count(*)::integer from private.event_month_counts where month 
 
 select tests.authenticate_as_service_role();
 create temporary table user_retention_run on commit drop as select public.cleanup_telemetry_by_retention() as result;
-select is((select result ->> 'rows_deleted' from user_retention_run), '3',
+select is((select result ->> 'rows_deleted' from user_retention_run), '4',
   'per-user retention deletes the events and the file relationship past their owners'' own retention, row by row');
 select is((select result ->> 'rows_in_dropped_partitions' from user_retention_run), '1',
   'a month expired for every user with events in it is dropped whole, although another user keeps data longer');
@@ -88,11 +94,16 @@ select is((select (metadata ->> 'rows')::integer from public.privacy_transparenc
            where user_id = tests.user_id('short_keeper') and resource = 'telemetry_events'
              and metadata ->> 'reason' = 'user_retention' and metadata ->> 'partitions_dropped' = 'false'), 1,
   'the short keeper''s transparency log records the per-user purge');
-select results_eq($$select file_extension from public.file_patterns union all select source_path from public.file_relationships$$,
-  $$values ('md')$$, 'only the file aggregates within their owner''s retention remain');
+select results_eq($$select x from (select file_extension from public.file_patterns union all select source_path from public.file_relationships) u(x) order by x$$,
+  $$values ('md'), ('pdf')$$, 'only the file aggregates within their owner''s retention remain');
+select results_eq($$select event_count, tools from public.file_patterns where file_extension = 'pdf'$$,
+  $$values (2::bigint, array['vscode'])$$,
+  'aggregates of file events that went are rebuilt from the events that remain');
+select is_empty($$select 1 from public.file_relationships where source_path = '/tmp/s.pdf'$$,
+  'a relationship whose only event expired goes with it');
 select is((select (metadata ->> 'file_relationships')::integer from public.privacy_transparency_log
-           where user_id = tests.user_id('short_keeper') and resource = 'file_insights'), 1,
-  'the short keeper is told that their expired file relationship went');
+           where user_id = tests.user_id('one_day') and resource = 'file_insights'), 1,
+  'an aggregate past its owner''s retention goes too, and its owner is told');
 select is((select count(*)::integer from public.metrics_log where source = 'cleanup_telemetry_by_retention'), 1,
   'per-user retention is written to metrics_log');
 
