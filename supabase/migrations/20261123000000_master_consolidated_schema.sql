@@ -3283,13 +3283,13 @@ create table public.telemetry_events (
   duration_ms integer,
   metadata_redacted jsonb not null default '{}'::jsonb,
   created_at timestamptz not null default now(),
-  constraint telemetry_events_pkey primary key (user_id, id, occurred_at),
+  constraint telemetry_events_pkey primary key (id, user_id, occurred_at),
   constraint telemetry_events_duration_non_negative check (duration_ms is null or duration_ms >= 0),
   constraint telemetry_events_app_id_format check (char_length(app_id) <= 128 and app_id ~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$'),
   constraint telemetry_events_event_type_format check (char_length(event_type) <= 128 and event_type ~ '^[a-z0-9][a-z0-9._:-]*$'),
   constraint telemetry_events_metadata_object check (jsonb_typeof(metadata_redacted) = 'object')
 ) partition by range (occurred_at);
-comment on table public.telemetry_events is 'Telemetry events, partitioned by month on occurred_at. The client-generated id makes retries idempotent; each user has their own id space (the key leads with user_id), so an id another user chose neither blocks an event nor reveals anything. No foreign key to auth.users (it would cost a lookup per event); a user''s events are removed with the user by trigger.';
+comment on table public.telemetry_events is 'Telemetry events, partitioned by month on occurred_at. The client-generated id makes retries idempotent; each user has their own id space (the key is id, user_id, occurred_at), so an id another user chose neither blocks an event nor reveals anything. No foreign key to auth.users (it would cost a lookup per event); a user''s events are removed with the user by trigger.';
 -- What the key guarantees: one row per (user_id, id, occurred_at). A unique (user_id, id) alone cannot be declared on a
 -- table partitioned by occurred_at, so a direct insert may store a second row under an id it already used when it gives
 -- another occurred_at. ingest_events() closes that gap for the ingest path: it reports such an event as a duplicate
@@ -3373,7 +3373,7 @@ create table public.file_events (
   tool text not null,
   metadata jsonb not null default '{}'::jsonb,
   created_at timestamptz not null default now(),
-  constraint file_events_pkey primary key (user_id, id, occurred_at),
+  constraint file_events_pkey primary key (id, user_id, occurred_at),
   constraint file_events_event_type_known check (
     event_type in ('created', 'modified', 'deleted', 'renamed', 'moved', 'copied', 'opened', 'closed')),
   constraint file_events_file_path_length check (char_length(file_path) between 1 and 4096),
@@ -3548,20 +3548,24 @@ set search_path = ''
 as $$
 begin
   -- PL/pgSQL keeps these plans for the session; as one SQL function the union over every partition of both tables was
-  -- planned again on each call. The key leads with (user_id, id), so each id is one probe per partition, and only
-  -- the partitions between since and now (plus the five minutes of clock skew ingest accepts) are searched.
+  -- planned again on each call. The ids are looked up in the primary key (it leads with id) first and the owner is
+  -- checked after: given the owner as well, the planner (on a fresh table, before ANALYZE) walks all of the caller's
+  -- events in the window through the user index, growing with every batch stored. Only the partitions between since
+  -- and now (plus the five minutes of clock skew ingest accepts) are searched.
   if ids is null or cardinality(ids) = 0 then
     return;
   elsif kind = 'telemetry' then
     return query
-      select t.id from public.telemetry_events t
-      where t.user_id = (select auth.uid()) and t.id = any (ids)
-        and t.occurred_at >= since and t.occurred_at <= pg_catalog.now() + interval '5 minutes';
+      with hit as materialized (
+        select t.id, t.user_id from public.telemetry_events t
+        where t.id = any (ids) and t.occurred_at >= since and t.occurred_at <= pg_catalog.now() + interval '5 minutes')
+      select h.id from hit h where h.user_id = (select auth.uid());
   elsif kind = 'file' then
     return query
-      select f.id from public.file_events f
-      where f.user_id = (select auth.uid()) and f.id = any (ids)
-        and f.occurred_at >= since and f.occurred_at <= pg_catalog.now() + interval '5 minutes';
+      with hit as materialized (
+        select f.id, f.user_id from public.file_events f
+        where f.id = any (ids) and f.occurred_at >= since and f.occurred_at <= pg_catalog.now() + interval '5 minutes')
+      select h.id from hit h where h.user_id = (select auth.uid());
   end if;
 end;
 $$;
@@ -3573,11 +3577,11 @@ create function private.event_ids_inserted_now(kind text, ids uuid[]) returns se
 language sql stable security definer
 set search_path = ''
 as $$
-  select t.id from public.telemetry_events t
-  where kind = 'telemetry' and t.user_id = (select auth.uid()) and t.id = any (ids) and t.created_at = pg_catalog.now()
-  union all
-  select f.id from public.file_events f
-  where kind = 'file' and f.user_id = (select auth.uid()) and f.id = any (ids) and f.created_at = pg_catalog.now()
+  with hit as materialized (
+    select t.id, t.user_id, t.created_at from public.telemetry_events t where kind = 'telemetry' and t.id = any (ids)
+    union all
+    select f.id, f.user_id, f.created_at from public.file_events f where kind = 'file' and f.id = any (ids))
+  select h.id from hit h where h.user_id = (select auth.uid()) and h.created_at = pg_catalog.now()
 $$;
 comment on function private.event_ids_inserted_now(text, uuid[]) is 'Which of these event ids the caller inserted in the current transaction: ids only.';
 
