@@ -196,6 +196,23 @@ describe("POST /functions/v1/ingest", () => {
     ]);
   });
 
+  it("rejects a timestamp of a well-formed shape that cannot be cast, and stores the rest of the batch", async () => {
+    const user = await createUser();
+    const context = {
+      role: "authenticated", method: "POST", path: "/rest/v1/rpc/ingest_events", headers: {},
+      claims: { sub: user, role: "authenticated", aud: "authenticated", aal: "aal1" },
+    };
+    const events = [
+      telemetry({ occurred_at: "2026-01-01T00:00:00+99:00" }),
+      telemetry({ occurred_at: "0000-01-01T00:00:00Z" }),
+      telemetry(),
+    ];
+    const report = await runAsCaller(db, context, async (trx) =>
+      (await sql<{ r: IngestReport }>`select public.ingest_events(${JSON.stringify(events)}::text::jsonb) as r`.execute(trx)).rows[0]?.r);
+    expect(report?.results.map((r) => r.reason ?? r.status)).toEqual(["invalid", "invalid", "accepted"]);
+    expect(await storedCount(user)).toBe(1);
+  });
+
   it("gives each user their own id space: another user's id is stored for them and tells them nothing", async () => {
     const owner = await createUser();
     const other = await createUser();
