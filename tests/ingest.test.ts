@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { sql, type Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase, type UntypedDatabase } from "../supabase/functions/_shared/db.ts";
+import { runAsCaller } from "../supabase/functions/_shared/request-context.ts";
 import type { IngestReport } from "../supabase/functions/ingest/handler.ts";
 import { testEnv } from "./helpers/env.ts";
 import { anonKey, userToken } from "./helpers/jwt.ts";
@@ -173,6 +174,121 @@ describe("POST /functions/v1/ingest", () => {
     const huge = await post(token, { events: [telemetry({ metadata: { blob: "x".repeat(1_100_000) } })] });
     expect(huge.status).toBe(413);
     expect((await post(token, { events: [] }, { contentType: "text/plain" })).status).toBe(415);
+  });
+
+  it("stores a batch whose metadata holds escapes and marker characters, redacted", async () => {
+    const user = await createUser();
+    const escapes = telemetry({
+      metadata: { note: "\u0001ann@example.com \u001f 4111 1111 1111 1111", raw: "C:\\Users\\bob\\x \\u0041 \"quoted\"" },
+    });
+    const markers = telemetry({ metadata: { marker: "\uE001\uE007\uE008 +1 415 555 2671", "\uE000key": "\\" } });
+    const plain = telemetry();
+    const report = await ingest(user, [escapes, markers, plain]);
+    expect(report.results.map((r) => r.status)).toEqual(["accepted", "accepted", "accepted"]);
+    const { rows } = await sql<{ metadata_redacted: Record<string, string> }>`
+      select metadata_redacted from public.telemetry_events
+      where user_id = ${user}::uuid and id in (${escapes.id as string}::uuid, ${markers.id as string}::uuid)
+      order by metadata_redacted ? 'note' desc
+    `.execute(db);
+    expect(rows.map((r) => r.metadata_redacted)).toEqual([
+      { note: "\u0001[EMAIL] \u001f [CARD]", raw: "C:\\Users\\[USER]\\x \\u0041 \"quoted\"" },
+      { marker: "\uE001\uE007\uE008 [PHONE]", "\uE000key": "\\" },
+    ]);
+  });
+
+  it("rejects a timestamp of a well-formed shape that cannot be cast, and stores the rest of the batch", async () => {
+    const user = await createUser();
+    const context = {
+      role: "authenticated", method: "POST", path: "/rest/v1/rpc/ingest_events", headers: {},
+      claims: { sub: user, role: "authenticated", aud: "authenticated", aal: "aal1" },
+    };
+    const events = [
+      telemetry({ occurred_at: "2026-01-01T00:00:00+99:00" }),
+      telemetry({ occurred_at: "0000-01-01T00:00:00Z" }),
+      telemetry(),
+    ];
+    const report = await runAsCaller(db, context, async (trx) =>
+      (await sql<{ r: IngestReport }>`select public.ingest_events(${JSON.stringify(events)}::text::jsonb) as r`.execute(trx)).rows[0]?.r);
+    expect(report?.results.map((r) => r.reason ?? r.status)).toEqual(["invalid", "invalid", "accepted"]);
+    expect(await storedCount(user)).toBe(1);
+  });
+
+  it("gives each user their own id space: another user's id is stored for them and tells them nothing", async () => {
+    const owner = await createUser();
+    const other = await createUser();
+    const event = telemetry({ metadata: { screen: "owner" } });
+    expect((await ingest(owner, [event])).accepted).toBe(1);
+    const reused = { ...event, metadata: { screen: "other" } };
+    const report = await ingest(other, [reused]);
+    expect(report.results).toEqual([{ index: 0, id: event.id, status: "accepted" }]);
+    expect((await ingest(other, [reused])).results[0]?.status).toBe("duplicate");
+    const { rows } = await sql<{ user_id: string; metadata_redacted: unknown }>`
+      select user_id, metadata_redacted from public.telemetry_events where id = ${event.id as string}::uuid order by metadata_redacted ->> 'screen'
+    `.execute(db);
+    expect(rows).toEqual([
+      { user_id: other, metadata_redacted: { screen: "other" } },
+      { user_id: owner, metadata_redacted: { screen: "owner" } },
+    ]);
+  });
+
+  it("counts duplicates in a batch only among copies that passed the gate", async () => {
+    const user = await createUser();
+    const id = randomUUID();
+    const report = await ingest(user, [
+      telemetry({ id, app_id: "slack" }),
+      telemetry({ id, occurred_at: new Date(Date.now() - 90 * 86_400_000).toISOString() }),
+      telemetry({ id }),
+      telemetry({ id }),
+    ]);
+    expect(report.results.map((r) => r.reason ?? r.status)).toEqual(["app_not_allowed", "outside_time_range", "accepted", "duplicate"]);
+    expect(report.accepted).toBe(1);
+    expect(await storedCount(user)).toBe(1);
+  });
+
+  it("lets a direct insert store an id again only under another occurred_at, and ingest calls that a duplicate", async () => {
+    const user = await createUser();
+    const id = randomUUID();
+    const first = new Date(Date.now() - 3_600_000).toISOString();
+    const context = {
+      role: "authenticated", method: "POST", path: "/rest/v1/telemetry_events", headers: {},
+      claims: { sub: user, role: "authenticated", aud: "authenticated", aal: "aal1" },
+    };
+    const insertAt = (at: string) =>
+      runAsCaller(db, context, (trx) =>
+        sql`insert into public.telemetry_events (id, occurred_at, app_id, event_type, metadata_redacted)
+            values (${id}::uuid, ${at}::timestamptz, 'desktop', 'screen.view', '{"by": "ann@example.com"}')`.execute(trx));
+    await insertAt(first);
+    await expect(insertAt(first)).rejects.toMatchObject({ code: "23505" });
+    await insertAt(new Date(Date.now() - 7_200_000).toISOString());
+    expect(await storedCount(user)).toBe(2);
+    const report = await ingest(user, [telemetry({ id })]);
+    expect(report.results[0]?.status).toBe("duplicate");
+    expect(await storedCount(user)).toBe(2);
+    const { rows } = await sql<{ by: string }>`
+      select distinct metadata_redacted ->> 'by' as by from public.telemetry_events where user_id = ${user}::uuid
+    `.execute(db);
+    expect(rows).toEqual([{ by: "[EMAIL]" }]);
+  });
+
+  it("writes nothing for a rejected envelope", async () => {
+    const user = await createUser();
+    const token = await userToken(user);
+    const good = () => ({ events: [telemetry()] });
+    expect((await post(token, null, { raw: `${JSON.stringify(good()).slice(0, -1)},` })).status).toBe(400);
+    expect((await post(token, { events: Array.from({ length: 1001 }, () => telemetry()) })).status).toBe(413);
+    expect((await post(token, { events: [telemetry({ metadata: { blob: "x".repeat(1_100_000) } })] })).status).toBe(413);
+    expect((await post(token, good(), { contentType: "text/plain" })).status).toBe(415);
+    expect((await post(null, good())).status).toBe(401);
+    expect((await post(await userToken(user, { expiresIn: -60 }), good())).status).toBe(401);
+    const put = await fetch(endpoint, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(good()),
+    });
+    expect(put.status).toBe(405);
+    expect(await storedCount(user)).toBe(0);
+    expect((await ingest(user, good().events)).accepted).toBe(1);
+    expect(await storedCount(user)).toBe(1);
   });
 
   it("answers 401 without a user's valid token and 405 for other methods", async () => {
