@@ -103,6 +103,18 @@ end;
 $$;
 comment on function private.set_updated_at() is 'BEFORE UPDATE trigger: keeps updated_at current on every table that has one.';
 
+-- Guards of append-only and logged tables: the trigger's argument says why the operation is refused.
+create function private.reject_write() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception '% on % is not allowed', lower(tg_op), tg_table_name
+    using errcode = '42501', hint = coalesce(tg_argv[0], 'The table does not allow it.');
+end;
+$$;
+comment on function private.reject_write() is 'BEFORE UPDATE/DELETE/TRUNCATE guard: always raises 42501, with the trigger''s argument as the hint.';
+
 -- Request context. PostgREST (and the edge functions' request-context runner) put the request headers in
 -- `request.headers` as JSON for the duration of the transaction; outside a request these return null.
 create function private.request_header(name text) returns text
@@ -683,20 +695,10 @@ create index audit_logs_organization_idx on public.audit_logs (organization_id, 
 create index audit_logs_actor_idx on public.audit_logs (actor_id, occurred_at desc);
 create index audit_logs_resource_idx on public.audit_logs (resource, resource_id);
 
-create function private.reject_audit_change() returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  raise exception 'audit_logs is append-only: % is not allowed', lower(tg_op)
-    using errcode = '42501', hint = 'Audit entries are never changed; old partitions are dropped by retention.';
-end;
-$$;
-
 create trigger audit_logs_immutable before update or delete on public.audit_logs
-  for each row execute function private.reject_audit_change();
+  for each row execute function private.reject_write('Audit entries are never changed; old partitions are dropped by retention.');
 create trigger audit_logs_no_truncate before truncate on public.audit_logs
-  for each statement execute function private.reject_audit_change();
+  for each statement execute function private.reject_write('Audit entries are never changed; old partitions are dropped by retention.');
 
 -- The generic row-change audit trigger. Attach it AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW; the organization is
 -- the row's organization_id (or its id, for organizations itself).
@@ -2977,12 +2979,12 @@ begin
     using errcode = '42501';
 end;
 $$;
-comment on function private.guard_transparency_chain_head() is 'BEFORE UPDATE/DELETE/TRUNCATE on transparency_chain_heads: only a one-step advance passes.';
+comment on function private.guard_transparency_chain_head() is 'BEFORE UPDATE/DELETE on transparency_chain_heads: only a one-step advance passes.';
 
 create trigger transparency_chain_heads_guard before update or delete on private.transparency_chain_heads
   for each row execute function private.guard_transparency_chain_head();
 create trigger transparency_chain_heads_no_truncate before truncate on private.transparency_chain_heads
-  for each statement execute function private.guard_transparency_chain_head();
+  for each statement execute function private.reject_write('Chain heads are never removed.');
 alter table private.transparency_chain_heads enable always trigger transparency_chain_heads_guard;
 alter table private.transparency_chain_heads enable always trigger transparency_chain_heads_no_truncate;
 
@@ -3000,11 +3002,9 @@ declare
   entry_id uuid := gen_random_uuid();
 begin
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('privacy_transparency_log:' || target_user::text, 0));
-  select l.seq, l.entry_hash into last_seq, last_hash
-  from public.privacy_transparency_log l
-  where l.user_id = target_user
-  order by l.seq desc
-  limit 1;
+  select h.seq, h.entry_hash into last_seq, last_hash
+  from private.transparency_chain_heads h
+  where h.user_id = target_user;
   last_seq := coalesce(last_seq, 0) + 1;
   insert into public.privacy_transparency_log (id, user_id, seq, occurred_at, action, resource, resource_id,
                                                old_value_hash, new_value_hash, metadata, prev_hash, entry_hash)
@@ -3021,21 +3021,10 @@ end;
 $$;
 comment on function private.append_transparency_entry(uuid, text, text, text, text, text, jsonb) is 'Appends one hash-chained entry to a user''s transparency log (the only way entries are written).';
 
-create function private.reject_transparency_change() returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  raise exception 'privacy_transparency_log is append-only: % is not allowed', lower(tg_op)
-    using errcode = '42501', hint = 'Entries are never changed or removed, not even by the owner of the table.';
-end;
-$$;
-comment on function private.reject_transparency_change() is 'BEFORE UPDATE/DELETE/TRUNCATE on privacy_transparency_log: always raises.';
-
 create trigger privacy_transparency_log_immutable before update or delete on public.privacy_transparency_log
-  for each row execute function private.reject_transparency_change();
+  for each row execute function private.reject_write('The transparency log is append-only, not even its owner changes or removes entries.');
 create trigger privacy_transparency_log_no_truncate before truncate on public.privacy_transparency_log
-  for each statement execute function private.reject_transparency_change();
+  for each statement execute function private.reject_write('The transparency log is append-only, not even its owner changes or removes entries.');
 -- ALWAYS: the triggers fire under session_replication_role = replica too (the switch logical replication and
 -- restore tools use), so only an explicit, visible ALTER TABLE ... DISABLE TRIGGER by the owner gets past them.
 alter table public.privacy_transparency_log enable always trigger privacy_transparency_log_immutable;
@@ -3270,23 +3259,12 @@ create trigger signal_toggles_transparency after insert or update or delete on p
 
 -- A TRUNCATE would change settings without a row trigger firing: it is refused. And like the log's own guards,
 -- these fire ALWAYS, also under session_replication_role = replica.
-create function private.reject_privacy_settings_truncate() returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  raise exception 'truncate of % is not allowed: every change of a privacy setting is logged per row', tg_table_name
-    using errcode = '42501', hint = 'Delete the rows instead.';
-end;
-$$;
-comment on function private.reject_privacy_settings_truncate() is 'BEFORE TRUNCATE on privacy_prefs, app_allowlist, signal_toggles: always raises.';
-
 create trigger privacy_prefs_no_truncate before truncate on public.privacy_prefs
-  for each statement execute function private.reject_privacy_settings_truncate();
+  for each statement execute function private.reject_write('Every change of a privacy setting is logged per row: delete rows instead.');
 create trigger app_allowlist_no_truncate before truncate on public.app_allowlist
-  for each statement execute function private.reject_privacy_settings_truncate();
+  for each statement execute function private.reject_write('Every change of a privacy setting is logged per row: delete rows instead.');
 create trigger signal_toggles_no_truncate before truncate on public.signal_toggles
-  for each statement execute function private.reject_privacy_settings_truncate();
+  for each statement execute function private.reject_write('Every change of a privacy setting is logged per row: delete rows instead.');
 alter table public.privacy_prefs enable always trigger privacy_prefs_transparency;
 alter table public.app_allowlist enable always trigger app_allowlist_transparency;
 alter table public.signal_toggles enable always trigger signal_toggles_transparency;
@@ -3490,6 +3468,14 @@ comment on function private.auto_redact_telemetry() is 'BEFORE INSERT/UPDATE on 
 create trigger auto_redact_telemetry_before_insert before insert or update on public.telemetry_events
   for each row execute function private.auto_redact_telemetry();
 
+create function private.events_inserted_in_transaction() returns bigint
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(nullif(pg_catalog.current_setting('ingest.inserted_events', true), ''), '0')::bigint
+$$;
+comment on function private.events_inserted_in_transaction() is 'How many telemetry and file events this transaction has inserted so far (kept by count_event_months).';
+
 create function private.count_event_months() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -3503,8 +3489,7 @@ begin
   -- A running count of the events this transaction inserted: ingest_events() compares it with what it reported
   -- accepted (RETURNING would need the SELECT policies, which an aal1 session of an MFA user does not pass).
   perform pg_catalog.set_config('ingest.inserted_events',
-    (coalesce(nullif(pg_catalog.current_setting('ingest.inserted_events', true), ''), '0')::bigint
-     + (select count(*) from inserted))::text, true);
+    (private.events_inserted_in_transaction() + (select count(*) from inserted))::text, true);
   return null;
 end;
 $$;
@@ -3652,6 +3637,14 @@ create trigger file_patterns_set_updated_at before update on public.file_pattern
 create trigger file_relationships_set_updated_at before update on public.file_relationships
   for each row execute function private.set_updated_at();
 
+create function private.file_extension(path text) returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select lower(substring(path from '\.([A-Za-z0-9]{1,16})$'))
+$$;
+comment on function private.file_extension(text) is 'The lower-case extension file_patterns groups a path under (1-16 letters or digits), or null.';
+
 create function private.derive_file_insights() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -3660,7 +3653,7 @@ begin
   insert into public.file_patterns as p (user_id, file_extension, event_count, last_used_at, tools)
   select s.user_id, s.ext, count(*), max(s.occurred_at), array_agg(distinct s.tool order by s.tool)
   from (select i.user_id, i.occurred_at, i.tool,
-               lower(substring(i.file_path from '\.([A-Za-z0-9]{1,16})$')) as ext
+               private.file_extension(i.file_path) as ext
         from inserted i) s
   where s.ext is not null
   group by s.user_id, s.ext
@@ -3781,7 +3774,7 @@ $$;
 comment on function private.try_timestamptz(text) is 'An ISO 8601 timestamp with an explicit offset, or null when the text is not one.';
 
 grant execute on function private.stored_event_ids(text, uuid[], timestamptz), private.event_ids_inserted_now(text, uuid[]),
-  private.try_timestamptz(text) to authenticated;
+  private.try_timestamptz(text), private.events_inserted_in_transaction() to authenticated;
 
 -- The ingest RPC: classifies every event set-based and stores the admitted ones with one insert per table, as the
 -- caller (RLS and triggers apply; redaction happens once, in the triggers). Report per event: accepted, duplicate,
@@ -3799,7 +3792,7 @@ declare
   earliest timestamptz := pg_catalog.now() - interval '30 days';
   latest timestamptz := pg_catalog.now() + interval '5 minutes';
   allowed boolean;
-  inserted_before bigint := coalesce(nullif(pg_catalog.current_setting('ingest.inserted_events', true), ''), '0')::bigint;
+  inserted_before bigint := private.events_inserted_in_transaction();
   report jsonb;
 begin
   if uid is null then
@@ -3938,7 +3931,7 @@ begin
   -- the lookup above already reported those as duplicates, so the counts agree unless a row was stored concurrently
   -- (by a direct insert, which does not take the lock): then ask which accepted ids this transaction inserted.
   if (report ->> 'accepted')::bigint
-     <> coalesce(nullif(pg_catalog.current_setting('ingest.inserted_events', true), ''), '0')::bigint - inserted_before then
+     <> private.events_inserted_in_transaction() - inserted_before then
     with res as (
       select r.item, r.ord, events -> ((r.item ->> 'index')::integer) ->> 'kind' as kind
       from jsonb_array_elements(report -> 'results') with ordinality r(item, ord)
@@ -4053,7 +4046,7 @@ begin
   delete from public.file_relationships r where r.user_id = any (users);
   insert into public.file_patterns (user_id, file_extension, event_count, last_used_at, tools)
   select s.user_id, s.ext, count(*), max(s.occurred_at), array_agg(distinct s.tool order by s.tool)
-  from (select f.user_id, f.occurred_at, f.tool, lower(substring(f.file_path from '\.([A-Za-z0-9]{1,16})$')) as ext
+  from (select f.user_id, f.occurred_at, f.tool, private.file_extension(f.file_path) as ext
         from public.file_events f where f.user_id = any (users)) s
   where s.ext is not null
   group by s.user_id, s.ext;

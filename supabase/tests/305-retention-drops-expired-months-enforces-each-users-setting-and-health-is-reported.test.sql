@@ -20,7 +20,8 @@ insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_typ
 select gen_random_uuid(), tests.user_id('short_keeper'), date_trunc('month', now() - interval '13 months') + interval '3 days', 'cli', 'run'
 from generate_series(1, 2);
 insert into public.telemetry_events (id, user_id, occurred_at, app_id, event_type) values
-  (gen_random_uuid(), tests.user_id('old_timer'), now() - interval '20 days', 'cli', 'recent'),
+  -- Always in the current month, so that last month holds only expired events (see 'last_month' below).
+  (gen_random_uuid(), tests.user_id('old_timer'), greatest(date_trunc('month', now()), now() - interval '20 days'), 'cli', 'recent'),
   (gen_random_uuid(), tests.user_id('short_keeper'), now() - interval '20 days', 'cli', 'expired_for_me'),
   (gen_random_uuid(), tests.user_id('short_keeper'), now(), 'cli', 'fresh');
 
