@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test against a throwaway stack on its own ports, and leaves nothing running:
-#   1. a fresh PostgreSQL cluster (port TEST_DB_PORT, default 54330): platform shim, migrations, seed
-#   2. pgTAP (pg_prove) over supabase/tests
-#   3. generated types compared with the committed types/ (fails on drift: run npm run gen:types)
-#   4. static checks (scripts/lint.sh: squawk, db lint, advisors, tsc, deno check)
-#   5. vitest (edge functions end to end through gateways it starts on free ports)
+#   1. the committed migration compared with what supabase/schemas/ builds (fails on drift: run npm run db:build)
+#   2. a fresh PostgreSQL cluster (port TEST_DB_PORT, default 54330): platform shim, migrations, seed
+#   3. pgTAP (pg_prove) over supabase/tests
+#   4. generated types and ER diagrams compared with the committed types/ and docs/schema/ (fails on drift: run
+#      npm run gen:types, npm run docs:schema)
+#   5. static checks (scripts/lint.sh: squawk, db lint, advisors, tsc, deno check)
+#   6. vitest (edge functions end to end through gateways it starts on free ports)
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
-[ "${1:-}" = "--help" ] && { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[ "${1:-}" = "--help" ] && { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 
 export DB_PORT="${TEST_DB_PORT:-54330}"
 export DB_DIR="$ROOT/.local/test-db"
@@ -19,13 +21,20 @@ cleanup() { bash "$ROOT/scripts/db.sh" destroy >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-bash scripts/setup-system.sh || exit 1
-cleanup
-bash scripts/db.sh reset || exit 1
-
 failed=()
 passed_count=0
 failed_count=0
+
+log "the migration is built from supabase/schemas"
+if tsx scripts/db-build.ts --check; then
+  passed_count=$((passed_count + 1))
+else
+  failed+=("migration drift"); failed_count=$((failed_count + 1))
+fi
+
+bash scripts/setup-system.sh || exit 1
+cleanup
+bash scripts/db.sh reset || exit 1
 
 log "pgTAP"
 pgtap_out="$DB_DIR/pgtap.out"
@@ -45,6 +54,16 @@ else
   head -40 "$DB_DIR/types.diff"
   echo "types/ differs from the schema: run npm run gen:types and commit the result" >&2
   failed+=("types drift"); failed_count=$((failed_count + 1))
+fi
+
+log "ER diagrams are up to date"
+tsx scripts/docs-schema.ts --out "$DB_DIR/docs-schema" >/dev/null || failed+=("ER diagram generation")
+if diff -ru docs/schema "$DB_DIR/docs-schema" >"$DB_DIR/docs.diff"; then
+  passed_count=$((passed_count + 1))
+else
+  head -40 "$DB_DIR/docs.diff"
+  echo "docs/schema/ differs from the schema: run npm run docs:schema and commit the result" >&2
+  failed+=("ER diagram drift"); failed_count=$((failed_count + 1))
 fi
 
 bash scripts/lint.sh && passed_count=$((passed_count + 1)) || { failed+=("lint"); failed_count=$((failed_count + 1)); }

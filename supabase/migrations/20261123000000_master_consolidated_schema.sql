@@ -1,35 +1,66 @@
 -- =====================================================================================================================
 -- Master consolidated schema
--- One backend for a family of AI workflow products (see shared/DESIGN.md). Read top to bottom: every section depends
--- only on the ones above it. This file runs unchanged on Supabase Cloud, `supabase start`, and the project's own
--- local platform (scripts/), which provides the same roles, `auth` schema and grants Supabase does.
+-- One backend for a family of AI workflow products (see shared/DESIGN.md). BUILT by `npm run db:build` from the
+-- files in supabase/schemas/, concatenated in file-name order: edit those, never this file. Every file depends only
+-- on the ones above it. It runs unchanged on Supabase Cloud, `supabase start`, and the project's own local platform
+-- (scripts/), which provides the same roles, `auth` schema and grants Supabase does.
 --
--- Table of contents
---   1. Extensions
---   2. Schemas
---   3. Privilege lockdown
---   4. Domains
---   5. Shared helpers (updated_at, request context, validation, partitions)
---   6. Identity: profiles
---   7. Tenancy: organizations, roles, permissions, role_permissions, organization_members
---   8. Access helpers used by policies
---   9. Audit: audit_logs, the generic audit trigger, audit_rls_violation()
---  10. Tenancy row-level security and grants
---  11. Tenancy RPCs
---  12. Sign-up: profile + personal organization for every new user
---  13. Operations: get_table_sizes(), get_index_usage(), system_healthcheck()
---  14. Billing: Stripe mirror (customers, products, prices, subscriptions, invoices), event ledger, offers,
---      feature flags, usage metrics, entitlements
---  15. Privacy: redaction (redact_telemetry_metadata, metadata encryption)
---  16. Privacy: transparency log (append-only, hash-chained per user)
---  17. Privacy: preferences, app allowlist, signal toggles (owner-only, zero trust)
---  18. Privacy: telemetry and file events (partitioned, consent-gated, redacted), file patterns and relationships
---  19. Privacy: retention, health, export and erasure
---  20. Scheduled jobs
+-- Table of contents (the opening comment of each file)
+--   00-extensions.sql                     Platform: extensions.
+--                                         pgcrypto, pg_trgm and btree_gist in `extensions`; pg_cron, which owns the `cron` schema.
+--   01-schemas-and-privileges.sql         Platform: schemas and the privilege lockdown.
+--                                         The `private` schema, and default privileges revoked so that nothing is reachable until a grant says so.
+--   02-domains.sql                        Platform: domains for shapes that repeat across tables.
+--                                         slug, email_address, http_url, phone_number (E.164).
+--   03-shared-helpers.sql                 Platform: shared helpers.
+--                                         updated_at and write-guard triggers, request-context accessors, CHECK validators, monthly partition upkeep.
+--   10-identity-profiles.sql              Identity: profiles.
+--                                         The app-level profile of every auth.users row (Supabase Auth owns users, sessions, identities, MFA).
+--   11-tenancy.sql                        Tenancy: organizations, permissions, roles, role_permissions, organization_members, organization_invitations.
+--                                         Tables, their invariants and the reference data (permission keys, system roles and what they grant).
+--   12-access-helpers.sql                 Access helpers used by policies.
+--                                         user_organization_ids(), organizations_with_permission(), has_permission(), my_rank(), is_platform_admin().
+--   13-audit.sql                          Audit: audit_logs (monthly partitions), the generic audit trigger, audit_rls_violation().
+--                                         Append-only; written by triggers and security definer functions only; the tenancy tables' audit triggers.
+--   14-tenancy-security.sql               Tenancy: row-level security and grants.
+--                                         Policies and column grants of profiles and the tenancy tables (11-tenancy.sql).
+--   15-tenancy-rpcs.sql                   Tenancy: RPCs.
+--                                         create_organization, invitations, role changes, removal, leaving and deleting an organization.
+--   16-sign-up.sql                        Sign-up: a profile and a personal organization for every new auth.users row.
+--                                         Triggers on auth.users; e-mail changes reach the profile.
+--   17-operations.sql                     Operations: get_table_sizes(), get_index_usage(), system_healthcheck().
+--                                         Read-only statistics for operators; service_role only.
+--   20-billing-stripe-mirror.sql          Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
+--                                         Tables, policies and grants; written only by private.handle_stripe_event() (21-billing-stripe-sync.sql).
+--   21-billing-stripe-sync.sql            Billing: the Stripe event ledger and private.handle_stripe_event().
+--                                         Exactly-once application of verified Stripe events, in any order, onto the mirror (20-billing-stripe-mirror.sql).
+--   22-billing-offers-flags-usage.sql     Billing: offers, feature flags, usage metrics, entitlements and the organization_billing view.
+--                                         Public read of what is live; organization_entitlements(), has_feature().
+--   30-privacy-redaction.sql              Privacy: redaction (redact_telemetry_metadata) and metadata encryption.
+--                                         Pure functions that strip secrets and personal data before anything is stored; the audit metadata redactor.
+--   31-privacy-transparency-log.sql       Privacy: the transparency log (privacy_transparency_log).
+--                                         Append-only for every role, hash-chained per user, verify_transparency_log().
+--   32-privacy-preferences.sql            Privacy: privacy_prefs, app_allowlist, signal_toggles (owner-only, zero trust).
+--                                         Consent and what may report; the gate helpers used by the event tables' insert policies.
+--   33-privacy-events.sql                 Privacy: telemetry_events and file_events (monthly partitions), file_patterns and file_relationships.
+--                                         Consent-gated, redacted before insert, owner-only; derived file insights.
+--   34-privacy-ingest.sql                 Privacy: ingest_events(), the batch ingestion RPC behind the ingest edge function.
+--                                         Set-based classification with a per-event report; stores only what it reports as accepted.
+--   35-privacy-retention.sql              Privacy: retention_policies, metrics_log, and the retention functions.
+--                                         cleanup_retention_data() drops expired months whole; cleanup_telemetry_by_retention() applies each user's setting.
+--   36-privacy-health-export-erasure.sql  Privacy: privacy_guardian_health_check(), export_my_data(), erase_my_telemetry().
+--                                         Health for operators (aggregates only); a user's own export and erasure.
+--   90-scheduled-jobs.sql                 Scheduled jobs (pg_cron) and what spans domains.
+--                                         Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
 
 
--- ===== Section 1: Extensions =====
+-- =====================================================================================================================
+-- source: supabase/schemas/00-extensions.sql
+-- =====================================================================================================================
+-- Platform: extensions.
+-- pgcrypto, pg_trgm and btree_gist in `extensions`; pg_cron, which owns the `cron` schema.
+
 -- Everything lives in `extensions` (Supabase's convention) except pg_cron, which must own the `cron` schema.
 
 create extension if not exists pgcrypto with schema extensions;
@@ -38,7 +69,12 @@ create extension if not exists btree_gist with schema extensions;
 create extension if not exists pg_cron with schema pg_catalog;
 
 
--- ===== Section 2: Schemas =====
+-- =====================================================================================================================
+-- source: supabase/schemas/01-schemas-and-privileges.sql
+-- =====================================================================================================================
+-- Platform: schemas and the privilege lockdown.
+-- The `private` schema, and default privileges revoked so that nothing is reachable until a grant says so.
+
 -- `public` is the API (exposed through PostgREST). `private` holds helpers, trigger functions, internal tables and
 -- partitions; it is never listed in the API schemas, so nothing in it is reachable over HTTP.
 
@@ -50,7 +86,7 @@ comment on schema private is 'Internal: helpers, trigger functions, internal tab
 grant usage on schema private to authenticated, service_role;
 
 
--- ===== Section 3: Privilege lockdown =====
+-- Privilege lockdown.
 -- Supabase grants the API roles everything on new objects in `public` and every role EXECUTE on new functions.
 -- This backend is default-deny: nothing is reachable until a grant further down says so.
 
@@ -61,7 +97,12 @@ alter default privileges for role postgres in schema public revoke all on functi
 revoke all on schema private from public;
 
 
--- ===== Section 4: Domains =====
+-- =====================================================================================================================
+-- source: supabase/schemas/02-domains.sql
+-- =====================================================================================================================
+-- Platform: domains for shapes that repeat across tables.
+-- slug, email_address, http_url, phone_number (E.164).
+
 -- Shapes that repeat across tables. A violation names the domain's constraint, which says what is wrong.
 
 create domain public.slug as text
@@ -88,7 +129,12 @@ create domain public.phone_number as text
 comment on domain public.phone_number is 'A phone number in E.164 form, e.g. +48123456789.';
 
 
--- ===== Section 5: Shared helpers =====
+-- =====================================================================================================================
+-- source: supabase/schemas/03-shared-helpers.sql
+-- =====================================================================================================================
+-- Platform: shared helpers.
+-- updated_at and write-guard triggers, request-context accessors, CHECK validators, monthly partition upkeep.
+
 -- The updated_at trigger, request-context accessors (the headers PostgREST and the edge functions set per request),
 -- validators used by CHECK constraints, and monthly partition upkeep for append-only tables.
 
@@ -269,7 +315,7 @@ end;
 $$;
 comment on function private.create_monthly_partition(regclass, date) is 'Creates (idempotently) the partition of a monthly range-partitioned table holding the given month; true when it created one.';
 
--- The tables maintained here: every range-partitioned table in `public` (found in the catalog, so later sections
+-- The tables maintained here: every range-partitioned table in `public` (found in the catalog, so later files
 -- only need to create the parent and its default partition).
 create function private.ensure_monthly_partitions(months_back integer default 1, months_ahead integer default 3)
 returns integer
@@ -300,7 +346,12 @@ $$;
 comment on function private.ensure_monthly_partitions(integer, integer) is 'Makes sure every partitioned table in public has monthly (UTC) partitions from months_back to months_ahead (run nightly by pg_cron; three ahead, so that two ahead exist even before the run on the 1st); returns how many it created.';
 
 
--- ===== Section 6: Identity: profiles =====
+-- =====================================================================================================================
+-- source: supabase/schemas/10-identity-profiles.sql
+-- =====================================================================================================================
+-- Identity: profiles.
+-- The app-level profile of every auth.users row (Supabase Auth owns users, sessions, identities, MFA).
+
 -- Supabase Auth owns users, sessions, identities and MFA factors (the seeds' users, sessions, accounts,
 -- verification_tokens, mfa_enforced_sessions). profiles holds what the apps add to a user.
 
@@ -332,7 +383,12 @@ create trigger profiles_set_updated_at before update on public.profiles
   for each row execute function private.set_updated_at();
 
 
--- ===== Section 7: Tenancy =====
+-- =====================================================================================================================
+-- source: supabase/schemas/11-tenancy.sql
+-- =====================================================================================================================
+-- Tenancy: organizations, permissions, roles, role_permissions, organization_members, organization_invitations.
+-- Tables, their invariants and the reference data (permission keys, system roles and what they grant).
+
 -- organizations are the seeds' tenants (001), organizations (002, 003) and teams (004). Every user also gets a
 -- personal organization, so user-level and team-level products share one model. Roles are rows: four system roles
 -- plus per-organization custom roles; permissions are system-wide keys.
@@ -593,7 +649,12 @@ where r.organization_id is null
   );
 
 
--- ===== Section 8: Access helpers used by policies =====
+-- =====================================================================================================================
+-- source: supabase/schemas/12-access-helpers.sql
+-- =====================================================================================================================
+-- Access helpers used by policies.
+-- user_organization_ids(), organizations_with_permission(), has_permission(), my_rank(), is_platform_admin().
+
 -- security definer so that policies can read membership without recursing into membership's own policies; each
 -- depends only on the caller (not on the row), so `x in (select private.f())` is evaluated once per statement.
 
@@ -660,7 +721,12 @@ grant execute on function private.user_organization_ids(), private.organizations
   to authenticated, service_role;
 
 
--- ===== Section 9: Audit =====
+-- =====================================================================================================================
+-- source: supabase/schemas/13-audit.sql
+-- =====================================================================================================================
+-- Audit: audit_logs (monthly partitions), the generic audit trigger, audit_rls_violation().
+-- Append-only; written by triggers and security definer functions only; the tenancy tables' audit triggers.
+
 -- audit_logs is append-only and partitioned by month; rows are written only by the generic audit trigger and by
 -- audit_rls_violation(). Organization admins (audit.read) read their organization's entries. Values are not copied
 -- into the log: only hashes of the old and new row, and the names of the changed columns.
@@ -800,8 +866,13 @@ comment on function public.audit_rls_violation(text, uuid, text) is 'Records a b
 grant execute on function public.audit_rls_violation(text, uuid, text) to service_role;
 
 
--- ===== Section 10: Tenancy row-level security and grants =====
--- Members see their organizations, co-members and roles; writes to membership go through the RPCs in section 11.
+-- =====================================================================================================================
+-- source: supabase/schemas/14-tenancy-security.sql
+-- =====================================================================================================================
+-- Tenancy: row-level security and grants.
+-- Policies and column grants of profiles and the tenancy tables (11-tenancy.sql).
+
+-- Members see their organizations, co-members and roles; writes to membership go through the RPCs in 15-tenancy-rpcs.sql.
 -- Custom roles and their permissions are edited directly under RLS by members holding roles.manage.
 
 alter table public.profiles enable row level security;
@@ -841,7 +912,7 @@ grant update (name, slug, description, settings, industry, business_type, phone,
               country, timezone, business_hours)
   on public.organizations to authenticated;
 -- The service role (server code, the dashboard's API) manages organizations but, like clients, never sets plan:
--- plan is derived from Stripe by the billing module (section 14), which runs as the table owner.
+-- plan is derived from Stripe by the billing module (21-billing-stripe-sync.sql), which runs as the table owner.
 grant select, delete on public.organizations to service_role;
 grant insert (id, name, slug, description, is_personal, personal_user_id, created_by, settings, industry, business_type,
               phone, email, website, address, city, country, timezone, business_hours, created_at, updated_at, deleted_at),
@@ -921,7 +992,12 @@ grant select on public.organization_invitations to authenticated;
 grant select, insert, update, delete on public.organization_invitations to service_role;
 
 
--- ===== Section 11: Tenancy RPCs =====
+-- =====================================================================================================================
+-- source: supabase/schemas/15-tenancy-rpcs.sql
+-- =====================================================================================================================
+-- Tenancy: RPCs.
+-- create_organization, invitations, role changes, removal, leaving and deleting an organization.
+
 -- What RLS alone cannot express safely: creating an organization with its first owner, and membership changes that
 -- depend on the actor's and the target's rank. Each checks the caller, raises a clear error and changes nothing on
 -- failure. Errors: 42501 not allowed, P0002 not found, 22023 bad argument, 23505 duplicate, 23514 last owner.
@@ -1250,7 +1326,12 @@ grant execute on function public.create_organization(text, text, text),
   to authenticated;
 
 
--- ===== Section 12: Sign-up =====
+-- =====================================================================================================================
+-- source: supabase/schemas/16-sign-up.sql
+-- =====================================================================================================================
+-- Sign-up: a profile and a personal organization for every new auth.users row.
+-- Triggers on auth.users; e-mail changes reach the profile.
+
 -- Every auth.users insert gets a profile and a personal organization it owns; e-mail changes reach the profile.
 
 -- User metadata is client-controlled: a value that does not fit is dropped, never allowed to fail the sign-up.
@@ -1312,7 +1393,12 @@ create trigger on_auth_user_email_changed after update of email on auth.users
   execute function private.handle_user_email_change();
 
 
--- ===== Section 13: Operations =====
+-- =====================================================================================================================
+-- source: supabase/schemas/17-operations.sql
+-- =====================================================================================================================
+-- Operations: get_table_sizes(), get_index_usage(), system_healthcheck().
+-- Read-only statistics for operators; service_role only.
+
 -- Read-only views of the database's health for operators; service_role only. They return statistics, never rows.
 
 create function public.get_table_sizes()
@@ -1389,7 +1475,12 @@ comment on function public.system_healthcheck() is 'JSON summary: RLS coverage, 
 grant execute on function public.get_table_sizes(), public.get_index_usage(), public.system_healthcheck() to service_role;
 
 
--- ===== Section 14: Billing =====
+-- =====================================================================================================================
+-- source: supabase/schemas/20-billing-stripe-mirror.sql
+-- =====================================================================================================================
+-- Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
+-- Tables, policies and grants; written only by private.handle_stripe_event() (21-billing-stripe-sync.sql).
+
 -- Stripe mirrors (billing_customers, products, prices, subscriptions, subscription_items, invoices) written only by
 -- the stripe-webhook function through private.handle_stripe_event(); offers, feature flags, usage and entitlements.
 
@@ -1702,6 +1793,13 @@ create policy invoices_select on public.invoices for select to authenticated
   using (organization_id in (select private.organizations_with_permission('billing.read')));
 
 grant select on public.invoices to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/21-billing-stripe-sync.sql
+-- =====================================================================================================================
+-- Billing: the Stripe event ledger and private.handle_stripe_event().
+-- Exactly-once application of verified Stripe events, in any order, onto the mirror (20-billing-stripe-mirror.sql).
 
 -- The ledger of Stripe events: one row per event id, which is what makes a redelivery a no-op. Only what is needed
 -- to reason about delivery is kept; the payload is not (it can hold personal data, never card data here).
@@ -2290,6 +2388,13 @@ end;
 $$;
 comment on function private.handle_stripe_event(jsonb) is 'Applies one verified Stripe event exactly once: {event_id, type, outcome, duplicate, attempts, error}. outcome failed means answer 500.';
 
+
+-- =====================================================================================================================
+-- source: supabase/schemas/22-billing-offers-flags-usage.sql
+-- =====================================================================================================================
+-- Billing: offers, feature flags, usage metrics, entitlements and the organization_billing view.
+-- Public read of what is live; organization_entitlements(), has_feature().
+
 create table public.offers (
   id uuid not null default gen_random_uuid(),
   key text not null,
@@ -2492,7 +2597,12 @@ comment on view public.organization_billing is 'Per organization: plan (seed 003
 grant select on public.organization_billing to authenticated, service_role;
 
 
--- ===== Section 15: Privacy: redaction =====
+-- =====================================================================================================================
+-- source: supabase/schemas/30-privacy-redaction.sql
+-- =====================================================================================================================
+-- Privacy: redaction (redact_telemetry_metadata) and metadata encryption.
+-- Pure functions that strip secrets and personal data before anything is stored; the audit metadata redactor.
+
 -- Pure functions that strip secrets and personal data from telemetry metadata before it is stored, and the pgcrypto
 -- wrappers for metadata that must be kept encrypted. Used by the triggers of the privacy and file-event tables.
 
@@ -2907,7 +3017,12 @@ create trigger audit_logs_redact_metadata before insert on public.audit_logs
   for each row execute function private.redact_audit_metadata();
 
 
--- ===== Section 16: Privacy: transparency log =====
+-- =====================================================================================================================
+-- source: supabase/schemas/31-privacy-transparency-log.sql
+-- =====================================================================================================================
+-- Privacy: the transparency log (privacy_transparency_log).
+-- Append-only for every role, hash-chained per user, verify_transparency_log().
+
 -- What happened to a user's privacy settings and data, for that user to read: append-only for every role (owner
 -- included), hash-chained per user so that a changed or removed entry is detectable by verify_transparency_log().
 
@@ -3113,7 +3228,12 @@ comment on function public.verify_transparency_log(uuid) is 'Recomputes the hash
 grant execute on function public.verify_transparency_log(uuid) to authenticated, service_role;
 
 
--- ===== Section 17: Privacy: preferences, app allowlist, signal toggles =====
+-- =====================================================================================================================
+-- source: supabase/schemas/32-privacy-preferences.sql
+-- =====================================================================================================================
+-- Privacy: privacy_prefs, app_allowlist, signal_toggles (owner-only, zero trust).
+-- Consent and what may report; the gate helpers used by the event tables' insert policies.
+
 -- What each user allows: consent and monitoring switches, retention and MFA requirement (privacy_prefs, one row per
 -- user created at sign-up), which apps may report (app_allowlist) and which signals at what sampling rate.
 
@@ -3407,7 +3527,12 @@ create policy privacy_transparency_log_select_mfa on public.privacy_transparency
   to authenticated using ((select private.mfa_satisfied()));
 
 
--- ===== Section 18: Privacy: telemetry and file events =====
+-- =====================================================================================================================
+-- source: supabase/schemas/33-privacy-events.sql
+-- =====================================================================================================================
+-- Privacy: telemetry_events and file_events (monthly partitions), file_patterns and file_relationships.
+-- Consent-gated, redacted before insert, owner-only; derived file insights.
+
 -- The append-only event tables (partitioned by month; partitions in `private`), redacted before they are stored and
 -- admitted only when the owner's consent, allowlist and signal toggles allow it; file patterns and relationships are
 -- derived from file_events inside the database, one set-based statement per insert statement.
@@ -3713,6 +3838,13 @@ comment on function private.handle_deleted_user_events() is 'AFTER DELETE on aut
 create trigger on_auth_user_deleted_events after delete on auth.users
   for each row execute function private.handle_deleted_user_events();
 
+
+-- =====================================================================================================================
+-- source: supabase/schemas/34-privacy-ingest.sql
+-- =====================================================================================================================
+-- Privacy: ingest_events(), the batch ingestion RPC behind the ingest edge function.
+-- Set-based classification with a per-event report; stores only what it reports as accepted.
+
 -- Event ids the caller already stored (ids only, never rows), for the ingest report. security definer because a
 -- user who requires MFA cannot read their own events from an aal1 session, yet must still get honest duplicates.
 create function private.stored_event_ids(kind text, ids uuid[], since timestamptz) returns setof uuid
@@ -3967,7 +4099,12 @@ comment on function public.ingest_events(jsonb) is 'Stores a batch of telemetry 
 grant execute on function public.ingest_events(jsonb) to authenticated;
 
 
--- ===== Section 19: Privacy: retention, health, export and erasure =====
+-- =====================================================================================================================
+-- source: supabase/schemas/35-privacy-retention.sql
+-- =====================================================================================================================
+-- Privacy: retention_policies, metrics_log, and the retention functions.
+-- cleanup_retention_data() drops expired months whole; cleanup_telemetry_by_retention() applies each user's setting.
+
 -- Retention drops whole expired monthly partitions (and reports per user what went), per-user retention removes what
 -- a user's own setting expires, the guardian health check watches all of it, and users export or erase their data.
 
@@ -4318,6 +4455,13 @@ comment on function public.cleanup_telemetry_by_retention() is 'Enforces each us
 
 grant execute on function public.cleanup_retention_data(), public.cleanup_telemetry_by_retention() to service_role;
 
+
+-- =====================================================================================================================
+-- source: supabase/schemas/36-privacy-health-export-erasure.sql
+-- =====================================================================================================================
+-- Privacy: privacy_guardian_health_check(), export_my_data(), erase_my_telemetry().
+-- Health for operators (aggregates only); a user's own export and erasure.
+
 create function public.privacy_guardian_health_check()
 returns jsonb
 language plpgsql stable security definer
@@ -4492,7 +4636,12 @@ comment on function public.erase_my_telemetry() is 'Erases the caller''s telemet
 grant execute on function public.export_my_data(), public.erase_my_telemetry() to authenticated;
 
 
--- ===== Section 20: Scheduled jobs =====
+-- =====================================================================================================================
+-- source: supabase/schemas/90-scheduled-jobs.sql
+-- =====================================================================================================================
+-- Scheduled jobs (pg_cron) and what spans domains.
+-- Partition upkeep, ledger cleanup and privacy retention; times are UTC.
+
 -- pg_cron keeps partitions two (in fact three) months ahead and applies retention. Times are UTC.
 
 select private.ensure_monthly_partitions(1, 3);

@@ -1,0 +1,16 @@
+-- Scheduled jobs (pg_cron) and what spans domains.
+-- Partition upkeep, ledger cleanup and privacy retention; times are UTC.
+
+-- pg_cron keeps partitions two (in fact three) months ahead and applies retention. Times are UTC.
+
+select private.ensure_monthly_partitions(1, 3);
+
+select cron.schedule('partition-upkeep', '15 0 * * *', $$select private.ensure_monthly_partitions(1, 3)$$);
+
+-- Keep the Stripe event ledger for 90 days (Stripe stops retrying after 3); failed events stay for inspection.
+select cron.schedule('stripe-event-ledger-retention', '40 3 * * *',
+  $$delete from private.stripe_events where received_at < now() - interval '90 days' and outcome is distinct from 'failed'$$);
+
+-- Nightly privacy retention (after partition upkeep at 00:15): the global policies, then each user's own setting.
+select cron.schedule('privacy-retention', '30 2 * * *', $$select public.cleanup_retention_data()$$);
+select cron.schedule('privacy-user-retention', '45 2 * * *', $$select public.cleanup_telemetry_by_retention()$$);
