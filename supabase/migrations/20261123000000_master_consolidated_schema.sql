@@ -352,6 +352,9 @@ comment on function private.ensure_monthly_partitions(integer, integer) is 'Make
 -- Identity: profiles.
 -- The app-level profile of every auth.users row (Supabase Auth owns users, sessions, identities, MFA).
 
+-- Its row-level security and grants are in 14-tenancy-security.sql (they need the membership tables), its creation at
+-- sign-up in 16-sign-up.sql.
+
 -- Supabase Auth owns users, sessions, identities and MFA factors (the seeds' users, sessions, accounts,
 -- verification_tokens, mfa_enforced_sessions). profiles holds what the apps add to a user.
 
@@ -388,6 +391,9 @@ create trigger profiles_set_updated_at before update on public.profiles
 -- =====================================================================================================================
 -- Tenancy: organizations, permissions, roles, role_permissions, organization_members, organization_invitations.
 -- Tables, their invariants and the reference data (permission keys, system roles and what they grant).
+
+-- The rest of these tables' story is in the files that depend on them: their audit triggers in 13-audit.sql, their
+-- row-level security and grants in 14-tenancy-security.sql, the membership RPCs in 15-tenancy-rpcs.sql.
 
 -- organizations are the seeds' tenants (001), organizations (002, 003) and teams (004). Every user also gets a
 -- personal organization, so user-level and team-level products share one model. Roles are rows: four system roles
@@ -752,7 +758,7 @@ create table public.audit_logs (
   constraint audit_logs_hash_format check (
     (old_value_hash is null or old_value_hash ~ '^[0-9a-f]{64}$') and (new_value_hash is null or new_value_hash ~ '^[0-9a-f]{64}$'))
 ) partition by range (occurred_at);
-comment on table public.audit_logs is 'Immutable audit trail (actor, organization, action, resource, request context, value hashes). Partitioned by month; no foreign keys so entries outlive what they describe.';
+comment on table public.audit_logs is 'Immutable audit trail (actor, organization, action, resource, request context, value hashes). Partitioned by month; no foreign keys so entries outlive what they describe. Metadata is redacted on insert by a trigger from 30-privacy-redaction.sql.';
 comment on column public.audit_logs.metadata is 'For updates: {"changed": [column names]}; never row values.';
 
 create table private.audit_logs_default partition of public.audit_logs default;
@@ -3051,7 +3057,7 @@ create table public.privacy_transparency_log (
     and (new_value_hash is null or new_value_hash ~ '^[0-9a-f]{64}$')),
   constraint privacy_transparency_log_chain_start check ((seq = 1) = (prev_hash is null))
 );
-comment on table public.privacy_transparency_log is 'Per-user, append-only, hash-chained record of privacy setting changes, retention purges, exports and erasures. No foreign key: entries outlive the rows they describe.';
+comment on table public.privacy_transparency_log is 'Per-user, append-only, hash-chained record of privacy setting changes, retention purges, exports and erasures. No foreign key: entries outlive the rows they describe. Reads need aal2 when the owner requires MFA (restrictive policy in 32-privacy-preferences.sql).';
 comment on column public.privacy_transparency_log.seq is 'Position in the user''s chain, from 1 without gaps.';
 comment on column public.privacy_transparency_log.prev_hash is 'entry_hash of the user''s previous entry (null for the first).';
 comment on column public.privacy_transparency_log.entry_hash is 'sha256 over prev_hash and this entry''s fields (private.transparency_entry_hash).';

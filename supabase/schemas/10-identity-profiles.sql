@@ -1,6 +1,9 @@
 -- Identity: profiles.
 -- The app-level profile of every auth.users row (Supabase Auth owns users, sessions, identities, MFA).
 
+-- Its row-level security and grants are in 14-tenancy-security.sql (they need the membership tables), its creation at
+-- sign-up in 16-sign-up.sql.
+
 -- Supabase Auth owns users, sessions, identities and MFA factors (the seeds' users, sessions, accounts,
 -- verification_tokens, mfa_enforced_sessions). profiles holds what the apps add to a user.
 

@@ -1,6 +1,9 @@
 -- Tenancy: organizations, permissions, roles, role_permissions, organization_members, organization_invitations.
 -- Tables, their invariants and the reference data (permission keys, system roles and what they grant).
 
+-- The rest of these tables' story is in the files that depend on them: their audit triggers in 13-audit.sql, their
+-- row-level security and grants in 14-tenancy-security.sql, the membership RPCs in 15-tenancy-rpcs.sql.
+
 -- organizations are the seeds' tenants (001), organizations (002, 003) and teams (004). Every user also gets a
 -- personal organization, so user-level and team-level products share one model. Roles are rows: four system roles
 -- plus per-organization custom roles; permissions are system-wide keys.

@@ -26,7 +26,7 @@ create table public.audit_logs (
   constraint audit_logs_hash_format check (
     (old_value_hash is null or old_value_hash ~ '^[0-9a-f]{64}$') and (new_value_hash is null or new_value_hash ~ '^[0-9a-f]{64}$'))
 ) partition by range (occurred_at);
-comment on table public.audit_logs is 'Immutable audit trail (actor, organization, action, resource, request context, value hashes). Partitioned by month; no foreign keys so entries outlive what they describe.';
+comment on table public.audit_logs is 'Immutable audit trail (actor, organization, action, resource, request context, value hashes). Partitioned by month; no foreign keys so entries outlive what they describe. Metadata is redacted on insert by a trigger from 30-privacy-redaction.sql.';
 comment on column public.audit_logs.metadata is 'For updates: {"changed": [column names]}; never row values.';
 
 create table private.audit_logs_default partition of public.audit_logs default;

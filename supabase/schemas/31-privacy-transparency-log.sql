@@ -29,7 +29,7 @@ create table public.privacy_transparency_log (
     and (new_value_hash is null or new_value_hash ~ '^[0-9a-f]{64}$')),
   constraint privacy_transparency_log_chain_start check ((seq = 1) = (prev_hash is null))
 );
-comment on table public.privacy_transparency_log is 'Per-user, append-only, hash-chained record of privacy setting changes, retention purges, exports and erasures. No foreign key: entries outlive the rows they describe.';
+comment on table public.privacy_transparency_log is 'Per-user, append-only, hash-chained record of privacy setting changes, retention purges, exports and erasures. No foreign key: entries outlive the rows they describe. Reads need aal2 when the owner requires MFA (restrictive policy in 32-privacy-preferences.sql).';
 comment on column public.privacy_transparency_log.seq is 'Position in the user''s chain, from 1 without gaps.';
 comment on column public.privacy_transparency_log.prev_hash is 'entry_hash of the user''s previous entry (null for the first).';
 comment on column public.privacy_transparency_log.entry_hash is 'sha256 over prev_hash and this entry''s fields (private.transparency_entry_hash).';
