@@ -23,9 +23,10 @@ export interface SchemaFile {
   lines: number;
 }
 
+export class SchemaSourceError extends Error {}
+
 function fail(message: string): never {
-  console.error(`error: ${message}`);
-  process.exit(1);
+  throw new SchemaSourceError(message);
 }
 
 export function readSchemaFiles(root = ROOT): SchemaFile[] {
@@ -109,4 +110,12 @@ function main(): void {
   console.log(`wrote ${MIGRATION} from ${files.length} schema files`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  try {
+    main();
+  } catch (error) {
+    if (!(error instanceof SchemaSourceError)) throw error;
+    console.error(`error: ${error.message}`);
+    process.exit(1);
+  }
+}
