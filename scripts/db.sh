@@ -2,6 +2,7 @@
 # The local database: a PostgreSQL cluster in a git-ignored project directory.
 #   start     create the cluster if needed and start it (pg_cron preloaded)
 #   stop      stop it
+#   crash     stop it the way a crash does (pg_ctl stop -m immediate: no checkpoint; the next start recovers from WAL)
 #   status    say whether it runs
 #   reset     recreate the `postgres` database, apply the platform shim, push migrations (+ seed unless --no-seed)
 #   destroy   stop and delete the cluster directory
@@ -15,7 +16,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -128,6 +129,12 @@ reset() {
   log "database ready"
 }
 
+crash() {
+  is_running || die "the database is not running"
+  as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null
+  log "database stopped with -m immediate (as a crash would)"
+}
+
 destroy() {
   stop
   [ "$PG_DIR" != "$DB_DIR" ] && rm -rf "$PG_DIR"
@@ -138,6 +145,7 @@ destroy() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  crash) crash ;;
   status) if is_running; then echo "running: $DB_URL"; else echo "stopped"; exit 1; fi ;;
   reset) shift; reset "$@" ;;
   destroy) destroy ;;
