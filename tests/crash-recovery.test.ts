@@ -205,3 +205,205 @@ describe("ingest through a database crash", () => {
     expect(await stored(all)).toEqual({ rows: all.length, distinct: all.length });
   }, 240_000);
 });
+
+describe("stripe-webhook through a database crash", () => {
+  const LIFECYCLES = 4;
+  const CRASH_AFTER_OK = 8;
+  const now = Math.floor(Date.now() / 1000);
+  const run = `crash${Date.now().toString(36)}`;
+
+  function webhookSecret(): string {
+    const secret = process.env.STRIPE_WEBHOOK_SECRET;
+    if (!secret) throw new Error("STRIPE_WEBHOOK_SECRET not set: run the tests via `npm test`, which sets it");
+    return secret;
+  }
+
+  interface StripeEvent {
+    id: string;
+    object: "event";
+    type: string;
+    created: number;
+    api_version: string;
+    livemode: false;
+    data: { object: Record<string, unknown> };
+  }
+
+  interface Lifecycle {
+    organizationId: string;
+    productId: string;
+    priceId: string;
+    customerId: string;
+    subscriptionId: string;
+    invoiceId: string;
+  }
+
+  async function createLifecycle(set: string, k: number): Promise<Lifecycle> {
+    const slug = `${run}-${set}-${k}`;
+    const { rows } = await sql<{ id: string }>`insert into public.organizations (name, slug) values (${slug}, ${slug}) returning id`.execute(db);
+    const organizationId = rows[0]?.id;
+    if (!organizationId) throw new Error("organization not created");
+    const id = (prefix: string) => `${prefix}_${run}_${set}_${k}`;
+    return {
+      organizationId, productId: id("prod"), priceId: id("price"), customerId: id("cus"), subscriptionId: id("sub"), invoiceId: id("in"),
+    };
+  }
+
+  /** The events of one customer's life, in the order Stripe creates them; the last one differs between lifecycles. */
+  function lifecycleObjects(l: Lifecycle, k: number): Array<[string, Record<string, unknown>]> {
+    const periodStart = now - 100;
+    const periodEnd = periodStart + 30 * 86400;
+    const subscription = (status: string, extra: Record<string, unknown> = {}) => ({
+      id: l.subscriptionId, object: "subscription", customer: l.customerId, status, currency: "usd", created: now - 100,
+      start_date: now - 100, cancel_at_period_end: false, cancel_at: null, canceled_at: null, ended_at: null,
+      trial_start: null, trial_end: null, metadata: {},
+      items: { object: "list", data: [{
+        id: `si_${l.subscriptionId}`, object: "subscription_item", quantity: 1,
+        current_period_start: periodStart, current_period_end: periodEnd,
+        price: { id: l.priceId, object: "price", product: l.productId, currency: "usd", unit_amount: 2900 },
+      }] },
+      ...extra,
+    });
+    const invoice = (status: string) => ({
+      id: l.invoiceId, object: "invoice", customer: l.customerId, status, currency: "usd", number: `INV-${k}`,
+      amount_due: 2900, amount_paid: status === "paid" ? 2900 : 0, amount_remaining: status === "paid" ? 0 : 2900,
+      subtotal: 2900, total: 2900, attempt_count: 1, billing_reason: "subscription_cycle", hosted_invoice_url: null,
+      invoice_pdf: null, period_start: periodStart, period_end: periodStart, created: now - 100, metadata: {},
+      status_transitions: { finalized_at: status === "draft" ? null : now - 90, paid_at: status === "paid" ? now - 80 : null, voided_at: null, marked_uncollectible_at: null },
+      parent: { type: "subscription_details", subscription_details: { subscription: l.subscriptionId, metadata: {} } },
+    });
+    const customer = (name: string) => ({
+      id: l.customerId, object: "customer", email: "billing@example.test", name, created: now - 900,
+      metadata: { organization_id: l.organizationId },
+    });
+    return [
+      ["product.created", { id: l.productId, object: "product", name: `Pro ${k}`, active: true, description: null, created: now - 1000, metadata: { plan: "pro" } }],
+      ["price.created", { id: l.priceId, object: "price", product: l.productId, active: true, currency: "usd", unit_amount: 2900, type: "recurring", recurring: { interval: "month", interval_count: 1 }, nickname: null, lookup_key: null, created: now - 1000, metadata: {} }],
+      ["customer.created", customer("Billing Contact")],
+      ["customer.subscription.created", subscription("trialing", { trial_start: now - 100, trial_end: now + 86400 })],
+      ["invoice.created", invoice("draft")],
+      ["customer.subscription.updated", subscription("active")],
+      ["invoice.finalized", invoice("open")],
+      ["invoice.paid", invoice("paid")],
+      ["customer.updated", customer(`Renamed ${k}`)],
+      k % 2 === 1
+        ? ["customer.subscription.deleted", subscription("canceled", { canceled_at: now, ended_at: now })]
+        : ["customer.subscription.updated", subscription("active", { cancel_at_period_end: true, cancel_at: periodEnd })],
+    ];
+  }
+
+  /** Every lifecycle's events, interleaved step by step, each `created` one second after the one before. */
+  function stream(set: string, lifecycles: Lifecycle[]): StripeEvent[] {
+    const perLifecycle = lifecycles.map((l, k) => lifecycleObjects(l, k));
+    const events: StripeEvent[] = [];
+    let created = now - 500;
+    for (let step = 0; step < (perLifecycle[0]?.length ?? 0); step++) {
+      perLifecycle.forEach((objects, k) => {
+        const [type, object] = objects[step] ?? ["", {}];
+        events.push({
+          id: `evt_${run}_${set}_${k}_${step}`, object: "event", type, created: ++created, api_version: "2025-03-31.basil",
+          livemode: false, data: { object },
+        });
+      });
+    }
+    return events;
+  }
+
+  function deliver(outage: Outage, stripeEvent: StripeEvent): Promise<Answer> {
+    const payload = JSON.stringify(stripeEvent);
+    // Signed at each delivery, as Stripe does for every retry.
+    const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: webhookSecret() });
+    return send(outage, `${gateway.url}/functions/v1/stripe-webhook`, {
+      method: "POST",
+      headers: { "content-type": "application/json; charset=utf-8", "stripe-signature": signature },
+      body: payload,
+    });
+  }
+
+  /** What the billing tables say about one lifecycle, with its ids left out so two lifecycles can be compared. */
+  async function stateOf(l: Lifecycle): Promise<unknown> {
+    const { rows } = await sql<{ state: unknown }>`
+      select jsonb_build_object(
+        'plan', (select plan from public.organizations where id = ${l.organizationId}::uuid),
+        'customer', (select jsonb_build_object('name', name, 'deleted', deleted_at is not null,
+                                               'linked', organization_id = ${l.organizationId}::uuid)
+                     from public.billing_customers where stripe_customer_id = ${l.customerId}),
+        'product_active', (select active from public.products where stripe_product_id = ${l.productId}),
+        'price_active', (select active from public.prices where stripe_price_id = ${l.priceId}),
+        'subscription', (select jsonb_build_object('status', status, 'cancel_at_period_end', cancel_at_period_end,
+                                                   'linked', organization_id = ${l.organizationId}::uuid,
+                                                   'period', extract(epoch from current_period_end - current_period_start))
+                         from public.subscriptions where stripe_subscription_id = ${l.subscriptionId}),
+        'invoice', (select jsonb_build_object('status', status, 'amount_paid', amount_paid::text,
+                                              'subscription_linked', subscription_id is not null,
+                                              'organization_linked', organization_id = ${l.organizationId}::uuid)
+                    from public.invoices where stripe_invoice_id = ${l.invoiceId})
+      ) as state
+    `.execute(db);
+    return rows[0]?.state;
+  }
+
+  it("after Stripe's retries, the state is what in-order delivery gives, and every event is applied once", async () => {
+    // The reference: the same lifecycles (other ids) delivered in order while the database is up.
+    const reference = await Promise.all(Array.from({ length: LIFECYCLES }, (_, k) => createLifecycle("ref", k)));
+    const calm = new Outage({ cluster });
+    for (const stripeEvent of stream("ref", reference)) {
+      const answer = await deliver(calm, stripeEvent);
+      expect({ type: stripeEvent.type, status: answer.status, outcome: answer.body.outcome }).toEqual({
+        type: stripeEvent.type, status: 200, outcome: "applied",
+      });
+    }
+
+    // The same stream, with the crash in the middle of it.
+    const crashed = await Promise.all(Array.from({ length: LIFECYCLES }, (_, k) => createLifecycle("crash", k)));
+    const events = stream("crash", crashed);
+    const outage = new Outage({ cluster });
+    const answers: Answer[] = [];
+    let ok = 0;
+    for (const stripeEvent of events) {
+      if (outage.failure) break;
+      const answer = await deliver(outage, stripeEvent);
+      answers.push(answer);
+      if (answer.status === 200 && ++ok === CRASH_AFTER_OK) outage.trigger();
+    }
+    await outage.finished();
+    expectStreamAnswers(answers);
+    await expectGatewaySurvived();
+
+    // Stripe retries every delivery that was not answered 2xx, later and in its own order; it may also redeliver
+    // what was answered 200. Both together: the failed ones first (newest first), then all of them again.
+    const failed = events.filter((_, i) => answers[i]?.status !== 200).reverse();
+    expect(failed.length).toBeGreaterThanOrEqual(2);
+    const retries = new Outage({ cluster });
+    for (const stripeEvent of failed) {
+      const answer = await deliver(retries, stripeEvent);
+      expect({ event: stripeEvent.id, status: answer.status }).toEqual({ event: stripeEvent.id, status: 200 });
+      expect(["applied", "stale", "ignored"]).toContain(answer.body.outcome);
+    }
+    // Now every event has been applied (or judged stale) once: delivering any of them again is a duplicate.
+    for (const stripeEvent of events) {
+      const answer = await deliver(retries, stripeEvent);
+      expect({ event: stripeEvent.id, status: answer.status, duplicate: answer.body.duplicate }).toEqual({
+        event: stripeEvent.id, status: 200, duplicate: true,
+      });
+    }
+    const { rows: ledger } = await sql<{ id: string; outcome: string | null }>`
+      select id, outcome from private.stripe_events where id = any(${events.map((e) => e.id)}::text[])
+    `.execute(db);
+    expect(ledger).toHaveLength(events.length);
+    for (const row of ledger) expect(["applied", "stale", "ignored"]).toContain(row.outcome);
+
+    const expected = await Promise.all(reference.map(stateOf));
+    const actual = await Promise.all(crashed.map(stateOf));
+    expect(actual).toEqual(expected);
+    // What in-order delivery gives, so the comparison has teeth: one lifecycle ends canceled, the next one active
+    // with cancel at period end, both with their invoice paid and the customer renamed.
+    expect(expected[0]).toMatchObject({
+      plan: "pro", customer: { name: "Renamed 0", deleted: false, linked: true },
+      subscription: { status: "active", cancel_at_period_end: true, linked: true }, invoice: { status: "paid", amount_paid: "2900" },
+    });
+    expect(expected[1]).toMatchObject({
+      plan: "free", customer: { name: "Renamed 1", linked: true },
+      subscription: { status: "canceled", linked: true }, invoice: { status: "paid", subscription_linked: true },
+    });
+  }, 240_000);
+});
