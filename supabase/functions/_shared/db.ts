@@ -42,8 +42,11 @@ export interface DatabaseOptions {
   closeTimeoutSeconds?: number;
 }
 
-/** Seconds a retired client's healthy connections get to finish their work before they are terminated. */
-const RETIRE_GRACE_SECONDS = 2;
+/**
+ * Seconds a retired client's other connections get to finish their work before they are terminated: when one
+ * connection was cut off (its backend terminated, say) the others are usually fine; after a crash they are gone anyway.
+ */
+const RETIRE_GRACE_SECONDS = 10;
 
 type Sql = postgres.Sql;
 type ReservedSql = postgres.ReservedSql;
@@ -57,17 +60,29 @@ interface Reservation {
 /** Every live pool, so a fault caught by the last line of defence can retire them all (recycleAllDatabases). */
 const livePools = new Set<ClientPool>();
 
-/** One postgres.js client; `retired` resolves when the pool stops handing it out. */
+/** A promise and the function that resolves it. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
+/**
+ * One postgres.js client. `retired` resolves when the pool stops handing it out; `idle` when it is retired and none of
+ * its reservations is still in use (or the pool is shutting down), which is when it can be ended at once: postgres.js's
+ * own end() waits for a connection that lost its socket mid-query until its timeout.
+ */
 interface Generation {
   sql: Sql;
-  retired: Promise<void>;
-  markRetired(): void;
+  inUse: number;
+  retired: ReturnType<typeof signal>;
+  idle: ReturnType<typeof signal>;
 }
 
 /** The current postgres.js client of one database handle, replaced after a connection failure. */
 class ClientPool {
   #current: Generation | null = null;
-  #retiring = new Set<Promise<void>>();
+  #retiring = new Map<Generation, Promise<void>>();
   #closed = false;
   readonly #create: () => Sql;
   readonly #closeTimeout: number;
@@ -80,26 +95,33 @@ class ClientPool {
 
   #generation(): Generation {
     if (this.#closed) throw new DatabaseUnavailableError("the database handle was destroyed");
-    if (!this.#current) {
-      let markRetired = () => {};
-      const retired = new Promise<void>((resolve) => (markRetired = resolve));
-      this.#current = { sql: this.#create(), retired, markRetired };
-    }
-    return this.#current;
+    return (this.#current ??= { sql: this.#create(), inUse: 0, retired: signal(), idle: signal() });
   }
 
   /** Stops handing out `generation` (a no-op when it was already replaced) and ends it in the background. */
   retire(generation: Generation, graceSeconds = RETIRE_GRACE_SECONDS): void {
     if (this.#current !== generation) return;
     this.#current = null;
-    generation.markRetired();
-    const ending = generation.sql.end({ timeout: graceSeconds }).catch(() => {}).finally(() => this.#retiring.delete(ending));
-    this.#retiring.add(ending);
+    generation.retired.resolve();
+    if (generation.inUse === 0) generation.idle.resolve();
+    const ending = (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceSeconds * 1000)));
+      await Promise.race([generation.idle.promise, grace]);
+      clearTimeout(timer);
+      await generation.sql.end({ timeout: 0 });
+    })().catch(() => {}).finally(() => this.#retiring.delete(generation));
+    this.#retiring.set(generation, ending);
   }
 
   /** Retires the current client (after a fault the driver could not report through a promise). */
   recycle(graceSeconds: number): void {
     if (this.#current) this.retire(this.#current, graceSeconds);
+  }
+
+  /** Bookkeeping of reservations in use, so a retired client is ended as soon as nothing uses it any more. */
+  #settle(generation: Generation): void {
+    if (--generation.inUse === 0 && this.#current !== generation) generation.idle.resolve();
   }
 
   async reserve(): Promise<Reservation> {
@@ -110,7 +132,7 @@ class ClientPool {
       const reserving = generation.sql.reserve();
       const outcome = await Promise.race([
         reserving.then((reserved) => ({ reserved }), (error: unknown) => ({ error })),
-        generation.retired.then(() => ({ retired: true as const })),
+        generation.retired.promise.then(() => ({ retired: true as const })),
       ]);
       if ("reserved" in outcome) return this.#wrap(generation, outcome.reserved);
       // Whatever the abandoned reservation brings later goes back to its (ending) client.
@@ -122,18 +144,30 @@ class ClientPool {
 
   #wrap(generation: Generation, reserved: ReservedSql): Reservation {
     let lost: unknown = null;
+    let settled = false;
+    generation.inUse++;
+    const settle = () => {
+      if (!settled) {
+        settled = true;
+        this.#settle(generation);
+      }
+    };
     return {
       unsafe: async (text, parameters) => {
         if (lost !== null) throw new DatabaseUnavailableError("the connection to the database was lost", { cause: lost });
         try {
           return await reserved.unsafe(text, parameters as postgres.ParameterOrJSON<never>[]);
         } catch (error) {
-          if (isConnectionFailure(error)) lost = error;
+          if (isConnectionFailure(error)) {
+            lost = error;
+            settle();
+          }
           throw this.#unavailable(generation, error);
         }
       },
       release: () => {
         if (lost === null) reserved.release();
+        settle();
       },
     };
   }
@@ -152,8 +186,10 @@ class ClientPool {
     livePools.delete(this);
     const current = this.#current;
     this.#current = null;
-    current?.markRetired();
-    await Promise.allSettled([current?.sql.end({ timeout: this.#closeTimeout }), ...this.#retiring]);
+    current?.retired.resolve();
+    // Shutting down: retired clients stop waiting for their last reservations.
+    for (const generation of this.#retiring.keys()) generation.idle.resolve();
+    await Promise.allSettled([current?.sql.end({ timeout: this.#closeTimeout }), ...this.#retiring.values()]);
   }
 }
 
