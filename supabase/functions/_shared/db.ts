@@ -12,8 +12,8 @@
 //     with a write queued never flushes again when the pool reconnects it: the next request on it hangs.
 // So every reservation is wrapped: after a connection failure it sends nothing more (ROLLBACK included) and is not
 // released (the pool already took the connection back when its socket closed), and the postgres.js client that saw
-// the failure is retired (ended, then destroyed after a grace period) and replaced by a fresh one on the next
-// request. While the server is down each request fails fast (refused, or 57P03 while it recovers) with a
+// the failure is retired (ended as soon as none of its reservations is in use, at most 10 s later) and replaced by a
+// fresh one on the next request; a request still waiting for one of its connections moves to the fresh one. While the server is down each request fails fast (refused, or 57P03 while it recovers) with a
 // DatabaseUnavailableError, which _shared/http.ts answers with 503 database_unavailable; the first request after the
 // server is back gets a new client and succeeds. Last line of defence: _shared/guards.ts.
 import { Kysely } from "kysely";
