@@ -2,6 +2,8 @@
 // unavailable", the 503 they become, the last line of defence, and _shared/db.ts against a connection that dies
 // under a transaction (its own backend terminated on the shared test cluster, which is how postgres.js 3.4.9 was
 // made to throw outside any promise: the ROLLBACK Kysely sends on the dead connection).
+import { spawnSync } from "node:child_process";
+import path from "node:path";
 import { sql, type Kysely } from "kysely";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +14,7 @@ import { installProcessGuards } from "../supabase/functions/_shared/guards.ts";
 import { errorResponse } from "../supabase/functions/_shared/http.ts";
 import { createLogger, type LogLevel } from "../supabase/functions/_shared/log.ts";
 import { testEnv } from "./helpers/env.ts";
+import { repoRoot } from "./helpers/gateway.ts";
 
 function capturingLogger() {
   const lines: Array<{ level: LogLevel; record: Record<string, unknown> }> = [];
@@ -105,6 +108,21 @@ describe("installProcessGuards", () => {
     target.dispatchEvent(after);
     expect(after.defaultPrevented).toBe(false);
   });
+
+  it("keeps a Deno process alive through a TypeError thrown from a setImmediate callback and an unhandled rejection", () => {
+    const deno = process.env.DENO_BIN ?? path.join(repoRoot, "node_modules", ".bin", "deno");
+    const probe = spawnSync(deno, ["run", "--allow-env", "--allow-read", "tests/helpers/guard-probe.ts"], {
+      cwd: repoRoot, encoding: "utf8",
+    });
+    expect({ status: probe.status, stderr: probe.stderr.replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) => /error/i.test(l)) })
+      .toEqual({ status: 0, stderr: [] });
+    const lines = probe.stdout.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((l) => [l.level, l.kind, l.database_failure]).sort()).toEqual([
+      ["error", "uncaught_exception", true],
+      ["error", "unhandled_rejection", true],
+    ]);
+    expect(probe.stdout).toContain("still running");
+  }, 60_000);
 
   it("gives every database handle a fresh client when the fault is a database one", async () => {
     const db = createDatabase(testEnv().dbUrl, { max: 1 });
