@@ -184,6 +184,17 @@ describe("createDatabase when its connection dies under a transaction", () => {
     }
   });
 
+  it("fails a statement sent on a connection that died while its transaction sat idle, and recovers (Deno)", () => {
+    const deno = process.env.DENO_BIN ?? path.join(repoRoot, "node_modules", ".bin", "deno");
+    const probe = spawnSync(deno, ["run", "--allow-env", "--allow-read", "--allow-net", "--allow-sys", "tests/helpers/idle-close-probe.ts"], {
+      cwd: repoRoot, encoding: "utf8", env: { ...process.env, SUPABASE_DB_URL: testEnv().dbUrl },
+    });
+    expect({ status: probe.status, stderr: probe.stderr }).toEqual({ status: 0, stderr: "" });
+    const result = JSON.parse(probe.stdout.trim().split("\n").at(-1) ?? "null") as Record<string, unknown>;
+    // Whether the guard had to step in depends on when the client saw the close; the outcome may not.
+    expect(result).toMatchObject({ rejected: true, unavailable: true, after: 1 });
+  }, 60_000);
+
   it("does not mistake a statement error for a lost connection", async () => {
     const error = await db.transaction().execute(async (trx) => {
       await sql`select 1 / 0`.execute(trx);

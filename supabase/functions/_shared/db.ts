@@ -15,7 +15,10 @@
 // the failure is retired (ended as soon as none of its reservations is in use, at most 10 s later) and replaced by a
 // fresh one on the next request; a request still waiting for one of its connections moves to the fresh one. While the server is down each request fails fast (refused, or 57P03 while it recovers) with a
 // DatabaseUnavailableError, which _shared/http.ts answers with 503 database_unavailable; the first request after the
-// server is back gets a new client and succeeds. Last line of defence: _shared/guards.ts.
+// server is back gets a new client and succeeds. What the wrapper cannot see: a connection whose socket closes while
+// its transaction sits idle between two statements (no statement failed yet); the next statement makes postgres.js
+// throw from a setImmediate callback. The last line of defence, _shared/guards.ts, catches that and recycles every
+// client, which rejects the stuck statement (503) within a second.
 import { Kysely } from "kysely";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import postgres from "postgres";
