@@ -88,9 +88,11 @@ write_durability() {
 
 start() {
   if is_running; then
-    # Reloadable settings: a running cluster gets the asked-for durability without a restart.
-    if [ "$(write_durability)" = switched-on ]; then sync; fi
+    # Reloadable settings: a running cluster gets the asked-for durability without a restart. When fsync comes back
+    # on, what was written without it is flushed by the OS afterwards (PostgreSQL never asked for it).
+    local switched; switched=$(write_durability)
     as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" reload >/dev/null
+    if [ "$switched" = switched-on ]; then sync; fi
     log "database already running on port $DB_PORT (durability: $DB_DURABILITY)"
     return 0
   fi
