@@ -10,6 +10,10 @@ export DB_PORT="${BENCH_DB_PORT:-54360}"
 export DB_DIR="$ROOT/.local/bench-db"
 export FUNCTIONS_PORT="${BENCH_FUNCTIONS_PORT:-54361}"
 export DB_URL="postgresql://postgres:${DB_PASSWORD}@127.0.0.1:${DB_PORT}/postgres?sslmode=disable"
+# A throwaway cluster, so it runs without fsync, synchronous_commit and full_page_writes (scripts/db.sh); the
+# figures below are for that setting, not for a durable server (npm start's cluster), where every commit waits
+# for its WAL flush.
+export DB_DURABILITY=fast
 cd "$ROOT"
 
 gateway_pid=""
@@ -34,6 +38,8 @@ gateway_pid=$!
 for _ in $(seq 1 150); do grep -q "functions gateway listening" "$gateway_log" && break; sleep 0.2; done
 grep -q "functions gateway listening" "$gateway_log" || { cat "$gateway_log" >&2; die "the gateway did not start"; }
 
+echo "note: the benchmark cluster runs with fsync, synchronous_commit and full_page_writes off (DB_DURABILITY=fast):"
+echo "      commits do not wait for the disk, unlike npm start's durable cluster; compare ratios, not absolute commit rates."
 benches=()
 if [ $# -gt 0 ]; then
   for name in "$@"; do benches+=("scripts/bench/$name.ts"); done

@@ -2,18 +2,31 @@
 # The local database: a PostgreSQL cluster in a git-ignored project directory.
 #   start     create the cluster if needed and start it (pg_cron preloaded)
 #   stop      stop it
+#   crash     stop it the way a crash does (pg_ctl stop -m immediate: no checkpoint; the next start recovers from WAL)
 #   status    say whether it runs
 #   reset     recreate the `postgres` database, apply the platform shim, push migrations (+ seed unless --no-seed)
 #   destroy   stop and delete the cluster directory
-# Environment: DB_PORT (54322), DB_DIR (.local/db), DB_PASSWORD (postgres).
+# Environment: DB_PORT (54322), DB_DIR (.local/db), DB_PASSWORD (postgres),
+#   DB_DURABILITY  durable (default): fsync, synchronous_commit and full_page_writes on, PostgreSQL's defaults,
+#                  so a commit that was acknowledged survives a crash. fast: all three off, for the throwaway
+#                  clusters of npm test and npm run bench only (a crash can lose commits or corrupt the cluster).
+#                  Applied on every start, so an existing cluster is switched to what is asked.
 # As root, when the postgres user cannot reach DB_DIR (a clone under /root, say), the cluster itself lives in
 # /var/lib/postgresql/project-clusters/<hash of DB_DIR>; DB_DIR/cluster-location says where.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+DB_DURABILITY="${DB_DURABILITY:-durable}"
+case "$DB_DURABILITY" in
+  durable) durability_value=on ;;
+  fast) durability_value=off ;;
+  *) die "DB_DURABILITY must be durable or fast, got \"$DB_DURABILITY\"" ;;
+esac
+DURABILITY_SETTINGS=(fsync synchronous_commit full_page_writes)
 
 # Where the postgres user keeps the cluster (data, socket, server log): DB_DIR when it can write there.
 PG_DIR="$DB_DIR"
@@ -46,9 +59,6 @@ unix_socket_directories = '$PG_DIR'
 shared_preload_libraries = 'pg_cron'
 cron.database_name = 'postgres'
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 shared_buffers = 256MB
 work_mem = 16MB
 maintenance_work_mem = 256MB
@@ -59,15 +69,46 @@ timezone = 'UTC'
 CONF
 }
 
+# Writes the durability settings DB_DURABILITY asks for into postgresql.conf, replacing whatever an earlier start
+# (or an older version of this script, which always turned them off) left there. postgresql.auto.conf (ALTER SYSTEM)
+# would win over the file, so the three are reset there too. Prints "switched-on" when fsync goes from off to on.
+write_durability() {
+  local conf="$PG_DIR/data/postgresql.conf" was_off=0 name
+  grep -qE '^[[:space:]]*fsync[[:space:]]*=[[:space:]]*off' "$conf" && was_off=1
+  for name in "${DURABILITY_SETTINGS[@]}"; do
+    as_pg sed -i -E "/^[[:space:]]*${name}[[:space:]]*=/d" "$conf" "$PG_DIR/data/postgresql.auto.conf"
+  done
+  as_pg sed -i '/^# durability (scripts\/db.sh/d' "$conf"
+  {
+    echo "# durability (scripts/db.sh, DB_DURABILITY=$DB_DURABILITY)"
+    for name in "${DURABILITY_SETTINGS[@]}"; do echo "$name = $durability_value"; done
+  } | as_pg tee -a "$conf" >/dev/null
+  if [ "$was_off" = 1 ] && [ "$durability_value" = on ]; then echo switched-on; fi
+}
+
 start() {
-  if is_running; then log "database already running on port $DB_PORT"; return 0; fi
+  if is_running; then
+    # Reloadable settings: a running cluster gets the asked-for durability without a restart. When fsync comes back
+    # on, what was written without it is flushed by the OS afterwards (PostgreSQL never asked for it).
+    local switched; switched=$(write_durability)
+    as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" reload >/dev/null
+    if [ "$switched" = switched-on ]; then sync; fi
+    log "database already running on port $DB_PORT (durability: $DB_DURABILITY)"
+    return 0
+  fi
   if port_busy "$DB_PORT"; then die "port $DB_PORT is already in use (set DB_PORT to use another)"; fi
   [ -d "$PG_DIR/data" ] || init_cluster
   sed -i "s/^port = .*//" "$PG_DIR/data/postgresql.conf"
   echo "port = $DB_PORT" >> "$PG_DIR/data/postgresql.conf"
+  if [ "$(write_durability)" = switched-on ]; then
+    # Pages written while fsync was off may still sit in the OS cache only: flush the data directory first
+    # (what the PostgreSQL manual asks for when fsync is turned back on).
+    log "turning fsync, synchronous_commit and full_page_writes back on; flushing the data directory"
+    as_pg "$(pg_bindir)/initdb" --sync-only -D "$PG_DIR/data" >/dev/null
+  fi
   as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null \
     || die "PostgreSQL did not start; see $PG_DIR/server.log"
-  log "database running: $DB_URL"
+  log "database running: $DB_URL (durability: $DB_DURABILITY)"
 }
 
 stop() {
@@ -90,6 +131,12 @@ reset() {
   log "database ready"
 }
 
+crash() {
+  is_running || die "the database is not running"
+  as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null
+  log "database stopped with -m immediate (as a crash would)"
+}
+
 destroy() {
   stop
   [ "$PG_DIR" != "$DB_DIR" ] && rm -rf "$PG_DIR"
@@ -100,6 +147,7 @@ destroy() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  crash) crash ;;
   status) if is_running; then echo "running: $DB_URL"; else echo "stopped"; exit 1; fi ;;
   reset) shift; reset "$@" ;;
   destroy) destroy ;;

@@ -7,6 +7,7 @@ import { SignJWT } from "jose";
 import { bearerToken, jwtVerifierFromEnv, type JwtVerifier } from "../supabase/functions/_shared/auth.ts";
 import { EnvError, type EnvSource } from "../supabase/functions/_shared/env.ts";
 import { createFunctionDeps, type CreateHandler, type FunctionHandler } from "../supabase/functions/_shared/function.ts";
+import { installProcessGuards } from "../supabase/functions/_shared/guards.ts";
 import {
   CORRELATION_HEADER,
   correlationIdFor,
@@ -234,6 +235,8 @@ async function main(): Promise<void> {
   const functionsDir = new URL("supabase/functions/", root);
   const config = await readConfig(configPath);
   const logger = createLogger({ fields: { service: "functions-gateway" } });
+  // One function's stray error (or the database driver's) must not end the process that serves all of them.
+  installProcessGuards(logger);
 
   const portText = Deno.env.get("FUNCTIONS_PORT") ?? "54321";
   const port = Number(portText);

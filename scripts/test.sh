@@ -15,6 +15,9 @@ export DB_PORT="${TEST_DB_PORT:-54330}"
 export DB_DIR="$ROOT/.local/test-db"
 export FUNCTIONS_PORT="${TEST_FUNCTIONS_PORT:-54331}"
 export DB_URL="postgresql://postgres:${DB_PASSWORD}@127.0.0.1:${DB_PORT}/postgres?sslmode=disable"
+# A throwaway cluster: fsync, synchronous_commit and full_page_writes off for speed (scripts/db.sh). The crash tests
+# start their own durable cluster.
+export DB_DURABILITY=fast
 cd "$ROOT"
 
 cleanup() { bash "$ROOT/scripts/db.sh" destroy >/dev/null 2>&1 || true; }

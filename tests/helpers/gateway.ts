@@ -9,6 +9,10 @@ const READY = /functions gateway listening on (http:\/\/127\.0\.0\.1:\d+)/;
 export interface RunningGateway {
   /** Base URL, e.g. http://127.0.0.1:40123 (functions live under /functions/v1/<name>). */
   url: string;
+  /** Process id of the gateway. */
+  pid: number;
+  /** Whether the process is still alive (has not exited). */
+  running(): boolean;
   /** Everything the process printed so far (JSON log lines on stdout, errors on stderr). */
   output(): string;
   /** JSON log lines printed so far. */
@@ -74,6 +78,8 @@ export function startGateway(options: StartGatewayOptions = {}): Promise<Running
         clearTimeout(timer);
         resolve({
           url: match[1],
+          pid: child.pid ?? -1,
+          running: () => child.exitCode === null && child.signalCode === null,
           output: () => output,
           logLines: () =>
             output.split("\n").flatMap((line) => {

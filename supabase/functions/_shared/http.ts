@@ -1,6 +1,7 @@
 // HTTP plumbing shared by every function: the one error shape, JSON responses, CORS, correlation ids,
 // and a bounded, validated JSON body reader. Status codes follow DESIGN.md section 7.
 import { z } from "zod";
+import { isDatabaseUnavailable } from "./db-errors.ts";
 import { describeError, type Logger } from "./log.ts";
 
 /** `{ "error": { "code", "message", "details" } }`: the only error body any endpoint returns. */
@@ -67,6 +68,22 @@ export const serviceUnavailable = (
   code = "service_unavailable",
   cause?: unknown,
 ) => new HttpError(503, code, message, { details, cause, headers: { "retry-after": "5" } });
+
+/** Seconds a client is asked to wait (Retry-After) when the database is unreachable: a restart takes about that. */
+export const DATABASE_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * 503 `database_unavailable`: the database could not be reached (down, restarting, recovering, out of connection
+ * slots), so nothing was done, or, when the connection died during COMMIT, it is unknown whether the work was stored:
+ * retrying is safe because every write path is idempotent (ingest by event id, Stripe by event id).
+ * `cause` is logged under the correlation id, never sent.
+ */
+export const databaseUnavailable = (cause?: unknown) =>
+  new HttpError(503, "database_unavailable", "the database is unavailable; retry the request shortly", {
+    details: { retry_after_seconds: DATABASE_RETRY_AFTER_SECONDS },
+    cause,
+    headers: { "retry-after": String(DATABASE_RETRY_AFTER_SECONDS) },
+  });
 
 /** Throws 405 unless the request's method is one of `allowed` (OPTIONS is answered before handlers run). */
 export function assertMethod(request: Request, allowed: readonly string[]): void {
@@ -159,14 +176,16 @@ export function httpErrorResponse(error: HttpError, correlationId?: string): Res
 
 /**
  * Turns anything thrown into the error response. HttpError and client-caused database errors keep
- * their status; zod errors are 400; everything else is a 500 whose body carries only the correlation id
- * (the real error goes to the log under that id).
+ * their status; zod errors are 400; a lost database is 503 database_unavailable with Retry-After; everything
+ * else is a 500 whose body carries only the correlation id (the real error goes to the log under that id).
  */
 export function errorResponse(error: unknown, context: { correlationId: string; logger: Logger }): Response {
   const known = error instanceof HttpError
     ? error
     : error instanceof z.ZodError
     ? badRequest("request is invalid", zodIssues(error), "invalid_request")
+    : isDatabaseUnavailable(error)
+    ? databaseUnavailable(error)
     : httpErrorFromDatabaseError(error);
   if (known) {
     if (known.status >= 500) context.logger.error("request failed", { status: known.status, code: known.code, error: describeError(known.cause ?? known) });
