@@ -60,21 +60,21 @@ insert into public.integrations (organization_id, provider, display_name)
 values (tests.org_id('test-vault'), 'linear', 'Linear'), (tests.org_id('test-vault'), 'slack', 'Slack');
 insert into public.integrations (organization_id, provider, display_name, settings)
 values (tests.org_id('test-vault'), 'jira', 'Jira', '{"site_url": "https://acme.atlassian.test"}');
-select lives_ok(format($$select public.set_integration_credentials((select id from public.integrations where provider = 'linear'),
+select lives_ok(format($$select public.set_integration_credentials((select id from public.integrations where provider = 'linear' and organization_id = tests.org_id('test-vault')),
   jsonb_build_object('api_key', 'lin_' || %L))$$, (select needle from planted where label = 'integration api key')),
   'the owner sets an api_key integration''s key');
-select lives_ok(format($$select public.set_integration_credentials((select id from public.integrations where provider = 'slack'),
+select lives_ok(format($$select public.set_integration_credentials((select id from public.integrations where provider = 'slack' and organization_id = tests.org_id('test-vault')),
   jsonb_build_object('access_token', %L, 'refresh_token', %L), now() + interval '1 hour')$$,
   (select needle from planted where label = 'oauth access token'), (select needle from planted where label = 'oauth refresh token')),
   'the owner sets an oauth2 integration''s tokens');
-select lives_ok(format($$select public.set_integration_credentials((select id from public.integrations where provider = 'jira'),
+select lives_ok(format($$select public.set_integration_credentials((select id from public.integrations where provider = 'jira' and organization_id = tests.org_id('test-vault')),
   jsonb_build_object('username', 'bot@acme.test', 'password', %L))$$, (select needle from planted where label = 'basic password')),
   'the owner sets a basic integration''s password');
 insert into public.ai_provider_configs (organization_id, name, provider, default_model, is_default)
 values (tests.org_id('test-vault'), 'OpenAI', 'openai', 'gpt-4o-mini', true);
-select public.set_ai_provider_api_key((select id from public.ai_provider_configs where name = 'OpenAI'),
+select public.set_ai_provider_api_key((select id from public.ai_provider_configs where name = 'OpenAI' and organization_id = tests.org_id('test-vault')),
   'sk-' || (select needle from planted where label = 'ai provider key'));
-select public.set_ai_provider_api_key((select id from public.ai_provider_configs where name = 'OpenAI'),
+select public.set_ai_provider_api_key((select id from public.ai_provider_configs where name = 'OpenAI' and organization_id = tests.org_id('test-vault')),
   'sk-' || (select needle from planted where label = 'ai provider replaced key'));
 select public.create_webhook(tests.org_id('test-vault'), 'Audit hook', 'https://hooks.example.com/in',
   array['webhook.test', 'integration.credentials_updated'], 'whsec_' || (select needle from planted where label = 'webhook signing secret')) as hook_id \gset
@@ -86,9 +86,9 @@ select results_eq($$select has_credentials, credentials_hint from public.integra
 
 -- The service side reads them through the audited functions (and the dispatcher's claim).
 select tests.authenticate_as_service_role();
-select is(public.integration_credentials_for_sync((select id from public.integrations where provider = 'slack'), 'secret scan test') ->> 'refresh_token',
+select is(public.integration_credentials_for_sync((select id from public.integrations where provider = 'slack' and organization_id = tests.org_id('test-vault')), 'secret scan test') ->> 'refresh_token',
   (select needle from planted where label = 'oauth refresh token'), 'the sync function returns the stored credentials');
-select is(public.ai_provider_api_key_for_request((select id from public.ai_provider_configs where name = 'OpenAI'), 'secret scan test'),
+select is(public.ai_provider_api_key_for_request((select id from public.ai_provider_configs where name = 'OpenAI' and organization_id = tests.org_id('test-vault')), 'secret scan test'),
   'sk-' || (select needle from planted where label = 'ai provider replaced key'), 'the AI key function returns the current key');
 select is((select signing_secret from public.claim_webhook_deliveries(10, 30) where webhook_id = :'hook_id' limit 1),
   'whsec_' || (select needle from planted where label = 'webhook rotated secret'), 'the dispatcher''s claim returns the rotated signing secret');
@@ -141,7 +141,7 @@ select 'integration' as kind, credentials_secret_id as id from public.integratio
 union all select 'ai', credentials_secret_id from public.ai_provider_configs where organization_id = tests.org_id('test-vault')
 union all select 'webhook', credentials_secret_id from public.webhooks where organization_id = tests.org_id('test-vault');
 select tests.authenticate_as('v_owner');
-select public.clear_integration_credentials((select id from public.integrations where provider = 'jira'));
+select public.clear_integration_credentials((select id from public.integrations where provider = 'jira' and organization_id = tests.org_id('test-vault')));
 delete from public.integrations where provider = 'linear' and organization_id = tests.org_id('test-vault');
 delete from public.ai_provider_configs where organization_id = tests.org_id('test-vault');
 delete from public.webhooks where id = :'hook_id';
