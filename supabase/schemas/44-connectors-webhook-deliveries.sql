@@ -188,15 +188,27 @@ begin
   where d.status = 'delivering' and d.locked_until < pg_catalog.now() and d.attempt >= 8;
 
   return query
-    with due as (
-      select d.id
+    -- Due retries and first attempts come in next_attempt_at order through the partial index; deliveries whose lease
+    -- ran out (rare) are picked separately, so neither search scans the other's rows.
+    with scheduled as (
+      select d.id, d.next_attempt_at
       from public.webhook_deliveries d
-      join public.webhooks w on w.id = d.webhook_id and w.is_enabled
-      where (d.status in ('pending', 'failed') and d.next_attempt_at <= pg_catalog.now())
-         or (d.status = 'delivering' and d.locked_until < pg_catalog.now())
+      where d.status in ('pending', 'failed') and d.next_attempt_at <= pg_catalog.now()
+        and exists (select 1 from public.webhooks w where w.id = d.webhook_id and w.is_enabled)
       order by d.next_attempt_at
       limit batch_size
       for update of d skip locked
+    ), abandoned as (
+      select d.id, d.next_attempt_at
+      from public.webhook_deliveries d
+      where d.status = 'delivering' and d.locked_until < pg_catalog.now()
+        and exists (select 1 from public.webhooks w where w.id = d.webhook_id and w.is_enabled)
+      limit batch_size
+      for update of d skip locked
+    ), due as (
+      select x.id from (select * from abandoned union all select * from scheduled) x
+      order by x.next_attempt_at
+      limit batch_size
     ), claimed as (
       update public.webhook_deliveries d
       set status = 'delivering', attempt = d.attempt + 1, lease_id = gen_random_uuid(),
@@ -207,6 +219,11 @@ begin
     ), enriched as (
       select c.*, w.url, w.headers, w.credentials_secret_id, w.organization_id
       from claimed c join public.webhooks w on w.id = c.webhook_id
+    ), secrets as materialized (
+      -- One decryption per webhook, not per delivery.
+      select s.id, s.decrypted_secret
+      from vault.decrypted_secrets s
+      where s.id in (select e.credentials_secret_id from enriched e)
     ), audited as (
       insert into public.audit_logs (actor_id, actor_role, organization_id, action, resource, resource_id,
                                      correlation_id, metadata)
@@ -224,7 +241,7 @@ begin
                               'timestamp', to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                               'data', e.payload)::text
     from enriched e
-    join vault.decrypted_secrets s on s.id = e.credentials_secret_id;
+    join secrets s on s.id = e.credentials_secret_id;
 end;
 $$;
 comment on function public.claim_webhook_deliveries(integer, integer) is 'webhook-dispatcher: claims up to batch_size due deliveries with a lease (for update skip locked) and returns them with URL, headers, signing secret and body; each webhook''s secret read is an audit_logs credential_read entry. service_role only.';

@@ -202,17 +202,37 @@ export async function dispatchOnce(options: DispatcherOptions): Promise<Dispatch
   return { claimed: claimed.length, delivered, failed: claimed.length - delivered, recorded };
 }
 
-/** Runs batches until none is due or the time budget is spent; returns the totals. */
+/**
+ * Runs batches until none is due or the time budget is spent; returns the totals. Pipelined: the next batch is
+ * claimed, and the previous outcomes recorded, while the current batch is being posted, so the database's round
+ * trips overlap the HTTP work (the pool needs two connections for that).
+ */
 export async function drain(options: DispatcherOptions & { budgetMs?: number }): Promise<DispatchSummary> {
   const deadline = performance.now() + (options.budgetMs ?? 50_000);
+  const batchSize = options.batchSize ?? 50;
+  const leaseSeconds = options.leaseSeconds ?? 60;
   const total: DispatchSummary = { claimed: 0, delivered: 0, failed: 0, recorded: 0 };
-  while (performance.now() < deadline) {
-    const batch = await dispatchOnce(options);
-    total.claimed += batch.claimed;
-    total.delivered += batch.delivered;
-    total.failed += batch.failed;
-    total.recorded += batch.recorded;
-    if (batch.claimed === 0) break;
+  let recording: Promise<void> = Promise.resolve();
+  let next: Promise<ClaimedDelivery[]> = claim(options.db, batchSize, leaseSeconds);
+  try {
+    for (;;) {
+      const batch = await next;
+      if (batch.length === 0) break;
+      next = performance.now() < deadline ? claim(options.db, batchSize, leaseSeconds) : Promise.resolve([]);
+      const outcomes = await mapConcurrent(batch, options.concurrency ?? 8, (delivery) => deliver(delivery, options));
+      await recording;
+      recording = record(options.db, outcomes).then((recorded) => {
+        total.recorded += recorded;
+      });
+      const delivered = outcomes.filter((o) => o.error === null).length;
+      total.claimed += batch.length;
+      total.delivered += delivered;
+      total.failed += batch.length - delivered;
+    }
+  } finally {
+    // A claim in flight when the loop ends (an error) keeps its lease and is picked up again once it runs out.
+    await Promise.allSettled([next]);
+    await recording;
   }
   return total;
 }
