@@ -2,7 +2,7 @@
 -- (owner, admin) change them and set keys, at most one default per organization, and the service role reads a key only
 -- through the audited function.
 begin;
-select plan(28);
+select plan(33);
 
 select tests.create_user(h) from unnest(array['a_owner', 'a_admin', 'a_member', 'a_viewer', 'a_stranger']) as h;
 select tests.create_organization('a_owner', 'test-ai');
@@ -45,6 +45,8 @@ select throws_ok($$select public.set_ai_provider_api_key(gen_random_uuid(), 'sk-
   'anon cannot call set_ai_provider_api_key');
 select throws_ok($$select public.ai_provider_api_key_for_request(gen_random_uuid(), 'x')$$, '42501', null,
   'anon cannot call ai_provider_api_key_for_request');
+select throws_ok($$select public.clear_ai_provider_api_key(gen_random_uuid())$$, '42501', null,
+  'anon cannot call clear_ai_provider_api_key');
 
 select tests.authenticate_as('a_viewer');
 select is(tests.rows_affected($$update public.ai_provider_configs set default_model = 'x'$$), 0::bigint, 'a viewer cannot edit');
@@ -55,6 +57,9 @@ select throws_ok($$insert into public.ai_provider_configs (organization_id, name
 select throws_ok(format($$select public.set_ai_provider_api_key(%L, 'sk-member-key-0001')$$,
                         (select id from public.ai_provider_configs where name = 'Anthropic')), '42501', null,
   'a member cannot set a key');
+select throws_ok(format($$select public.clear_ai_provider_api_key(%L)$$,
+                        (select id from public.ai_provider_configs where name = 'Anthropic')), '42501', null,
+  'a member cannot clear a key');
 select throws_ok(format($$select public.ai_provider_api_key_for_request(%L, 'curious')$$,
                         (select id from public.ai_provider_configs where name = 'Anthropic')), '42501', null,
   'a member cannot read a key');
@@ -80,7 +85,14 @@ select throws_ok(format($$select public.set_ai_provider_api_key(%L, 'short')$$,
                         (select id from public.ai_provider_configs where name = 'Local')), '22023', null,
   'a malformed key is refused');
 
+select lives_ok(format($$select public.set_ai_provider_api_key(%L, 'sk-local-key-000000QRST')$$,
+                       (select id from public.ai_provider_configs where name = 'Local')), 'an admin sets a key');
+select lives_ok(format($$select public.clear_ai_provider_api_key(%L)$$,
+                       (select id from public.ai_provider_configs where name = 'Local')), 'an admin clears a key');
+
 select tests.authenticate_as_service_role();
+select is((select count(*)::integer from public.ai_provider_configs where organization_id = tests.org_id('test-ai')), 2,
+  'the service role sees the configurations');
 select is(public.ai_provider_api_key_for_request((select id from public.ai_provider_configs where name = 'Anthropic'), 'workflow step'),
   'sk-ant-matrix-key-000000WXYZ', 'the service role reads a key for a request');
 select throws_ok(format($$select public.ai_provider_api_key_for_request(%L, 'workflow step')$$,

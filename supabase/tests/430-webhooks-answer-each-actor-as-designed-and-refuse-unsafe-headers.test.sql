@@ -2,13 +2,15 @@
 -- members, viewers, strangers and anonymous clients neither see nor change anything; extra headers never carry
 -- Authorization or hop-by-hop headers; only known event types; the queue is written by the database's functions only.
 begin;
-select plan(37);
+select plan(42);
 
 select tests.create_user(h) from unnest(array['w_owner', 'w_admin', 'w_member', 'w_viewer', 'w_stranger']) as h;
 select tests.create_organization('w_owner', 'test-webhooks');
 select tests.add_member(tests.org_id('test-webhooks'), 'w_admin', 'admin');
 select tests.add_member(tests.org_id('test-webhooks'), 'w_member', 'member');
 select tests.add_member(tests.org_id('test-webhooks'), 'w_viewer', 'viewer');
+-- Deliveries queued by anything else (demo data, earlier runs) wait until after this test, which rolls back.
+update public.webhook_deliveries set next_attempt_at = now() + interval '1 day' where status in ('pending', 'failed');
 select tests.authenticate_as('w_owner');
 select public.create_webhook(tests.org_id('test-webhooks'), 'CRM', 'https://crm.example.com/hooks', array['integration.connected'],
   'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '{"X-Team": "ops"}') as hook \gset
@@ -60,6 +62,8 @@ select throws_ok(format($$select public.set_webhook_signing_secret(%L, 'whsec_Mf
   '42501', null, 'a member cannot rotate a signing secret');
 select is(tests.rows_affected($$delete from public.webhooks$$), 0::bigint, 'a member cannot delete a webhook');
 select throws_ok($$select * from public.claim_webhook_deliveries(10, 30)$$, '42501', null, 'a member cannot claim deliveries');
+select throws_ok($$select public.record_webhook_deliveries('[]')$$, '42501', null, 'a member cannot record outcomes');
+select throws_ok(format($$select public.send_test_webhook(%L)$$, :'hook'), '42501', null, 'a member cannot send a test delivery');
 
 select tests.authenticate_as('w_admin');
 select throws_ok($$insert into public.webhooks (organization_id, name, url, events, credentials_secret_id)
@@ -89,9 +93,17 @@ select ok(not has_function_privilege('authenticated', 'private.emit_event(uuid, 
           and not has_function_privilege('anon', 'private.emit_event(uuid, text, jsonb, uuid, uuid)', 'execute'),
   'no API role may call emit_event');
 
+select ok(public.send_test_webhook(:'hook') is not null, 'an admin sends a test delivery');
+
 select tests.authenticate_as_service_role();
-select is((select count(*)::integer from public.claim_webhook_deliveries(10, 30) where webhook_id = :'hook'), 1,
-  'the service role claims the queued delivery');
+select results_eq(format($$select (select count(*) from public.webhooks where id = %L)::integer,
+                                  (select count(*) from public.webhook_deliveries where webhook_id = %L)::integer,
+                                  (select count(*) from public.webhook_event_types)::integer > 0$$, :'hook', :'hook'),
+  $$values (1, 2, true)$$, 'the service role reads webhooks, deliveries and event types');
+select throws_ok($$select public.create_webhook(tests.org_id('test-webhooks'), 'Server', 'https://s.test', array['webhook.test'],
+  'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')$$, '42501', null, 'the service role cannot create webhooks as if it were a user');
+select is((select count(*)::integer from public.claim_webhook_deliveries(10, 30) where webhook_id = :'hook'), 2,
+  'the service role claims the queued deliveries');
 
 select tests.authenticate_as('w_owner');
 select is(tests.rows_affected($$delete from public.webhooks$$), 1::bigint, 'the owner deletes the webhook');
