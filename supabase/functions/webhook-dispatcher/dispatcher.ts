@@ -21,7 +21,7 @@ export interface DispatcherOptions {
   timeoutMs?: number;
   /** Deliveries claimed per batch. Default 50. */
   batchSize?: number;
-  /** Lease of a claim, seconds; must exceed the time a batch takes. Default 60. */
+  /** Lease of a claim, seconds; must exceed the time two batches take (drain() claims one ahead). Default 300. */
   leaseSeconds?: number;
   /** Deliveries of one batch posted at the same time. Default 8. */
   concurrency?: number;
@@ -98,7 +98,8 @@ async function readLimited(response: Response): Promise<string> {
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return new TextDecoder().decode(bytes).slice(0, RESPONSE_BODY_LIMIT);
+  // Postgres text cannot hold NUL; a receiver's answer must not be able to fail the batch's record.
+  return new TextDecoder().decode(bytes).replaceAll("\u0000", "").slice(0, RESPONSE_BODY_LIMIT);
 }
 
 function errorCode(error: unknown): string {
@@ -195,7 +196,7 @@ async function mapConcurrent<T, R>(items: readonly T[], limit: number, work: (it
 
 /** Claims one batch, delivers it and records the outcomes. */
 export async function dispatchOnce(options: DispatcherOptions): Promise<DispatchSummary> {
-  const claimed = await claim(options.db, options.batchSize ?? 50, options.leaseSeconds ?? 60);
+  const claimed = await claim(options.db, options.batchSize ?? 50, options.leaseSeconds ?? 300);
   const outcomes = await mapConcurrent(claimed, options.concurrency ?? 8, (delivery) => deliver(delivery, options));
   const recorded = await record(options.db, outcomes);
   const delivered = outcomes.filter((o) => o.error === null).length;
@@ -210,7 +211,7 @@ export async function dispatchOnce(options: DispatcherOptions): Promise<Dispatch
 export async function drain(options: DispatcherOptions & { budgetMs?: number }): Promise<DispatchSummary> {
   const deadline = performance.now() + (options.budgetMs ?? 50_000);
   const batchSize = options.batchSize ?? 50;
-  const leaseSeconds = options.leaseSeconds ?? 60;
+  const leaseSeconds = options.leaseSeconds ?? 300;
   const total: DispatchSummary = { claimed: 0, delivered: 0, failed: 0, recorded: 0 };
   let recording: Promise<void> = Promise.resolve();
   let next: Promise<ClaimedDelivery[]> = claim(options.db, batchSize, leaseSeconds);
