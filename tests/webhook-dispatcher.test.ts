@@ -206,6 +206,16 @@ describe("webhook dispatcher", () => {
     expect(receiver.at("/flaky").map((r) => r.headers["webhook-id"])).toEqual([eventId, eventId, eventId]);
   });
 
+  it("keeps the start of a receiver's answer, without the NUL bytes Postgres text cannot hold", async () => {
+    const hook = await createWebhook(receiver.on("/nul", (_q, res) => res.writeHead(200).end("ok\u0000" + "y".repeat(5000))));
+    const eventId = await emit({ nul: true });
+    await dispatchOnce(options());
+    expect(await delivery(hook, eventId)).toMatchObject({ status: "delivered" });
+    const body = await sql<{ response_body: string }>`select response_body from public.webhook_deliveries
+      where webhook_id = ${hook}::uuid and event_id = ${eventId}::uuid`.execute(db);
+    expect(body.rows[0]?.response_body).toBe("ok" + "y".repeat(2046));
+  });
+
   it("records a timeout when the receiver does not answer in time", async () => {
     const hook = await createWebhook(receiver.on("/hang", () => {}));
     const eventId = await emit({ hang: true });
