@@ -89,3 +89,50 @@ insert into public.feature_flags (key, description, enabled, plans, rollout_perc
 values ('ai-suggestions', 'AI task suggestions (half of Pro organizations)', true, '{pro,business,enterprise}', 50),
        ('dark-mode', 'Dark mode for everyone', true, '{}', 100)
 on conflict (key) do nothing;
+
+-- Connectors demo: Acme's integrations (one per auth kind), its AI providers and an outgoing webhook, written the way
+-- clients write them (as Alice, through the RPCs), so every credential goes to Vault. The values are placeholders.
+-- The webhook points at a local receiver (http://127.0.0.1:8787/webhooks); `npm start` runs the dispatcher every minute.
+do $$
+declare
+  acme constant uuid := '0a000000-0000-4000-8000-00000000ac3e';
+  hook uuid;
+begin
+  perform set_config('role', 'authenticated', true);
+  perform set_config('request.jwt.claims', '{"sub": "a11ce000-0000-4000-8000-000000000001", "role": "authenticated"}', true);
+
+  insert into public.integrations (organization_id, provider, display_name, settings, scopes)
+  select acme, v.provider, v.display_name, v.settings::jsonb, v.scopes::text[]
+  from (values ('slack', 'Acme Slack', '{"workspace": "acme", "default_channel": "#ops"}', '{chat:write,channels:read}'),
+               ('jira', 'Acme Jira', '{"site_url": "https://acme.atlassian.test", "project_keys": ["OPS", "WEB"]}', '{}'),
+               ('linear', 'Acme Linear', '{"team_id": "ENG"}', '{}')) as v (provider, display_name, settings, scopes)
+  where not exists (select 1 from public.integrations i where i.organization_id = acme and i.provider = v.provider);
+  perform public.set_integration_credentials(i.id, case i.provider
+      when 'slack' then '{"access_token": "xoxb-demo-not-a-real-token-0001", "refresh_token": "xoxe-demo-refresh-0001"}'::jsonb
+      when 'jira' then '{"username": "automation@acme.test", "password": "demo-not-a-real-password"}'::jsonb
+      else '{"api_key": "lin_api_demo_not_a_real_key_0001"}'::jsonb end,
+    case when i.provider = 'slack' then now() + interval '12 hours' end)
+  from public.integrations i where i.organization_id = acme and not i.has_credentials;
+
+  insert into public.ai_provider_configs (organization_id, name, provider, base_url, default_model, monthly_budget_usd, is_default)
+  select acme, v.name, v.provider, v.base_url, v.default_model, v.budget::numeric, v.is_default
+  from (values ('OpenAI', 'openai', null, 'gpt-4o-mini', '200.00', true),
+               ('Local Ollama', 'local', 'http://127.0.0.1:11434', 'llama3.1', null, false)) as v (name, provider, base_url, default_model, budget, is_default)
+  on conflict (organization_id, name) do nothing;
+  perform public.set_ai_provider_api_key(c.id, 'sk-demo-not-a-real-openai-key-0001')
+  from public.ai_provider_configs c where c.organization_id = acme and c.provider = 'openai' and not c.has_credentials;
+
+  select w.id into hook from public.webhooks w where w.organization_id = acme and w.name = 'Acme CRM';
+  if hook is null then
+    hook := public.create_webhook(acme, 'Acme CRM', 'http://127.0.0.1:8787/webhooks',
+      array['integration.connected', 'integration.disconnected', 'integration.credentials_updated'],
+      'whsec_ZGVtby1zaWduaW5nLXNlY3JldC1ub3QtZm9yLXByb2R1Y3Rpb24=', '{"X-Source": "acme-demo"}');
+  end if;
+  perform set_config('role', 'postgres', true);
+  -- One finished delivery for the log, beside whatever the inserts above queued.
+  insert into public.webhook_deliveries (organization_id, webhook_id, event_id, event_type, payload, status, attempt,
+                                         response_status, response_body, duration_ms, delivered_at, last_attempt_at)
+  values (acme, hook, '0a000000-0000-4000-8000-00000000d001', 'webhook.test', '{"demo": true}', 'delivered', 1, 200,
+          '{"received": true}', 42, now(), now())
+  on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
+end $$;

@@ -5,7 +5,33 @@ export type Database = {
   
   "public": {
           Tables: {
-            "app_allowlist": {
+            "ai_provider_configs": {
+                  Row: {
+                    "base_url": string | null,"created_at": string,"created_by": string | null,"credentials_hint": string | null,"credentials_secret_id": string | null,"credentials_updated_at": string | null,"default_model": string,"has_credentials": boolean,"id": string,"is_default": boolean,"monthly_budget_usd": number | null,"name": string,"organization_id": string,"provider": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "base_url"?: string | null,"created_at"?: string,"created_by"?: string | null,"credentials_hint"?: string | null,"credentials_secret_id"?: string | null,"credentials_updated_at"?: string | null,"default_model": string,"has_credentials"?: never,"id"?: string,"is_default"?: boolean,"monthly_budget_usd"?: number | null,"name": string,"organization_id": string,"provider": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "base_url"?: string | null,"created_at"?: string,"created_by"?: string | null,"credentials_hint"?: string | null,"credentials_secret_id"?: string | null,"credentials_updated_at"?: string | null,"default_model"?: string,"has_credentials"?: never,"id"?: string,"is_default"?: boolean,"monthly_budget_usd"?: number | null,"name"?: string,"organization_id"?: string,"provider"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_provider_configs_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "ai_provider_configs_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"app_allowlist": {
                   Row: {
                     "app_id": string,"app_name": string | null,"created_at": string,"enabled": boolean,"id": string,"scope": string,"updated_at": string,"user_id": string
                   }
@@ -114,6 +140,52 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"integration_providers": {
+                  Row: {
+                    "auth_kind": string,"created_at": string,"key": string,"name": string,"settings_schema": NonNullable<Json>
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "auth_kind": string,"created_at"?: string,"key": string,"name": string,"settings_schema"?: NonNullable<Json>
+                  }
+                  Update: {
+                    "auth_kind"?: string,"created_at"?: string,"key"?: string,"name"?: string,"settings_schema"?: NonNullable<Json>
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"integrations": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"credentials_hint": string | null,"credentials_secret_id": string | null,"credentials_updated_at": string | null,"display_name": string,"has_credentials": boolean,"id": string,"is_active": boolean,"last_error": string | null,"last_sync_at": string | null,"organization_id": string,"provider": string,"scopes": (string)[],"settings": NonNullable<Json>,"token_expires_at": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"credentials_hint"?: string | null,"credentials_secret_id"?: string | null,"credentials_updated_at"?: string | null,"display_name": string,"has_credentials"?: never,"id"?: string,"is_active"?: boolean,"last_error"?: string | null,"last_sync_at"?: string | null,"organization_id": string,"provider": string,"scopes"?: (string)[],"settings"?: NonNullable<Json>,"token_expires_at"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"credentials_hint"?: string | null,"credentials_secret_id"?: string | null,"credentials_updated_at"?: string | null,"display_name"?: string,"has_credentials"?: never,"id"?: string,"is_active"?: boolean,"last_error"?: string | null,"last_sync_at"?: string | null,"organization_id"?: string,"provider"?: string,"scopes"?: (string)[],"settings"?: NonNullable<Json>,"token_expires_at"?: string | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "integrations_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "integrations_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "integrations_provider_fkey"
+      columns: ["provider"]
+isOneToOne: false
+      referencedRelation: "integration_providers"
+      referencedColumns: ["key"]
+    }
                   ]
                 },"invoices": {
                   Row: {
@@ -527,6 +599,78 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"webhook_deliveries": {
+                  Row: {
+                    "attempt": number,"created_at": string,"delivered_at": string | null,"duration_ms": number | null,"error": string | null,"event_id": string,"event_type": string,"id": string,"last_attempt_at": string | null,"lease_id": string | null,"locked_until": string | null,"next_attempt_at": string,"occurred_at": string,"organization_id": string,"payload": NonNullable<Json>,"project_id": string | null,"response_body": string | null,"response_status": number | null,"status": string,"updated_at": string,"webhook_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempt"?: number,"created_at"?: string,"delivered_at"?: string | null,"duration_ms"?: number | null,"error"?: string | null,"event_id": string,"event_type": string,"id"?: string,"last_attempt_at"?: string | null,"lease_id"?: string | null,"locked_until"?: string | null,"next_attempt_at"?: string,"occurred_at"?: string,"organization_id": string,"payload": NonNullable<Json>,"project_id"?: string | null,"response_body"?: string | null,"response_status"?: number | null,"status"?: string,"updated_at"?: string,"webhook_id": string
+                  }
+                  Update: {
+                    "attempt"?: number,"created_at"?: string,"delivered_at"?: string | null,"duration_ms"?: number | null,"error"?: string | null,"event_id"?: string,"event_type"?: string,"id"?: string,"last_attempt_at"?: string | null,"lease_id"?: string | null,"locked_until"?: string | null,"next_attempt_at"?: string,"occurred_at"?: string,"organization_id"?: string,"payload"?: NonNullable<Json>,"project_id"?: string | null,"response_body"?: string | null,"response_status"?: number | null,"status"?: string,"updated_at"?: string,"webhook_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "webhook_deliveries_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "webhook_deliveries_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "webhook_deliveries_webhook_id_fkey"
+      columns: ["webhook_id"]
+isOneToOne: false
+      referencedRelation: "webhooks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"webhook_event_types": {
+                  Row: {
+                    "created_at": string,"description": string,"key": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"description": string,"key": string
+                  }
+                  Update: {
+                    "created_at"?: string,"description"?: string,"key"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"webhooks": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"credentials_secret_id": string,"credentials_updated_at": string,"disabled_reason": string | null,"events": (string)[],"failure_count": number,"has_credentials": boolean,"headers": NonNullable<Json>,"id": string,"is_enabled": boolean,"last_triggered_at": string | null,"name": string,"organization_id": string,"updated_at": string,"url": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"credentials_secret_id": string,"credentials_updated_at"?: string,"disabled_reason"?: string | null,"events": (string)[],"failure_count"?: number,"has_credentials"?: never,"headers"?: NonNullable<Json>,"id"?: string,"is_enabled"?: boolean,"last_triggered_at"?: string | null,"name": string,"organization_id": string,"updated_at"?: string,"url": string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"credentials_secret_id"?: string,"credentials_updated_at"?: string,"disabled_reason"?: string | null,"events"?: (string)[],"failure_count"?: number,"has_credentials"?: never,"headers"?: NonNullable<Json>,"id"?: string,"is_enabled"?: boolean,"last_triggered_at"?: string | null,"name"?: string,"organization_id"?: string,"updated_at"?: string,"url"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "webhooks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "webhooks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 }
           }
           Views: {
@@ -557,6 +701,9 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"ai_provider_api_key_for_request":
+{ Args: { "config_id": string,"reason": string }; Returns: string
+                           },
 "audit_rls_violation":
 { Args: { "attempted_user_id": string,"operation": string,"table_name": string }; Returns: string
                            },
@@ -579,11 +726,22 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"claim_webhook_deliveries":
+{ Args: { "batch_size"?: number,"lease_seconds"?: number }; Returns: {
+              "attempt": number,"body": string,"delivery_id": string,"event_id": string,"event_type": string,"headers": Json,"lease_id": string,"signing_secret": string,"url": string,"webhook_id": string
+            }[]
+                           },
 "cleanup_retention_data":
 { Args: Record<PropertyKey, never>; Returns: Json
                            },
 "cleanup_telemetry_by_retention":
 { Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"clear_ai_provider_api_key":
+{ Args: { "config_id": string }; Returns: undefined
+                           },
+"clear_integration_credentials":
+{ Args: { "integration_id": string }; Returns: undefined
                            },
 "create_organization":
 { Args: { "description"?: string,"name": string,"slug": string }; Returns: {
@@ -616,6 +774,9 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"create_webhook":
+{ Args: { "events": (string)[],"headers"?: Json,"name": string,"organization_id": string,"signing_secret": string,"url": string }; Returns: string
+                           },
 "decrypt_telemetry_metadata":
 { Args: { "ciphertext": string,"encryption_key": string }; Returns: Json
                            },
@@ -647,6 +808,9 @@ isOneToOne: false
 "ingest_events":
 { Args: { "events": Json }; Returns: Json
                            },
+"integration_credentials_for_sync":
+{ Args: { "integration_id": string,"reason": string }; Returns: Json
+                           },
 "invite_organization_member":
 { Args: { "email": string,"organization_id": string,"role"?: string }; Returns: {
               "created_at": string,
@@ -675,11 +839,26 @@ isOneToOne: false
 "privacy_guardian_health_check":
 { Args: Record<PropertyKey, never>; Returns: Json
                            },
+"record_webhook_deliveries":
+{ Args: { "outcomes": Json }; Returns: number
+                           },
 "redact_telemetry_metadata":
 { Args: { "raw_metadata": Json }; Returns: Json
                            },
 "remove_organization_member":
 { Args: { "organization_id": string,"user_id": string }; Returns: undefined
+                           },
+"send_test_webhook":
+{ Args: { "webhook_id": string }; Returns: string
+                           },
+"set_ai_provider_api_key":
+{ Args: { "api_key": string,"config_id": string }; Returns: undefined
+                           },
+"set_integration_credentials":
+{ Args: { "credentials": Json,"integration_id": string,"token_expires_at"?: string }; Returns: undefined
+                           },
+"set_webhook_signing_secret":
+{ Args: { "signing_secret": string,"webhook_id": string }; Returns: undefined
                            },
 "system_healthcheck":
 { Args: Record<PropertyKey, never>; Returns: Json

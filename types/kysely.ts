@@ -27,6 +27,39 @@ export type Numeric = ColumnType<string, number | string, number | string>;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface AiProviderConfigs {
+  /**
+   * Endpoint override (required for local providers; null means the provider's public API).
+   */
+  base_url: string | null;
+  created_at: Generated<Timestamp>;
+  created_by: Generated<string | null>;
+  /**
+   * Last four characters of the API key.
+   */
+  credentials_hint: string | null;
+  /**
+   * Id of the Vault secret holding the API key. Not selectable by API roles; the secret is deleted with the row.
+   */
+  credentials_secret_id: string | null;
+  credentials_updated_at: Timestamp | null;
+  default_model: string;
+  has_credentials: Generated<boolean>;
+  id: Generated<string>;
+  /**
+   * The organization's default provider; at most one per organization (partial unique index).
+   */
+  is_default: Generated<boolean>;
+  /**
+   * Spending cap per calendar month (UTC) in USD; null is unlimited. Enforced by the workflow engine.
+   */
+  monthly_budget_usd: Numeric | null;
+  name: string;
+  organization_id: string;
+  provider: string;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface AppAllowlist {
   app_id: string;
   app_name: string | null;
@@ -42,6 +75,9 @@ export interface AppAllowlist {
 }
 
 export interface AuditLogs {
+  /**
+   * insert, update, delete (row changes), rls_violation, or credential_read (a service-side read of a Vault secret, 40-connectors-secrets.sql; metadata says why).
+   */
   action: string;
   actor_id: string | null;
   actor_role: string | null;
@@ -138,6 +174,52 @@ export interface FileRelationships {
   updated_at: Generated<Timestamp>;
   user_id: string;
   weight: Generated<Int8>;
+}
+
+export interface IntegrationProviders {
+  auth_kind: string;
+  created_at: Generated<Timestamp>;
+  key: string;
+  name: string;
+  /**
+   * Accepted settings: {"<key>": {"type": "string"|"number"|"boolean"|"array"|"object", "required": true?}}; any other key is rejected.
+   */
+  settings_schema: Generated<Json>;
+}
+
+export interface Integrations {
+  created_at: Generated<Timestamp>;
+  /**
+   * Who connected it (personal data: in export_my_data(); set null when the user is deleted).
+   */
+  created_by: Generated<string | null>;
+  /**
+   * Last four characters of an API key (api_key providers only), for recognising which key is set.
+   */
+  credentials_hint: string | null;
+  /**
+   * Id of the Vault secret holding the credentials. Not selectable by API roles; the secret is deleted with the row.
+   */
+  credentials_secret_id: string | null;
+  credentials_updated_at: Timestamp | null;
+  display_name: string;
+  has_credentials: Generated<boolean>;
+  id: Generated<string>;
+  is_active: Generated<boolean>;
+  last_error: string | null;
+  last_sync_at: Timestamp | null;
+  organization_id: string;
+  provider: string;
+  scopes: Generated<string[]>;
+  /**
+   * Provider settings, validated against integration_providers.settings_schema.
+   */
+  settings: Generated<Json>;
+  /**
+   * When the OAuth access token expires (set with the credentials).
+   */
+  token_expires_at: Timestamp | null;
+  updated_at: Generated<Timestamp>;
 }
 
 export interface Invoices {
@@ -513,7 +595,90 @@ export interface UsageMetrics {
   updated_at: Generated<Timestamp>;
 }
 
+export interface WebhookDeliveries {
+  /**
+   * Attempts made so far (at most 8: the first, then 7 retries).
+   */
+  attempt: Generated<number>;
+  created_at: Generated<Timestamp>;
+  delivered_at: Timestamp | null;
+  duration_ms: number | null;
+  /**
+   * Why the last attempt failed: http_<status>, timeout, connection_failed, redirect_refused, address_refused, ...
+   */
+  error: string | null;
+  event_id: string;
+  event_type: string;
+  id: Generated<string>;
+  last_attempt_at: Timestamp | null;
+  /**
+   * Identifies the dispatcher's claim while delivering; an outcome with another lease is ignored.
+   */
+  lease_id: string | null;
+  locked_until: Timestamp | null;
+  next_attempt_at: Generated<Timestamp>;
+  occurred_at: Generated<Timestamp>;
+  organization_id: string;
+  payload: Json;
+  /**
+   * Project the event belongs to, if any (the work-management issue adds the foreign key).
+   */
+  project_id: string | null;
+  /**
+   * First 2048 characters of the receiver's last response.
+   */
+  response_body: string | null;
+  response_status: number | null;
+  status: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  webhook_id: string;
+}
+
+export interface WebhookEventTypes {
+  created_at: Generated<Timestamp>;
+  description: string;
+  key: string;
+}
+
+export interface Webhooks {
+  created_at: Generated<Timestamp>;
+  created_by: Generated<string | null>;
+  /**
+   * Id of the Vault secret holding the signing secret. Not selectable by API roles; the secret is deleted with the row.
+   */
+  credentials_secret_id: string;
+  /**
+   * When the signing secret was last set (there is no hint: the secret is random).
+   */
+  credentials_updated_at: Generated<Timestamp>;
+  /**
+   * Why the dispatcher disabled the webhook; cleared when it is enabled again.
+   */
+  disabled_reason: string | null;
+  /**
+   * Subscribed event types (keys of webhook_event_types).
+   */
+  events: string[];
+  /**
+   * Consecutive dead deliveries (every retry failed) since the last success; at 5 the webhook is disabled.
+   */
+  failure_count: Generated<number>;
+  has_credentials: Generated<boolean>;
+  /**
+   * Extra request headers; Authorization, hop-by-hop and signature headers are refused (webhooks_headers_allowed).
+   */
+  headers: Generated<Json>;
+  id: Generated<string>;
+  is_enabled: Generated<boolean>;
+  last_triggered_at: Timestamp | null;
+  name: string;
+  organization_id: string;
+  updated_at: Generated<Timestamp>;
+  url: string;
+}
+
 export interface DB {
+  ai_provider_configs: AiProviderConfigs;
   app_allowlist: AppAllowlist;
   audit_logs: AuditLogs;
   billing_customers: BillingCustomers;
@@ -521,6 +686,8 @@ export interface DB {
   file_events: FileEvents;
   file_patterns: FilePatterns;
   file_relationships: FileRelationships;
+  integration_providers: IntegrationProviders;
+  integrations: Integrations;
   invoices: Invoices;
   metrics_log: MetricsLog;
   offers: Offers;
@@ -542,4 +709,7 @@ export interface DB {
   subscriptions: Subscriptions;
   telemetry_events: TelemetryEvents;
   usage_metrics: UsageMetrics;
+  webhook_deliveries: WebhookDeliveries;
+  webhook_event_types: WebhookEventTypes;
+  webhooks: Webhooks;
 }

@@ -169,3 +169,128 @@ alter table auth.mfa_factors owner to supabase_auth_admin;
 -- Supabase lets the dashboard role (postgres) read and write auth tables; API roles get nothing here.
 grant all on all tables in schema auth to postgres;
 grant all on schema auth to postgres;
+
+-- ===== vault: Supabase Vault (supabase_vault 0.3.x), a stand-in =====
+-- On Supabase the `supabase_vault` extension provides this schema: `vault.secrets` holds authenticated ciphertext,
+-- `vault.decrypted_secrets` decrypts on read, `vault.create_secret()` / `vault.update_secret()` write. The key lives
+-- outside the database (libsodium's server key). This stand-in keeps the same names, columns, signatures and
+-- privileges (the dashboard role postgres only; no API role may use the schema) and does the same job with pgcrypto:
+-- AES-256-CBC under a random IV (the `nonce` column), then HMAC-SHA256 over (id, nonce, ciphertext), so a ciphertext
+-- moved to another row or altered fails to decrypt. The root key is a file in the server's data directory
+-- (vault_root.key, mode 0600, created once per cluster), readable only by superusers through pg_read_file(): it is in
+-- no table, so a dump, a replica of the tables or a role without superuser never sees it. Unlike Vault 0.3, which
+-- inserts the plaintext and then overwrites it, create_secret() encrypts before the row is written.
+create schema if not exists vault;
+revoke all on schema vault from public;
+grant usage on schema vault to postgres;
+
+do $$
+begin
+  if pg_stat_file('vault_root.key', true) is null then
+    execute format('copy (select %L) to %L', encode(extensions.gen_random_bytes(32), 'hex'),
+                   current_setting('data_directory') || '/vault_root.key');
+  end if;
+end $$;
+
+create or replace function vault._root_key() returns bytea
+language sql stable
+set search_path = ''
+as $$ select decode(btrim(pg_catalog.pg_read_file('vault_root.key'), E' \n\r\t'), 'hex') $$;
+
+create or replace function vault._crypto_aead_det_noncegen() returns bytea
+language sql volatile
+set search_path = ''
+as $$ select extensions.gen_random_bytes(16) $$;
+
+create or replace function vault._encrypt(message text, secret_id uuid, nonce bytea) returns text
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  root bytea := vault._root_key();
+  ciphertext bytea := extensions.encrypt_iv(convert_to(message, 'utf8'),
+    extensions.hmac('vault-encryption'::bytea, root, 'sha256'), nonce, 'aes-cbc/pad:pkcs');
+begin
+  return encode(ciphertext || extensions.hmac(convert_to(secret_id::text, 'utf8') || nonce || ciphertext,
+                                              extensions.hmac('vault-authentication'::bytea, root, 'sha256'), 'sha256'),
+                'base64');
+end;
+$$;
+
+create or replace function vault._decrypt(secret text, secret_id uuid, nonce bytea) returns text
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  root bytea := vault._root_key();
+  raw bytea := decode(secret, 'base64');
+  ciphertext bytea := substring(raw from 1 for length(raw) - 32);
+begin
+  if length(raw) < 48 or substring(raw from length(raw) - 31) <> extensions.hmac(
+       convert_to(secret_id::text, 'utf8') || nonce || ciphertext,
+       extensions.hmac('vault-authentication'::bytea, root, 'sha256'), 'sha256') then
+    raise exception 'vault secret % failed authentication', secret_id using errcode = '39000';
+  end if;
+  return convert_from(extensions.decrypt_iv(ciphertext, extensions.hmac('vault-encryption'::bytea, root, 'sha256'),
+                                            nonce, 'aes-cbc/pad:pkcs'), 'utf8');
+end;
+$$;
+
+create table if not exists vault.secrets (
+  id uuid primary key default gen_random_uuid(),
+  name text,
+  description text not null default '',
+  secret text not null,
+  key_id uuid,
+  nonce bytea default vault._crypto_aead_det_noncegen(),
+  created_at timestamptz not null default current_timestamp,
+  updated_at timestamptz not null default current_timestamp
+);
+comment on table vault.secrets is 'Table with encrypted `secret` column for storing sensitive information on disk.';
+create unique index if not exists secrets_name_idx on vault.secrets using btree (name) where name is not null;
+
+create or replace view vault.decrypted_secrets as
+select s.id, s.name, s.description, s.secret, vault._decrypt(s.secret, s.id, s.nonce) as decrypted_secret,
+       s.key_id, s.nonce, s.created_at, s.updated_at
+from vault.secrets s;
+
+create or replace function vault.create_secret(new_secret text, new_name text = null, new_description text = '',
+                                               new_key_id uuid = null)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  new_id uuid := gen_random_uuid();
+  new_nonce bytea := vault._crypto_aead_det_noncegen();
+begin
+  insert into vault.secrets (id, secret, name, description, nonce)
+  values (new_id, vault._encrypt(new_secret, new_id, new_nonce), new_name, coalesce(new_description, ''), new_nonce);
+  return new_id;
+end;
+$$;
+
+create or replace function vault.update_secret(secret_id uuid, new_secret text = null, new_name text = null,
+                                               new_description text = null, new_key_id uuid = null)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  new_nonce bytea := vault._crypto_aead_det_noncegen();
+begin
+  update vault.secrets s
+  set secret = case when new_secret is null then s.secret else vault._encrypt(new_secret, s.id, new_nonce) end,
+      nonce = case when new_secret is null then s.nonce else new_nonce end,
+      name = coalesce(new_name, s.name),
+      description = coalesce(new_description, s.description),
+      updated_at = now()
+  where s.id = secret_id;
+end;
+$$;
+
+revoke all on all functions in schema vault from public;
+revoke all on all tables in schema vault from public, anon, authenticated, service_role;
+grant select, delete on vault.secrets, vault.decrypted_secrets to postgres;
+grant execute on function vault.create_secret(text, text, text, uuid), vault.update_secret(uuid, text, text, text, uuid)
+  to postgres;

@@ -50,6 +50,16 @@
 --                                         cleanup_retention_data() drops expired months whole; cleanup_telemetry_by_retention() applies each user's setting.
 --   36-privacy-health-export-erasure.sql  Privacy: privacy_guardian_health_check(), export_my_data(), erase_my_telemetry().
 --                                         Health for operators (aggregates only); a user's own export and erasure.
+--   40-connectors-secrets.sql             Connectors: credentials in Supabase Vault.
+--                                         Vault helpers (store, read, delete, hint), the audited credential read, and the trigger that deletes a secret with its row.
+--   41-connectors-integrations.sql        Connectors: integration_providers (reference) and integrations.
+--                                         Organization-level connections to external services; settings validated per provider, credentials in Vault.
+--   42-connectors-ai-providers.sql        Connectors: ai_provider_configs.
+--                                         An organization's AI providers (openai, anthropic, google, local): endpoint, default model, budget; API key in Vault.
+--   43-connectors-webhooks.sql            Connectors: webhook_event_types (reference) and webhooks.
+--                                         Outgoing webhook endpoints of an organization: URL, subscribed events, extra headers; signing secret in Vault.
+--   44-connectors-webhook-deliveries.sql  Connectors: webhook_deliveries (the outbound queue), emit_event(), and what the webhook-dispatcher calls.
+--                                         Claiming with a lease, recording outcomes on the Standard Webhooks retry schedule, retention, pg_cron + pg_net jobs.
 --   90-scheduled-jobs.sql                 Scheduled jobs (pg_cron) and what spans domains.
 --                                         Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
@@ -4125,7 +4135,7 @@ create table public.retention_policies (
   updated_at timestamptz not null default now(),
   constraint retention_policies_pkey primary key (id),
   constraint retention_policies_table_name_key unique (table_name),
-  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log')),
+  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log', 'webhook_deliveries')),
   constraint retention_policies_days_range check (retention_days between 1 and 3650)
 );
 comment on table public.retention_policies is 'How long each append-only table keeps rows (reference data created by this migration; operators tune it).';
@@ -4340,6 +4350,9 @@ begin
     if policy.table_name = 'metrics_log' then
       delete from public.metrics_log m where m.ts < cutoff;
       get diagnostics removed = row_count;
+    elsif policy.table_name = 'webhook_deliveries' then
+      -- Not partitioned (44-connectors-webhook-deliveries.sql): finished rows are deleted in batches.
+      removed := private.prune_webhook_deliveries(cutoff);
     else
       removed := private.drop_expired_partitions(('public.' || policy.table_name)::regclass, cutoff, 'retention_policy');
     end if;
@@ -4595,7 +4608,10 @@ begin
     'file_events', (select coalesce(jsonb_agg(to_jsonb(f) order by f.occurred_at, f.id), '[]') from public.file_events f where f.user_id = uid),
     'file_patterns', (select coalesce(jsonb_agg(to_jsonb(p) order by p.file_extension), '[]') from public.file_patterns p where p.user_id = uid),
     'file_relationships', (select coalesce(jsonb_agg(to_jsonb(r) order by r.source_path, r.target_path), '[]') from public.file_relationships r where r.user_id = uid),
-    'transparency_log', (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]') from public.privacy_transparency_log l where l.user_id = uid))
+    'transparency_log', (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]') from public.privacy_transparency_log l where l.user_id = uid),
+    -- Integrations the user connected (any organization); never the Vault secret or its id.
+    'integrations', (select coalesce(jsonb_agg(to_jsonb(i) - 'credentials_secret_id' order by i.created_at, i.id), '[]')
+                     from public.integrations i where i.created_by = uid))
   into result;
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
@@ -4605,7 +4621,7 @@ begin
   return result;
 end;
 $$;
-comment on function public.export_my_data() is 'Everything the caller owns in the privacy domain as JSON (needs aal2 when the user requires MFA); logged in the transparency log.';
+comment on function public.export_my_data() is 'Everything the caller owns in the privacy domain, and the integrations they connected (without credentials), as JSON (needs aal2 when the user requires MFA); logged in the transparency log.';
 
 create function public.erase_my_telemetry()
 returns jsonb
@@ -4640,6 +4656,1112 @@ $$;
 comment on function public.erase_my_telemetry() is 'Erases the caller''s telemetry and file events (and what was derived from them); returns counts; logged in the transparency log.';
 
 grant execute on function public.export_my_data(), public.erase_my_telemetry() to authenticated;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/40-connectors-secrets.sql
+-- =====================================================================================================================
+-- Connectors: credentials in Supabase Vault.
+-- Vault helpers (store, read, delete, hint), the audited credential read, and the trigger that deletes a secret with its row.
+
+-- Every credential (integration tokens, AI provider keys, webhook signing secrets) lives in Supabase Vault; the
+-- connector tables keep only the secret's id (a `*_secret_id` column that no API role may select), plus what the API
+-- shows: has_credentials, a last-4 hint where the provider has one, and credentials_updated_at. Clients write through
+-- RPCs and never read a credential back; the service role reads one only through a purpose-named security definer
+-- function, and each read is an audit_logs entry (action credential_read: who, which row, why). On Supabase these
+-- helpers run as postgres, which Vault grants create_secret, update_secret and decrypted_secrets; locally the platform
+-- shim's stand-in (scripts/sql/platform-shim.sql) grants the same.
+
+-- A credential read is an audit event of its own.
+alter table public.audit_logs drop constraint audit_logs_action_known;
+alter table public.audit_logs add constraint audit_logs_action_known
+  check (action in ('insert', 'update', 'delete', 'rls_violation', 'credential_read'));
+comment on column public.audit_logs.action is 'insert, update, delete (row changes), rls_violation, or credential_read (a service-side read of a Vault secret, 40-connectors-secrets.sql; metadata says why).';
+
+-- Creates the secret, or replaces the value of an existing one; returns its id. The name is unique in Vault, so
+-- it carries the row's id.
+create function private.vault_store(existing_secret_id uuid, secret text, secret_name text, secret_description text)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if secret is null or secret = '' then
+    raise exception 'a credential must not be empty' using errcode = '22023';
+  end if;
+  if existing_secret_id is not null and exists (select 1 from vault.secrets s where s.id = existing_secret_id) then
+    perform vault.update_secret(existing_secret_id, secret, null, secret_description);
+    return existing_secret_id;
+  end if;
+  return vault.create_secret(secret, secret_name, secret_description);
+end;
+$$;
+comment on function private.vault_store(uuid, text, text, text) is 'Stores a credential in Vault: updates the existing secret or creates one named secret_name; returns the secret id. Internal.';
+
+create function private.vault_delete(secret_id uuid) returns void
+language sql
+set search_path = ''
+as $$
+  delete from vault.secrets s where s.id = secret_id
+$$;
+comment on function private.vault_delete(uuid) is 'Deletes a Vault secret (no-op for null or unknown ids). Internal.';
+
+create function private.vault_read(secret_id uuid) returns text
+language sql stable
+set search_path = ''
+as $$
+  select s.decrypted_secret from vault.decrypted_secrets s where s.id = secret_id
+$$;
+comment on function private.vault_read(uuid) is 'Decrypts a Vault secret. Internal: only the audited purpose functions call it.';
+
+-- A hint shows the last four characters, and only of values long enough that four characters give nothing away.
+create function private.credential_hint(secret text) returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case when char_length(secret) >= 16 then right(secret, 4) end
+$$;
+comment on function private.credential_hint(text) is 'Last four characters of a credential of at least 16 characters, else null.';
+
+-- The audit entry of a credential read: who (database role, auth user, session user, application), which row, why.
+create function private.audit_credential_read(organization uuid, resource text, resource_id uuid, purpose text,
+                                              reason text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if reason is null or char_length(btrim(reason)) not between 1 and 200 then
+    raise exception 'say why the credential is read (1-200 characters)' using errcode = '22023';
+  end if;
+  insert into public.audit_logs (actor_id, actor_role, organization_id, action, resource, resource_id, ip, user_agent,
+                                 correlation_id, metadata)
+  values ((select auth.uid()), coalesce((select auth.role()), session_user::text), organization, 'credential_read',
+          resource, resource_id::text, private.request_ip(), left(private.request_header('user-agent'), 512),
+          private.request_correlation_id(),
+          jsonb_build_object('purpose', purpose, 'reason', btrim(reason), 'session_user', session_user::text,
+                             'application_name', left(pg_catalog.current_setting('application_name', true), 64)));
+end;
+$$;
+comment on function private.audit_credential_read(uuid, text, uuid, text, text) is 'Appends a credential_read entry to audit_logs (who, which row, purpose, reason). Internal.';
+
+-- AFTER DELETE (and AFTER UPDATE of the secret column) trigger: the Vault secret goes with its row, in the same
+-- transaction, whether the row is deleted directly, by a cascade or by the service role. The argument names the
+-- column holding the secret id.
+create function private.delete_row_secret() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  old_secret uuid := (to_jsonb(old) ->> tg_argv[0])::uuid;
+begin
+  if tg_op = 'DELETE' or old_secret is distinct from (to_jsonb(new) ->> tg_argv[0])::uuid then
+    perform private.vault_delete(old_secret);
+  end if;
+  return null;
+end;
+$$;
+comment on function private.delete_row_secret() is 'AFTER DELETE/UPDATE trigger: deletes the Vault secret whose id the row held in the column named by the trigger argument.';
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/41-connectors-integrations.sql
+-- =====================================================================================================================
+-- Connectors: integration_providers (reference) and integrations.
+-- Organization-level connections to external services; settings validated per provider, credentials in Vault.
+
+-- Seed 000's integrations.platform, seed 002's user_integrations.provider and seed 004's integrations.type are the
+-- provider. A user's own integrations live in their personal organization (DESIGN.md section 5), so there is one
+-- table for both. Credentials are one Vault secret per integration holding a JSON object whose shape the provider's
+-- auth kind fixes: oauth2 {access_token, refresh_token?}, api_key {api_key}, basic {username, password}.
+
+create table public.integration_providers (
+  key text not null,
+  name text not null,
+  auth_kind text not null,
+  settings_schema jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  constraint integration_providers_pkey primary key (key),
+  constraint integration_providers_key_format check (key ~ '^[a-z][a-z0-9_]{1,39}$'),
+  constraint integration_providers_auth_kind_known check (auth_kind in ('oauth2', 'api_key', 'basic')),
+  constraint integration_providers_settings_schema_object check (jsonb_typeof(settings_schema) = 'object')
+);
+comment on table public.integration_providers is 'Known external services (reference data created by this migration) with their auth kind and the settings they accept.';
+comment on column public.integration_providers.settings_schema is 'Accepted settings: {"<key>": {"type": "string"|"number"|"boolean"|"array"|"object", "required": true?}}; any other key is rejected.';
+
+insert into public.integration_providers (key, name, auth_kind, settings_schema) values
+  ('slack', 'Slack', 'oauth2', '{"workspace": {"type": "string"}, "default_channel": {"type": "string"}}'),
+  ('github', 'GitHub', 'oauth2', '{"organization": {"type": "string"}, "repositories": {"type": "array"}}'),
+  ('gitlab', 'GitLab', 'oauth2', '{"base_url": {"type": "string"}, "group": {"type": "string"}}'),
+  ('google_workspace', 'Google Workspace', 'oauth2', '{"domain": {"type": "string"}, "calendar_id": {"type": "string"}}'),
+  ('microsoft_365', 'Microsoft 365', 'oauth2', '{"tenant_id": {"type": "string"}}'),
+  ('notion', 'Notion', 'oauth2', '{"workspace": {"type": "string"}}'),
+  ('jira', 'Jira', 'basic', '{"site_url": {"type": "string", "required": true}, "project_keys": {"type": "array"}}'),
+  ('linear', 'Linear', 'api_key', '{"team_id": {"type": "string"}}'),
+  ('asana', 'Asana', 'api_key', '{"workspace_gid": {"type": "string"}}'),
+  ('zapier', 'Zapier', 'api_key', '{}');
+
+create table public.integrations (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  created_by uuid default auth.uid(),
+  provider text not null,
+  display_name text not null,
+  settings jsonb not null default '{}'::jsonb,
+  scopes text[] not null default '{}',
+  is_active boolean not null default true,
+  token_expires_at timestamptz,
+  last_sync_at timestamptz,
+  last_error text,
+  credentials_secret_id uuid,
+  has_credentials boolean not null generated always as (credentials_secret_id is not null) stored,
+  credentials_hint text,
+  credentials_updated_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint integrations_pkey primary key (id),
+  constraint integrations_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint integrations_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
+  constraint integrations_provider_fkey foreign key (provider) references public.integration_providers (key) on delete restrict,
+  constraint integrations_credentials_secret_id_key unique (credentials_secret_id),
+  constraint integrations_display_name_length check (char_length(btrim(display_name)) between 1 and 200),
+  constraint integrations_settings_object check (jsonb_typeof(settings) = 'object'),
+  constraint integrations_scopes_valid check (cardinality(scopes) <= 100 and array_position(scopes, null) is null),
+  constraint integrations_last_error_length check (last_error is null or char_length(last_error) <= 2000),
+  constraint integrations_hint_shape check (credentials_hint is null or char_length(credentials_hint) = 4),
+  constraint integrations_credentials_consistent check (
+    (credentials_secret_id is null) = (credentials_updated_at is null) and (credentials_secret_id is not null or credentials_hint is null))
+);
+comment on table public.integrations is 'An organization''s connection to an external service (a user''s own live in their personal organization). Credentials are in Vault; write them with set_integration_credentials().';
+comment on column public.integrations.created_by is 'Who connected it (personal data: in export_my_data(); set null when the user is deleted).';
+comment on column public.integrations.settings is 'Provider settings, validated against integration_providers.settings_schema.';
+comment on column public.integrations.credentials_secret_id is 'Id of the Vault secret holding the credentials. Not selectable by API roles; the secret is deleted with the row.';
+comment on column public.integrations.credentials_hint is 'Last four characters of an API key (api_key providers only), for recognising which key is set.';
+comment on column public.integrations.token_expires_at is 'When the OAuth access token expires (set with the credentials).';
+
+create index integrations_organization_id_idx on public.integrations (organization_id, provider);
+create index integrations_created_by_idx on public.integrations (created_by);
+create index integrations_provider_idx on public.integrations (provider);
+
+-- Settings follow the provider's schema: only known keys, each of its declared JSON type, required keys present.
+create function private.integration_settings_problem(provider_key text, settings jsonb) returns text
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(
+    (select format('unknown setting "%s" for provider %s', s.key, provider_key)
+     from jsonb_each(settings) s
+     where not (p.settings_schema ? s.key) limit 1),
+    (select format('setting "%s" must be of type %s', s.key, p.settings_schema -> s.key ->> 'type')
+     from jsonb_each(settings) s
+     where jsonb_typeof(s.value) <> (p.settings_schema -> s.key ->> 'type') limit 1),
+    (select format('setting "%s" is required for provider %s', r.key, provider_key)
+     from jsonb_each(p.settings_schema) r
+     where (r.value ->> 'required')::boolean and not (settings ? r.key) limit 1))
+  from public.integration_providers p
+  where p.key = provider_key
+$$;
+comment on function private.integration_settings_problem(text, jsonb) is 'Why settings do not fit the provider''s settings_schema, or null when they do.';
+
+create function private.check_integration_settings() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  problem text := private.integration_settings_problem(new.provider, new.settings);
+begin
+  if problem is not null then
+    raise exception '%', problem using errcode = '23514', constraint = 'integrations_settings_valid',
+      hint = 'See integration_providers.settings_schema for the settings this provider accepts.';
+  end if;
+  return new;
+end;
+$$;
+
+create trigger integrations_check_settings before insert or update of provider, settings on public.integrations
+  for each row execute function private.check_integration_settings();
+create trigger integrations_set_updated_at before update on public.integrations
+  for each row execute function private.set_updated_at();
+create trigger integrations_audit after insert or update or delete on public.integrations
+  for each row execute function private.audit_row_change();
+create trigger integrations_delete_secret after delete or update of credentials_secret_id on public.integrations
+  for each row execute function private.delete_row_secret('credentials_secret_id');
+
+alter table public.integration_providers enable row level security;
+alter table public.integrations enable row level security;
+
+-- integration_providers_select: every signed-in user may read the provider catalogue.
+create policy integration_providers_select on public.integration_providers for select to authenticated
+  using (true);
+-- integrations_select: members holding integrations.read see their organization's integrations.
+create policy integrations_select on public.integrations for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('integrations.read')));
+-- integrations_insert: integrations.manage holders connect integrations in their organization.
+create policy integrations_insert on public.integrations for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('integrations.manage')));
+-- integrations_update: integrations.manage holders edit their organization's integrations (granted columns only).
+create policy integrations_update on public.integrations for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('integrations.manage')))
+  with check (organization_id in (select private.organizations_with_permission('integrations.manage')));
+-- integrations_delete: integrations.manage holders remove integrations (their Vault secret goes with them).
+create policy integrations_delete on public.integrations for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('integrations.manage')));
+
+grant select on public.integration_providers to authenticated, service_role;
+-- Every column but the secret id; created_by comes from the caller's JWT (column default).
+grant select (id, organization_id, created_by, provider, display_name, settings, scopes, is_active, token_expires_at,
+              last_sync_at, last_error, has_credentials, credentials_hint, credentials_updated_at, created_at, updated_at)
+  on public.integrations to authenticated, service_role;
+grant insert (organization_id, provider, display_name, settings, scopes, is_active) on public.integrations to authenticated;
+grant update (display_name, settings, scopes, is_active) on public.integrations to authenticated;
+grant delete on public.integrations to authenticated, service_role;
+-- Sync workers (service role) record how a sync went.
+grant update (is_active, token_expires_at, last_sync_at, last_error) on public.integrations to service_role;
+
+-- The credentials' shape for an auth kind; raises 22023 naming what is wrong.
+create function private.validate_credentials(auth_kind text, credentials jsonb) returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+  required_keys text[] := case auth_kind when 'oauth2' then array['access_token'] when 'api_key' then array['api_key']
+                                         else array['username', 'password'] end;
+  allowed_keys text[] := case auth_kind when 'oauth2' then array['access_token', 'refresh_token']
+                                        else required_keys end;
+  bad text;
+begin
+  if credentials is null or jsonb_typeof(credentials) <> 'object' then
+    raise exception 'credentials must be a JSON object' using errcode = '22023';
+  end if;
+  select k into bad from jsonb_object_keys(credentials) k where k <> all (allowed_keys) limit 1;
+  if bad is not null then
+    raise exception 'unknown credential field "%" for auth kind %', bad, auth_kind using errcode = '22023',
+      hint = format('Accepted fields: %s.', array_to_string(allowed_keys, ', '));
+  end if;
+  select k into bad from unnest(allowed_keys) k
+  where (credentials ? k or k = any (required_keys))
+    and (jsonb_typeof(credentials -> k) is distinct from 'string' or char_length(credentials ->> k) not between 1 and 8192)
+  limit 1;
+  if bad is not null then
+    raise exception 'credential field "%" must be a non-empty string (at most 8192 characters)', bad using errcode = '22023';
+  end if;
+end;
+$$;
+comment on function private.validate_credentials(text, jsonb) is 'Checks a credentials object against its auth kind (oauth2, api_key, basic); raises 22023.';
+
+-- Writes (or replaces) an integration's credentials. The caller needs integrations.manage in its organization.
+create function public.set_integration_credentials(integration_id uuid, credentials jsonb,
+                                                   token_expires_at timestamptz default null)
+returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.integrations;
+  kind text;
+begin
+  perform private.require_user();
+  select i.* into target from public.integrations i where i.id = integration_id for update;
+  if target.id is null or not private.has_permission(target.organization_id, 'integrations.read') then
+    raise exception 'integration % not found', integration_id using errcode = 'P0002';
+  end if;
+  if not private.has_permission(target.organization_id, 'integrations.manage') then
+    raise exception 'managing integrations needs integrations.manage' using errcode = '42501';
+  end if;
+  select p.auth_kind into kind from public.integration_providers p where p.key = target.provider;
+  perform private.validate_credentials(kind, credentials);
+  update public.integrations i
+  set credentials_secret_id = private.vault_store(target.credentials_secret_id, credentials::text,
+                                                  'integration:' || target.id, 'credentials of integration ' || target.id),
+      credentials_hint = case when kind = 'api_key' then private.credential_hint(credentials ->> 'api_key') end,
+      credentials_updated_at = pg_catalog.now(),
+      token_expires_at = case when kind = 'oauth2' then set_integration_credentials.token_expires_at end,
+      last_error = null
+  where i.id = target.id;
+end;
+$$;
+comment on function public.set_integration_credentials(uuid, jsonb, timestamptz) is 'Stores an integration''s credentials in Vault (oauth2 {access_token, refresh_token?}, api_key {api_key}, basic {username, password}); integrations.manage. Never returns them.';
+
+create function public.clear_integration_credentials(integration_id uuid) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.integrations;
+begin
+  perform private.require_user();
+  select i.* into target from public.integrations i where i.id = integration_id for update;
+  if target.id is null or not private.has_permission(target.organization_id, 'integrations.read') then
+    raise exception 'integration % not found', integration_id using errcode = 'P0002';
+  end if;
+  if not private.has_permission(target.organization_id, 'integrations.manage') then
+    raise exception 'managing integrations needs integrations.manage' using errcode = '42501';
+  end if;
+  update public.integrations i
+  set credentials_secret_id = null, credentials_hint = null, credentials_updated_at = null, token_expires_at = null
+  where i.id = target.id;
+end;
+$$;
+comment on function public.clear_integration_credentials(uuid) is 'Removes an integration''s credentials (the Vault secret is deleted); integrations.manage.';
+
+-- The one way server code reads an integration's credentials: for a sync run. Audited.
+create function public.integration_credentials_for_sync(integration_id uuid, reason text) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.integrations;
+begin
+  select i.* into target from public.integrations i where i.id = integration_id;
+  if target.id is null or target.credentials_secret_id is null then
+    raise exception 'integration % has no credentials', integration_id using errcode = 'P0002';
+  end if;
+  perform private.audit_credential_read(target.organization_id, 'integrations', target.id, 'integration_sync', reason);
+  return private.vault_read(target.credentials_secret_id)::jsonb;
+end;
+$$;
+comment on function public.integration_credentials_for_sync(uuid, text) is 'Decrypted credentials of an integration for a sync worker; service_role only; every call is an audit_logs credential_read entry.';
+
+grant execute on function public.set_integration_credentials(uuid, jsonb, timestamptz),
+  public.clear_integration_credentials(uuid) to authenticated;
+grant execute on function public.integration_credentials_for_sync(uuid, text) to service_role;
+grant execute on function private.integration_settings_problem(text, jsonb) to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/42-connectors-ai-providers.sql
+-- =====================================================================================================================
+-- Connectors: ai_provider_configs.
+-- An organization's AI providers (openai, anthropic, google, local): endpoint, default model, budget; API key in Vault.
+
+-- Seed 004's AIProviderConfigs. At most one default per organization (a partial unique index); the monthly budget is
+-- enforced by the workflow engine. Members see the configurations (never a key); ai_agents.manage holders change them.
+
+create table public.ai_provider_configs (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  name text not null,
+  provider text not null,
+  base_url public.http_url,
+  default_model text not null,
+  monthly_budget_usd numeric(12, 2),
+  is_default boolean not null default false,
+  credentials_secret_id uuid,
+  has_credentials boolean not null generated always as (credentials_secret_id is not null) stored,
+  credentials_hint text,
+  credentials_updated_at timestamptz,
+  created_by uuid default auth.uid(),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint ai_provider_configs_pkey primary key (id),
+  constraint ai_provider_configs_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint ai_provider_configs_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
+  constraint ai_provider_configs_credentials_secret_id_key unique (credentials_secret_id),
+  constraint ai_provider_configs_name_unique unique (organization_id, name),
+  constraint ai_provider_configs_provider_known check (provider in ('openai', 'anthropic', 'google', 'local')),
+  constraint ai_provider_configs_local_has_base_url check (provider <> 'local' or base_url is not null),
+  constraint ai_provider_configs_name_length check (char_length(btrim(name)) between 1 and 100),
+  constraint ai_provider_configs_default_model_length check (char_length(btrim(default_model)) between 1 and 200),
+  constraint ai_provider_configs_budget_not_negative check (monthly_budget_usd is null or monthly_budget_usd >= 0),
+  constraint ai_provider_configs_hint_shape check (credentials_hint is null or char_length(credentials_hint) = 4),
+  constraint ai_provider_configs_credentials_consistent check (
+    (credentials_secret_id is null) = (credentials_updated_at is null) and (credentials_secret_id is not null or credentials_hint is null))
+);
+comment on table public.ai_provider_configs is 'AI provider settings of an organization (seed 004). The API key is in Vault: set it with set_ai_provider_api_key().';
+comment on column public.ai_provider_configs.base_url is 'Endpoint override (required for local providers; null means the provider''s public API).';
+comment on column public.ai_provider_configs.monthly_budget_usd is 'Spending cap per calendar month (UTC) in USD; null is unlimited. Enforced by the workflow engine.';
+comment on column public.ai_provider_configs.is_default is 'The organization''s default provider; at most one per organization (partial unique index).';
+comment on column public.ai_provider_configs.credentials_secret_id is 'Id of the Vault secret holding the API key. Not selectable by API roles; the secret is deleted with the row.';
+comment on column public.ai_provider_configs.credentials_hint is 'Last four characters of the API key.';
+
+create unique index ai_provider_configs_one_default on public.ai_provider_configs (organization_id) where is_default;
+create index ai_provider_configs_created_by_idx on public.ai_provider_configs (created_by);
+
+create trigger ai_provider_configs_set_updated_at before update on public.ai_provider_configs
+  for each row execute function private.set_updated_at();
+create trigger ai_provider_configs_audit after insert or update or delete on public.ai_provider_configs
+  for each row execute function private.audit_row_change();
+create trigger ai_provider_configs_delete_secret after delete or update of credentials_secret_id on public.ai_provider_configs
+  for each row execute function private.delete_row_secret('credentials_secret_id');
+
+alter table public.ai_provider_configs enable row level security;
+
+-- ai_provider_configs_select: members see their organization's AI provider settings (never a key).
+create policy ai_provider_configs_select on public.ai_provider_configs for select to authenticated
+  using (organization_id in (select private.user_organization_ids()));
+-- ai_provider_configs_insert: ai_agents.manage holders add providers.
+create policy ai_provider_configs_insert on public.ai_provider_configs for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('ai_agents.manage')));
+-- ai_provider_configs_update: ai_agents.manage holders edit them (granted columns only).
+create policy ai_provider_configs_update on public.ai_provider_configs for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('ai_agents.manage')))
+  with check (organization_id in (select private.organizations_with_permission('ai_agents.manage')));
+-- ai_provider_configs_delete: ai_agents.manage holders remove them (the API key goes with them).
+create policy ai_provider_configs_delete on public.ai_provider_configs for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('ai_agents.manage')));
+
+grant select (id, organization_id, name, provider, base_url, default_model, monthly_budget_usd, is_default,
+              has_credentials, credentials_hint, credentials_updated_at, created_by, created_at, updated_at)
+  on public.ai_provider_configs to authenticated, service_role;
+grant insert (organization_id, name, provider, base_url, default_model, monthly_budget_usd, is_default)
+  on public.ai_provider_configs to authenticated;
+grant update (name, base_url, default_model, monthly_budget_usd, is_default) on public.ai_provider_configs to authenticated;
+grant delete on public.ai_provider_configs to authenticated, service_role;
+
+create function private.require_ai_provider_manager(config_id uuid) returns public.ai_provider_configs
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  target public.ai_provider_configs;
+begin
+  perform private.require_user();
+  select c.* into target from public.ai_provider_configs c where c.id = config_id;
+  if target.id is null or target.organization_id not in (select private.user_organization_ids()) then
+    raise exception 'AI provider configuration % not found', config_id using errcode = 'P0002';
+  end if;
+  if not private.has_permission(target.organization_id, 'ai_agents.manage') then
+    raise exception 'changing AI provider settings needs ai_agents.manage' using errcode = '42501';
+  end if;
+  return target;
+end;
+$$;
+
+create function public.set_ai_provider_api_key(config_id uuid, api_key text) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.ai_provider_configs := private.require_ai_provider_manager(config_id);
+begin
+  if api_key is null or char_length(api_key) not between 8 and 4096 or api_key ~ '\s' then
+    raise exception 'an API key is 8-4096 characters without whitespace' using errcode = '22023';
+  end if;
+  update public.ai_provider_configs c
+  set credentials_secret_id = private.vault_store(target.credentials_secret_id, api_key, 'ai_provider_config:' || target.id,
+                                                  'API key of AI provider configuration ' || target.id),
+      credentials_hint = private.credential_hint(api_key),
+      credentials_updated_at = pg_catalog.now()
+  where c.id = target.id;
+end;
+$$;
+comment on function public.set_ai_provider_api_key(uuid, text) is 'Stores (or replaces) the API key of an AI provider configuration in Vault; ai_agents.manage. Never returns it.';
+
+create function public.clear_ai_provider_api_key(config_id uuid) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.ai_provider_configs := private.require_ai_provider_manager(config_id);
+begin
+  update public.ai_provider_configs c
+  set credentials_secret_id = null, credentials_hint = null, credentials_updated_at = null
+  where c.id = target.id;
+end;
+$$;
+comment on function public.clear_ai_provider_api_key(uuid) is 'Removes the API key of an AI provider configuration (the Vault secret is deleted); ai_agents.manage.';
+
+-- The one way server code reads an AI provider key: to call the provider for a request. Audited.
+create function public.ai_provider_api_key_for_request(config_id uuid, reason text) returns text
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.ai_provider_configs;
+begin
+  select c.* into target from public.ai_provider_configs c where c.id = config_id;
+  if target.id is null or target.credentials_secret_id is null then
+    raise exception 'AI provider configuration % has no API key', config_id using errcode = 'P0002';
+  end if;
+  perform private.audit_credential_read(target.organization_id, 'ai_provider_configs', target.id, 'ai_request', reason);
+  return private.vault_read(target.credentials_secret_id);
+end;
+$$;
+comment on function public.ai_provider_api_key_for_request(uuid, text) is 'Decrypted API key of an AI provider configuration for a call to the provider; service_role only; every call is an audit_logs credential_read entry.';
+
+grant execute on function public.set_ai_provider_api_key(uuid, text), public.clear_ai_provider_api_key(uuid)
+  to authenticated;
+grant execute on function public.ai_provider_api_key_for_request(uuid, text) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/43-connectors-webhooks.sql
+-- =====================================================================================================================
+-- Connectors: webhook_event_types (reference) and webhooks.
+-- Outgoing webhook endpoints of an organization: URL, subscribed events, extra headers; signing secret in Vault.
+
+-- Seed 004's webhooks, organization-level (the project link is added by the work-management issue). Deliveries are
+-- signed per the Standard Webhooks specification with the endpoint's secret (`whsec_` + base64 of 24-64 random
+-- bytes), which lives in Vault; the webhook-dispatcher edge function reads it through claim_webhook_deliveries().
+
+create table public.webhook_event_types (
+  key text not null,
+  description text not null,
+  created_at timestamptz not null default now(),
+  constraint webhook_event_types_pkey primary key (key),
+  constraint webhook_event_types_key_format check (key ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$')
+);
+comment on table public.webhook_event_types is 'Business events a webhook may subscribe to (reference data; each domain adds its own with its migration).';
+
+insert into public.webhook_event_types (key, description) values
+  ('webhook.test', 'A test event sent on request (send_test_webhook)'),
+  ('integration.connected', 'An integration was added to the organization'),
+  ('integration.disconnected', 'An integration was removed from the organization'),
+  ('integration.credentials_updated', 'An integration''s credentials were set, replaced or removed');
+
+-- Extra headers: an object of string values with token names, never Authorization, the hop-by-hop headers, or a
+-- header the dispatcher itself sets (framing, content type, the Standard Webhooks signature headers).
+create function private.webhook_headers_allowed(headers jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select jsonb_typeof(headers) = 'object'
+     and (select count(*) from jsonb_object_keys(headers)) <= 20
+     and not exists (
+       select 1 from jsonb_each(headers) h
+       where h.key !~ '^[A-Za-z0-9!#$%&''*+.^_`|~-]{1,64}$'
+          or jsonb_typeof(h.value) <> 'string'
+          or char_length(h.value #>> '{}') > 1024
+          or (h.value #>> '{}') ~ '[\r\n\x00]'
+          or lower(h.key) in ('authorization', 'proxy-authorization', 'proxy-authenticate', 'connection', 'keep-alive',
+                              'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'host', 'content-length',
+                              'content-type', 'cookie', 'webhook-id', 'webhook-timestamp', 'webhook-signature'))
+$$;
+comment on function private.webhook_headers_allowed(jsonb) is 'True when extra webhook headers are string values with token names, none of them Authorization, hop-by-hop or set by the dispatcher.';
+
+create table public.webhooks (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  name text not null,
+  url public.http_url not null,
+  events text[] not null,
+  headers jsonb not null default '{}'::jsonb,
+  is_enabled boolean not null default true,
+  failure_count integer not null default 0,
+  last_triggered_at timestamptz,
+  disabled_reason text,
+  credentials_secret_id uuid not null,
+  has_credentials boolean not null generated always as (credentials_secret_id is not null) stored,
+  credentials_updated_at timestamptz not null default now(),
+  created_by uuid default auth.uid(),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint webhooks_pkey primary key (id),
+  constraint webhooks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint webhooks_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
+  constraint webhooks_credentials_secret_id_key unique (credentials_secret_id),
+  constraint webhooks_name_length check (char_length(btrim(name)) between 1 and 200),
+  constraint webhooks_events_not_empty check (cardinality(events) between 1 and 100 and array_position(events, null) is null),
+  constraint webhooks_headers_allowed check (private.webhook_headers_allowed(headers)),
+  constraint webhooks_failure_count_not_negative check (failure_count >= 0),
+  constraint webhooks_disabled_reason_length check (disabled_reason is null or char_length(disabled_reason) <= 500)
+);
+comment on table public.webhooks is 'Outgoing webhook endpoints (seed 004), signed per Standard Webhooks. Create with create_webhook(); edit url, events, headers, is_enabled directly.';
+comment on column public.webhooks.events is 'Subscribed event types (keys of webhook_event_types).';
+comment on column public.webhooks.headers is 'Extra request headers; Authorization, hop-by-hop and signature headers are refused (webhooks_headers_allowed).';
+comment on column public.webhooks.failure_count is 'Consecutive dead deliveries (every retry failed) since the last success; at 5 the webhook is disabled.';
+comment on column public.webhooks.disabled_reason is 'Why the dispatcher disabled the webhook; cleared when it is enabled again.';
+comment on column public.webhooks.credentials_secret_id is 'Id of the Vault secret holding the signing secret. Not selectable by API roles; the secret is deleted with the row.';
+comment on column public.webhooks.credentials_updated_at is 'When the signing secret was last set (there is no hint: the secret is random).';
+
+create index webhooks_organization_id_idx on public.webhooks (organization_id);
+create index webhooks_created_by_idx on public.webhooks (created_by);
+create index webhooks_events_idx on public.webhooks using gin (events);
+
+-- Event types must exist; re-enabling a webhook starts its failure count afresh.
+create function private.prepare_webhook() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  unknown text;
+begin
+  select e into unknown from unnest(new.events) e
+  where not exists (select 1 from public.webhook_event_types t where t.key = e) limit 1;
+  if unknown is not null then
+    raise exception 'unknown event type "%"', unknown using errcode = '23514', constraint = 'webhooks_events_known',
+      hint = 'Subscribe to keys of webhook_event_types.';
+  end if;
+  new.events := (select array_agg(distinct e order by e) from unnest(new.events) e);
+  if tg_op = 'UPDATE' and new.is_enabled and not old.is_enabled then
+    new.failure_count := 0;
+    new.disabled_reason := null;
+  end if;
+  return new;
+end;
+$$;
+
+create trigger webhooks_prepare before insert or update on public.webhooks
+  for each row execute function private.prepare_webhook();
+create trigger webhooks_set_updated_at before update on public.webhooks
+  for each row execute function private.set_updated_at();
+create trigger webhooks_audit after insert or update or delete on public.webhooks
+  for each row execute function private.audit_row_change();
+create trigger webhooks_delete_secret after delete or update of credentials_secret_id on public.webhooks
+  for each row execute function private.delete_row_secret('credentials_secret_id');
+
+alter table public.webhook_event_types enable row level security;
+alter table public.webhooks enable row level security;
+
+-- webhook_event_types_select: every signed-in user may read the event catalogue.
+create policy webhook_event_types_select on public.webhook_event_types for select to authenticated
+  using (true);
+-- webhooks_select: webhooks.manage holders see their organization's webhooks.
+create policy webhooks_select on public.webhooks for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('webhooks.manage')));
+-- webhooks_update: webhooks.manage holders edit them (granted columns only).
+create policy webhooks_update on public.webhooks for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('webhooks.manage')))
+  with check (organization_id in (select private.organizations_with_permission('webhooks.manage')));
+-- webhooks_delete: webhooks.manage holders remove them (the signing secret and queued deliveries go with them).
+create policy webhooks_delete on public.webhooks for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('webhooks.manage')));
+
+grant select on public.webhook_event_types to authenticated, service_role;
+grant select (id, organization_id, name, url, events, headers, is_enabled, failure_count, last_triggered_at,
+              disabled_reason, has_credentials, credentials_updated_at, created_by, created_at, updated_at)
+  on public.webhooks to authenticated, service_role;
+grant update (name, url, events, headers, is_enabled) on public.webhooks to authenticated;
+grant delete on public.webhooks to authenticated, service_role;
+
+-- A Standard Webhooks secret: whsec_ + base64 of 24-64 bytes.
+create function private.validate_webhook_secret(signing_secret text) returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  if signing_secret is null or signing_secret !~ '^whsec_[A-Za-z0-9+/]+={0,2}$'
+     or char_length(signing_secret) - 6 not between 32 and 88 or (char_length(signing_secret) - 6) % 4 <> 0 then
+    raise exception 'a signing secret is whsec_ followed by the base64 of 24-64 random bytes' using errcode = '22023',
+      hint = 'For example: whsec_$(openssl rand -base64 32).';
+  end if;
+end;
+$$;
+
+create function private.require_webhook_manager(organization uuid) returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  perform private.require_user();
+  if organization is null or organization not in (select private.user_organization_ids()) then
+    raise exception 'organization % not found', organization using errcode = 'P0002';
+  end if;
+  if not private.has_permission(organization, 'webhooks.manage') then
+    raise exception 'managing webhooks needs webhooks.manage' using errcode = '42501';
+  end if;
+end;
+$$;
+
+create function public.create_webhook(organization_id uuid, name text, url text, events text[], signing_secret text,
+                                      headers jsonb default '{}'::jsonb)
+returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  new_id uuid := gen_random_uuid();
+begin
+  perform private.require_webhook_manager(create_webhook.organization_id);
+  perform private.validate_webhook_secret(signing_secret);
+  insert into public.webhooks (id, organization_id, name, url, events, headers, credentials_secret_id, created_by)
+  values (new_id, create_webhook.organization_id, create_webhook.name, create_webhook.url, create_webhook.events,
+          coalesce(create_webhook.headers, '{}'::jsonb),
+          private.vault_store(null, signing_secret, 'webhook:' || new_id, 'signing secret of webhook ' || new_id),
+          (select auth.uid()));
+  return new_id;
+end;
+$$;
+comment on function public.create_webhook(uuid, text, text, text[], text, jsonb) is 'Creates a webhook with its Standard Webhooks signing secret (stored in Vault); webhooks.manage. Returns its id.';
+
+create function public.set_webhook_signing_secret(webhook_id uuid, signing_secret text) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.webhooks;
+begin
+  select w.* into target from public.webhooks w where w.id = webhook_id for update;
+  perform private.require_webhook_manager(target.organization_id);
+  perform private.validate_webhook_secret(signing_secret);
+  perform private.vault_store(target.credentials_secret_id, signing_secret, 'webhook:' || target.id,
+                              'signing secret of webhook ' || target.id);
+  update public.webhooks w set credentials_updated_at = pg_catalog.now() where w.id = target.id;
+end;
+$$;
+comment on function public.set_webhook_signing_secret(uuid, text) is 'Replaces a webhook''s signing secret (rotation); webhooks.manage. Never returns it.';
+
+grant execute on function public.create_webhook(uuid, text, text, text[], text, jsonb),
+  public.set_webhook_signing_secret(uuid, text) to authenticated;
+grant execute on function private.webhook_headers_allowed(jsonb) to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/44-connectors-webhook-deliveries.sql
+-- =====================================================================================================================
+-- Connectors: webhook_deliveries (the outbound queue), emit_event(), and what the webhook-dispatcher calls.
+-- Claiming with a lease, recording outcomes on the Standard Webhooks retry schedule, retention, pg_cron + pg_net jobs.
+
+-- private.emit_event() is the one way any domain announces a business event: one delivery per enabled webhook of the
+-- organization that subscribes to the type, idempotent per (webhook, event id). The webhook-dispatcher edge function
+-- claims due deliveries (for update skip locked, a lease), signs and posts them, and records each outcome; failures
+-- are retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (with up to 10 % jitter), then the delivery is dead;
+-- five consecutive dead deliveries disable the webhook. Not partitioned, so (webhook_id, event_id) can be unique;
+-- finished rows are pruned in batches by retention (retention_policies 'webhook_deliveries').
+
+create table public.webhook_deliveries (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  webhook_id uuid not null,
+  event_id uuid not null,
+  event_type text not null,
+  project_id uuid,
+  payload jsonb not null,
+  occurred_at timestamptz not null default now(),
+  status text not null default 'pending',
+  attempt integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  locked_until timestamptz,
+  lease_id uuid,
+  last_attempt_at timestamptz,
+  response_status integer,
+  response_body text,
+  error text,
+  duration_ms integer,
+  delivered_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint webhook_deliveries_pkey primary key (id),
+  constraint webhook_deliveries_webhook_event_key unique (webhook_id, event_id),
+  constraint webhook_deliveries_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint webhook_deliveries_webhook_id_fkey foreign key (webhook_id) references public.webhooks (id) on delete cascade,
+  constraint webhook_deliveries_status_known check (status in ('pending', 'delivering', 'delivered', 'failed', 'dead')),
+  constraint webhook_deliveries_attempt_range check (attempt between 0 and 8),
+  constraint webhook_deliveries_lease_while_delivering check ((status = 'delivering') = (lease_id is not null and locked_until is not null)),
+  constraint webhook_deliveries_payload_object check (jsonb_typeof(payload) = 'object'),
+  constraint webhook_deliveries_response_status_range check (response_status is null or response_status between 100 and 599),
+  constraint webhook_deliveries_response_body_length check (response_body is null or char_length(response_body) <= 2048),
+  constraint webhook_deliveries_error_length check (error is null or char_length(error) <= 500),
+  constraint webhook_deliveries_duration_not_negative check (duration_ms is null or duration_ms >= 0)
+);
+comment on table public.webhook_deliveries is 'Outbound webhook queue and its recent log: one row per (webhook, event), retried on the Standard Webhooks schedule. Written by emit_event() and the dispatcher''s functions only.';
+comment on column public.webhook_deliveries.project_id is 'Project the event belongs to, if any (the work-management issue adds the foreign key).';
+comment on column public.webhook_deliveries.attempt is 'Attempts made so far (at most 8: the first, then 7 retries).';
+comment on column public.webhook_deliveries.lease_id is 'Identifies the dispatcher''s claim while delivering; an outcome with another lease is ignored.';
+comment on column public.webhook_deliveries.response_body is 'First 2048 characters of the receiver''s last response.';
+comment on column public.webhook_deliveries.error is 'Why the last attempt failed: http_<status>, timeout, connection_failed, redirect_refused, address_refused, ...';
+
+create index webhook_deliveries_organization_id_idx on public.webhook_deliveries (organization_id, created_at desc);
+create index webhook_deliveries_due_idx on public.webhook_deliveries (next_attempt_at) where status in ('pending', 'failed');
+create index webhook_deliveries_lease_idx on public.webhook_deliveries (locked_until) where status = 'delivering';
+create index webhook_deliveries_finished_idx on public.webhook_deliveries (updated_at) where status in ('delivered', 'dead');
+
+create trigger webhook_deliveries_set_updated_at before update on public.webhook_deliveries
+  for each row execute function private.set_updated_at();
+
+alter table public.webhook_deliveries enable row level security;
+
+-- webhook_deliveries_select: webhooks.manage holders see their organization's delivery log.
+create policy webhook_deliveries_select on public.webhook_deliveries for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('webhooks.manage')));
+
+grant select (id, organization_id, webhook_id, event_id, event_type, project_id, payload, occurred_at, status, attempt,
+              next_attempt_at, last_attempt_at, response_status, response_body, error, duration_ms, delivered_at,
+              created_at, updated_at)
+  on public.webhook_deliveries to authenticated, service_role;
+
+-- Disabling a webhook ends what it still had queued; those deliveries are dead without counting as failures.
+create function private.end_deliveries_of_disabled_webhook() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  update public.webhook_deliveries d
+  set status = 'dead', error = 'webhook_disabled', lease_id = null, locked_until = null
+  where d.webhook_id = new.id and d.status in ('pending', 'failed');
+  return null;
+end;
+$$;
+
+create trigger webhooks_end_deliveries_when_disabled after update of is_enabled on public.webhooks
+  for each row when (old.is_enabled and not new.is_enabled)
+  execute function private.end_deliveries_of_disabled_webhook();
+
+create function private.emit_event(organization_id uuid, event_type text, payload jsonb,
+                                   event_id uuid default gen_random_uuid(), project_id uuid default null)
+returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from public.webhook_event_types t where t.key = emit_event.event_type) then
+    raise exception 'unknown event type "%"', event_type using errcode = '22023',
+      hint = 'Add it to webhook_event_types in the migration of the domain that emits it.';
+  end if;
+  if payload is null or jsonb_typeof(payload) <> 'object' then
+    raise exception 'an event payload must be a JSON object' using errcode = '22023';
+  end if;
+  if event_id is null then
+    raise exception 'an event needs an id' using errcode = '22023';
+  end if;
+  insert into public.webhook_deliveries (organization_id, webhook_id, event_id, event_type, project_id, payload)
+  select w.organization_id, w.id, emit_event.event_id, emit_event.event_type, emit_event.project_id, emit_event.payload
+  from public.webhooks w
+  where w.organization_id = emit_event.organization_id and w.is_enabled and emit_event.event_type = any (w.events)
+  on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
+  return event_id;
+end;
+$$;
+comment on function private.emit_event(uuid, text, jsonb, uuid, uuid) is 'Announces a business event: enqueues one delivery per enabled subscribing webhook of the organization (idempotent per webhook and event id); returns the event id. Not granted to API roles.';
+
+-- A client may ask for a test delivery to one of its own webhooks (subscribed to webhook.test or not).
+create function public.send_test_webhook(webhook_id uuid) returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.webhooks;
+  new_event uuid := gen_random_uuid();
+begin
+  select w.* into target from public.webhooks w where w.id = webhook_id;
+  perform private.require_webhook_manager(target.organization_id);
+  if not target.is_enabled then
+    raise exception 'webhook % is disabled', webhook_id using errcode = '55000', hint = 'Enable it first.';
+  end if;
+  insert into public.webhook_deliveries (organization_id, webhook_id, event_id, event_type, payload)
+  values (target.organization_id, target.id, new_event, 'webhook.test',
+          jsonb_build_object('webhook_id', target.id, 'requested_by', (select auth.uid())));
+  return new_event;
+end;
+$$;
+comment on function public.send_test_webhook(uuid) is 'Queues a webhook.test delivery to one webhook; webhooks.manage. Returns the event id.';
+
+-- Integrations announce themselves (payloads never carry credentials).
+create function private.emit_integration_event() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  row_data public.integrations := coalesce(new, old);
+begin
+  perform private.emit_event(row_data.organization_id,
+    case when tg_op = 'INSERT' then 'integration.connected' when tg_op = 'DELETE' then 'integration.disconnected'
+         else 'integration.credentials_updated' end,
+    jsonb_build_object('integration_id', row_data.id, 'provider', row_data.provider,
+                       'display_name', row_data.display_name, 'has_credentials', row_data.has_credentials));
+  return null;
+end;
+$$;
+
+create trigger integrations_emit_connected after insert or delete on public.integrations
+  for each row execute function private.emit_integration_event();
+create trigger integrations_emit_credentials_updated after update of credentials_updated_at on public.integrations
+  for each row when (old.credentials_updated_at is distinct from new.credentials_updated_at)
+  execute function private.emit_integration_event();
+
+-- Delay before the retry that follows a failed attempt (Standard Webhooks' reference schedule), with jitter.
+create function private.webhook_retry_delay(failed_attempt integer) returns interval
+language sql volatile
+set search_path = ''
+as $$
+  select (array[interval '5 seconds', interval '5 minutes', interval '30 minutes', interval '2 hours',
+                interval '5 hours', interval '10 hours', interval '10 hours'])[failed_attempt] * (1 + random() * 0.1)
+$$;
+comment on function private.webhook_retry_delay(integer) is 'Wait after failed attempt n (1-7): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, plus up to 10 % jitter; null after the 8th (dead).';
+
+-- The dispatcher's claim: due deliveries of enabled webhooks, locked with skip locked and leased; each comes with its
+-- webhook's URL, headers, signing secret and the exact body to sign. Reading the secrets is audited once per webhook
+-- and claim. A lease that ran out (a dispatcher died) makes the delivery claimable again; one that ran out on the
+-- last attempt makes it dead.
+create function public.claim_webhook_deliveries(batch_size integer default 50, lease_seconds integer default 60)
+returns table (delivery_id uuid, lease_id uuid, webhook_id uuid, event_id uuid, event_type text, attempt integer,
+               url text, headers jsonb, signing_secret text, body text)
+language plpgsql security definer
+set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  if batch_size is null or batch_size not between 1 and 1000 or lease_seconds is null or lease_seconds not between 5 and 900 then
+    raise exception 'batch_size must be 1-1000 and lease_seconds 5-900' using errcode = '22023';
+  end if;
+  update public.webhook_deliveries d
+  set status = 'dead', error = 'lease_expired', lease_id = null, locked_until = null
+  where d.status = 'delivering' and d.locked_until < pg_catalog.now() and d.attempt >= 8;
+
+  return query
+    -- Due retries and first attempts come in next_attempt_at order through the partial index; deliveries whose lease
+    -- ran out (rare) are picked separately, so neither search scans the other's rows.
+    with scheduled as (
+      select d.id, d.next_attempt_at
+      from public.webhook_deliveries d
+      where d.status in ('pending', 'failed') and d.next_attempt_at <= pg_catalog.now()
+        and exists (select 1 from public.webhooks w where w.id = d.webhook_id and w.is_enabled)
+      order by d.next_attempt_at
+      limit batch_size
+      for update of d skip locked
+    ), abandoned as (
+      select d.id, d.next_attempt_at
+      from public.webhook_deliveries d
+      where d.status = 'delivering' and d.locked_until < pg_catalog.now()
+        and exists (select 1 from public.webhooks w where w.id = d.webhook_id and w.is_enabled)
+      limit batch_size
+      for update of d skip locked
+    ), due as (
+      select x.id from (select * from abandoned union all select * from scheduled) x
+      order by x.next_attempt_at
+      limit batch_size
+    ), claimed as (
+      update public.webhook_deliveries d
+      set status = 'delivering', attempt = d.attempt + 1, lease_id = gen_random_uuid(),
+          locked_until = pg_catalog.now() + make_interval(secs => lease_seconds), last_attempt_at = pg_catalog.now()
+      from due
+      where d.id = due.id
+      returning d.id, d.lease_id, d.webhook_id, d.event_id, d.event_type, d.attempt, d.payload, d.occurred_at
+    ), enriched as (
+      select c.*, w.url, w.headers, w.credentials_secret_id, w.organization_id
+      from claimed c join public.webhooks w on w.id = c.webhook_id
+    ), secrets as materialized (
+      -- One decryption per webhook, not per delivery.
+      select s.id, s.decrypted_secret
+      from vault.decrypted_secrets s
+      where s.id in (select e.credentials_secret_id from enriched e)
+    ), audited as (
+      insert into public.audit_logs (actor_id, actor_role, organization_id, action, resource, resource_id,
+                                     correlation_id, metadata)
+      select null, coalesce((select auth.role()), session_user::text), e.organization_id, 'credential_read', 'webhooks',
+             e.webhook_id::text, private.request_correlation_id(),
+             jsonb_build_object('purpose', 'webhook_dispatch', 'reason', 'sign claimed deliveries', 'deliveries', count(*),
+                                'session_user', session_user::text,
+                                'application_name', left(pg_catalog.current_setting('application_name', true), 64))
+      from enriched e
+      group by e.organization_id, e.webhook_id
+    )
+    select e.id, e.lease_id, e.webhook_id, e.event_id, e.event_type, e.attempt, e.url::text, e.headers,
+           s.decrypted_secret,
+           jsonb_build_object('type', e.event_type,
+                              'timestamp', to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                              'data', e.payload)::text
+    from enriched e
+    join secrets s on s.id = e.credentials_secret_id;
+end;
+$$;
+comment on function public.claim_webhook_deliveries(integer, integer) is 'webhook-dispatcher: claims up to batch_size due deliveries with a lease (for update skip locked) and returns them with URL, headers, signing secret and body; each webhook''s secret read is an audit_logs credential_read entry. service_role only.';
+
+-- The dispatcher's outcomes, in one call per batch: [{delivery_id, lease_id, status_code, response_body, error,
+-- duration_ms}]. A 2xx without error is delivered; anything else is retried on the schedule, or dead after the 8th
+-- attempt. Outcomes whose lease no longer holds the delivery are ignored. Returns how many were recorded.
+create function public.record_webhook_deliveries(outcomes jsonb) returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  recorded integer;
+begin
+  if outcomes is null or jsonb_typeof(outcomes) <> 'array' then
+    raise exception 'outcomes must be a JSON array' using errcode = '22023';
+  end if;
+  -- A success resets the webhook's count of consecutive dead deliveries; each dead delivery adds one; at five the
+  -- webhook is disabled with the reason.
+  with o as (
+    select x.delivery_id, x.lease_id, x.status_code, x.response_body, x.error, x.duration_ms,
+           coalesce(x.status_code between 200 and 299 and x.error is null, false) as ok
+    from jsonb_to_recordset(outcomes) as x(delivery_id uuid, lease_id uuid, status_code integer, response_body text,
+                                            error text, duration_ms integer)
+  ), done as (
+    update public.webhook_deliveries d
+    set status = case when o.ok then 'delivered' when d.attempt >= 8 then 'dead' else 'failed' end,
+        next_attempt_at = case when o.ok or d.attempt >= 8 then d.next_attempt_at
+                               else pg_catalog.now() + private.webhook_retry_delay(d.attempt) end,
+        lease_id = null, locked_until = null,
+        response_status = case when o.status_code between 100 and 599 then o.status_code end,
+        response_body = left(o.response_body, 2048),
+        error = case when o.ok then null else left(coalesce(o.error, 'http_' || o.status_code, 'unknown'), 500) end,
+        duration_ms = greatest(o.duration_ms, 0),
+        delivered_at = case when o.ok then pg_catalog.now() end
+    from o
+    where d.id = o.delivery_id and d.lease_id = o.lease_id and d.status = 'delivering'
+    returning d.webhook_id, d.status, d.error
+  ), per_webhook as (
+    select x.webhook_id, count(*) filter (where x.status = 'delivered') as delivered,
+           count(*) filter (where x.status = 'dead') as dead,
+           max(x.error) filter (where x.status = 'dead') as last_error
+    from done x group by x.webhook_id
+  ), webhooks_updated as (
+    update public.webhooks w
+    set last_triggered_at = pg_catalog.now(),
+        failure_count = case when r.delivered > 0 then 0 else w.failure_count + r.dead end,
+        is_enabled = w.is_enabled and (r.delivered > 0 or w.failure_count + r.dead < 5),
+        disabled_reason = case when w.is_enabled and r.delivered = 0 and w.failure_count + r.dead >= 5
+                               then format('disabled after %s consecutive deliveries failed on every attempt (last error: %s)',
+                                           w.failure_count + r.dead, r.last_error)
+                               else w.disabled_reason end
+    from per_webhook r
+    where w.id = r.webhook_id
+    returning w.id
+  )
+  select count(*) into recorded from done;
+  return recorded;
+end;
+$$;
+comment on function public.record_webhook_deliveries(jsonb) is 'webhook-dispatcher: records a batch of outcomes (delivered, retried on the Standard Webhooks schedule, or dead) and disables a webhook after 5 consecutive dead deliveries. service_role only.';
+
+grant execute on function public.send_test_webhook(uuid) to authenticated;
+grant execute on function public.claim_webhook_deliveries(integer, integer), public.record_webhook_deliveries(jsonb)
+  to service_role;
+
+-- Retention: finished deliveries (delivered or dead) go after retention_policies' days, in batches so that a large
+-- backlog never holds long locks; queued ones stay.
+create function private.prune_webhook_deliveries(cutoff timestamptz, batch_size integer default 5000) returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  removed bigint := 0;
+  batch bigint;
+begin
+  loop
+    delete from public.webhook_deliveries d
+    where d.id in (select f.id from public.webhook_deliveries f
+                   where f.status in ('delivered', 'dead') and f.updated_at < cutoff
+                   limit batch_size);
+    get diagnostics batch = row_count;
+    removed := removed + batch;
+    exit when batch < batch_size;
+  end loop;
+  return removed;
+end;
+$$;
+comment on function private.prune_webhook_deliveries(timestamptz, integer) is 'Deletes delivered and dead webhook deliveries finished before the cutoff, batch_size rows at a time; returns how many.';
+
+insert into public.retention_policies (table_name, retention_days) values ('webhook_deliveries', 30);
+
+-- On Supabase, pg_cron calls the dispatcher every minute through pg_net (Supabase's "scheduling edge functions"
+-- pattern); the project URL and the service role key are read from Vault (secrets named project_url and
+-- service_role_key) when the job runs, so they are in no table. Idempotent: cron.schedule() replaces a job of the
+-- same name. Without pg_net (the local platform, where `npm start` runs the loop itself) it schedules nothing.
+create function private.schedule_edge_functions() returns text[]
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from pg_catalog.pg_extension e where e.extname = 'pg_net') then
+    raise notice 'pg_net is not installed: no edge function is scheduled (enable pg_net, then run select private.schedule_edge_functions())';
+    return '{}'::text[];
+  end if;
+  perform cron.schedule('webhook-dispatcher', '* * * * *', $job$
+    select net.http_post(
+      url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url') || '/functions/v1/webhook-dispatcher',
+      headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization',
+                                    'Bearer ' || (select decrypted_secret from vault.decrypted_secrets where name = 'service_role_key')),
+      body := jsonb_build_object('scheduled_at', now()),
+      timeout_milliseconds := 55000)
+  $job$);
+  return array['webhook-dispatcher'];
+end;
+$$;
+comment on function private.schedule_edge_functions() is 'Creates (or updates) the pg_cron jobs that invoke edge functions through pg_net (webhook-dispatcher every minute); does nothing without pg_net. Run it again after enabling pg_net.';
+
+select private.schedule_edge_functions();
 
 
 -- =====================================================================================================================

@@ -128,7 +128,10 @@ begin
     'file_events', (select coalesce(jsonb_agg(to_jsonb(f) order by f.occurred_at, f.id), '[]') from public.file_events f where f.user_id = uid),
     'file_patterns', (select coalesce(jsonb_agg(to_jsonb(p) order by p.file_extension), '[]') from public.file_patterns p where p.user_id = uid),
     'file_relationships', (select coalesce(jsonb_agg(to_jsonb(r) order by r.source_path, r.target_path), '[]') from public.file_relationships r where r.user_id = uid),
-    'transparency_log', (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]') from public.privacy_transparency_log l where l.user_id = uid))
+    'transparency_log', (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]') from public.privacy_transparency_log l where l.user_id = uid),
+    -- Integrations the user connected (any organization); never the Vault secret or its id.
+    'integrations', (select coalesce(jsonb_agg(to_jsonb(i) - 'credentials_secret_id' order by i.created_at, i.id), '[]')
+                     from public.integrations i where i.created_by = uid))
   into result;
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
@@ -138,7 +141,7 @@ begin
   return result;
 end;
 $$;
-comment on function public.export_my_data() is 'Everything the caller owns in the privacy domain as JSON (needs aal2 when the user requires MFA); logged in the transparency log.';
+comment on function public.export_my_data() is 'Everything the caller owns in the privacy domain, and the integrations they connected (without credentials), as JSON (needs aal2 when the user requires MFA); logged in the transparency log.';
 
 create function public.erase_my_telemetry()
 returns jsonb
