@@ -1871,8 +1871,9 @@ comment on function private.lock_stripe_object(text, boolean) is 'Transaction-le
 --   listed one way only: the later state wins whatever the event times say (paid stays paid when an older
 --     finalized event arrives after it, and a paid event older than the stored open state still applies);
 --   the other way only: the incoming event is stale;
---   not listed either way (two end states, such as paid and void, which one object never both reaches): the newer
---     event wins, so the result still does not depend on the delivery order.
+--   not listed either way: an end state (one with no way out) wins over a state that is not (an expired
+--     subscription is never active); between two end states that one object never both reaches (paid and void)
+--     the newer event wins. End states thus rank above all others, so the result does not depend on the order.
 create table private.stripe_status_transitions (
   object_type text not null,
   from_status text not null,
@@ -1923,24 +1924,26 @@ set search_path = ''
 as $$
   select case
     when stored_at is null then true
-    when stored_status is distinct from incoming_status
-         and exists (select 1 from private.stripe_status_transitions t
-                     where t.object_type = stripe_state_may_replace.object_type
-                       and t.from_status = stored_status and t.to_status = incoming_status)
-         and not exists (select 1 from private.stripe_status_transitions t
-                         where t.object_type = stripe_state_may_replace.object_type
-                           and t.from_status = incoming_status and t.to_status = stored_status)
-      then true
-    when stored_status is distinct from incoming_status
-         and exists (select 1 from private.stripe_status_transitions t
-                     where t.object_type = stripe_state_may_replace.object_type
-                       and t.from_status = incoming_status and t.to_status = stored_status)
-         and not exists (select 1 from private.stripe_status_transitions t
-                         where t.object_type = stripe_state_may_replace.object_type
-                           and t.from_status = stored_status and t.to_status = incoming_status)
-      then false
-    else incoming_at > stored_at or (incoming_at = stored_at and event_type not like '%.created')
+    when stored_status is not distinct from incoming_status then newer
+    when forward and not backward then true
+    when backward and not forward then false
+    when not forward and not backward and stored_final <> incoming_final then incoming_final
+    else newer
   end
+  from (
+    select
+      incoming_at > stored_at or (incoming_at = stored_at and event_type not like '%.created') as newer,
+      exists (select 1 from private.stripe_status_transitions t
+              where t.object_type = stripe_state_may_replace.object_type
+                and t.from_status = stored_status and t.to_status = incoming_status) as forward,
+      exists (select 1 from private.stripe_status_transitions t
+              where t.object_type = stripe_state_may_replace.object_type
+                and t.from_status = incoming_status and t.to_status = stored_status) as backward,
+      not exists (select 1 from private.stripe_status_transitions t
+                  where t.object_type = stripe_state_may_replace.object_type and t.from_status = stored_status) as stored_final,
+      not exists (select 1 from private.stripe_status_transitions t
+                  where t.object_type = stripe_state_may_replace.object_type and t.from_status = incoming_status) as incoming_final
+  ) decided
 $$;
 comment on function private.stripe_state_may_replace(text, text, timestamptz, text, timestamptz, text) is 'The ordering rule of the Stripe mirrors: may the incoming state replace the stored one? By private.stripe_status_transitions first, event time second.';
 
