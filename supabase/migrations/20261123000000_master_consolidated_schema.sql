@@ -2280,7 +2280,11 @@ declare
   customer_stripe_id text := private.stripe_id(invoice -> 'customer');
   subscription_stripe_id text := coalesce(private.stripe_id(invoice -> 'subscription'),
                                           private.stripe_id(invoice -> 'parent' -> 'subscription_details' -> 'subscription'));
-  new_status text := coalesce(invoice ->> 'status', 'draft');
+  -- API versions before 2018-11-08 had no status, only paid and forgiven (marked uncollectible).
+  new_status text := coalesce(invoice ->> 'status', case when invoice ->> 'paid' = 'true' then 'paid'
+                                                         when invoice ->> 'forgiven' = 'true' then 'uncollectible'
+                                                         when invoice ->> 'paid' = 'false' then 'open'
+                                                         else 'draft' end);
   transitions jsonb := coalesce(invoice -> 'status_transitions', '{}'::jsonb);
   customer public.billing_customers;
   existing public.invoices;
@@ -2315,7 +2319,7 @@ begin
     private.stripe_time(transitions -> 'paid_at'), private.stripe_time(transitions -> 'voided_at'),
     private.stripe_time(transitions -> 'marked_uncollectible_at'),
     case when jsonb_typeof(invoice -> 'metadata') = 'object' then invoice -> 'metadata' else '{}'::jsonb end,
-    private.stripe_time(invoice -> 'created'), event_created)
+    coalesce(private.stripe_time(invoice -> 'created'), private.stripe_time(invoice -> 'date')), event_created)
   on conflict on constraint invoices_stripe_invoice_id_key do update set
     customer_id = excluded.customer_id, organization_id = excluded.organization_id,
     subscription_id = coalesce(excluded.subscription_id, inv.subscription_id),
