@@ -244,6 +244,19 @@ describe("POST /functions/v1/stripe-webhook: the request", () => {
     expect(body.error?.code).toBe("invalid_event");
   });
 
+  it("rejects a created time Postgres cannot store with 400 and writes nothing", async () => {
+    const stripeEvent = event("customer.created", customer(nextId("cus"), null), 1e15);
+    const { status, body } = await deliver(stripeEvent);
+    expect([status, body.error?.code]).toEqual([400, "invalid_event"]);
+    expect(await ledger(stripeEvent.id)).toBeUndefined();
+  });
+
+  it("stores an event whose livemode is not a boolean as a test-mode event instead of failing", async () => {
+    const stripeEvent = { ...event("charge.captured", { id: nextId("ch"), object: "charge" }, now), livemode: "sometimes" } as unknown as StripeEvent;
+    const { status, body } = await deliver(stripeEvent);
+    expect([status, body.outcome]).toEqual([200, "ignored"]);
+  });
+
   it("records an unknown event type as ignored and answers 200", async () => {
     const stripeEvent = event("payment_intent.created", { id: nextId("pi"), object: "payment_intent" }, now);
     const { status, body } = await deliver(stripeEvent);

@@ -2774,7 +2774,8 @@ begin
   end if;
 
   insert into private.stripe_events (id, type, api_version, created, livemode, object_type, object_id)
-  values (event_id, event_type, event ->> 'api_version', event_created, coalesce((event ->> 'livemode')::boolean, false),
+  values (event_id, event_type, event ->> 'api_version', event_created,
+          case when jsonb_typeof(event -> 'livemode') = 'boolean' then (event ->> 'livemode')::boolean else false end,
           object ->> 'object', object ->> 'id')
   on conflict on constraint stripe_events_pkey do nothing;
   select e.* into ledger from private.stripe_events e where e.id = event_id for update;

@@ -29,7 +29,8 @@ export const stripeWebhookEnvSchema = z.object({
 const eventEnvelope = z.object({
   id: z.string().regex(/^[A-Za-z0-9_]{1,255}$/),
   type: z.string().min(1).max(255),
-  created: z.number().int().nonnegative(),
+  // Up to the last second of 9999: later times are not timestamps Postgres can store.
+  created: z.number().int().nonnegative().max(253_402_300_799),
   api_version: z.string().nullable().optional(),
   data: z.object({ object: z.record(z.string(), z.unknown()) }),
 });
