@@ -414,6 +414,35 @@ describe("POST /functions/v1/stripe-webhook: any order", () => {
     expect(await organizationPlan(organization)).toBe("business");
   });
 
+  it("gives the organization the product's plan when the product's event races with the customer's link", async () => {
+    const organization = await createOrganization();
+    const [customerId, subscriptionId, productId, priceId] = [nextId("cus"), nextId("sub"), nextId("prod"), nextId("price")];
+    // A subscription of a customer no organization has claimed yet, billing a product whose plan is not known yet.
+    await deliverApplied(event("customer.subscription.created",
+      subscription(subscriptionId, { customerId, priceId, productId, status: "active" }), now));
+    let productAnswer: Promise<{ status: number; body: DeliveryBody }> | undefined;
+    await db.connection().execute(async (link) => {
+      // The link is applied but not committed while the product's event arrives.
+      await sql`begin`.execute(link);
+      await sql`select private.handle_stripe_event(cast(${JSON.stringify(event("customer.created", customer(customerId, organization), now + 1))}::text as jsonb))`.execute(link);
+      let settled = false;
+      productAnswer = deliver(event("product.created", product(productId, "pro"), now + 2));
+      void productAnswer.then(() => { settled = true; });
+      // Commit once the product's event is either done or waiting for the link's lock on the product.
+      for (;;) {
+        const waiting = await one(sql<{ waiting: boolean }>`
+          select exists (select 1 from pg_locks l where l.locktype = 'advisory' and not l.granted
+                         and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(${`stripe:${productId}`}, 0)) as waiting`);
+        if (settled || waiting?.waiting) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await sql`commit`.execute(link);
+    });
+    const answered = await productAnswer;
+    expect([answered?.status, answered?.body.outcome]).toEqual([200, "applied"]);
+    expect(await organizationPlan(organization)).toBe("pro");
+  });
+
   it("does not undelete a customer with a stale update", async () => {
     const customerId = nextId("cus");
     await deliverApplied(event("customer.created", customer(customerId, null), now));

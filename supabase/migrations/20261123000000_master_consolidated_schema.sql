@@ -2107,10 +2107,23 @@ set search_path = ''
 as $$
 declare
   previous uuid;
+  product text;
 begin
   if organization is null then
     return false;
   end if;
+  -- Shared locks on the products the customer's subscriptions bill (the caller holds the customer's lock): a
+  -- concurrent product event that changes a plan then waits and sees the linked subscriptions, or this link waits
+  -- and sees the new plan. Without them each could miss the other and leave the organization on the old plan.
+  for product in
+    select distinct p.stripe_product_id from public.subscriptions s
+    join public.subscription_items i on i.subscription_id = s.id
+    join public.prices pr on pr.id = i.price_id
+    join public.products p on p.id = pr.product_id
+    where s.customer_id = customer order by 1
+  loop
+    perform private.lock_stripe_object(product, true);
+  end loop;
   select c.organization_id into previous from public.billing_customers c where c.id = customer;
   if previous is not null then
     return false;
