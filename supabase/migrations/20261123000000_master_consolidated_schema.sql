@@ -2835,7 +2835,8 @@ comment on function private.replay_stripe_event(text) is 'Operators: applies a f
 grant execute on function private.replay_stripe_event(text) to service_role;
 
 -- What operators look at: every event that is failing. kept: a permanent failure answered 200, which only a
--- replay (private.replay_stripe_event) applies; retrying: answered 500, Stripe delivers it again.
+-- replay (private.replay_stripe_event) applies; retrying: answered 500, Stripe delivers it again; stalled: answered
+-- 500, but Stripe's retries (three days in live mode) are over, so it too needs a replay.
 create view public.billing_sync_problems with (security_invoker = true) as
 select
   e.id as event_id,
@@ -2848,14 +2849,16 @@ select
   e.received_at,
   e.processed_at as last_attempt_at,
   e.attempts,
-  case when e.outcome = 'problem' then 'kept' else 'retrying' end as state,
+  case when e.outcome = 'problem' then 'kept'
+       when e.received_at > pg_catalog.now() - interval '3 days' then 'retrying'
+       else 'stalled' end as state,
   private.stripe_failure_is_permanent(e.sqlstate) as permanent,
   e.sqlstate,
   e.error,
   e.payload
 from private.stripe_events e
 where e.outcome in ('failed', 'problem');
-comment on view public.billing_sync_problems is 'Operators (service role): Stripe events that fail. state kept: given up after 5 permanent failures (answered 200), replay with private.replay_stripe_event(event_id); retrying: Stripe retries it.';
+comment on view public.billing_sync_problems is 'Operators (service role): Stripe events that fail. state kept: given up after 5 permanent failures (answered 200), replay with private.replay_stripe_event(event_id); retrying: Stripe retries it; stalled: Stripe''s 3 days of retries are over, replay it.';
 
 grant execute on function private.stripe_failure_is_permanent(text) to service_role;
 grant select on public.billing_sync_problems to service_role;

@@ -3,7 +3,7 @@
 -- a transient failure (deadlock, lock timeout) stays failed (answered 500) however often it happens. Legacy plan
 -- shapes are read as prices.
 begin;
-select plan(36);
+select plan(37);
 
 create function pg_temp.deliver(event jsonb) returns jsonb
 language sql
@@ -74,6 +74,9 @@ select is((select array_agg(pg_temp.deliver((select event from fixture where key
 select results_eq($$select state, permanent, sqlstate, attempts from public.billing_sync_problems where event_id = 'evt_p_transient'$$,
                   $$values ('retrying'::text, false, '40P01'::text, 7)$$,
                   'billing_sync_problems lists a transient failure as retrying');
+update private.stripe_events set received_at = now() - interval '4 days' where id = 'evt_p_transient';
+select is((select state from public.billing_sync_problems where event_id = 'evt_p_transient'), 'stalled',
+          'a failure older than Stripe''s three days of retries is listed as stalled');
 drop trigger simulated_deadlock on public.billing_customers;
 select is(pg_temp.deliver((select event from fixture where key = 'transient')) ->> 'outcome', 'applied',
           'once the cause is gone, Stripe''s next retry applies the event');
