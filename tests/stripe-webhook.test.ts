@@ -244,6 +244,19 @@ describe("POST /functions/v1/stripe-webhook: the request", () => {
     expect(body.error?.code).toBe("invalid_event");
   });
 
+  it("rejects a created time Postgres cannot store with 400 and writes nothing", async () => {
+    const stripeEvent = event("customer.created", customer(nextId("cus"), null), 1e15);
+    const { status, body } = await deliver(stripeEvent);
+    expect([status, body.error?.code]).toEqual([400, "invalid_event"]);
+    expect(await ledger(stripeEvent.id)).toBeUndefined();
+  });
+
+  it("stores an event whose livemode is not a boolean as a test-mode event instead of failing", async () => {
+    const stripeEvent = { ...event("charge.captured", { id: nextId("ch"), object: "charge" }, now), livemode: "sometimes" } as unknown as StripeEvent;
+    const { status, body } = await deliver(stripeEvent);
+    expect([status, body.outcome]).toEqual([200, "ignored"]);
+  });
+
   it("records an unknown event type as ignored and answers 200", async () => {
     const stripeEvent = event("payment_intent.created", { id: nextId("pi"), object: "payment_intent" }, now);
     const { status, body } = await deliver(stripeEvent);
@@ -401,6 +414,35 @@ describe("POST /functions/v1/stripe-webhook: any order", () => {
     expect(await organizationPlan(organization)).toBe("business");
   });
 
+  it("gives the organization the product's plan when the product's event races with the customer's link", async () => {
+    const organization = await createOrganization();
+    const [customerId, subscriptionId, productId, priceId] = [nextId("cus"), nextId("sub"), nextId("prod"), nextId("price")];
+    // A subscription of a customer no organization has claimed yet, billing a product whose plan is not known yet.
+    await deliverApplied(event("customer.subscription.created",
+      subscription(subscriptionId, { customerId, priceId, productId, status: "active" }), now));
+    let productAnswer: Promise<{ status: number; body: DeliveryBody }> | undefined;
+    await db.connection().execute(async (link) => {
+      // The link is applied but not committed while the product's event arrives.
+      await sql`begin`.execute(link);
+      await sql`select private.handle_stripe_event(cast(${JSON.stringify(event("customer.created", customer(customerId, organization), now + 1))}::text as jsonb))`.execute(link);
+      let settled = false;
+      productAnswer = deliver(event("product.created", product(productId, "pro"), now + 2));
+      void productAnswer.then(() => { settled = true; });
+      // Commit once the product's event is either done or waiting for the link's lock on the product.
+      for (;;) {
+        const waiting = await one(sql<{ waiting: boolean }>`
+          select exists (select 1 from pg_locks l where l.locktype = 'advisory' and not l.granted
+                         and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(${`stripe:${productId}`}, 0)) as waiting`);
+        if (settled || waiting?.waiting) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await sql`commit`.execute(link);
+    });
+    const answered = await productAnswer;
+    expect([answered?.status, answered?.body.outcome]).toEqual([200, "applied"]);
+    expect(await organizationPlan(organization)).toBe("pro");
+  });
+
   it("does not undelete a customer with a stale update", async () => {
     const customerId = nextId("cus");
     await deliverApplied(event("customer.created", customer(customerId, null), now));
@@ -501,5 +543,78 @@ describe("POST /functions/v1/stripe-webhook: failures", () => {
     const retry = await deliver(broken);
     expect(retry.status).toBe(500);
     expect(await ledger(broken.id)).toMatchObject({ outcome: "failed", attempts: 2 });
+  });
+
+  it("keeps a permanent failure as a problem at the fifth attempt, answers 200, and applies it on replay once fixed", async () => {
+    const [customerId, subscriptionId, priceId] = [nextId("cus"), nextId("sub"), nextId("price")];
+    // The item names its price by id only, and that price was never delivered: 22023 until it is.
+    const orphan = event("customer.subscription.created", {
+      id: subscriptionId, object: "subscription", customer: customerId, status: "active", created: now, metadata: {},
+      items: { object: "list", data: [{ id: `si_${subscriptionId.slice(4)}`, object: "subscription_item", quantity: 1, price: priceId }] },
+    }, now);
+    const statuses: number[] = [];
+    for (let attempt = 1; attempt <= 4; attempt++) statuses.push((await deliver(orphan)).status);
+    expect(statuses).toEqual([500, 500, 500, 500]);
+    const fifth = await deliver(orphan);
+    expect([fifth.status, fifth.body.outcome]).toEqual([200, "problem"]);
+    const sixth = await deliver(orphan);
+    expect([sixth.status, sixth.body.outcome]).toEqual([200, "problem"]);
+
+    const problem = await one(sql<{ state: string; permanent: boolean; sqlstate: string; attempts: number; payload: unknown }>`
+      select state, permanent, sqlstate, attempts, payload from public.billing_sync_problems where event_id = ${orphan.id}`);
+    expect(problem).toEqual({ state: "kept", permanent: true, sqlstate: "22023", attempts: 6, payload: orphan });
+
+    await deliverApplied(event("price.created", price(priceId, nextId("prod")), now + 1));
+    const replayed = await one(sql<{ result: { outcome: string; replayed: boolean } }>`
+      select private.replay_stripe_event(${orphan.id}) as result`);
+    expect(replayed?.result).toMatchObject({ outcome: "applied", replayed: true });
+    expect((await subscriptionRow(subscriptionId))?.status).toBe("active");
+    const kept = await one(sql<{ payload: unknown; n: number }>`
+      select e.payload, (select count(*)::int from public.billing_sync_problems p where p.event_id = e.id) as n
+      from private.stripe_events e where e.id = ${orphan.id}`);
+    expect(kept).toEqual({ payload: null, n: 0 });
+    const redelivered = await deliver(orphan);
+    expect([redelivered.status, redelivered.body.duplicate]).toEqual([200, true]);
+  });
+
+  it("keeps answering 500 for a transient failure (a deadlock) however often it is delivered", async () => {
+    const customerId = nextId("cus");
+    const schema = `vitest_${run}`.toLowerCase();
+    // A trigger that fails with 40P01 for this one customer only, so parallel tests are not affected.
+    await sql.raw(`
+      create schema ${schema};
+      create function ${schema}.deadlock() returns trigger language plpgsql as $$
+      begin raise exception 'deadlock detected (simulated)' using errcode = '40P01'; end $$;
+      create trigger ${schema}_deadlock before insert on public.billing_customers for each row
+        when (new.stripe_customer_id = '${customerId}') execute function ${schema}.deadlock();`).execute(db);
+    try {
+      const stuck = event("customer.created", customer(customerId, null), now);
+      const statuses: number[] = [];
+      for (let attempt = 1; attempt <= 7; attempt++) statuses.push((await deliver(stuck)).status);
+      expect(statuses).toEqual([500, 500, 500, 500, 500, 500, 500]);
+      expect(await ledger(stuck.id)).toMatchObject({ outcome: "failed", attempts: 7 });
+      await sql.raw(`drop schema ${schema} cascade`).execute(db);
+      const recovered = await deliver(stuck);
+      expect([recovered.status, recovered.body.outcome]).toEqual([200, "applied"]);
+    } finally {
+      await sql.raw(`drop schema if exists ${schema} cascade`).execute(db);
+    }
+  });
+
+  it("answers 200 for a legacy subscription whose items carry only a plan, for products never delivered", async () => {
+    const [customerId, subscriptionId, planId, productId] = [nextId("cus"), nextId("sub"), nextId("plan"), nextId("prod")];
+    const plan = { id: planId, object: "plan", amount: 2000, currency: "usd", interval: "month", interval_count: 1, product: productId };
+    const trial = event("customer.subscription.trial_will_end", {
+      id: subscriptionId, object: "subscription", customer: customerId, status: "trialing", plan, quantity: 1,
+      current_period_start: now, current_period_end: now + 86400, trial_start: now, trial_end: now + 3 * 86400, metadata: {},
+      items: { object: "list", data: [{ id: `si_${subscriptionId.slice(4)}`, object: "subscription_item", quantity: 1, plan }] },
+    }, now, "2017-08-15");
+    const { status, body } = await deliver(trial);
+    expect([status, body.outcome]).toEqual([200, "applied"]);
+    const item = await one(sql<{ price: string; product: string }>`
+      select pr.stripe_price_id as price, p.stripe_product_id as product from public.subscription_items i
+      join public.subscriptions s on s.id = i.subscription_id join public.prices pr on pr.id = i.price_id
+      join public.products p on p.id = pr.product_id where s.stripe_subscription_id = ${subscriptionId}`);
+    expect(item).toEqual({ price: planId, product: productId });
   });
 });

@@ -674,7 +674,21 @@ isOneToOne: false
                 }
           }
           Views: {
-            "organization_billing": {
+            "billing_sync_problems": {
+                  Row: {
+                    "api_version": string | null,"attempts": number,"created": string,"error": string | null,"event_id": string,"last_attempt_at": string | null,"livemode": boolean,"object_id": string | null,"object_type": string | null,"payload": Json | null,"permanent": boolean | null,"received_at": string,"sqlstate": string | null,"state": string | null,"type": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                           "api_version"?: string | null,"attempts"?: number | null,"created"?: string | null,"error"?: string | null,"event_id"?: string | null,"last_attempt_at"?: string | null,"livemode"?: boolean | null,"object_id"?: string | null,"object_type"?: string | null,"payload"?: Json | null,"permanent"?: never,"received_at"?: string | null,"sqlstate"?: string | null,"state"?: never,"type"?: string | null
+                         }
+                        Update: {
+                           "api_version"?: string | null,"attempts"?: number | null,"created"?: string | null,"error"?: string | null,"event_id"?: string | null,"last_attempt_at"?: string | null,"livemode"?: boolean | null,"object_id"?: string | null,"object_type"?: string | null,"payload"?: Json | null,"permanent"?: never,"received_at"?: string | null,"sqlstate"?: string | null,"state"?: never,"type"?: string | null
+                         }
+                        Relationships: [
+                    
+                  ]
+                },"organization_billing": {
                   Row: {
                     "cancel_at_period_end": boolean | null,"current_period_end": string | null,"is_personal": boolean,"organization_id": string,"personal_user_id": string | null,"stripe_customer_id": string | null,"stripe_subscription_id": string | null,"subscription_status": string | null,"subscription_tier": string,"trial_ends_at": string | null
                   }

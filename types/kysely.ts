@@ -120,6 +120,24 @@ export interface BillingCustomers {
   updated_at: Generated<Timestamp>;
 }
 
+export interface BillingSyncProblems {
+  api_version: string | null;
+  attempts: number | null;
+  created: Timestamp | null;
+  error: string | null;
+  event_id: string | null;
+  last_attempt_at: Timestamp | null;
+  livemode: boolean | null;
+  object_id: string | null;
+  object_type: string | null;
+  payload: Json | null;
+  permanent: boolean | null;
+  received_at: Timestamp | null;
+  sqlstate: string | null;
+  state: string | null;
+  type: string | null;
+}
+
 export interface FeatureFlags {
   created_at: Generated<Timestamp>;
   description: string | null;
@@ -682,6 +700,7 @@ export interface DB {
   app_allowlist: AppAllowlist;
   audit_logs: AuditLogs;
   billing_customers: BillingCustomers;
+  billing_sync_problems: BillingSyncProblems;
   feature_flags: FeatureFlags;
   file_events: FileEvents;
   file_patterns: FilePatterns;

@@ -6,7 +6,9 @@
 // It builds a realistic stream (products, prices, customers, checkouts, subscription and invoice lifecycles, some
 // cancellations, a few event types the endpoint ignores), adds duplicate deliveries, shuffles everything and sends
 // it signed, `concurrency` requests at a time. It prints throughput and latency, then replays the same unique events
-// one by one in `created` order under other ids and checks that both runs left the same state. Speed is reported,
+// one by one in `created` order under other ids and checks that both runs left the same state. Last, as a floor
+// measured in the same run, it sends as many signed events of a type the endpoint ignores (signature, envelope,
+// ledger row, answer: everything but applying) and prints the ratio of the two throughputs. Speed is reported,
 // never asserted; a state mismatch or a non-2xx answer exits 1.
 import { sql, type Kysely } from "kysely";
 import Stripe from "stripe";
@@ -316,6 +318,21 @@ async function main(): Promise<void> {
     const equal = actual.length === expected.length && differing.length === 0;
     console.log(`in-order replay   ${reference.length} events, ${orderedLatencyNote}`);
     console.log(`final state       ${equal ? "equal" : "DIFFERENT"} to in-order application (${expected.length} rows compared)`);
+
+    // The floor: the same number of deliveries, same concurrency, of an event type the endpoint ignores.
+    const floorEvents: StripeEvent[] = Array.from({ length: deliveries.length }, (_, i) => ({
+      id: `evt_${run}_floor_${i}`, object: "event", type: "bench.ignored", created: 1_700_000_000 + i,
+      api_version: "2025-03-31.basil", livemode: false, data: { object: { id: `obj_${run}_${i}`, object: "bench" } },
+    }));
+    const floorStarted = performance.now();
+    const floorResults = await deliverAll(endpoint, secret, floorEvents, options.concurrency);
+    const floorSeconds = (performance.now() - floorStarted) / 1000;
+    const floorLatencies = floorResults.map((r) => r.ms).sort((a, b) => a - b);
+    const throughput = deliveries.length / seconds;
+    const floorThroughput = floorEvents.length / floorSeconds;
+    console.log(`ignored-type floor ${floorThroughput.toFixed(0)} events/s, p95 ${percentile(floorLatencies, 95).toFixed(1)} ms`);
+    console.log(`ratio             ${(throughput / floorThroughput).toFixed(2)} of the floor's throughput, p95 ${(percentile(latencies, 95) / percentile(floorLatencies, 95)).toFixed(2)}x the floor's`);
+    failed.push(...floorResults.filter((r) => r.status !== 200));
 
     if (failed.length > 0) fail(`${failed.length} deliveries did not answer 200: ${JSON.stringify(count(failed.map((r) => `${r.status} ${r.outcome}`)))}`);
     if (!equal) {

@@ -31,11 +31,13 @@
 --   17-operations.sql                     Operations: get_table_sizes(), get_index_usage(), system_healthcheck().
 --                                         Read-only statistics for operators; service_role only.
 --   20-billing-stripe-mirror.sql          Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
---                                         Tables, policies and grants; written only by private.handle_stripe_event() (21-billing-stripe-sync.sql).
---   21-billing-stripe-sync.sql            Billing: the Stripe event ledger and private.handle_stripe_event().
+--                                         Tables, policies and grants; written only by private.handle_stripe_event() (23-billing-stripe-events.sql).
+--   21-billing-stripe-sync.sql            Billing: the Stripe event ledger, the state transitions, and how each Stripe object is applied to the mirror.
 --                                         Exactly-once application of verified Stripe events, in any order, onto the mirror (20-billing-stripe-mirror.sql).
 --   22-billing-offers-flags-usage.sql     Billing: offers, feature flags, usage metrics, entitlements and the organization_billing view.
 --                                         Public read of what is live; organization_entitlements(), has_feature().
+--   23-billing-stripe-events.sql          Billing: the entry points of the Stripe sync: private.handle_stripe_event(), private.replay_stripe_event() and
+--                                         the operators' view of events that fail (public.billing_sync_problems); which failures are permanent.
 --   30-privacy-redaction.sql              Privacy: redaction (redact_telemetry_metadata) and metadata encryption.
 --                                         Pure functions that strip secrets and personal data before anything is stored; the audit metadata redactor.
 --   31-privacy-transparency-log.sql       Privacy: the transparency log (privacy_transparency_log).
@@ -1495,7 +1497,7 @@ grant execute on function public.get_table_sizes(), public.get_index_usage(), pu
 -- source: supabase/schemas/20-billing-stripe-mirror.sql
 -- =====================================================================================================================
 -- Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
--- Tables, policies and grants; written only by private.handle_stripe_event() (21-billing-stripe-sync.sql).
+-- Tables, policies and grants; written only by private.handle_stripe_event() (23-billing-stripe-events.sql).
 
 -- Stripe mirrors (billing_customers, products, prices, subscriptions, subscription_items, invoices) written only by
 -- the stripe-webhook function through private.handle_stripe_event(); offers, feature flags, usage and entitlements.
@@ -1683,7 +1685,7 @@ create table public.subscriptions (
   constraint subscriptions_trial_ordered check (trial_end is null or trial_start is null or trial_end >= trial_start),
   constraint subscriptions_metadata_object check (jsonb_typeof(metadata) = 'object')
 );
-comment on table public.subscriptions is 'Stripe subscriptions of an organization (seeds 002, 003). Written by the Stripe webhook only; the newest Stripe event wins and a canceled subscription is never revived.';
+comment on table public.subscriptions is 'Stripe subscriptions of an organization (seeds 002, 003). Written by the Stripe webhook only; ordered by private.stripe_status_transitions, then by event time: a canceled subscription is never revived.';
 comment on column public.subscriptions.organization_id is 'The organization of the customer (copied from billing_customers, kept in sync when the customer is linked).';
 comment on column public.subscriptions.current_period_start is 'Start of the current billing period: the subscription''s own field on API versions before 2025-03-31, else the earliest of its items.';
 comment on column public.subscriptions.current_period_end is 'End of the current billing period: the subscription''s own field on API versions before 2025-03-31, else the latest of its items.';
@@ -1789,7 +1791,7 @@ create table public.invoices (
   constraint invoices_period_ordered check (period_end is null or period_start is null or period_end >= period_start),
   constraint invoices_metadata_object check (jsonb_typeof(metadata) = 'object')
 );
-comment on table public.invoices is 'Stripe invoices (amounts in minor units of currency). Written by the Stripe webhook only; a status never moves back (paid before finalized stays paid).';
+comment on table public.invoices is 'Stripe invoices (amounts in minor units of currency). Written by the Stripe webhook only; the status moves only along private.stripe_status_transitions (paid before finalized stays paid).';
 comment on column public.invoices.stripe_subscription_id is 'The subscription that generated the invoice (invoice.subscription, or parent.subscription_details.subscription from API 2025-03-31); subscription_id is linked when that subscription is known.';
 
 create index invoices_customer_id_idx on public.invoices (customer_id);
@@ -1814,11 +1816,13 @@ grant select on public.invoices to authenticated, service_role;
 -- =====================================================================================================================
 -- source: supabase/schemas/21-billing-stripe-sync.sql
 -- =====================================================================================================================
--- Billing: the Stripe event ledger and private.handle_stripe_event().
+-- Billing: the Stripe event ledger, the state transitions, and how each Stripe object is applied to the mirror.
 -- Exactly-once application of verified Stripe events, in any order, onto the mirror (20-billing-stripe-mirror.sql).
 
 -- The ledger of Stripe events: one row per event id, which is what makes a redelivery a no-op. Only what is needed
--- to reason about delivery is kept; the payload is not (it can hold personal data, never card data here).
+-- to reason about delivery is kept for events that were applied. The payload (it can hold personal data such as a
+-- customer's name and e-mail, never card data here) is kept only while an event fails, so that a problem can be
+-- inspected and replayed; it is cleared when the event is applied, and retention deletes the row after 90 days.
 create table private.stripe_events (
   id text not null,
   type text not null,
@@ -1831,19 +1835,32 @@ create table private.stripe_events (
   processed_at timestamptz,
   outcome text,
   error text,
+  sqlstate text,
   attempts integer not null default 0,
+  payload jsonb,
+  replayed_at timestamptz,
   constraint stripe_events_pkey primary key (id),
   constraint stripe_events_id_format check (id ~ '^[A-Za-z0-9_]{1,255}$'),
-  constraint stripe_events_outcome_known check (outcome is null or outcome in ('applied', 'ignored', 'stale', 'failed')),
+  constraint stripe_events_outcome_known check (outcome is null or outcome in ('applied', 'ignored', 'stale', 'failed', 'problem')),
   constraint stripe_events_processed_has_outcome check ((outcome is null) = (processed_at is null)),
-  constraint stripe_events_failed_has_error check (outcome is distinct from 'failed' or error is not null),
+  constraint stripe_events_failed_has_error check (outcome not in ('failed', 'problem') or (error is not null and sqlstate is not null)),
+  constraint stripe_events_sqlstate_format check (sqlstate is null or sqlstate ~ '^[0-9A-Z]{5}$'),
+  constraint stripe_events_payload_only_while_failing check (payload is null or outcome in ('failed', 'problem')),
+  constraint stripe_events_problem_has_payload check (outcome is distinct from 'problem' or payload is not null),
   constraint stripe_events_attempts_not_negative check (attempts >= 0)
 );
-comment on table private.stripe_events is 'Stripe event ledger: id, type, timing and outcome of every delivered event (applied, ignored, stale, failed) with the last error and the attempt count. No payload.';
-comment on column private.stripe_events.outcome is 'applied: changed state; ignored: type not handled or nothing to link; stale: older than the state it would overwrite; failed: error (Stripe retries).';
+comment on table private.stripe_events is 'Stripe event ledger: id, type, timing and outcome of every delivered event with the last error and the attempt count. The payload only while the event fails (failed, problem).';
+comment on column private.stripe_events.outcome is 'applied: changed state; ignored: type not used or nothing to link; stale: the stored state may not be replaced by it; failed: error, answered 500 so Stripe retries; problem: a permanent error after 5 attempts, answered 200 and kept for private.replay_stripe_event().';
+comment on column private.stripe_events.sqlstate is 'SQLSTATE of the last failure; private.stripe_failure_is_permanent() tells a data error (kept as a problem) from a transient one (retried).';
+comment on column private.stripe_events.attempts is 'Deliveries and replays that tried to apply the event.';
+comment on column private.stripe_events.payload is 'The verified event exactly as Stripe sent it, kept only while the event fails (outcome failed or problem); null otherwise.';
+comment on column private.stripe_events.replayed_at is 'When private.replay_stripe_event() last applied the event.';
 
 create index stripe_events_object_idx on private.stripe_events (object_id, created);
-create index stripe_events_failed_idx on private.stripe_events (received_at) where outcome = 'failed';
+create index stripe_events_failed_idx on private.stripe_events (received_at) where outcome in ('failed', 'problem');
+
+-- Operators (service role) read the problems through public.billing_sync_problems (23-billing-stripe-events.sql).
+grant select on private.stripe_events to service_role;
 
 -- Serializes every event about one Stripe object (customers cover their subscriptions and invoices), so two events
 -- for the same object never interleave their reads and writes.
@@ -1861,36 +1878,138 @@ end;
 $$;
 comment on function private.lock_stripe_object(text, boolean) is 'Transaction-level advisory lock on a Stripe object id (shared or exclusive).';
 
--- Whether an event may overwrite a row last written by an event at last_applied: newer always; same second only
--- when it does not move the status backwards (Stripe timestamps have one-second resolution) and is not a *.created.
-create function private.stripe_event_is_current(event_created timestamptz, last_applied timestamptz, event_type text,
-                                                new_rank integer, old_rank integer) returns boolean
-language sql immutable parallel safe
-set search_path = ''
-as $$
-  select last_applied is null
-      or event_created > last_applied
-      or (event_created = last_applied and new_rank >= old_rank and event_type not like '%.created')
-$$;
-comment on function private.stripe_event_is_current(timestamptz, timestamptz, text, integer, integer) is 'Ordering rule of the Stripe mirrors: is an event at event_created newer than the state written at last_applied?';
+-- The state transitions Stripe documents per object, which decide (with the event time) whether an incoming state
+-- may replace the stored one. Events can be delayed, redelivered or missed, so the table holds every state that can
+-- follow another one, directly or through states whose events never arrived (draft -> paid: the finalization event
+-- may come later or not at all). private.stripe_state_may_replace() reads it:
+--   same state, or a transition listed both ways (a live subscription moving between active and past_due): the
+--     newer event wins;
+--   listed one way only: the later state wins whatever the event times say (paid stays paid when an older
+--     finalized event arrives after it, and a paid event older than the stored open state still applies);
+--   the other way only: the incoming event is stale;
+--   not listed either way: an end state (one with no way out) wins over a state that is not (an expired
+--     subscription is never active); between two end states that one object never both reaches (paid and void)
+--     the newer event wins. End states thus rank above all others, so the result does not depend on the order.
+create table private.stripe_status_transitions (
+  object_type text not null,
+  from_status text not null,
+  to_status text not null,
+  constraint stripe_status_transitions_pkey primary key (object_type, from_status, to_status),
+  constraint stripe_status_transitions_object_type_known check (object_type in ('customer', 'product', 'price', 'subscription', 'invoice')),
+  constraint stripe_status_transitions_changes_state check (from_status <> to_status)
+);
+comment on table private.stripe_status_transitions is 'Reference data: which state of a Stripe object may follow which (transitively closed: skipped states included). Read by private.stripe_state_may_replace().';
+comment on column private.stripe_status_transitions.object_type is 'customer, product, price (states live and deleted), subscription or invoice (their Stripe status).';
+comment on column private.stripe_status_transitions.from_status is 'The stored state.';
+comment on column private.stripe_status_transitions.to_status is 'A state Stripe can move the object to from from_status, directly or through states whose events were missed.';
 
-create function private.subscription_status_rank(status text) returns integer
-language sql immutable parallel safe
-set search_path = ''
-as $$
-  select case when status = 'incomplete' then 0
-              when status in ('canceled', 'incomplete_expired') then 2
-              else 1 end
-$$;
-comment on function private.subscription_status_rank(text) is 'Lifecycle stage of a subscription status: incomplete 0, live 1, ended 2 (canceled, incomplete_expired are final).';
+-- Customers, products and prices: a deleted object is never live again.
+insert into private.stripe_status_transitions (object_type, from_status, to_status)
+select object_type, 'live', 'deleted' from unnest(array['customer', 'product', 'price']) object_type;
 
-create function private.invoice_status_rank(status text) returns integer
+-- Invoices (https://docs.stripe.com/invoicing/overview#invoice-statuses): draft -> open -> paid | void |
+-- uncollectible, and an uncollectible invoice can still be paid or voided. Nothing returns to draft or open.
+insert into private.stripe_status_transitions (object_type, from_status, to_status) values
+  ('invoice', 'draft', 'open'), ('invoice', 'draft', 'paid'), ('invoice', 'draft', 'void'),
+  ('invoice', 'draft', 'uncollectible'),
+  ('invoice', 'open', 'paid'), ('invoice', 'open', 'void'), ('invoice', 'open', 'uncollectible'),
+  ('invoice', 'uncollectible', 'paid'), ('invoice', 'uncollectible', 'void');
+
+-- Subscriptions (https://docs.stripe.com/billing/subscriptions/overview#subscription-statuses): an incomplete
+-- subscription becomes live once its first payment succeeds, or incomplete_expired after 23 hours, or canceled.
+-- Live statuses move among each other in every direction (payments fail and recover, trials are extended, a paused
+-- subscription resumes), so among them the newer event decides. canceled and incomplete_expired are final: a
+-- canceled subscription never becomes active again, however the events are ordered.
+insert into private.stripe_status_transitions (object_type, from_status, to_status)
+select 'subscription', 'incomplete', s from unnest(array['trialing', 'active', 'past_due', 'unpaid', 'paused',
+                                                         'canceled', 'incomplete_expired']) s
+union all
+select 'subscription', a, b
+from unnest(array['trialing', 'active', 'past_due', 'unpaid', 'paused']) a
+cross join unnest(array['trialing', 'active', 'past_due', 'unpaid', 'paused', 'canceled']) b
+where a <> b;
+
+-- Whether an incoming state (of an event at incoming_at) may replace the stored one (written by an event at
+-- stored_at; null for a placeholder nothing has been applied to). Where the newer event decides, a same-second
+-- event (Stripe timestamps have one-second resolution) replaces the stored state unless it is a *.created.
+create function private.stripe_state_may_replace(object_type text, stored_status text, stored_at timestamptz,
+                                                 incoming_status text, incoming_at timestamptz, event_type text)
+returns boolean
+-- PL/pgSQL, not SQL: its one query keeps a cached plan per connection, where a SQL function this size (it cannot
+-- be inlined) is planned again on every call, which cost more than the rest of an invoice event.
+language plpgsql stable parallel safe
+set search_path = ''
+as $$
+declare
+  newer boolean := incoming_at > stored_at or (incoming_at = stored_at and event_type not like '%.created');
+  forward boolean;
+  backward boolean;
+  stored_has_way_out boolean;
+  incoming_has_way_out boolean;
+begin
+  if stored_at is null then
+    return true;
+  end if;
+  if stored_status is not distinct from incoming_status then
+    return newer;
+  end if;
+  select coalesce(bool_or(t.from_status = stored_status and t.to_status = incoming_status), false),
+         coalesce(bool_or(t.from_status = incoming_status and t.to_status = stored_status), false),
+         coalesce(bool_or(t.from_status = stored_status), false),
+         coalesce(bool_or(t.from_status = incoming_status), false)
+  into forward, backward, stored_has_way_out, incoming_has_way_out
+  from private.stripe_status_transitions t
+  where t.object_type = stripe_state_may_replace.object_type and t.from_status in (stored_status, incoming_status);
+  return case
+    when forward and not backward then true
+    when backward and not forward then false
+    when not forward and not backward and stored_has_way_out <> incoming_has_way_out then not incoming_has_way_out
+    else newer
+  end;
+end;
+$$;
+comment on function private.stripe_state_may_replace(text, text, timestamptz, text, timestamptz, text) is 'The ordering rule of the Stripe mirrors: may the incoming state replace the stored one? By private.stripe_status_transitions first, event time second.';
+
+-- A legacy plan (API versions before prices, and plan.* events) is a price in today's model, with the same ids.
+create function private.stripe_plan_as_price(plan jsonb) returns jsonb
 language sql immutable parallel safe
 set search_path = ''
 as $$
-  select case status when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end
+  select plan || jsonb_build_object(
+    'object', 'price',
+    'type', 'recurring',
+    'unit_amount', coalesce(plan -> 'unit_amount', plan -> 'amount'),
+    'recurring', jsonb_build_object('interval', plan -> 'interval', 'interval_count', coalesce(plan -> 'interval_count', '1'::jsonb),
+                                    'usage_type', plan -> 'usage_type'))
 $$;
-comment on function private.invoice_status_rank(text) is 'Lifecycle stage of an invoice status: draft 0, open 1, uncollectible 2, paid/void 3 (final).';
+comment on function private.stripe_plan_as_price(jsonb) is 'A Stripe plan object in the shape of a price (amount -> unit_amount, interval -> recurring).';
+
+-- The price a subscription item bills: items.data[].price, or the legacy items.data[].plan of older API shapes.
+create function private.stripe_item_price(item jsonb) returns jsonb
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case when jsonb_typeof(item -> 'price') in ('string', 'object') then item -> 'price'
+              when jsonb_typeof(item -> 'plan') in ('string', 'object') then item -> 'plan' end
+$$;
+comment on function private.stripe_item_price(jsonb) is 'The price (id or object) of a subscription item: its price, else its legacy plan.';
+
+-- The items of a subscription. A legacy single-plan subscription without an items list becomes one item with the
+-- subscription's own id (Stripe item ids are never subscription ids), replaced once an event lists real items.
+create function private.stripe_subscription_items(subscription jsonb) returns jsonb
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case
+    when jsonb_typeof(subscription -> 'items' -> 'data') = 'array' and jsonb_array_length(subscription -> 'items' -> 'data') > 0
+      then subscription -> 'items' -> 'data'
+    when jsonb_typeof(subscription -> 'plan') = 'object'
+      then jsonb_build_array(jsonb_build_object('id', subscription ->> 'id', 'object', 'subscription_item',
+                                                'plan', subscription -> 'plan', 'quantity', subscription -> 'quantity'))
+    else '[]'::jsonb
+  end
+$$;
+comment on function private.stripe_subscription_items(jsonb) is 'items.data of a subscription, or one item made of the legacy subscription.plan when there is no list.';
 
 -- The organization a Stripe object claims, when it exists; anything else (no claim, not a uuid, unknown or deleted
 -- organization) is no claim, so the event is still stored.
@@ -2004,10 +2123,23 @@ set search_path = ''
 as $$
 declare
   previous uuid;
+  product text;
 begin
   if organization is null then
     return false;
   end if;
+  -- Shared locks on the products the customer's subscriptions bill (the caller holds the customer's lock): a
+  -- concurrent product event that changes a plan then waits and sees the linked subscriptions, or this link waits
+  -- and sees the new plan. Without them each could miss the other and leave the organization on the old plan.
+  for product in
+    select distinct p.stripe_product_id from public.subscriptions s
+    join public.subscription_items i on i.subscription_id = s.id
+    join public.prices pr on pr.id = i.price_id
+    join public.products p on p.id = pr.product_id
+    where s.customer_id = customer order by 1
+  loop
+    perform private.lock_stripe_object(product, true);
+  end loop;
   select c.organization_id into previous from public.billing_customers c where c.id = customer;
   if previous is not null then
     return false;
@@ -2039,10 +2171,9 @@ begin
   end if;
   perform private.lock_stripe_object(customer_stripe_id);
   existing := private.ensure_stripe_customer(customer_stripe_id);
-  if (existing.deleted_at is not null and not deleting)
-     or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
-                                            case when deleting then 1 else 0 end,
-                                            case when existing.deleted_at is not null then 1 else 0 end) then
+  if not private.stripe_state_may_replace('customer', case when existing.deleted_at is null then 'live' else 'deleted' end,
+                                          existing.stripe_updated_at, case when deleting then 'deleted' else 'live' end,
+                                          event_created, event_type) then
     return 'stale';
   end if;
   update public.billing_customers c set
@@ -2095,8 +2226,7 @@ declare
   subscription_stripe_id text := subscription ->> 'id';
   customer_stripe_id text := private.stripe_id(subscription -> 'customer');
   new_status text := subscription ->> 'status';
-  items jsonb := case when jsonb_typeof(subscription -> 'items' -> 'data') = 'array'
-                      then subscription -> 'items' -> 'data' else '[]'::jsonb end;
+  items jsonb := private.stripe_subscription_items(subscription);
   customer public.billing_customers;
   existing public.subscriptions;
   saved uuid;
@@ -2110,18 +2240,16 @@ begin
   perform private.lock_stripe_object(customer_stripe_id);
   -- Shared locks on the products it bills: a concurrent product event (exclusive) then sees this subscription.
   for product in
-    select distinct private.stripe_id(i -> 'price' -> 'product') from jsonb_array_elements(items) i
-    where private.stripe_id(i -> 'price' -> 'product') is not null order by 1
+    select distinct private.stripe_id(private.stripe_item_price(i) -> 'product') from jsonb_array_elements(items) i
+    where private.stripe_id(private.stripe_item_price(i) -> 'product') is not null order by 1
   loop
     perform private.lock_stripe_object(product, true);
   end loop;
   customer := private.ensure_stripe_customer(customer_stripe_id);
 
   select s.* into existing from public.subscriptions s where s.stripe_subscription_id = subscription_stripe_id;
-  if found and ((private.subscription_status_rank(existing.status) = 2 and private.subscription_status_rank(new_status) < 2)
-                or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
-                                                       private.subscription_status_rank(new_status),
-                                                       private.subscription_status_rank(existing.status))) then
+  if found and not private.stripe_state_may_replace('subscription', existing.status, existing.stripe_updated_at,
+                                                    new_status, event_created, event_type) then
     return 'stale';
   end if;
 
@@ -2155,7 +2283,8 @@ begin
       current_period_start, current_period_end, metadata)
     values (
       item ->> 'id', saved,
-      private.ensure_stripe_price(private.stripe_id(item -> 'price'), private.stripe_id(item -> 'price' -> 'product')),
+      private.ensure_stripe_price(private.stripe_id(private.stripe_item_price(item)),
+                                  private.stripe_id(private.stripe_item_price(item) -> 'product')),
       (item ->> 'quantity')::integer,
       coalesce(private.stripe_time(item -> 'current_period_start'), private.stripe_time(subscription -> 'current_period_start')),
       coalesce(private.stripe_time(item -> 'current_period_end'), private.stripe_time(subscription -> 'current_period_end')),
@@ -2176,7 +2305,7 @@ begin
   return 'applied';
 end;
 $$;
-comment on function private.apply_stripe_subscription(jsonb, timestamptz, text) is 'Applies customer.subscription.* (either API shape of the billing period); never revives a canceled subscription.';
+comment on function private.apply_stripe_subscription(jsonb, timestamptz, text) is 'Applies customer.subscription.* (either API shape of the billing period; items with a price or a legacy plan); never revives a canceled subscription.';
 
 create function private.apply_stripe_invoice(invoice jsonb, event_created timestamptz, event_type text) returns text
 language plpgsql
@@ -2187,7 +2316,11 @@ declare
   customer_stripe_id text := private.stripe_id(invoice -> 'customer');
   subscription_stripe_id text := coalesce(private.stripe_id(invoice -> 'subscription'),
                                           private.stripe_id(invoice -> 'parent' -> 'subscription_details' -> 'subscription'));
-  new_status text := coalesce(invoice ->> 'status', 'draft');
+  -- API versions before 2018-11-08 had no status, only paid and forgiven (marked uncollectible).
+  new_status text := coalesce(invoice ->> 'status', case when invoice ->> 'paid' = 'true' then 'paid'
+                                                         when invoice ->> 'forgiven' = 'true' then 'uncollectible'
+                                                         when invoice ->> 'paid' = 'false' then 'open'
+                                                         else 'draft' end);
   transitions jsonb := coalesce(invoice -> 'status_transitions', '{}'::jsonb);
   customer public.billing_customers;
   existing public.invoices;
@@ -2200,10 +2333,8 @@ begin
   customer := private.ensure_stripe_customer(customer_stripe_id);
 
   select i.* into existing from public.invoices i where i.stripe_invoice_id = invoice_stripe_id;
-  if found and ((private.invoice_status_rank(existing.status) = 3 and private.invoice_status_rank(new_status) < 3)
-                or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
-                                                       private.invoice_status_rank(new_status),
-                                                       private.invoice_status_rank(existing.status))) then
+  if found and not private.stripe_state_may_replace('invoice', existing.status, existing.stripe_updated_at,
+                                                    new_status, event_created, event_type) then
     return 'stale';
   end if;
 
@@ -2224,7 +2355,7 @@ begin
     private.stripe_time(transitions -> 'paid_at'), private.stripe_time(transitions -> 'voided_at'),
     private.stripe_time(transitions -> 'marked_uncollectible_at'),
     case when jsonb_typeof(invoice -> 'metadata') = 'object' then invoice -> 'metadata' else '{}'::jsonb end,
-    private.stripe_time(invoice -> 'created'), event_created)
+    coalesce(private.stripe_time(invoice -> 'created'), private.stripe_time(invoice -> 'date')), event_created)
   on conflict on constraint invoices_stripe_invoice_id_key do update set
     customer_id = excluded.customer_id, organization_id = excluded.organization_id,
     subscription_id = coalesce(excluded.subscription_id, inv.subscription_id),
@@ -2241,7 +2372,7 @@ begin
   return 'applied';
 end;
 $$;
-comment on function private.apply_stripe_invoice(jsonb, timestamptz, text) is 'Applies invoice.* events (both API shapes of the invoice''s subscription); a paid or void invoice never moves back.';
+comment on function private.apply_stripe_invoice(jsonb, timestamptz, text) is 'Applies invoice.* events (both API shapes of the invoice''s subscription); the status moves only forward (private.stripe_status_transitions).';
 
 create function private.apply_stripe_product(product jsonb, event_created timestamptz, event_type text) returns text
 language plpgsql
@@ -2261,10 +2392,9 @@ begin
   perform private.lock_stripe_object(product_stripe_id);
   perform private.ensure_stripe_product(product_stripe_id);
   select p.* into existing from public.products p where p.stripe_product_id = product_stripe_id;
-  if (existing.deleted_at is not null and not deleting)
-     or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
-                                            case when deleting then 1 else 0 end,
-                                            case when existing.deleted_at is not null then 1 else 0 end) then
+  if not private.stripe_state_may_replace('product', case when existing.deleted_at is null then 'live' else 'deleted' end,
+                                          existing.stripe_updated_at, case when deleting then 'deleted' else 'live' end,
+                                          event_created, event_type) then
     return 'stale';
   end if;
   update public.products p set
@@ -2309,10 +2439,9 @@ begin
   perform private.lock_stripe_object(price_stripe_id);
   perform private.ensure_stripe_price(price_stripe_id, private.stripe_id(price -> 'product'));
   select pr.* into existing from public.prices pr where pr.stripe_price_id = price_stripe_id;
-  if (existing.deleted_at is not null and not deleting)
-     or not private.stripe_event_is_current(event_created, existing.stripe_updated_at, event_type,
-                                            case when deleting then 1 else 0 end,
-                                            case when existing.deleted_at is not null then 1 else 0 end) then
+  if not private.stripe_state_may_replace('price', case when existing.deleted_at is null then 'live' else 'deleted' end,
+                                          existing.stripe_updated_at, case when deleting then 'deleted' else 'live' end,
+                                          event_created, event_type) then
     return 'stale';
   end if;
   update public.prices pr set
@@ -2334,75 +2463,7 @@ begin
   return 'applied';
 end;
 $$;
-comment on function private.apply_stripe_price(jsonb, timestamptz, text) is 'Applies price.created/updated/deleted (newest event wins; a deleted price stays deleted).';
-
--- The one entry point of the stripe-webhook function, called with the verified event in its own transaction.
--- Exactly once: the ledger row is inserted (or found) and locked first, so concurrent deliveries of one event
--- queue here and all but the first find it processed. A failure is caught in a subtransaction: its partial writes
--- are rolled back, the ledger keeps the error and the attempt count, and the caller answers 500 so Stripe retries.
-create function private.handle_stripe_event(event jsonb) returns jsonb
-language plpgsql
-set search_path = ''
--- A wait for a lock ends as an error the handler records (failed, attempts) rather than running into the caller's
--- statement timeout, which would roll the ledger row back with everything else.
-set lock_timeout = '10s'
-as $$
-declare
-  event_id text := event ->> 'id';
-  event_type text := event ->> 'type';
-  event_created timestamptz := private.stripe_time(event -> 'created');
-  object jsonb := event -> 'data' -> 'object';
-  ledger private.stripe_events;
-  result_outcome text;
-  failure text;
-begin
-  if event_id is null or event_type is null or event_created is null or jsonb_typeof(object) is distinct from 'object' then
-    raise exception 'not a Stripe event: id, type, created and data.object are required'
-      using errcode = '22023', hint = 'Pass the verified event JSON exactly as Stripe sent it.';
-  end if;
-
-  insert into private.stripe_events (id, type, api_version, created, livemode, object_type, object_id)
-  values (event_id, event_type, event ->> 'api_version', event_created, coalesce((event ->> 'livemode')::boolean, false),
-          object ->> 'object', object ->> 'id')
-  on conflict on constraint stripe_events_pkey do nothing;
-  select e.* into ledger from private.stripe_events e where e.id = event_id for update;
-  if ledger.outcome in ('applied', 'ignored', 'stale') then
-    return jsonb_build_object('event_id', event_id, 'type', event_type, 'outcome', ledger.outcome,
-                              'duplicate', true, 'attempts', ledger.attempts);
-  end if;
-
-  begin
-    result_outcome := case
-      when event_type = 'checkout.session.completed' then private.apply_stripe_checkout_session(object)
-      when event_type in ('customer.created', 'customer.updated', 'customer.deleted')
-        then private.apply_stripe_customer(object, event_created, event_type)
-      when event_type in ('customer.subscription.created', 'customer.subscription.updated',
-                          'customer.subscription.deleted', 'customer.subscription.paused',
-                          'customer.subscription.resumed', 'customer.subscription.trial_will_end')
-        then private.apply_stripe_subscription(object, event_created, event_type)
-      when event_type in ('invoice.created', 'invoice.finalized', 'invoice.paid', 'invoice.payment_succeeded',
-                          'invoice.payment_failed', 'invoice.voided', 'invoice.marked_uncollectible', 'invoice.updated')
-        then private.apply_stripe_invoice(object, event_created, event_type)
-      when event_type in ('product.created', 'product.updated', 'product.deleted')
-        then private.apply_stripe_product(object, event_created, event_type)
-      when event_type in ('price.created', 'price.updated', 'price.deleted')
-        then private.apply_stripe_price(object, event_created, event_type)
-      else 'ignored'
-    end;
-  exception when others then
-    result_outcome := 'failed';
-    failure := left(sqlstate || ': ' || sqlerrm, 1000);
-  end;
-
-  update private.stripe_events e
-  set outcome = result_outcome, error = failure, attempts = e.attempts + 1, processed_at = pg_catalog.now()
-  where e.id = event_id
-  returning e.* into ledger;
-  return jsonb_build_object('event_id', event_id, 'type', event_type, 'outcome', ledger.outcome, 'duplicate', false,
-                            'attempts', ledger.attempts, 'error', ledger.error);
-end;
-$$;
-comment on function private.handle_stripe_event(jsonb) is 'Applies one verified Stripe event exactly once: {event_id, type, outcome, duplicate, attempts, error}. outcome failed means answer 500.';
+comment on function private.apply_stripe_price(jsonb, timestamptz, text) is 'Applies price.* and legacy plan.* events (as prices, see private.stripe_plan_as_price); a deleted price stays deleted.';
 
 
 -- =====================================================================================================================
@@ -2611,6 +2672,212 @@ left join lateral (
 comment on view public.organization_billing is 'Per organization: plan (seed 003 subscription_tier), status of the current subscription (subscription_status) and stripe_customer_id. Invoker rights: Stripe fields need billing.read.';
 
 grant select on public.organization_billing to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/23-billing-stripe-events.sql
+-- =====================================================================================================================
+-- Billing: the entry points of the Stripe sync: private.handle_stripe_event(), private.replay_stripe_event() and
+-- the operators' view of events that fail (public.billing_sync_problems); which failures are permanent.
+
+-- Whether a failure will fail the same way on every retry. Transient: a lock wait that timed out (55P03), a
+-- serialization failure or deadlock (class 40), a lost connection (class 08), insufficient resources (class 53),
+-- a cancel or shutdown (class 57) and system errors (class 58): a retry can succeed, so Stripe keeps retrying.
+-- Everything else is permanent: data errors (class 22, including the handler's own 22023 for shapes it cannot use),
+-- integrity violations (class 23), and any other error, which only a change of code or data can cure; those end
+-- as a problem after a bounded number of attempts instead of failing for Stripe's three days of retries.
+create function private.stripe_failure_is_permanent(sqlstate text) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select not (sqlstate = '55P03' or left(sqlstate, 2) in ('08', '40', '53', '57', '58'))
+$$;
+comment on function private.stripe_failure_is_permanent(text) is 'true for an SQLSTATE a retry cannot cure (classes 22, 23 and anything not transient); false for 55P03 and classes 08, 40, 53, 57, 58.';
+
+create function private.stripe_max_attempts() returns integer
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select 5
+$$;
+comment on function private.stripe_max_attempts() is 'Attempts after which an event that keeps failing permanently is kept as a problem and answered 200.';
+
+-- Which apply function an event type goes to; a type the mirror does not use is ignored.
+create function private.apply_stripe_event(event_type text, object jsonb, event_created timestamptz) returns text
+language plpgsql
+set search_path = ''
+as $$
+begin
+  return case
+    when event_type = 'checkout.session.completed' then private.apply_stripe_checkout_session(object)
+    when event_type in ('customer.created', 'customer.updated', 'customer.deleted')
+      then private.apply_stripe_customer(object, event_created, event_type)
+    when event_type in ('customer.subscription.created', 'customer.subscription.updated',
+                        'customer.subscription.deleted', 'customer.subscription.paused',
+                        'customer.subscription.resumed', 'customer.subscription.trial_will_end',
+                        'customer.subscription.pending_update_applied', 'customer.subscription.pending_update_expired')
+      then private.apply_stripe_subscription(object, event_created, event_type)
+    when event_type in ('invoice.created', 'invoice.finalized', 'invoice.paid', 'invoice.payment_succeeded',
+                        'invoice.payment_failed', 'invoice.payment_action_required', 'invoice.voided',
+                        'invoice.marked_uncollectible', 'invoice.updated', 'invoice.sent', 'invoice.overdue')
+      then private.apply_stripe_invoice(object, event_created, event_type)
+    when event_type in ('product.created', 'product.updated', 'product.deleted')
+      then private.apply_stripe_product(object, event_created, event_type)
+    when event_type in ('price.created', 'price.updated', 'price.deleted')
+      then private.apply_stripe_price(object, event_created, event_type)
+    -- Legacy plans are prices with the same ids (plan.deleted deletes the price).
+    when event_type in ('plan.created', 'plan.updated', 'plan.deleted')
+      then private.apply_stripe_price(private.stripe_plan_as_price(object), event_created,
+                                      'price.' || pg_catalog.split_part(event_type, '.', 2))
+    else 'ignored'
+  end;
+end;
+$$;
+comment on function private.apply_stripe_event(text, jsonb, timestamptz) is 'Applies one Stripe object by event type: applied, stale or ignored (type not used); raises on what cannot be applied.';
+
+-- Applies a locked ledger row's event in a subtransaction and records the attempt: on failure its partial writes
+-- are rolled back and the ledger keeps the payload, the error and its SQLSTATE; a permanent failure at the last
+-- allowed attempt (or one that is already a problem) becomes a problem. Shared by delivery and replay.
+create function private.attempt_stripe_event(event jsonb, previous_outcome text, replay boolean) returns private.stripe_events
+language plpgsql
+set search_path = ''
+as $$
+declare
+  event_id text := event ->> 'id';
+  result_outcome text;
+  failure text;
+  failure_state text;
+  recorded private.stripe_events;
+begin
+  begin
+    result_outcome := private.apply_stripe_event(event ->> 'type', event -> 'data' -> 'object',
+                                                 private.stripe_time(event -> 'created'));
+  exception when others then
+    result_outcome := 'failed';
+    failure_state := sqlstate;
+    failure := left(sqlstate || ': ' || sqlerrm, 1000);
+  end;
+
+  update private.stripe_events e set
+    outcome = case
+      when result_outcome <> 'failed' then result_outcome
+      when previous_outcome = 'problem' then 'problem'
+      when private.stripe_failure_is_permanent(failure_state) and e.attempts + 1 >= private.stripe_max_attempts()
+        then 'problem'
+      else 'failed'
+    end,
+    error = failure,
+    sqlstate = failure_state,
+    attempts = e.attempts + 1,
+    processed_at = pg_catalog.now(),
+    payload = case when result_outcome = 'failed' then event end,
+    replayed_at = case when replay and result_outcome <> 'failed' then pg_catalog.now() else e.replayed_at end
+  where e.id = event_id
+  returning e.* into recorded;
+  return recorded;
+end;
+$$;
+comment on function private.attempt_stripe_event(jsonb, text, boolean) is 'One attempt at a ledger row''s event: applies it or records the failure (failed, or problem once permanent at the last attempt).';
+
+-- The one entry point of the stripe-webhook function, called with the verified event in its own transaction.
+-- Exactly once: the ledger row is inserted (or found) and locked first, so concurrent deliveries of one event
+-- queue here and all but the first find it processed. An event kept as a problem is attempted again when Stripe
+-- delivers it again (a resend from the Dashboard), and answered 200 whatever happens.
+create function private.handle_stripe_event(event jsonb) returns jsonb
+language plpgsql
+set search_path = ''
+-- A wait for a lock ends as an error the handler records (failed, transient) rather than running into the caller's
+-- statement timeout, which would roll the ledger row back with everything else.
+set lock_timeout = '10s'
+as $$
+declare
+  event_id text := event ->> 'id';
+  event_type text := event ->> 'type';
+  event_created timestamptz := private.stripe_time(event -> 'created');
+  object jsonb := event -> 'data' -> 'object';
+  ledger private.stripe_events;
+begin
+  if event_id is null or event_type is null or event_created is null or jsonb_typeof(object) is distinct from 'object' then
+    raise exception 'not a Stripe event: id, type, created and data.object are required'
+      using errcode = '22023', hint = 'Pass the verified event JSON exactly as Stripe sent it.';
+  end if;
+
+  insert into private.stripe_events (id, type, api_version, created, livemode, object_type, object_id)
+  values (event_id, event_type, event ->> 'api_version', event_created,
+          case when jsonb_typeof(event -> 'livemode') = 'boolean' then (event ->> 'livemode')::boolean else false end,
+          object ->> 'object', object ->> 'id')
+  on conflict on constraint stripe_events_pkey do nothing;
+  select e.* into ledger from private.stripe_events e where e.id = event_id for update;
+  if ledger.outcome in ('applied', 'ignored', 'stale') then
+    return jsonb_build_object('event_id', event_id, 'type', event_type, 'outcome', ledger.outcome,
+                              'duplicate', true, 'attempts', ledger.attempts);
+  end if;
+
+  ledger := private.attempt_stripe_event(event, ledger.outcome, false);
+  return jsonb_build_object('event_id', event_id, 'type', event_type, 'outcome', ledger.outcome, 'duplicate', false,
+                            'attempts', ledger.attempts, 'error', ledger.error, 'sqlstate', ledger.sqlstate);
+end;
+$$;
+comment on function private.handle_stripe_event(jsonb) is 'Applies one verified Stripe event exactly once: {event_id, type, outcome, duplicate, attempts, error, sqlstate}. outcome failed means answer 500 (Stripe retries); problem means answer 200 (kept for replay).';
+
+-- Applies a kept event again once its cause is fixed (a missing parent delivered, a code fix deployed). The event
+-- is applied by the same rules as a delivery, so a replay that comes after newer events is stale, not a rollback.
+create function private.replay_stripe_event(event_id text) returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+set lock_timeout = '10s'
+as $$
+declare
+  ledger private.stripe_events;
+begin
+  select e.* into ledger from private.stripe_events e where e.id = replay_stripe_event.event_id for update;
+  if not found then
+    raise exception 'no Stripe event % in the ledger', event_id using errcode = 'P0002',
+      hint = 'The id is the event''s evt_... id; retention removes events after 90 days.';
+  end if;
+  if ledger.outcome not in ('failed', 'problem') or ledger.payload is null then
+    raise exception 'Stripe event % is not kept for replay (outcome %)', event_id, coalesce(ledger.outcome, 'none')
+      using errcode = '55000', hint = 'Only failed events and problems (public.billing_sync_problems) can be replayed.';
+  end if;
+
+  ledger := private.attempt_stripe_event(ledger.payload, ledger.outcome, true);
+  return jsonb_build_object('event_id', ledger.id, 'type', ledger.type, 'outcome', ledger.outcome, 'replayed', true,
+                            'attempts', ledger.attempts, 'error', ledger.error, 'sqlstate', ledger.sqlstate);
+end;
+$$;
+comment on function private.replay_stripe_event(text) is 'Operators: applies a failed or problem event again from its kept payload: {event_id, type, outcome, replayed, attempts, error, sqlstate}; a success clears the payload.';
+
+grant execute on function private.replay_stripe_event(text) to service_role;
+
+-- What operators look at: every event that is failing. kept: a permanent failure answered 200, which only a
+-- replay (private.replay_stripe_event) applies; retrying: answered 500, Stripe delivers it again; stalled: answered
+-- 500, but Stripe's retries (three days in live mode) are over, so it too needs a replay.
+create view public.billing_sync_problems with (security_invoker = true) as
+select
+  e.id as event_id,
+  e.type,
+  e.object_type,
+  e.object_id,
+  e.api_version,
+  e.livemode,
+  e.created,
+  e.received_at,
+  e.processed_at as last_attempt_at,
+  e.attempts,
+  case when e.outcome = 'problem' then 'kept'
+       when e.received_at > pg_catalog.now() - interval '3 days' then 'retrying'
+       else 'stalled' end as state,
+  private.stripe_failure_is_permanent(e.sqlstate) as permanent,
+  e.sqlstate,
+  e.error,
+  e.payload
+from private.stripe_events e
+where e.outcome in ('failed', 'problem');
+comment on view public.billing_sync_problems is 'Operators (service role): Stripe events that fail. state kept: given up after 5 permanent failures (answered 200), replay with private.replay_stripe_event(event_id); retrying: Stripe retries it; stalled: Stripe''s 3 days of retries are over, replay it.';
+
+grant execute on function private.stripe_failure_is_permanent(text) to service_role;
+grant select on public.billing_sync_problems to service_role;
 
 
 -- =====================================================================================================================
@@ -5776,9 +6043,10 @@ select private.ensure_monthly_partitions(1, 3);
 
 select cron.schedule('partition-upkeep', '15 0 * * *', $$select private.ensure_monthly_partitions(1, 3)$$);
 
--- Keep the Stripe event ledger for 90 days (Stripe stops retrying after 3); failed events stay for inspection.
+-- Keep the Stripe event ledger for 90 days (Stripe stops retrying after 3 and resends from its Dashboard for 30);
+-- a problem nobody replayed by then goes too, and with it the payload it kept (public.billing_sync_problems).
 select cron.schedule('stripe-event-ledger-retention', '40 3 * * *',
-  $$delete from private.stripe_events where received_at < now() - interval '90 days' and outcome is distinct from 'failed'$$);
+  $$delete from private.stripe_events where received_at < now() - interval '90 days'$$);
 
 -- Nightly privacy retention (after partition upkeep at 00:15): the global policies, then each user's own setting.
 select cron.schedule('privacy-retention', '30 2 * * *', $$select public.cleanup_retention_data()$$);

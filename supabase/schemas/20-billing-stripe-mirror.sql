@@ -1,5 +1,5 @@
 -- Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
--- Tables, policies and grants; written only by private.handle_stripe_event() (21-billing-stripe-sync.sql).
+-- Tables, policies and grants; written only by private.handle_stripe_event() (23-billing-stripe-events.sql).
 
 -- Stripe mirrors (billing_customers, products, prices, subscriptions, subscription_items, invoices) written only by
 -- the stripe-webhook function through private.handle_stripe_event(); offers, feature flags, usage and entitlements.
@@ -187,7 +187,7 @@ create table public.subscriptions (
   constraint subscriptions_trial_ordered check (trial_end is null or trial_start is null or trial_end >= trial_start),
   constraint subscriptions_metadata_object check (jsonb_typeof(metadata) = 'object')
 );
-comment on table public.subscriptions is 'Stripe subscriptions of an organization (seeds 002, 003). Written by the Stripe webhook only; the newest Stripe event wins and a canceled subscription is never revived.';
+comment on table public.subscriptions is 'Stripe subscriptions of an organization (seeds 002, 003). Written by the Stripe webhook only; ordered by private.stripe_status_transitions, then by event time: a canceled subscription is never revived.';
 comment on column public.subscriptions.organization_id is 'The organization of the customer (copied from billing_customers, kept in sync when the customer is linked).';
 comment on column public.subscriptions.current_period_start is 'Start of the current billing period: the subscription''s own field on API versions before 2025-03-31, else the earliest of its items.';
 comment on column public.subscriptions.current_period_end is 'End of the current billing period: the subscription''s own field on API versions before 2025-03-31, else the latest of its items.';
@@ -293,7 +293,7 @@ create table public.invoices (
   constraint invoices_period_ordered check (period_end is null or period_start is null or period_end >= period_start),
   constraint invoices_metadata_object check (jsonb_typeof(metadata) = 'object')
 );
-comment on table public.invoices is 'Stripe invoices (amounts in minor units of currency). Written by the Stripe webhook only; a status never moves back (paid before finalized stays paid).';
+comment on table public.invoices is 'Stripe invoices (amounts in minor units of currency). Written by the Stripe webhook only; the status moves only along private.stripe_status_transitions (paid before finalized stays paid).';
 comment on column public.invoices.stripe_subscription_id is 'The subscription that generated the invoice (invoice.subscription, or parent.subscription_details.subscription from API 2025-03-31); subscription_id is linked when that subscription is known.';
 
 create index invoices_customer_id_idx on public.invoices (customer_id);

@@ -7,9 +7,10 @@ select private.ensure_monthly_partitions(1, 3);
 
 select cron.schedule('partition-upkeep', '15 0 * * *', $$select private.ensure_monthly_partitions(1, 3)$$);
 
--- Keep the Stripe event ledger for 90 days (Stripe stops retrying after 3); failed events stay for inspection.
+-- Keep the Stripe event ledger for 90 days (Stripe stops retrying after 3 and resends from its Dashboard for 30);
+-- a problem nobody replayed by then goes too, and with it the payload it kept (public.billing_sync_problems).
 select cron.schedule('stripe-event-ledger-retention', '40 3 * * *',
-  $$delete from private.stripe_events where received_at < now() - interval '90 days' and outcome is distinct from 'failed'$$);
+  $$delete from private.stripe_events where received_at < now() - interval '90 days'$$);
 
 -- Nightly privacy retention (after partition upkeep at 00:15): the global policies, then each user's own setting.
 select cron.schedule('privacy-retention', '30 2 * * *', $$select public.cleanup_retention_data()$$);

@@ -1,10 +1,13 @@
 // POST /stripe-webhook: Stripe's signed events. Thin on purpose: verify the signature over the raw body, check the
 // event's envelope, and hand the event to private.handle_stripe_event(), which applies it exactly once in one
 // transaction (ledger, ordering, linking and the failure record all live in SQL). Answers:
-//   200 applied, ignored (type not handled), stale (older than what is stored) or a duplicate delivery
+//   200 applied, ignored (type not used), stale (the stored state may not be replaced by it), a duplicate delivery,
+//       or problem: a permanent failure (data error) at its 5th attempt, kept with its payload in the ledger for
+//       private.replay_stripe_event() and listed in public.billing_sync_problems, so Stripe stops retrying it
 //   400 missing or invalid signature, expired timestamp, malformed JSON or not a Stripe event: nothing is written
 //   405 any method but POST; 413 body too large
-//   500 the event could not be applied: the ledger keeps the error and the attempt count, and Stripe retries
+//   500 the event could not be applied yet (a transient failure, or a permanent one before its 5th attempt): the
+//       ledger keeps the error, and Stripe retries; also when the database cannot be reached at all
 import { sql, type Kysely } from "kysely";
 import Stripe from "stripe";
 import { z } from "zod";
@@ -26,12 +29,13 @@ export const stripeWebhookEnvSchema = z.object({
 const eventEnvelope = z.object({
   id: z.string().regex(/^[A-Za-z0-9_]{1,255}$/),
   type: z.string().min(1).max(255),
-  created: z.number().int().nonnegative(),
+  // Up to the last second of 9999: later times are not timestamps Postgres can store.
+  created: z.number().int().nonnegative().max(253_402_300_799),
   api_version: z.string().nullable().optional(),
   data: z.object({ object: z.record(z.string(), z.unknown()) }),
 });
 
-export type StripeEventOutcome = "applied" | "ignored" | "stale" | "failed";
+export type StripeEventOutcome = "applied" | "ignored" | "stale" | "failed" | "problem";
 
 /** What private.handle_stripe_event() returns. */
 export interface HandledEvent {
@@ -41,6 +45,7 @@ export interface HandledEvent {
   duplicate: boolean;
   attempts: number;
   error?: string | null;
+  sqlstate?: string | null;
 }
 
 export interface StripeWebhookResponse {
@@ -91,12 +96,17 @@ export function createHandler(deps: StripeWebhookDeps): FunctionHandler {
 
       const fields = { event_id: handled.event_id, event_type: handled.type, attempts: handled.attempts };
       if (handled.outcome === "failed") {
-        logger.error("stripe event failed", { ...fields, error: handled.error ?? null });
+        logger.error("stripe event failed", { ...fields, sqlstate: handled.sqlstate ?? null, error: handled.error ?? null });
         throw new HttpError(500, "event_not_applied", "the event could not be applied; Stripe will retry it", {
-          details: { event_id: handled.event_id, attempts: handled.attempts },
+          details: { event_id: handled.event_id, attempts: handled.attempts, sqlstate: handled.sqlstate ?? null },
         });
       }
-      logger.info("stripe event", { ...fields, outcome: handled.outcome, duplicate: handled.duplicate });
+      if (handled.outcome === "problem") {
+        // Answered 200: retrying cannot cure a data error. Operators find it in public.billing_sync_problems.
+        logger.error("stripe event kept as a problem", { ...fields, sqlstate: handled.sqlstate ?? null, error: handled.error ?? null });
+      } else {
+        logger.info("stripe event", { ...fields, outcome: handled.outcome, duplicate: handled.duplicate });
+      }
       const body: StripeWebhookResponse = {
         received: true,
         event_id: handled.event_id,
