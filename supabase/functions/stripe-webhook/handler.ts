@@ -7,7 +7,9 @@
 //   400 missing or invalid signature, expired timestamp, malformed JSON or not a Stripe event: nothing is written
 //   405 any method but POST; 413 body too large
 //   500 the event could not be applied yet (a transient failure, or a permanent one before its 5th attempt): the
-//       ledger keeps the error, and Stripe retries; also when the database cannot be reached at all
+//       ledger keeps the error, and Stripe retries
+//   503 database_unavailable (with Retry-After) when the database cannot be reached at all (_shared/http.ts); Stripe
+//       retries any non-2xx answer, and the ledger makes the retry safe
 import { sql, type Kysely } from "kysely";
 import Stripe from "stripe";
 import { z } from "zod";
