@@ -55,14 +55,15 @@ declare
   d integer;
 begin
   -- Issuer ranges (IIN) and the lengths each issues: Visa; Mastercard 51-55 and 2221-2720; American Express; JCB
-  -- 15-digit 1800/2131 and 3528-3589; Diners; Discover; UnionPay; Mir; Maestro (50, 56-69) from 12 digits up.
+  -- 15-digit 1800/2131 and 3528-3589; Diners; Discover; UnionPay; Mir; Maestro (50, 56-58, 6) from 12 digits up, but not
+  -- at 13 or 14 digits, the lengths of EAN-13 and GTIN-14 barcodes.
   if n < 12 or n > 19 or not (
        (left(digits, 1) = '4' and n in (13, 16, 19))
     or (n = 16 and digits ~ '^(?:5[1-5]|222[1-9]|22[3-9][0-9]|2[3-6][0-9]{2}|27[01][0-9]|2720)')
     or (n = 15 and digits ~ '^(?:3[47]|1800|2131)')
     or (n >= 14 and digits ~ '^(?:30[0-5]|3095|3[689])')
     or (n >= 16 and digits ~ '^(?:6011|64[4-9]|65|62|35(?:2[89]|[3-8][0-9])|220[0-4])')
-    or digits ~ '^(?:50|5[6-9]|6)') then
+    or (n not in (13, 14) and digits ~ '^(?:50|5[6-8]|6)')) then
     return false;
   end if;
   for i in 1 .. n loop
@@ -106,14 +107,14 @@ as $$
 declare
   span text;
 begin
-  if private.is_card_number(run) and (run ~ '^[0-9]+$' or run ~ '^[0-9]{4}(?:[ .-][0-9]{4}){1,3}(?:[ .-][0-9]{1,4})?$'
+  if private.is_card_number(run) and (run ~ '^[0-9]+$' or run ~ '^[0-9]{4}(?:[ .-][0-9]{4}){1,3}(?:[ .-][0-9]{1,5})?$'
                                       or run ~ '^[0-9]{4}[ .-][0-9]{6}[ .-][0-9]{4,5}$') then
     return run;
   end if;
   -- Without its last group when a dash joins that on: an order or line suffix ("<card>-001").
   span := substring(run from '^(.*[0-9])-[0-9]+$');
   if span is not null and length(span) >= 12 and private.is_card_number(span)
-     and (span ~ '^[0-9]+$' or span ~ '^[0-9]{4}(?:[ .-][0-9]{4}){1,3}(?:[ .-][0-9]{1,4})?$'
+     and (span ~ '^[0-9]+$' or span ~ '^[0-9]{4}(?:[ .-][0-9]{4}){1,3}(?:[ .-][0-9]{1,5})?$'
           or span ~ '^[0-9]{4}[ .-][0-9]{6}[ .-][0-9]{4,5}$') then
     return span;
   end if;
@@ -187,7 +188,7 @@ begin
   -- space, parenthesis or slash; a bounded 2-4 digit group before a dash; seven digits in a row; dotted groups; hex
   -- between colons; an IBAN's leading digits), while ISO timestamps, UUIDs, versions and counts do not. Replacements
   -- only put bracketed placeholders in, so it holds for the text as it is when each pass below runs.
-  digits := t ~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}';
+  digits := t ~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}';
   -- Clean metadata, the common case, leaves here: every step below needs one of these. Literal markers are strpos()
   -- calls, several times cheaper than a regular expression each; "=" or ": " inside a string opens the secrets that
   -- follow a name (headers, cookies, query strings, "key: ..." in prose); a run of 20 letters and digits covers the
@@ -458,17 +459,19 @@ begin
       t := regexp_replace(t, '(?<![0-9A-Za-z+(])\([1-9][0-9]{1,3}\) ?(?![0-9]{4}-[0-9]{2}-[0-9]{2})[0-9]{3,5}(?:[ .-][0-9]{2,4}){1,3}(?![0-9A-Za-z]|[.,:/-][0-9])', '[PHONE]', 'g');
     end if;
     -- Bare national digits collide with amounts, postal codes and ids, so they count only after a word or key that
-    -- says phone (phone, tel, mobile, call, fax, a tel: link, ...): 7 to 13 digits, not a date, and not an amount in
-    -- thousands unless it has nine digits or more (601 234 567). The gate reads the text as the passes above left it.
+    -- says phone (phone, tel, mobile, call, fax, a tel: link, ...): 7 to 13 digits, not a date, not an amount in
+    -- thousands unless it has nine digits or more (601 234 567), and fewer than nine digits in a row only right after
+    -- the word ("tel: 4673395", not "call count 1234567"). The gate reads the text as the passes above left it.
     lt := lower(t collate "C");
     if digits and lt ~ '(?:phone|tel|mobil|cell|call|fax|sms|text|whatsapp|contact|hotline|dial|ring|handy|num[eé]ro|n[uú]mero|nummer|t[eé]l)(?:[a-z_ -]*": ")?[^0-9"]*\(?[0-9]' then
       for m in
-        select x from regexp_matches(t, '(?:^|[^A-Za-z])(?:tele?phone|phone|tel|mobile?|mobil|cell(?:phone)?|call(?:ed|ing)?|fax|sms|text|whatsapp|contact|hotline|dial|ring|telefon[eo]?|tel[eé]fono|t[eé]l[eé]phone|handy|num[eé]ro|n[uú]mero|nummer|t[eé]l)(?:[A-Za-z_ -]{0,16}": "|[^0-9"(+\uE000-\uE11F]{0,24})(\(?[0-9][0-9 ()./-]{5,20}[0-9])(?![0-9A-Za-z])', 'gi') x
+        select x from regexp_matches(t, '(?:^|[^A-Za-z])(?:tele?phone|phone|tel|mobile?|mobil|cell(?:phone)?|call(?:ed|ing)?|fax|sms|text|whatsapp|contact|hotline|dial|ring|telefon[eo]?|tel[eé]fono|t[eé]l[eé]phone|handy|num[eé]ro|n[uú]mero|nummer|t[eé]l)((?:[A-Za-z_ -]{0,16}": "|[^0-9"(+\uE000-\uE11F]{0,24}))(\(?[0-9][0-9 ()./-]{5,20}[0-9])(?![0-9A-Za-z])', 'gi') x
       loop
-        candidate := m[1];
+        candidate := m[2];
         if length(regexp_replace(candidate, '[^0-9]', '', 'g')) between 7 and 13
            and candidate !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}|^[0-9]{1,2}[./][0-9]{1,2}[./][0-9]{2,4}$'
-           and (candidate !~ '^[0-9]{1,3}(?:[ .,][0-9]{3})+$' or length(regexp_replace(candidate, '[^0-9]', '', 'g')) >= 9) then
+           and (candidate !~ '^[0-9]{1,3}(?:[ .,][0-9]{3})+$' or length(regexp_replace(candidate, '[^0-9]', '', 'g')) >= 9)
+           and (candidate ~ '[^0-9]' or length(candidate) >= 9 or length(m[1]) <= 3 or m[1] ~ '": "$') then
           t := replace(t, candidate, '[PHONE]');
         end if;
       end loop;
