@@ -66,13 +66,16 @@ begin
     or (n not in (13, 14) and digits ~ '^(?:50|5[6-8]|6)')) then
     return false;
   end if;
-  -- Luhn, from the right: a digit as it is, the next doubled (its digit sum read from '0246813579').
-  for i in 1 .. n loop
-    d := ascii(substr(digits, n - i + 1, 1)) - 48;
-    if d < 0 or d > 9 then
-      return false;
-    end if;
-    total := total + case when i % 2 = 0 then ascii(substr('0246813579', d + 1, 1)) - 48 else d end;
+  if translate(digits, '0123456789', '') <> '' then
+    return false;
+  end if;
+  -- Luhn, two digits a step from the right: the last as it is, the one before doubled (its digit sum read from
+  -- '0246813579').
+  d := n;
+  while d > 0 loop
+    total := total + ascii(substr(digits, d, 1)) - 48
+           + case when d > 1 then ascii(substr('0246813579', ascii(substr(digits, d - 1, 1)) - 47, 1)) - 48 else 0 end;
+    d := d - 2;
   end loop;
   return total % 10 = 0;
 end;
@@ -139,6 +142,7 @@ declare
   families integer[];
   keys boolean;
   digits boolean;
+  words boolean;
   named boolean := false;
   contained jsonb;
   m text[];
@@ -188,13 +192,14 @@ begin
   -- between colons; an IBAN's leading digits), while ISO timestamps, UUIDs, versions and counts do not. Replacements
   -- only put bracketed placeholders in, so it holds for the text as it is when each pass below runs.
   digits := t ~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}';
+  -- "=" or ": " inside a string (outside strings ": " only follows keys) opens the secrets that follow a name:
+  -- headers, cookies, session ids, query strings, "key: ..." in prose.
+  words := strpos(t, '=') > 0 or strpos(lt, 'key:') > 0 or strpos(lt, 'token:') > 0 or strpos(replace(lt, '": ', ''), ': ') > 0;
   -- Clean metadata, the common case, leaves here: every step below needs one of these. Literal markers are strpos()
-  -- calls, several times cheaper than a regular expression each; "=" or ": " inside a string opens the secrets that
-  -- follow a name (headers, cookies, query strings, "key: ..." in prose); a run of 20 letters and digits covers the
-  -- vendor key families whose prefixes are not listed here.
-  if not (keys or digits or strpos(t, '@') > 0 or strpos(t, '+') > 0 or strpos(t, '::') > 0 or strpos(t, 'Users') > 0
-          or strpos(t, '/home/') > 0 or strpos(t, 'eyJ') > 0 or strpos(t, '=') > 0 or strpos(lt, 'key:') > 0
-          or strpos(lt, 'token:') > 0 or strpos(replace(lt, '": ', ''), ': ') > 0 or strpos(lt, 'bearer') > 0
+  -- calls (an alternation of them all costs more: its automaton grows with every literal); a run of 20 letters and
+  -- digits covers the vendor key families whose prefixes are not listed here.
+  if not (keys or digits or words or strpos(t, '@') > 0 or strpos(t, '+') > 0 or strpos(t, '::') > 0
+          or strpos(t, 'Users') > 0 or strpos(t, '/home/') > 0 or strpos(t, 'eyJ') > 0 or strpos(lt, 'bearer') > 0
           or strpos(t, '_live_') > 0 or strpos(t, '_test_') > 0 or strpos(t, 'whsec_') > 0 or strpos(t, 'sk-') > 0
           or strpos(t, 'AIza') > 0 or strpos(t, 'SG.') > 0 or strpos(t, 'ya29.') > 0 or strpos(t, 'glpat-') > 0
           or strpos(t, 'xox') > 0 or strpos(t, 'pypi-') > 0 or strpos(t, 'Q~') > 0 or strpos(t, 'PRIVATE KEY') > 0
@@ -274,14 +279,14 @@ begin
   if every or 'secret' = any(classes) then
     -- Secrets that follow a name inside a string: Authorization headers, Cookie and Set-Cookie lines, session ids,
     -- credentials in query strings, and "name: value" or "NAME=value" for names that say secret.
-    if strpos(lt, 'authorization') > 0 and lt ~ 'authorization *[:=]' then
+    if words and strpos(lt, 'authorization') > 0 and lt ~ 'authorization *[:=]' then
       t := regexp_replace(t, '((?:proxy-)?authorization[ ]*[:=][ ]*(?:(?:basic|bearer|digest|token|negotiate|ntlm|apikey|bot|sso-key|aws4-hmac-sha256)[ ]+)?)(?!\[|(?:basic|bearer|digest|token|negotiate|ntlm|apikey|bot|sso-key|aws4-hmac-sha256)(?![0-9A-Za-z]))[^ "\uE000-\uE11F,;]{3,}',
                           '\1[TOKEN]', 'gi');
     end if;
     if strpos(lt, 'bearer') > 0 then
       t := regexp_replace(t, '([Bb][Ee][Aa][Rr][Ee][Rr])[ ]+(?=[A-Za-z._~+/=-]*[0-9])[0-9A-Za-z._~+/=-]{16,}', '\1 [TOKEN]', 'g');
     end if;
-    if strpos(lt, 'cookie') > 0 and lt ~ 'cookie *:' then
+    if words and strpos(lt, 'cookie') > 0 and lt ~ 'cookie *:' then
       -- Every value on a Cookie or Set-Cookie line, but not the attributes of Set-Cookie.
       for m in select regexp_matches(t, '(?:set-)?cookie[ ]*:[ ]*([^"\uE000-\uE11F]+)', 'gi') loop
         t := replace(t, m[1], regexp_replace(m[1],
@@ -306,7 +311,7 @@ begin
     -- "name: value" and "NAME=value" (headers, prose, environment lines). Passwords take any value but a few words
     -- that describe one; tokens, keys and secrets take 8 or more characters holding a digit, so that "token: 1532"
     -- and "secret: none" stay.
-    if strpos(lt, 'pass') + strpos(lt, 'pwd') + strpos(lt, 'key') + strpos(lt, 'token') + strpos(lt, 'secret') + strpos(lt, 'sig') > 0
+    if words and strpos(lt, 'pass') + strpos(lt, 'pwd') + strpos(lt, 'key') + strpos(lt, 'token') + strpos(lt, 'secret') + strpos(lt, 'sig') > 0
        and lt ~ '(?:pass|pwd|passwd|password|passphrase|key|token|secret|sig|signature) *[:=]' then
       named := true;
     end if;
@@ -325,59 +330,66 @@ begin
     end if;
 
     -- Vendor key families (after gitleaks' rules), each pass only when its prefix occurs.
-    if strpos(t, '_live_') > 0 or strpos(t, '_test_') > 0 then
-      t := regexp_replace(t, '[spr]k_(?:live|test)_[0-9A-Za-z]{10,}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'whsec_') > 0 then
-      t := regexp_replace(t, 'whsec_[0-9A-Za-z]{16,}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'gh') + strpos(t, 'github_pat_') > 0 then
-      t := regexp_replace(t, 'gh[pousr]_[0-9A-Za-z]{30,}|github_pat_[0-9A-Za-z_]{40,}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'gl') > 0 then
-      t := regexp_replace(t, 'gl(?:pat|ptt|rt|dt|cbt|oas|soat|ft|imt|agent)-[0-9A-Za-z_-]{20,}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'xox') > 0 or strpos(t, 'xapp-') > 0 then
-      t := regexp_replace(t, 'xox[abposre]-[0-9A-Za-z-]{10,}|xapp-[0-9A-Za-z-]{20,}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'hooks.slack.com/') > 0 then
-      t := regexp_replace(t, '(hooks\.slack\.com/(?:services|workflows|triggers)/)[0-9A-Za-z/_+-]{20,}', '\1[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'KIA') + strpos(t, 'SIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') > 0 then
-      t := regexp_replace(t, '(?:A[KS]IA|ABIA|ACCA|A3T[0-9A-Z])[0-9A-Z]{16}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'AIza') > 0 then
-      t := regexp_replace(t, 'AIza[0-9A-Za-z_-]{35}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'ya29.') > 0 then
-      t := regexp_replace(t, 'ya29\.[0-9A-Za-z_-]{20,}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'sk-') > 0 then
-      t := regexp_replace(t, '(?<![0-9A-Za-z])sk-(?:proj-|ant-|svcacct-|admin-)?[0-9A-Za-z_-]{20,}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'SG.') > 0 then
-      t := regexp_replace(t, 'SG\.[0-9A-Za-z_-]{16,32}\.[0-9A-Za-z_-]{16,64}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'npm_') > 0 then
-      t := regexp_replace(t, 'npm_[0-9A-Za-z]{36}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'pypi-') > 0 then
-      t := regexp_replace(t, 'pypi-Ag[0-9A-Za-z_-]{40,}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, '_v1_') > 0 then
-      t := regexp_replace(t, 'do[opr]_v1_[0-9a-f]{64}', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'key-') > 0 then
-      -- Mailgun private and public keys.
-      t := regexp_replace(t, '(?<![0-9A-Za-z])(?:pub)?key-[0-9a-f]{32}(?![0-9A-Za-z])', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'Q~') > 0 then
-      -- Azure AD client secrets.
-      t := regexp_replace(t, '(?<![0-9A-Za-z_~.-])[0-9A-Za-z_~.]{3}[0-9]Q~[0-9A-Za-z_~.-]{31,34}(?![0-9A-Za-z_~.-])', '[API_KEY]', 'g');
-    end if;
-    if strpos(t, 'AC') + strpos(t, 'SK') > 0 then
-      -- Twilio account SIDs and API key SIDs.
-      t := regexp_replace(t, '(?<![0-9A-Za-z])(?:AC|SK)[0-9a-f]{32}(?![0-9A-Za-z])', '[API_KEY]', 'g');
+    -- One expression first: most metadata holds none of the prefixes, and each IF costs a statement.
+    if strpos(t, '_live_') + strpos(t, '_test_') + strpos(t, 'whsec_') + strpos(t, 'gh') + strpos(t, 'github_pat_')
+       + strpos(t, 'gl') + strpos(t, 'xox') + strpos(t, 'xapp-') + strpos(t, 'hooks.slack.com/') + strpos(t, 'KIA')
+       + strpos(t, 'SIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') + strpos(t, 'AIza') + strpos(t, 'ya29.')
+       + strpos(t, 'sk-') + strpos(t, 'SG.') + strpos(t, 'npm_') + strpos(t, 'pypi-') + strpos(t, '_v1_') + strpos(t, 'key-')
+       + strpos(t, 'Q~') + strpos(t, 'AC') + strpos(t, 'SK') > 0 then
+      if strpos(t, '_live_') > 0 or strpos(t, '_test_') > 0 then
+        t := regexp_replace(t, '[spr]k_(?:live|test)_[0-9A-Za-z]{10,}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'whsec_') > 0 then
+        t := regexp_replace(t, 'whsec_[0-9A-Za-z]{16,}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'gh') + strpos(t, 'github_pat_') > 0 then
+        t := regexp_replace(t, 'gh[pousr]_[0-9A-Za-z]{30,}|github_pat_[0-9A-Za-z_]{40,}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'gl') > 0 then
+        t := regexp_replace(t, 'gl(?:pat|ptt|rt|dt|cbt|oas|soat|ft|imt|agent)-[0-9A-Za-z_-]{20,}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'xox') > 0 or strpos(t, 'xapp-') > 0 then
+        t := regexp_replace(t, 'xox[abposre]-[0-9A-Za-z-]{10,}|xapp-[0-9A-Za-z-]{20,}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'hooks.slack.com/') > 0 then
+        t := regexp_replace(t, '(hooks\.slack\.com/(?:services|workflows|triggers)/)[0-9A-Za-z/_+-]{20,}', '\1[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'KIA') + strpos(t, 'SIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') > 0 then
+        t := regexp_replace(t, '(?:A[KS]IA|ABIA|ACCA|A3T[0-9A-Z])[0-9A-Z]{16}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'AIza') > 0 then
+        t := regexp_replace(t, 'AIza[0-9A-Za-z_-]{35}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'ya29.') > 0 then
+        t := regexp_replace(t, 'ya29\.[0-9A-Za-z_-]{20,}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'sk-') > 0 then
+        t := regexp_replace(t, '(?<![0-9A-Za-z])sk-(?:proj-|ant-|svcacct-|admin-)?[0-9A-Za-z_-]{20,}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'SG.') > 0 then
+        t := regexp_replace(t, 'SG\.[0-9A-Za-z_-]{16,32}\.[0-9A-Za-z_-]{16,64}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'npm_') > 0 then
+        t := regexp_replace(t, 'npm_[0-9A-Za-z]{36}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'pypi-') > 0 then
+        t := regexp_replace(t, 'pypi-Ag[0-9A-Za-z_-]{40,}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, '_v1_') > 0 then
+        t := regexp_replace(t, 'do[opr]_v1_[0-9a-f]{64}', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'key-') > 0 then
+        -- Mailgun private and public keys.
+        t := regexp_replace(t, '(?<![0-9A-Za-z])(?:pub)?key-[0-9a-f]{32}(?![0-9A-Za-z])', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'Q~') > 0 then
+        -- Azure AD client secrets.
+        t := regexp_replace(t, '(?<![0-9A-Za-z_~.-])[0-9A-Za-z_~.]{3}[0-9]Q~[0-9A-Za-z_~.-]{31,34}(?![0-9A-Za-z_~.-])', '[API_KEY]', 'g');
+      end if;
+      if strpos(t, 'AC') + strpos(t, 'SK') > 0 then
+        -- Twilio account SIDs and API key SIDs.
+        t := regexp_replace(t, '(?<![0-9A-Za-z])(?:AC|SK)[0-9a-f]{32}(?![0-9A-Za-z])', '[API_KEY]', 'g');
+      end if;
     end if;
   end if;
 
@@ -386,7 +398,7 @@ begin
     t := regexp_replace(t, '[A-Za-z0-9._%+' || u || '-]+@(?![0-9]+x\.)[A-Za-z0-9' || u || '-]+(?:\.[A-Za-z0-9' || u || '-]+)*\.(?:[A-Za-z]{2,}|xn--[0-9A-Za-z-]+|[' || u || ']{2,})',
                         '[EMAIL]', 'g');
   end if;
-  if digits and (every or 'iban' = any(classes)) then
+  if digits and (every or 'iban' = any(classes)) and t ~ '(?:^|[^0-9A-Za-z])[A-Za-z]{2}[0-9]{2} ?[0-9A-Za-z]{4}' then
     for candidate in
       select x[1] from regexp_matches(t, '(?:^|[^0-9A-Za-z])([A-Z]{2}[0-9]{2}(?: ?[0-9A-Z]{4}){2,7}(?: ?[0-9A-Z]{1,3})?|[a-z]{2}[0-9]{2}(?: ?[0-9a-z]{4}){2,7}(?: ?[0-9a-z]{1,3})?)(?![0-9A-Za-z])', 'g') x
     loop
@@ -404,9 +416,12 @@ begin
     -- JSON numbers are not strings: mark them so that the card pattern skips them.
     t := regexp_replace(t, '(": |\[|, )(-?[0-9][0-9.eE+-]*)(?=[],}])', '\1' || U&'\E008' || '\2', 'g');
     for candidate in
-      select distinct x[1] from regexp_matches(t, '(?<![0-9A-Za-z\uE008.,_-])([0-9](?:[ .-]?[0-9]){11,18})(?![0-9])', 'g') x
+      select distinct x[1] from regexp_matches(t, '(?:^|[^0-9A-Za-z\uE008.,_-])([0-9]{4}(?:[ .-]?[0-9]){8,15})(?![0-9])', 'g') x
     loop
-      candidate := private.card_in_run(candidate);
+      if not (private.is_card_number(candidate) and (strpos(candidate, ' ') + strpos(candidate, '.') + strpos(candidate, '-') = 0
+              or candidate ~ '^[0-9]{4}(?:(?:[ .-][0-9]{4}){1,3}(?:[ .-][0-9]{1,5})?|[ .-][0-9]{6}[ .-][0-9]{4,5})$')) then
+        candidate := private.card_in_run(candidate);
+      end if;
       if candidate is null then
         continue;
       elsif strpos(candidate, ' ') + strpos(candidate, '.') + strpos(candidate, '-') > 0 then
@@ -420,7 +435,7 @@ begin
     end loop;
     t := replace(t, U&'\E008', '');
   end if;
-  if digits and (every or 'ssn' = any(classes)) then
+  if digits and (every or 'ssn' = any(classes)) and t ~ '[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}' then
     t := regexp_replace(t, '(?<![0-9A-Za-z-])(?!000|666|9[0-9]{2})[0-9]{3}(?:-(?!00)[0-9]{2}-|[ ](?!00)[0-9]{2}[ ])(?!0000)[0-9]{4}(?![0-9A-Za-z-])', '[SSN]', 'g');
   end if;
   if (every or 'ip' = any(classes)) then
@@ -436,13 +451,13 @@ begin
   if every or 'phone' = any(classes) then
     -- International: "+" and a country code, or "00" and a country code followed by a separator.
     if strpos(t, '+') > 0 then
-      t := regexp_replace(t, '(?<![0-9A-Za-z+])\+[1-9](?:[ .()/-]{0,2}[0-9]){7,14}(?![0-9])', '[PHONE]', 'g');
+      t := regexp_replace(t, '(?<![0-9A-Za-z+])\+[1-9](?:[ .()-]{0,2}[0-9]){7,14}(?![0-9])', '[PHONE]', 'g');
     end if;
     if digits and strpos(t, '00') > 0 then
       t := regexp_replace(t, '(?<![0-9A-Za-z+.,:/-])00[1-9][0-9]{0,2}[ .-](?:\(0\) ?)?[0-9]{1,5}(?:[ .-][0-9]{2,8}){1,4}(?![0-9A-Za-z]|[.,:/-][0-9])', '[PHONE]', 'g');
     end if;
     -- North American numbers: (415) 555-2671, 415-555-2671, 415.555.2671.
-    if digits then
+    if digits and t ~ '[0-9]{3}[ .)-] ?[0-9]{3}[ .-][0-9]{4}' then
       t := regexp_replace(t, '(?<![0-9A-Za-z(+-])(?:\([0-9]{3}\) ?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}(?![0-9A-Za-z])', '[PHONE]', 'g');
     end if;
     -- National numbers after a trunk prefix 0, grouped by spaces, dots, dashes or a slash, 9 to 12 digits in all:
@@ -464,10 +479,11 @@ begin
     -- says phone (phone, tel, mobile, call, fax, a tel: link, ...): 7 to 13 digits, not a date, not an amount in
     -- thousands unless it has nine digits or more (601 234 567), and fewer than nine digits in a row only right after
     -- the word ("tel: 4673395", not "call count 1234567"). The gate reads the text as the passes above left it.
-    lt := lower(t collate "C");
-    if digits and lt ~ '(?:phone|tel|mobil|cell|call|fax|sms|text|whatsapp|contact|hotline|dial|ring|handy|num[eé]ro|n[uú]mero|nummer|t[eé]l)(?:[a-z_ -]*": ")?[^0-9"]*\(?[0-9]' then
+    -- The gate is two cheap tests: digits grouped as a phone's would be, and a phone word.
+    if digits and t ~ '[0-9][ )][ (]?[0-9]{2}|[0-9]{7}|(?:^|[^0-9A-Za-z-])[0-9]{2,5}-[0-9]{3}|[0-9]{2}\.[0-9]{2}\.[0-9]{2}'
+       and lower(t collate "C") ~ '(?:phone|tel|mobil|cell|call|fax|sms|text|whatsapp|contact|hotline|dial|ring|handy|numero|nummer)' then
       for m in
-        select x from regexp_matches(t, '(?:^|[^A-Za-z])(?:tele?phone|phone|tel|mobile?|mobil|cell(?:phone)?|call(?:ed|ing)?|fax|sms|text|whatsapp|contact|hotline|dial|ring|telefon[eo]?|tel[eé]fono|t[eé]l[eé]phone|handy|num[eé]ro|n[uú]mero|nummer|t[eé]l)((?:[A-Za-z_ -]{0,16}": "|[^0-9"(+\uE000-\uE11F]{0,24}))(\(?[0-9][0-9 ()./-]{5,20}[0-9])(?![0-9A-Za-z])', 'gi') x
+        select x from regexp_matches(t, '(?:^|[^A-Za-z])(?:tele?phone|phone|tel|mobile?|mobil|cell(?:phone)?|call(?:ed|ing)?|fax|sms|text|whatsapp|contact|hotline|dial|ring|telefon[eo]?|telefono|handy|numero|nummer)((?:[A-Za-z_ -]{0,16}": "|[^0-9"(+\uE000-\uE11F]{0,24}))(\(?[0-9][0-9 ()./-]{5,20}[0-9])(?![0-9A-Za-z])', 'gi') x
       loop
         candidate := m[2];
         if length(regexp_replace(candidate, '[^0-9]', '', 'g')) between 7 and 13
