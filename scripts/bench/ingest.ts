@@ -8,7 +8,7 @@
 // batches. It prints events per second and the ratios b/a and c/a. Then the redactor phase times the redactor alone,
 // today's (scripts/bench/redactor-before.sql, the redactor before issue 9, loaded into the schema bench_before for
 // this run only) and the new one side by side on the same clean and PII-heavy metadata objects, rounds interleaved,
-// and what each redaction class costs per object (private.redact_jsonb with that class alone, less with none). Last it
+// and what each redaction class costs per object among the others (all classes, less all but that one). Last it
 // times retention dropping --retention-rows rows spread over 12 expired months. It asserts nothing about speed; it
 // exits 1 only when a phase fails.
 import { randomUUID } from "node:crypto";
@@ -168,20 +168,26 @@ async function redactorPhase(db: Kysely<UntypedDatabase>, objects: number, round
     console.log(`${kind.padEnd(6)}  ${today.toFixed(1).padStart(15)}  ${now.toFixed(1).padStart(14)}  ${(now / today).toFixed(3).padStart(10)}  ` +
       `${String(rows[0]?.n ?? 0).padStart(29)}`);
   }
-  console.log("cost of each class alone per object (µs; private.redact_jsonb(metadata, array[class]) less array[]::text[])");
-  console.log(`kind    ${"none".padStart(7)}${CLASSES.map((c) => c.padStart(10)).join("")}`);
+  // What each class costs per object where it runs among the others: all classes, less all classes but that one,
+  // measured in interleaved pairs; the median difference counts.
+  console.log("cost of each class per object (µs; all classes less all classes but that one, median of interleaved pairs)");
+  console.log(`kind    ${"all".padStart(7)}${CLASSES.map((c) => c.padStart(10)).join("")}`);
+  const all = `array[${CLASSES.map((c) => `'${c}'`).join(", ")}]`;
   for (const kind of ["clean", "pii"] as Kind[]) {
-    const cost = async (classes: string) => {
-      const samples: number[] = [];
-      for (let r = 0; r < Math.max(3, Math.ceil(rounds / 2)); r++) {
-        samples.push(await perObject(db, kind, `private.redact_jsonb(metadata, ${classes})`, objects));
-      }
-      return median(samples);
-    };
-    const none = await cost("array[]::text[]");
+    const totals: number[] = [];
     const perClass: number[] = [];
-    for (const c of CLASSES) perClass.push((await cost(`array['${c}']`)) - none);
-    console.log(`${kind.padEnd(6)}  ${none.toFixed(1).padStart(7)}${perClass.map((v) => v.toFixed(1).padStart(10)).join("")}`);
+    for (const c of CLASSES) {
+      const without = `array[${CLASSES.filter((x) => x !== c).map((x) => `'${x}'`).join(", ")}]::text[]`;
+      const differences: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        const first = await perObject(db, kind, `private.redact_jsonb(metadata, ${all})`, objects);
+        const second = await perObject(db, kind, `private.redact_jsonb(metadata, ${without})`, objects);
+        totals.push(first);
+        differences.push(first - second);
+      }
+      perClass.push(median(differences));
+    }
+    console.log(`${kind.padEnd(6)}  ${median(totals).toFixed(1).padStart(7)}${perClass.map((v) => v.toFixed(1).padStart(10)).join("")}`);
   }
   await sql`drop schema bench_before cascade`.execute(db);
 }
