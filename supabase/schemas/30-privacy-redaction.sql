@@ -279,7 +279,7 @@ begin
   if every or 'secret' = any(classes) then
     -- Secrets that follow a name inside a string: Authorization headers, Cookie and Set-Cookie lines, session ids,
     -- credentials in query strings, and "name: value" or "NAME=value" for names that say secret.
-    if words and strpos(lt, 'authorization') > 0 and lt ~ 'authorization *[:=]' then
+    if (words or strpos(lt, 'authorization:') > 0) and strpos(lt, 'authorization') > 0 and lt ~ 'authorization *[:=]' then
       t := regexp_replace(t, '((?:proxy-)?authorization[ ]*[:=][ ]*(?:(?:basic|bearer|digest|token|negotiate|ntlm|apikey|bot|sso-key|aws4-hmac-sha256)[ ]+)?)(?!\[|(?:basic|bearer|digest|token|negotiate|ntlm|apikey|bot|sso-key|aws4-hmac-sha256)(?![0-9A-Za-z]))[^ "\uE000-\uE11F,;]{3,}',
                           '\1[TOKEN]', 'gi');
     end if;

@@ -2,7 +2,7 @@
 -- and the formats of issue 9 through redact_telemetry_metadata(): national phones, more card issuers and layouts,
 -- secrets inside strings, vendor keys, Unicode e-mail, lower-case IBANs, while look-alikes stay.
 begin;
-select plan(20);
+select plan(21);
 
 select is(private.redact_text('mail ann@example.com, card 4111 1111 1111 1111, from 203.0.113.7'),
   'mail [EMAIL], card [CARD], from [IP]', 'redact_text with no classes redacts every class');
@@ -33,6 +33,8 @@ select is(public.redact_telemetry_metadata('{"a": "ts 1700000000000", "b": "us 1
 select is(public.redact_telemetry_metadata('{"a": "X-API-Key: 9f8e7d6c5b4a3928", "b": "Authorization: Basic dXNlcjpwYXNzd29yZA==", "c": "Cookie: theme=dark; JSESSIONID=1A2B3C4D5E6F7A8B", "d": "GET /me?access_token=abc123def456ghi7 200"}'),
   '{"a": "X-API-Key: [SECRET]", "b": "Authorization: Basic [TOKEN]", "c": "Cookie: theme=[SECRET]; JSESSIONID=[SECRET]", "d": "GET /me?access_token=[SECRET] 200"}'::jsonb,
   'header lines, cookie lines and query-string credentials lose their values');
+select is(private.redact_text('Authorization:Basic dXNlcjpwYXNz; X-Auth-Token:abc123def456; Cookie:sid=77aa55cc99ee1234'),
+  'Authorization:Basic [TOKEN]; X-Auth-Token:[SECRET]; Cookie:sid=[SECRET]', 'header lines without a space after the colon are caught too');
 select is(public.redact_telemetry_metadata('{"a": "Set-Cookie: PHPSESSID=9f8e7d6c5b4a3928; Path=/; HttpOnly", "b": "replayed sess=77aa55cc99ee1234", "c": "session=expired", "d": "session_count=3"}'),
   '{"a": "Set-Cookie: PHPSESSID=[SECRET]; Path=/; HttpOnly", "b": "replayed sess=[SECRET]", "c": "session=expired", "d": "session_count=3"}'::jsonb,
   'session ids are masked, Set-Cookie attributes and words without a digit stay');
