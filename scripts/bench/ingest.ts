@@ -5,9 +5,15 @@
 //
 // In one run, on PII-heavy and on clean events: (a) a plain multi-row INSERT into a copy of telemetry_events without
 // triggers or RLS, (b) public.ingest_events() as the user (RLS, gate, redaction), (c) POST /functions/v1/ingest in
-// batches. It prints events per second and the ratios b/a and c/a, then times retention dropping --retention-rows
-// rows spread over 12 expired months. It asserts nothing about speed; it exits 1 only when a phase fails.
+// batches. It prints events per second and the ratios b/a and c/a. Then the redactor phase times the redactor alone,
+// today's (scripts/bench/redactor-before.sql, the redactor before issue 9, loaded into the schema bench_before for
+// this run only) and the new one side by side on the same clean and PII-heavy metadata objects, rounds interleaved,
+// and what each redaction class costs per object among the others (all classes, less all but that one). Last it
+// times retention dropping --retention-rows rows spread over 12 expired months. It asserts nothing about speed; it
+// exits 1 only when a phase fails.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { sql, type Kysely } from "kysely";
 import { SignJWT } from "jose";
 import { createDatabase, type UntypedDatabase } from "../../supabase/functions/_shared/db.ts";
@@ -15,12 +21,15 @@ import { runAsCaller } from "../../supabase/functions/_shared/request-context.ts
 
 const HELP = `ingest benchmark
 
-usage: tsx scripts/bench/ingest.ts [--events N] [--batch N] [--concurrency N] [--retention-rows N]
+usage: tsx scripts/bench/ingest.ts [--events N] [--batch N] [--concurrency N] [--redactor-objects N]
+                                   [--redactor-rounds N] [--retention-rows N]
 
-  --events N          events per phase and kind (default 10000)
-  --batch N           events per batch/request (default 500)
-  --concurrency N     HTTP requests in flight (default 4; one user per lane)
-  --retention-rows N  rows for the retention timing, 0 to skip (default 5000000)
+  --events N            events per phase and kind (default 10000)
+  --batch N             events per batch/request (default 500)
+  --concurrency N       HTTP requests in flight (default 4; one user per lane)
+  --redactor-objects N  metadata objects per kind for the redactor phase, 0 to skip (default 2000)
+  --redactor-rounds N   interleaved rounds of the redactor phase; the median counts (default 7)
+  --retention-rows N    rows for the retention timing, 0 to skip (default 5000000)
 
 environment: FUNCTIONS_URL, SUPABASE_DB_URL (or DB_URL), SUPABASE_JWT_SECRET (or JWT_SECRET).`;
 
@@ -28,6 +37,8 @@ interface Options {
   events: number;
   batch: number;
   concurrency: number;
+  "redactor-objects": number;
+  "redactor-rounds": number;
   "retention-rows": number;
 }
 
@@ -37,7 +48,9 @@ function fail(message: string): never {
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { events: 10_000, batch: 500, concurrency: 4, "retention-rows": 5_000_000 };
+  const options: Options = {
+    events: 10_000, batch: 500, concurrency: 4, "redactor-objects": 2_000, "redactor-rounds": 7, "retention-rows": 5_000_000,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--help" || arg === "-h") {
@@ -49,8 +62,9 @@ function parseOptions(args: string[]): Options {
     if (!key || !(key in options) || !Number.isFinite(value) || value < 0) fail(`bad argument ${arg} (see --help)`);
     options[key] = value;
   }
-  if (options.events < options.batch || options.batch < 1 || options.batch > 1000 || options.concurrency < 1) {
-    fail("need 1 <= --batch <= 1000, --events >= --batch and --concurrency >= 1");
+  if (options.events < options.batch || options.batch < 1 || options.batch > 1000 || options.concurrency < 1
+      || options["redactor-rounds"] < 1) {
+    fail("need 1 <= --batch <= 1000, --events >= --batch, --concurrency >= 1 and --redactor-rounds >= 1");
   }
   return options;
 }
@@ -98,6 +112,84 @@ async function timed(work: () => Promise<void>): Promise<number> {
   const started = performance.now();
   await work();
   return (performance.now() - started) / 1000;
+}
+
+const REDACTOR_BEFORE = fileURLToPath(new URL("./redactor-before.sql", import.meta.url));
+const CLASSES = ["email", "phone", "card", "iban", "ssn", "ip", "jwt", "secret", "home_path"] as const;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Microseconds per object of one redactor expression over the objects of one kind, timed in the database. */
+async function perObject(db: Kysely<UntypedDatabase>, kind: Kind, expression: string, objects: number): Promise<number> {
+  const { rows } = await sql<{ us: number }>`
+    select bench.time_query(${`select count(*) from bench.redactor_objects where kind = '${kind}' and (${expression}) is not null`}) as us
+  `.execute(db);
+  return Number(rows[0]?.us) / objects;
+}
+
+/** Today's redactor and the new one on the same objects, rounds interleaved (ABBA), and each class alone. */
+async function redactorPhase(db: Kysely<UntypedDatabase>, objects: number, rounds: number): Promise<void> {
+  await sql.raw(readFileSync(REDACTOR_BEFORE, "utf8")).execute(db);
+  // A timer in the database, so that the figures hold no round trips.
+  await sql`create or replace function bench.time_query(query text) returns numeric language plpgsql as $$
+    declare started timestamptz := clock_timestamp();
+    begin execute query; return extract(epoch from clock_timestamp() - started) * 1e6; end $$`.execute(db);
+  await sql`create table bench.redactor_objects (kind text not null, metadata jsonb not null)`.execute(db);
+  for (const kind of ["clean", "pii"] as Kind[]) {
+    const metadata = Array.from({ length: objects }, (_, n) => makeEvent(kind, n).metadata);
+    await sql`insert into bench.redactor_objects (kind, metadata)
+              select ${kind}, m from jsonb_array_elements(${JSON.stringify(metadata)}::text::jsonb) m`.execute(db);
+  }
+  const before = "bench_before.redact_telemetry_metadata(metadata)";
+  const after = "public.redact_telemetry_metadata(metadata)";
+  console.log(`redactor alone: ${objects} objects per kind, ${rounds} interleaved rounds, median per object`);
+  console.log("kind    today µs/object   new µs/object   new/today   objects redacted differently");
+  for (const kind of ["clean", "pii"] as Kind[]) {
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      if (r % 2 === 0) {
+        a.push(await perObject(db, kind, before, objects));
+        b.push(await perObject(db, kind, after, objects));
+      } else {
+        b.push(await perObject(db, kind, after, objects));
+        a.push(await perObject(db, kind, before, objects));
+      }
+    }
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::integer as n from bench.redactor_objects
+      where kind = ${kind} and bench_before.redact_telemetry_metadata(metadata) <> public.redact_telemetry_metadata(metadata)`.execute(db);
+    const today = median(a);
+    const now = median(b);
+    console.log(`${kind.padEnd(6)}  ${today.toFixed(1).padStart(15)}  ${now.toFixed(1).padStart(14)}  ${(now / today).toFixed(3).padStart(10)}  ` +
+      `${String(rows[0]?.n ?? 0).padStart(29)}`);
+  }
+  // What each class costs per object where it runs among the others: all classes, less all classes but that one,
+  // measured in interleaved pairs; the median difference counts.
+  console.log("cost of each class per object (µs; all classes less all classes but that one, median of interleaved pairs)");
+  console.log(`kind    ${"all".padStart(7)}${CLASSES.map((c) => c.padStart(10)).join("")}`);
+  const all = `array[${CLASSES.map((c) => `'${c}'`).join(", ")}]`;
+  for (const kind of ["clean", "pii"] as Kind[]) {
+    const totals: number[] = [];
+    const perClass: number[] = [];
+    for (const c of CLASSES) {
+      const without = `array[${CLASSES.filter((x) => x !== c).map((x) => `'${x}'`).join(", ")}]::text[]`;
+      const differences: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        const first = await perObject(db, kind, `private.redact_jsonb(metadata, ${all})`, objects);
+        const second = await perObject(db, kind, `private.redact_jsonb(metadata, ${without})`, objects);
+        totals.push(first);
+        differences.push(first - second);
+      }
+      perClass.push(median(differences));
+    }
+    console.log(`${kind.padEnd(6)}  ${median(totals).toFixed(1).padStart(7)}${perClass.map((v) => v.toFixed(1).padStart(10)).join("")}`);
+  }
+  await sql`drop schema bench_before cascade`.execute(db);
 }
 
 async function createUser(db: Kysely<UntypedDatabase>): Promise<string> {
@@ -199,6 +291,8 @@ async function main(): Promise<void> {
       );
     }
 
+    if (options["redactor-objects"] > 0) await redactorPhase(db, options["redactor-objects"], options["redactor-rounds"]);
+
     const retentionRows = options["retention-rows"];
     if (retentionRows > 0) {
       const owners = users.slice(0, 5);
@@ -236,6 +330,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await sql`drop schema if exists bench cascade`.execute(db).catch(() => undefined);
+    await sql`drop schema if exists bench_before cascade`.execute(db).catch(() => undefined);
     await db.destroy();
   }
 }
