@@ -169,3 +169,17 @@ alter table auth.mfa_factors owner to supabase_auth_admin;
 -- Supabase lets the dashboard role (postgres) read and write auth tables; API roles get nothing here.
 grant all on all tables in schema auth to postgres;
 grant all on schema auth to postgres;
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Workflows (issue 11): Supabase Realtime's publication. On Supabase it always exists (realtime streams the tables
+-- added to it); locally nothing consumes it, but the migration adds tables to it, so create it where it is missing
+-- (quietly: without wal_level = logical PostgreSQL warns that nothing can subscribe yet).
+set client_min_messages = error;
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end;
+$$;
+reset client_min_messages;
