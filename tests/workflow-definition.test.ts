@@ -17,7 +17,7 @@ const approval = (id: string, config: Record<string, unknown> = {}) => ({
   id, type: "approval", name: id, config: { approval_type: "single", approvers: { role: "admin" }, ...config },
 });
 const agent = (id: string, config: Record<string, unknown> = {}) => ({ id, type: "ai_agent", name: id, config: { prompt: "Hi {{input.x}}", ...config } });
-const line = (...nodes: Array<{ id: string }>) => ({
+const line = (...nodes: Array<{ id: string } & Record<string, unknown>>) => ({
   nodes,
   edges: nodes.slice(1).map((n, i) => ({ from: nodes[i]!.id, to: n.id })),
 });
@@ -106,7 +106,7 @@ describe("the zod workflow definition mirrors the SQL validator", () => {
     expect(workflowDefinitionProblem(definition)?.sqlstate ?? null).toBe(expected);
     const parsed = workflowDefinition.safeParse(definition);
     expect(parsed.success).toBe(expected === null);
-    if (!parsed.success) expect(parsed.error.issues[0]?.params?.sqlstate).toBe(expected);
+    if (!parsed.success) expect((parsed.error.issues[0] as { params?: { sqlstate?: string } } | undefined)?.params?.sqlstate).toBe(expected);
   });
 
   it("leaves whether an expression is an SQL/JSON path predicate to the database (WF008)", async () => {
