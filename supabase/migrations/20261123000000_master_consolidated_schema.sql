@@ -6128,13 +6128,13 @@ begin
   -- deciding at the same moment reads the first one's vote (and a closed request) once it gets the lock.
   perform 1 from public.workflow_executions e where e.id = execution for update;
   select * into req from public.approval_requests x where x.id = decide_approval.request_id for update;
+  if caller = req.requested_by and not req.allow_self_approval then
+    raise exception 'you requested this approval and cannot decide it yourself' using errcode = '42501';
+  end if;
   if req.status <> 'pending' or req.expires_at <= pg_catalog.now() then
     raise exception 'approval request % is % and takes no more decisions', req.id,
       case when req.status = 'pending' then 'past its expiry' else req.status end
       using errcode = '55000';
-  end if;
-  if caller = req.requested_by and not req.allow_self_approval then
-    raise exception 'you requested this approval and cannot decide it yourself' using errcode = '42501';
   end if;
   if not exists (select 1 from public.approval_request_approvers x where x.approval_request_id = req.id and x.user_id = caller)
      or not private.has_permission(req.organization_id, 'approvals.decide') then
