@@ -5125,8 +5125,9 @@ create index workflows_organization_id_idx on public.workflows (organization_id)
 create index workflows_created_by_idx on public.workflows (created_by);
 create index workflows_scheduled_idx on public.workflows (id) where trigger_type = 'scheduled' and is_active and deleted_at is null;
 
+-- security definer: the validators live in private, which the API roles cannot execute.
 create function private.workflows_before_write() returns trigger
-language plpgsql
+language plpgsql security definer
 set search_path = ''
 as $$
 begin
@@ -5289,7 +5290,6 @@ begin
   if new.status in ('succeeded', 'failed', 'cancelled', 'timed_out') and old.status not in ('succeeded', 'failed', 'cancelled', 'timed_out') then
     new.completed_at := pg_catalog.now();
   end if;
-  new.updated_at := pg_catalog.now();
   return new;
 end;
 $$;
@@ -5297,6 +5297,8 @@ comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on
 
 create trigger workflow_executions_transition before update on public.workflow_executions
   for each row execute function private.workflow_execution_transition();
+create trigger workflow_executions_set_updated_at before update on public.workflow_executions
+  for each row execute function private.set_updated_at();
 create trigger workflow_executions_audit after insert or update or delete on public.workflow_executions
   for each row execute function private.audit_row_change();
 
@@ -5336,6 +5338,9 @@ comment on column public.workflow_runs.input is '{"node": {"name", "type", "conf
 
 create index workflow_runs_due_idx on public.workflow_runs (run_at) where status in ('queued', 'running');
 create index workflow_runs_organization_id_idx on public.workflow_runs (organization_id);
+
+create trigger workflow_runs_set_updated_at before update on public.workflow_runs
+  for each row execute function private.set_updated_at();
 
 alter table public.workflow_executions enable row level security;
 alter table public.workflow_runs enable row level security;
@@ -5377,7 +5382,7 @@ begin
   end if;
   update public.workflow_runs r
   set status = 'cancelled', locked_by = null, locked_until = null, lease_token = null,
-      completed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+      completed_at = pg_catalog.now()
   where r.execution_id = execution and r.status in ('queued', 'running', 'waiting');
   update public.approval_requests a
   set status = 'cancelled', decided_at = pg_catalog.now()
@@ -5594,8 +5599,7 @@ begin
   ), claimed as (
     update public.workflow_runs r
     set status = 'running', attempt = r.attempt + 1, locked_by = worker_id, locked_until = pg_catalog.now() + lease,
-        run_at = pg_catalog.now() + lease, lease_token = gen_random_uuid(), started_at = coalesce(r.started_at, pg_catalog.now()),
-        updated_at = pg_catalog.now()
+        run_at = pg_catalog.now() + lease, lease_token = gen_random_uuid(), started_at = coalesce(r.started_at, pg_catalog.now())
     from due where r.id = due.id
     returning r.*
   ), started as (
@@ -5624,7 +5628,7 @@ begin
   perform 1 from public.workflow_executions e where e.id = execution for update;
   update public.workflow_runs r
   set status = 'succeeded', output = coalesce(complete_workflow_run.output, '{}'::jsonb), error = null,
-      locked_by = null, locked_until = null, lease_token = null, completed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+      locked_by = null, locked_until = null, lease_token = null, completed_at = pg_catalog.now()
   where r.id = complete_workflow_run.run_id and r.lease_token = complete_workflow_run.lease_token
     and r.status = 'running' and r.locked_until >= pg_catalog.now();
   if not found then
@@ -5666,13 +5670,13 @@ begin
     delay := delay * (0.5 + random() * 0.5);
     update public.workflow_runs r
     set status = 'queued', error = fail_workflow_run.error, run_at = pg_catalog.now() + delay,
-        locked_by = null, locked_until = null, lease_token = null, updated_at = pg_catalog.now()
+        locked_by = null, locked_until = null, lease_token = null
     where r.id = fail_workflow_run.run_id;
     return 'retrying';
   end if;
   update public.workflow_runs r
   set status = 'failed', error = fail_workflow_run.error, locked_by = null, locked_until = null, lease_token = null,
-      completed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+      completed_at = pg_catalog.now()
   where r.id = fail_workflow_run.run_id;
   perform private.finish_workflow_execution(execution, 'failed',
     jsonb_build_object('code', 'node_failed', 'node_id', run.node_id, 'attempts', run.attempt, 'error', fail_workflow_run.error));
@@ -5731,7 +5735,7 @@ begin
   loop
     update public.workflow_runs r
     set status = 'failed', error = jsonb_build_object('code', 'lease_expired'), locked_by = null, locked_until = null,
-        lease_token = null, completed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+        lease_token = null, completed_at = pg_catalog.now()
     where r.id = ex.run_id;
     perform private.finish_workflow_execution(ex.id, 'failed',
       jsonb_build_object('code', 'node_failed', 'node_id', ex.node_id, 'attempts', ex.attempt, 'error', jsonb_build_object('code', 'lease_expired')));
@@ -6041,7 +6045,7 @@ begin
   end if;
   if resolution = 'approve' then
     update public.workflow_runs r
-    set status = 'succeeded', completed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+    set status = 'succeeded', completed_at = pg_catalog.now(),
         output = jsonb_build_object(
           'approved', true, 'status', closed_status, 'request_id', req.id,
           'decisions', coalesce((select jsonb_agg(jsonb_build_object('approver_id', d.approver_id, 'decision', d.decision,
@@ -6051,7 +6055,7 @@ begin
     perform private.advance_workflow_execution(req.execution_id);
   else
     update public.workflow_runs r
-    set status = 'failed', completed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+    set status = 'failed', completed_at = pg_catalog.now(),
         error = jsonb_build_object('code', case when resolution = 'fail' then 'approval_expired' else 'approval_rejected' end,
                                    'status', closed_status, 'request_id', req.id)
     where r.id = req.workflow_run_id and r.status = 'waiting';

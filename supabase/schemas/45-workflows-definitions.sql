@@ -472,8 +472,9 @@ create index workflows_organization_id_idx on public.workflows (organization_id)
 create index workflows_created_by_idx on public.workflows (created_by);
 create index workflows_scheduled_idx on public.workflows (id) where trigger_type = 'scheduled' and is_active and deleted_at is null;
 
+-- security definer: the validators live in private, which the API roles cannot execute.
 create function private.workflows_before_write() returns trigger
-language plpgsql
+language plpgsql security definer
 set search_path = ''
 as $$
 begin

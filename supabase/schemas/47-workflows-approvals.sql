@@ -259,7 +259,7 @@ begin
   end if;
   if resolution = 'approve' then
     update public.workflow_runs r
-    set status = 'succeeded', completed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+    set status = 'succeeded', completed_at = pg_catalog.now(),
         output = jsonb_build_object(
           'approved', true, 'status', closed_status, 'request_id', req.id,
           'decisions', coalesce((select jsonb_agg(jsonb_build_object('approver_id', d.approver_id, 'decision', d.decision,
@@ -269,7 +269,7 @@ begin
     perform private.advance_workflow_execution(req.execution_id);
   else
     update public.workflow_runs r
-    set status = 'failed', completed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+    set status = 'failed', completed_at = pg_catalog.now(),
         error = jsonb_build_object('code', case when resolution = 'fail' then 'approval_expired' else 'approval_rejected' end,
                                    'status', closed_status, 'request_id', req.id)
     where r.id = req.workflow_run_id and r.status = 'waiting';
