@@ -102,7 +102,7 @@ describe("the workflow step queue", () => {
 
   it("retries the run of a worker killed mid-run after its lease, and refuses the dead worker's late completion", async () => {
     const workflow = await createWorkflow(singleTask);
-    const [{ id: execution }] = (await admin<{ id: string }[]>`select public.start_workflow(${workflow}, '{}') as id`) as [{ id: string }];
+    const execution = (await admin<{ id: string }[]>`select public.start_workflow(${workflow}, '{}') as id`)[0]!.id;
     const dying = await worker("service_role");
     const [claimed] = await dying<ClaimedRun[]>`
       select id, lease_token, execution_id, attempt from public.claim_workflow_runs('dying', 100, '1 second') where execution_id = ${execution}`;
@@ -139,7 +139,7 @@ describe("the workflow step queue", () => {
       nodes: [task("split"), task("left"), task("right"), task("join")],
       edges: [{ from: "split", to: "left" }, { from: "split", to: "right" }, { from: "left", to: "join" }, { from: "right", to: "join" }],
     });
-    const [{ id: execution }] = (await admin<{ id: string }[]>`select public.start_workflow(${workflow}, '{}') as id`) as [{ id: string }];
+    const execution = (await admin<{ id: string }[]>`select public.start_workflow(${workflow}, '{}') as id`)[0]!.id;
     const claim = async (node: string): Promise<ClaimedRun> => {
       await admin`update public.workflow_runs set run_at = now() - interval '1 hour' where execution_id = ${execution} and node_id = ${node}`;
       for (;;) {
@@ -183,8 +183,8 @@ describe("the workflow step queue", () => {
       ],
       edges: [{ from: "sign", to: "after" }],
     });
-    const [{ id: execution }] = (await admin<{ id: string }[]>`select public.start_workflow(${workflow}, '{}') as id`) as [{ id: string }];
-    const [{ id: request }] = (await admin<{ id: string }[]>`select id from public.approval_requests where execution_id = ${execution}`) as [{ id: string }];
+    const execution = (await admin<{ id: string }[]>`select public.start_workflow(${workflow}, '{}') as id`)[0]!.id;
+    const request = (await admin<{ id: string }[]>`select id from public.approval_requests where execution_id = ${execution}`)[0]!.id;
     const asUser = async (tx: postgres.TransactionSql, user: string) => {
       await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify({ sub: user, role: "authenticated" })}, true)`;
     };
