@@ -74,8 +74,14 @@ create trigger workflow_executions_transition before update on public.workflow_e
   for each row execute function private.workflow_execution_transition();
 create trigger workflow_executions_set_updated_at before update on public.workflow_executions
   for each row execute function private.set_updated_at();
-create trigger workflow_executions_audit after insert or update or delete on public.workflow_executions
+-- The audit trail records what actors do to executions: starting (insert), cancelling, deleting. How the engine moves
+-- an execution on (running, waiting, succeeded, failed, timed_out) is recorded in the execution itself: auditing it
+-- would add an audit row to every step of the queue's hot path.
+create trigger workflow_executions_audit after insert or delete on public.workflow_executions
   for each row execute function private.audit_row_change();
+create trigger workflow_executions_audit_cancel after update on public.workflow_executions
+  for each row when (old.status is distinct from new.status and new.status = 'cancelled')
+  execute function private.audit_row_change();
 
 create table public.workflow_runs (
   id uuid not null default gen_random_uuid(),
@@ -179,14 +185,16 @@ declare
   waiting integer;
   next_status text;
 begin
-  select e.status into current_status from public.workflow_executions e where e.id = execution;
+  select e.status, count(r.id) filter (where r.status in ('queued', 'running')), count(r.id) filter (where r.status = 'running'),
+         count(r.id) filter (where r.status = 'waiting')
+  into current_status, active, running, waiting
+  from public.workflow_executions e
+  left join public.workflow_runs r on r.execution_id = e.id and r.status in ('queued', 'running', 'waiting')
+  where e.id = execution
+  group by e.status;
   if current_status not in ('queued', 'running', 'waiting') then
     return;
   end if;
-  select count(*) filter (where r.status in ('queued', 'running')), count(*) filter (where r.status = 'running'),
-         count(*) filter (where r.status = 'waiting')
-  into active, running, waiting
-  from public.workflow_runs r where r.execution_id = execution and r.status in ('queued', 'running', 'waiting');
   next_status := case when active > 0 then case when current_status = 'queued' and running = 0 then 'queued' else 'running' end
                       when waiting > 0 then 'waiting'
                       else 'succeeded' end;
@@ -208,8 +216,10 @@ comment on function private.settle_workflow_execution(uuid, jsonb) is 'Derives a
 
 -- The engine: enqueue every node whose predecessors are all done. A node runs when at least one incoming edge was
 -- taken (its source succeeded and, out of a condition, its `when` matches the result); otherwise it is skipped.
--- Conditions are evaluated at once, approvals open their request and wait; repeat until nothing more becomes due.
-create function private.advance_workflow_execution(execution uuid) returns void
+-- Only successors of what just changed can become due (at the start: the entry node); conditions are evaluated at
+-- once and skipped nodes are marked, which makes their successors the next candidates; approvals open their request
+-- and wait. Then the execution's status is settled.
+create function private.advance_workflow_execution(execution uuid, changed text[] default null) returns void
 language plpgsql
 set search_path = ''
 as $$
@@ -217,7 +227,7 @@ declare
   ex record;
   node jsonb;
   taken boolean;
-  progressed boolean;
+  next_changed text[];
   context jsonb;
   result boolean;
   new_run uuid;
@@ -230,11 +240,20 @@ begin
   if ex.status is null or ex.status not in ('queued', 'running', 'waiting') then
     return;
   end if;
+  -- Final nodes (no outgoing edges) make nothing due: settle at once.
+  if changed is not null and not exists (select 1 from jsonb_array_elements(ex.definition -> 'edges') x where x ->> 'from' = any (changed)) then
+    perform private.settle_workflow_execution(execution, ex.definition);
+    return;
+  end if;
   loop
-    progressed := false;
+    next_changed := array[]::text[];
     for node in
       select n.value from jsonb_array_elements(ex.definition -> 'nodes') n
-      where not exists (select 1 from public.workflow_runs r where r.execution_id = execution and r.node_id = n.value ->> 'id')
+      where case when changed is null
+                 then not exists (select 1 from jsonb_array_elements(ex.definition -> 'edges') x where x.value ->> 'to' = n.value ->> 'id')
+                 else exists (select 1 from jsonb_array_elements(ex.definition -> 'edges') x
+                              where x.value ->> 'to' = n.value ->> 'id' and x.value ->> 'from' = any (changed)) end
+        and not exists (select 1 from public.workflow_runs r where r.execution_id = execution and r.node_id = n.value ->> 'id')
         and not exists (
           select 1 from jsonb_array_elements(ex.definition -> 'edges') x
           where x.value ->> 'to' = n.value ->> 'id'
@@ -250,7 +269,7 @@ begin
       if not taken then
         insert into public.workflow_runs (execution_id, organization_id, node_id, node_type, status, completed_at)
         values (execution, ex.organization_id, node ->> 'id', node ->> 'type', 'skipped', pg_catalog.now());
-        progressed := true;
+        next_changed := next_changed || (node ->> 'id');
         continue;
       end if;
       context := private.workflow_context(execution);
@@ -262,7 +281,7 @@ begin
           values (execution, ex.organization_id, node ->> 'id', 'condition', 'succeeded', 1, 1,
                   jsonb_build_object('node', node - 'id', 'context', context), jsonb_build_object('result', result),
                   pg_catalog.now(), pg_catalog.now());
-          progressed := true;
+          next_changed := next_changed || (node ->> 'id');
         when 'approval' then
           insert into public.workflow_runs (execution_id, organization_id, node_id, node_type, status, attempt, max_attempts,
                                             input, started_at)
@@ -281,12 +300,13 @@ begin
                   jsonb_build_object('node', node - 'id', 'context', context));
       end case;
     end loop;
-    exit when not progressed;
+    exit when cardinality(next_changed) = 0;
+    changed := next_changed;
   end loop;
   perform private.settle_workflow_execution(execution, ex.definition);
 end;
 $$;
-comment on function private.advance_workflow_execution(uuid) is 'Advances an execution''s graph: enqueues due task/ai_agent nodes, evaluates conditions, opens approvals, marks skipped branches, settles the status. The caller holds the execution''s lock.';
+comment on function private.advance_workflow_execution(uuid, text[]) is 'Advances an execution''s graph after the given nodes finished (null: at the start): enqueues due task/ai_agent nodes, evaluates conditions, opens approvals, marks skipped branches, settles the status. The caller holds the execution''s lock.';
 
 create function private.start_workflow_execution(workflow uuid, input jsonb, idempotency_key text, trigger_type text,
                                                  triggered_by uuid, scheduled_for timestamptz default null)
@@ -395,21 +415,24 @@ set search_path = ''
 as $$
 declare
   execution uuid;
+  node text;
 begin
-  select r.execution_id into execution from public.workflow_runs r where r.id = complete_workflow_run.run_id;
+  select e.id into execution from public.workflow_executions e
+  where e.id = (select r.execution_id from public.workflow_runs r where r.id = complete_workflow_run.run_id)
+  for update of e;
   if execution is null then
     raise exception 'no workflow run %', complete_workflow_run.run_id using errcode = 'P0002';
   end if;
-  perform 1 from public.workflow_executions e where e.id = execution for update;
   update public.workflow_runs r
   set status = 'succeeded', output = coalesce(complete_workflow_run.output, '{}'::jsonb), error = null,
       locked_by = null, locked_until = null, lease_token = null, completed_at = pg_catalog.now()
   where r.id = complete_workflow_run.run_id and r.lease_token = complete_workflow_run.lease_token
-    and r.status = 'running' and r.locked_until >= pg_catalog.now();
-  if not found then
+    and r.status = 'running' and r.locked_until >= pg_catalog.now()
+  returning r.node_id into node;
+  if node is null then
     return 'lease_lost';
   end if;
-  perform private.advance_workflow_execution(execution);
+  perform private.advance_workflow_execution(execution, array[node]);
   return 'completed';
 end;
 $$;

@@ -266,7 +266,7 @@ begin
                                                                      'comment', d.comment, 'form_data', d.form_data) order by d.created_at)
                                  from public.approval_decisions d where d.approval_request_id = req.id), '[]'::jsonb))
     where r.id = req.workflow_run_id and r.status = 'waiting';
-    perform private.advance_workflow_execution(req.execution_id);
+    perform private.advance_workflow_execution(req.execution_id, array[req.node_id]);
   else
     update public.workflow_runs r
     set status = 'failed', completed_at = pg_catalog.now(),
