@@ -5786,8 +5786,13 @@ begin
     for occurrence in select pg_catalog.date_trunc('minute', at) - m * interval '1 minute' from generate_series(1, 0, -1) m loop
       if private.cron_matches(w.cron, occurrence)
          and not exists (select 1 from public.workflow_executions e where e.workflow_id = w.id and e.scheduled_for = occurrence) then
-        perform private.start_workflow_execution(w.id, jsonb_build_object('scheduled_for', occurrence), null, 'scheduled', null, occurrence);
-        started := started + 1;
+        -- One workflow that cannot start (say, its organization was just deleted) must not stop the others.
+        begin
+          perform private.start_workflow_execution(w.id, jsonb_build_object('scheduled_for', occurrence), null, 'scheduled', null, occurrence);
+          started := started + 1;
+        exception when others then
+          raise warning 'scheduled workflow % did not start for %: % (%)', w.id, occurrence, sqlerrm, sqlstate;
+        end;
       end if;
     end loop;
   end loop;
