@@ -4,7 +4,8 @@
 //
 // In one run, 4 workers (one connection each, as the service role) claiming 10 at a time with no sleep while work is
 // available: (a) a bare `for update skip locked` claim-and-delete loop on a minimal table, (b) claim_workflow_runs()
-// + complete_workflow_run() on single-node executions (started beforehand, not timed); runs per second and b/a.
+// + complete_workflow_run() on single-node executions (started beforehand, not timed), the batch's completions in one
+// round trip, and (b1) the same with one call per run; runs per second and b/a, over rounds of (a), (b), (b1).
 // Then (c) the latency from start_workflow to the first claim (p50/p95, database clocks) with executions started one
 // by one while the workers poll, and (d) executions per second of a 10-node graph with a condition (starts included).
 // It asserts nothing about speed; it exits 1 only when a phase does not do all its work.
@@ -12,9 +13,10 @@ import postgres from "postgres";
 
 const HELP = `workflows benchmark
 
-usage: tsx scripts/bench/workflows.ts [--runs N] [--workers N] [--batch N] [--latency N] [--graphs N]
+usage: tsx scripts/bench/workflows.ts [--rounds N] [--runs N] [--workers N] [--batch N] [--latency N] [--graphs N]
 
-  --runs N     jobs in (a) and single-node executions in (b) (default 5000)
+  --rounds N   rounds of (a), (b), (b1) back to back; the median round is reported (default 3)
+  --runs N     jobs in (a), single-node executions in (b) and (b1), per round (default 5000)
   --workers N  concurrent workers (default 4)
   --batch N    runs claimed per call (default 10)
   --latency N  executions started one by one in (c) (default 1000)
@@ -23,6 +25,7 @@ usage: tsx scripts/bench/workflows.ts [--runs N] [--workers N] [--batch N] [--la
 environment: SUPABASE_DB_URL (or DB_URL).`;
 
 interface Options {
+  rounds: number;
   runs: number;
   workers: number;
   batch: number;
@@ -32,7 +35,11 @@ interface Options {
 interface Claimed {
   id: string;
   lease_token: string;
+  execution_id: string;
 }
+// A batch's completions in execution order (unnest keeps the array's order), so that two workers' batches lock
+// executions in the same order.
+const sorted = (runs: Claimed[]) => [...runs].sort((x, y) => (x.execution_id < y.execution_id ? -1 : x.execution_id > y.execution_id ? 1 : 0));
 
 function fail(message: string): never {
   console.error(`workflows bench: ${message}`);
@@ -40,7 +47,7 @@ function fail(message: string): never {
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { runs: 5000, workers: 4, batch: 10, latency: 1000, graphs: 300 };
+  const options: Options = { rounds: 3, runs: 5000, workers: 4, batch: 10, latency: 1000, graphs: 300 };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--help" || arg === "-h") {
@@ -81,20 +88,18 @@ async function drain(workers: postgres.Sql[], batch: number, done: () => Promise
   let completed = 0;
   await Promise.all(workers.map(async (sql, w) => {
     for (;;) {
-      const runs = await sql<Claimed[]>`select id, lease_token from public.claim_workflow_runs(${`bench-${w}`}, ${batch})`;
+      const runs = await sql<Claimed[]>`select id, lease_token, execution_id from public.claim_workflow_runs(${`bench-${w}`}, ${batch})`;
       if (runs.length === 0) {
         if (await done()) return;
         if (idleMs > 0) await new Promise((resolve) => setTimeout(resolve, idleMs));
         continue;
       }
       const answers = batched
-        // One round trip for the batch: each run still through complete_workflow_run(), in execution order so that
-        // two workers' batches lock executions in the same order.
+        // One round trip for the batch: each run still through its own complete_workflow_run() call.
         ? (await sql<{ r: string }[]>`
             select public.complete_workflow_run(c.id, c.token, '{"ok": true}') as r
-            from (select c.id, c.token from public.workflow_runs r
-                  join unnest(${runs.map((run) => run.id)}::uuid[], ${runs.map((run) => run.lease_token)}::uuid[]) as c(id, token) on c.id = r.id
-                  order by r.execution_id offset 0) c`).map((row) => row.r)
+            from unnest(${sorted(runs).map((run) => run.id)}::uuid[], ${sorted(runs).map((run) => run.lease_token)}::uuid[]) as c(id, token)`)
+          .map((row) => row.r)
         : (await Promise.all(runs.map((run) =>
           sql<{ r: string }[]>`select public.complete_workflow_run(${run.id}, ${run.lease_token}, '{"ok": true}') as r`
         ))).map(([row]) => row?.r);
@@ -128,22 +133,25 @@ async function main(): Promise<void> {
     await admin`create table bench.jobs (id bigint generated always as identity primary key, payload jsonb not null, run_at timestamptz not null default now())`;
     await admin`grant usage on schema bench to service_role`;
     await admin`grant select, update, delete on bench.jobs to service_role`;
-    await admin`insert into bench.jobs (payload) select jsonb_build_object('n', n) from generate_series(1, ${options.runs}) n`;
-    await admin`vacuum analyze bench.jobs`;
-    let bareDone = 0;
-    const aSeconds = await timed(async () => {
-      await Promise.all(workers.map(async (sql) => {
-        for (;;) {
-          const rows = await sql`
-            delete from bench.jobs j where j.id in (
-              select id from bench.jobs where run_at <= now() order by run_at limit ${options.batch} for update skip locked)
-            returning j.id`;
-          if (rows.length === 0) return;
-          bareDone += rows.length;
-        }
-      }));
-    });
-    if (bareDone !== options.runs) fail(`the bare loop did ${bareDone} of ${options.runs} jobs`);
+    const barePhase = async (): Promise<number> => {
+      await admin`insert into bench.jobs (payload) select jsonb_build_object('n', n) from generate_series(1, ${options.runs}) n`;
+      await admin`vacuum analyze bench.jobs`;
+      let bareDone = 0;
+      const seconds = await timed(async () => {
+        await Promise.all(workers.map(async (sql) => {
+          for (;;) {
+            const rows = await sql`
+              delete from bench.jobs j where j.id in (
+                select id from bench.jobs where run_at <= now() order by run_at limit ${options.batch} for update skip locked)
+              returning j.id`;
+            if (rows.length === 0) return;
+            bareDone += rows.length;
+          }
+        }));
+      });
+      if (bareDone !== options.runs) fail(`the bare loop did ${bareDone} of ${options.runs} jobs`);
+      return seconds;
+    };
 
     // (b) the queue, on single-node executions started beforehand: the batch's completions reported in one round
     // trip (b), and one call per run, pipelined on the worker's connection (b1).
@@ -163,8 +171,15 @@ async function main(): Promise<void> {
       }
       return seconds;
     };
-    const bSeconds = await queuePhase(true);
-    const b1Seconds = await queuePhase(false);
+    // The machine is shared: (a), (b) and (b1) run back to back in each of --rounds rounds, and each round's ratio
+    // compares phases measured within seconds of each other; the median round is reported.
+    const rounds: Array<{ a: number; b: number; b1: number }> = [];
+    for (let round = 0; round < options.rounds; round++) {
+      const aSeconds = await barePhase();
+      const bSeconds = await queuePhase(true);
+      const b1Seconds = await queuePhase(false);
+      rounds.push({ a: options.runs / aSeconds, b: options.runs / bSeconds, b1: options.runs / b1Seconds });
+    }
 
     // (c) start_workflow -> first claim, with executions started one by one while the workers poll (1 ms when idle).
     const latency = await workflow(definitionOf([["work", "task", { action: "emit_event" }]], []));
@@ -201,13 +216,14 @@ async function main(): Promise<void> {
       from public.workflow_executions e where e.workflow_id = ${graph}`;
     if (graphs!.ok !== options.graphs) fail(`(d) ${graphs!.ok} of ${options.graphs} graphs succeeded`);
 
-    const a = options.runs / aSeconds;
-    const b = options.runs / bSeconds;
-    console.log(`workers ${options.workers}, claiming ${options.batch} at a time; ${options.runs} jobs/runs in (a) and (b)`);
-    console.log(`(a) bare skip-locked claim-and-delete:     ${a.toFixed(0).padStart(7)} jobs/s`);
-    const b1 = options.runs / b1Seconds;
-    console.log(`(b) claim_workflow_runs + complete, batch:  ${b.toFixed(0).padStart(7)} runs/s   b/a ${(b / a).toFixed(3)} (bar 0.3)`);
-    console.log(`(b1) ... one complete call per run:         ${b1.toFixed(0).padStart(7)} runs/s   b1/a ${(b1 / a).toFixed(3)}`);
+    console.log(`workers ${options.workers}, claiming ${options.batch} at a time; ${options.runs} jobs/runs per phase, ${options.rounds} rounds`);
+    for (const [i, r] of rounds.entries()) {
+      console.log(`round ${i + 1}: (a) ${r.a.toFixed(0)} jobs/s, (b) ${r.b.toFixed(0)} runs/s, (b1) ${r.b1.toFixed(0)} runs/s; b/a ${(r.b / r.a).toFixed(3)}, b1/a ${(r.b1 / r.a).toFixed(3)}`);
+    }
+    const median = [...rounds].sort((x, y) => x.b / x.a - y.b / y.a)[Math.floor(rounds.length / 2)]!;
+    console.log(`(a) bare skip-locked claim-and-delete:     ${median.a.toFixed(0).padStart(7)} jobs/s   (median round)`);
+    console.log(`(b) claim_workflow_runs + complete, batch:  ${median.b.toFixed(0).padStart(7)} runs/s   b/a ${(median.b / median.a).toFixed(3)} (bar 0.3)`);
+    console.log(`(b1) ... one complete call per run:         ${median.b1.toFixed(0).padStart(7)} runs/s   b1/a ${(median.b1 / median.a).toFixed(3)}`);
     console.log(`(c) start_workflow -> first claim (${options.latency} starts): p50 ${percentile(delays, 50).toFixed(1)} ms, p95 ${percentile(delays, 95).toFixed(1)} ms`);
     console.log(`(d) 10-node graph with a condition:         ${(options.graphs / dSeconds).toFixed(1).padStart(7)} executions/s (${graphs!.runs} node runs incl. conditions, ${(graphs!.runs / dSeconds).toFixed(0)} runs/s)`);
     await admin`delete from public.organizations where id = ${organizationId}`;
