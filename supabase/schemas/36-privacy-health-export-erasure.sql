@@ -130,6 +130,9 @@ begin
     'file_relationships', (select coalesce(jsonb_agg(to_jsonb(r) order by r.source_path, r.target_path), '[]') from public.file_relationships r where r.user_id = uid),
     'transparency_log', (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]') from public.privacy_transparency_log l where l.user_id = uid))
   into result;
+  -- ---- Workflows (issue 11): executions the user started, approval decisions they made (47-workflows-approvals.sql).
+  result := result || private.workflow_personal_data(uid);
+  -- ---- end Workflows
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),

@@ -445,3 +445,23 @@ grant execute on function public.decide_approval(uuid, text, text, jsonb) to aut
 
 -- Realtime: apps subscribe to executions and approval requests (RLS applies to what each subscriber receives).
 alter publication supabase_realtime add table public.workflow_executions, public.approval_requests;
+
+-- Personal data (for export_my_data() in 36-privacy-health-export-erasure.sql): the executions a user started and the
+-- approval decisions they made. Erasure needs nothing more: deleting the user sets triggered_by, requested_by,
+-- created_by and approver_id to null (the decision itself stays, as the organization's record) and removes the
+-- user's approver rows.
+create function private.workflow_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'workflow_executions', coalesce((select jsonb_agg(jsonb_build_object('id', e.id, 'workflow_id', e.workflow_id,
+        'organization_id', e.organization_id, 'status', e.status, 'input', e.input, 'output', e.output, 'error', e.error,
+        'started_at', e.started_at, 'completed_at', e.completed_at) order by e.created_at)
+      from public.workflow_executions e where e.triggered_by = uid), '[]'::jsonb),
+    'approval_decisions', coalesce((select jsonb_agg(jsonb_build_object('id', d.id, 'approval_request_id', d.approval_request_id,
+        'organization_id', d.organization_id, 'decision', d.decision, 'comment', d.comment, 'form_data', d.form_data,
+        'created_at', d.created_at) order by d.created_at)
+      from public.approval_decisions d where d.approver_id = uid), '[]'::jsonb))
+$$;
+comment on function private.workflow_personal_data(uuid) is 'A user''s workflow data for their export: the executions they started and the approval decisions they made.';
