@@ -136,3 +136,66 @@ begin
           '{"received": true}', 42, now(), now())
   on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
 end $$;
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Workflows demo (issue 11). Acme's invoice approval: fetch the invoice, large amounts need an admin's sign-off
+-- (with a cost centre on the form) before an AI summary and filing; small ones are paid at once. Carol (member)
+-- started three: INV-1042 (approved by Bob; its AI summary is queued for a worker), INV-1043 (small: paid,
+-- succeeded) and INV-1044 (waiting for an admin's decision). Also an inactive scheduled digest. Runs once: the
+-- executions are keyed by idempotency keys and the block returns when they exist.
+insert into public.workflows (id, organization_id, created_by, name, description, definition, trigger_type, trigger_config, is_active)
+values
+  ('0a000000-0000-4000-8000-00000000f101', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Invoice approval', 'Large invoices need an admin''s sign-off before they are filed',
+   '{"nodes": [
+      {"id": "fetch", "type": "task", "name": "Fetch the invoice", "config": {"action": "http_request", "params": {"url": "https://erp.acme.test/invoices/{{input.invoice}}"}}},
+      {"id": "large", "type": "condition", "name": "Over 1,000?", "config": {"expression": "$.nodes.fetch.amount > 1000"}},
+      {"id": "sign_off", "type": "approval", "name": "Admin sign-off", "config": {"approval_type": "single", "approvers": {"role": "admin"}, "expires_in": "3 days", "escalate_after": "1 day", "escalate_to": {"role": "owner"}, "on_timeout": "reject", "title": "Approve a large invoice", "form_schema": {"type": "object", "required": ["cost_center"], "properties": {"cost_center": {"type": "string", "minLength": 3, "maxLength": 20}}}}},
+      {"id": "summary", "type": "ai_agent", "name": "Summarise for the ledger", "config": {"model": "gpt-4o-mini", "system": "You write one-line ledger notes.", "prompt": "Invoice {{input.invoice}} over {{nodes.fetch.amount}}: summarise.", "max_tokens": 120, "temperature": 0.2, "max_retries": 2}},
+      {"id": "pay", "type": "task", "name": "Pay at once", "config": {"action": "emit_event", "params": {"event_type": "invoice.paid"}}}],
+    "edges": [{"from": "fetch", "to": "large"}, {"from": "large", "to": "sign_off", "when": true}, {"from": "large", "to": "pay", "when": false},
+              {"from": "sign_off", "to": "summary"}]}',
+   'manual', '{}', true),
+  ('0a000000-0000-4000-8000-00000000f102', '0a000000-0000-4000-8000-00000000ac3e', 'b0b00000-0000-4000-8000-000000000002',
+   'Weekday digest', 'Every weekday at 06:00 UTC (inactive in the demo)',
+   '{"nodes": [{"id": "digest", "type": "task", "name": "Send the digest", "config": {"action": "emit_event", "params": {"event_type": "digest.requested"}}}], "edges": []}',
+   'scheduled', '{"cron": "0 6 * * 1-5"}', false)
+on conflict (id) do nothing;
+
+do $$
+declare
+  invoice_approval constant uuid := '0a000000-0000-4000-8000-00000000f101';
+  run record;
+  request uuid;
+begin
+  if exists (select 1 from public.workflow_executions where workflow_id = invoice_approval) then
+    return;
+  end if;
+  -- A second version: the approval gets a description.
+  update public.workflows set definition = jsonb_set(definition, '{nodes,2,config,description}', '"Invoices over 1,000 need an admin"')
+  where id = invoice_approval;
+
+  perform set_config('request.jwt.claims', '{"sub": "ca201000-0000-4000-8000-000000000003", "role": "authenticated"}', true);
+  perform public.start_workflow(invoice_approval, '{"invoice": "INV-1042"}', 'seed-INV-1042');
+  perform public.start_workflow(invoice_approval, '{"invoice": "INV-1043"}', 'seed-INV-1043');
+  perform public.start_workflow(invoice_approval, '{"invoice": "INV-1044"}', 'seed-INV-1044');
+  perform set_config('request.jwt.claims', '', true);
+
+  -- A worker's pass: fetch the three invoices, then pay the small one.
+  for run in select r.id, r.lease_token, r.node_id, e.input ->> 'invoice' as invoice
+             from public.claim_workflow_runs('seed-worker', 10) r join public.workflow_executions e on e.id = r.execution_id loop
+    perform public.complete_workflow_run(run.id, run.lease_token,
+      jsonb_build_object('invoice', run.invoice, 'amount', case run.invoice when 'INV-1043' then 320 when 'INV-1042' then 4200 else 9800 end));
+  end loop;
+  for run in select r.id, r.lease_token from public.claim_workflow_runs('seed-worker', 10) r where r.node_id = 'pay' loop
+    perform public.complete_workflow_run(run.id, run.lease_token, '{"paid": true}');
+  end loop;
+
+  -- Bob approves INV-1042.
+  select a.id into request from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id
+  where e.idempotency_key = 'seed-INV-1042';
+  perform set_config('request.jwt.claims', '{"sub": "b0b00000-0000-4000-8000-000000000002", "role": "authenticated"}', true);
+  perform public.decide_approval(request, 'approve', 'Matches the purchase order', '{"cost_center": "OPS-7"}');
+  perform set_config('request.jwt.claims', '', true);
+end;
+$$;

@@ -45,6 +45,108 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"approval_decisions": {
+                  Row: {
+                    "approval_request_id": string,"approver_id": string | null,"comment": string | null,"created_at": string,"decision": string,"form_data": Json | null,"id": string,"organization_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "approval_request_id": string,"approver_id"?: string | null,"comment"?: string | null,"created_at"?: string,"decision": string,"form_data"?: Json | null,"id"?: string,"organization_id": string
+                  }
+                  Update: {
+                    "approval_request_id"?: string,"approver_id"?: string | null,"comment"?: string | null,"created_at"?: string,"decision"?: string,"form_data"?: Json | null,"id"?: string,"organization_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "approval_decisions_approval_request_id_fkey"
+      columns: ["approval_request_id"]
+isOneToOne: false
+      referencedRelation: "approval_requests"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "approval_decisions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "approval_decisions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"approval_request_approvers": {
+                  Row: {
+                    "approval_request_id": string,"created_at": string,"id": string,"organization_id": string,"source": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "approval_request_id": string,"created_at"?: string,"id"?: string,"organization_id": string,"source": string,"user_id": string
+                  }
+                  Update: {
+                    "approval_request_id"?: string,"created_at"?: string,"id"?: string,"organization_id"?: string,"source"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "approval_request_approvers_approval_request_id_fkey"
+      columns: ["approval_request_id"]
+isOneToOne: false
+      referencedRelation: "approval_requests"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "approval_request_approvers_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "approval_request_approvers_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"approval_requests": {
+                  Row: {
+                    "allow_self_approval": boolean,"approval_type": string,"created_at": string,"decided_at": string | null,"description": string | null,"escalate_after": string | null,"escalate_to": Json | null,"escalated_at": string | null,"execution_id": string,"expires_at": string | null,"form_schema": Json | null,"id": string,"node_id": string,"on_timeout": string,"organization_id": string,"requested_by": string | null,"required_approvals": number | null,"status": string,"title": string,"updated_at": string,"workflow_run_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "allow_self_approval"?: boolean,"approval_type": string,"created_at"?: string,"decided_at"?: string | null,"description"?: string | null,"escalate_after"?: string | null,"escalate_to"?: Json | null,"escalated_at"?: string | null,"execution_id": string,"expires_at"?: string | null,"form_schema"?: Json | null,"id"?: string,"node_id": string,"on_timeout"?: string,"organization_id": string,"requested_by"?: string | null,"required_approvals"?: number | null,"status"?: string,"title": string,"updated_at"?: string,"workflow_run_id": string
+                  }
+                  Update: {
+                    "allow_self_approval"?: boolean,"approval_type"?: string,"created_at"?: string,"decided_at"?: string | null,"description"?: string | null,"escalate_after"?: string | null,"escalate_to"?: Json | null,"escalated_at"?: string | null,"execution_id"?: string,"expires_at"?: string | null,"form_schema"?: Json | null,"id"?: string,"node_id"?: string,"on_timeout"?: string,"organization_id"?: string,"requested_by"?: string | null,"required_approvals"?: number | null,"status"?: string,"title"?: string,"updated_at"?: string,"workflow_run_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "approval_requests_execution_id_fkey"
+      columns: ["execution_id"]
+isOneToOne: false
+      referencedRelation: "workflow_executions"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "approval_requests_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "approval_requests_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "approval_requests_workflow_run_id_fkey"
+      columns: ["workflow_run_id"]
+isOneToOne: false
+      referencedRelation: "workflow_runs"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"audit_logs": {
                   Row: {
                     "action": string,"actor_id": string | null,"actor_role": string | null,"correlation_id": string | null,"id": string,"ip": unknown,"metadata": NonNullable<Json>,"new_value_hash": string | null,"occurred_at": string,"old_value_hash": string | null,"organization_id": string | null,"resource": string,"resource_id": string | null,"user_agent": string | null
@@ -671,6 +773,134 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"workflow_executions": {
+                  Row: {
+                    "completed_at": string | null,"correlation_id": string,"created_at": string,"deadline": string | null,"error": Json | null,"id": string,"idempotency_key": string | null,"input": NonNullable<Json>,"organization_id": string,"output": Json | null,"scheduled_for": string | null,"started_at": string,"status": string,"trigger_type": string,"triggered_by": string | null,"updated_at": string,"workflow_id": string,"workflow_version_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "completed_at"?: string | null,"correlation_id"?: string,"created_at"?: string,"deadline"?: string | null,"error"?: Json | null,"id"?: string,"idempotency_key"?: string | null,"input"?: NonNullable<Json>,"organization_id": string,"output"?: Json | null,"scheduled_for"?: string | null,"started_at"?: string,"status"?: string,"trigger_type": string,"triggered_by"?: string | null,"updated_at"?: string,"workflow_id": string,"workflow_version_id": string
+                  }
+                  Update: {
+                    "completed_at"?: string | null,"correlation_id"?: string,"created_at"?: string,"deadline"?: string | null,"error"?: Json | null,"id"?: string,"idempotency_key"?: string | null,"input"?: NonNullable<Json>,"organization_id"?: string,"output"?: Json | null,"scheduled_for"?: string | null,"started_at"?: string,"status"?: string,"trigger_type"?: string,"triggered_by"?: string | null,"updated_at"?: string,"workflow_id"?: string,"workflow_version_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "workflow_executions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "workflow_executions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "workflow_executions_workflow_id_fkey"
+      columns: ["workflow_id"]
+isOneToOne: false
+      referencedRelation: "workflows"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "workflow_executions_workflow_version_id_fkey"
+      columns: ["workflow_version_id"]
+isOneToOne: false
+      referencedRelation: "workflow_versions"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"workflow_runs": {
+                  Row: {
+                    "attempt": number,"completed_at": string | null,"created_at": string,"error": Json | null,"execution_id": string,"id": string,"input": NonNullable<Json>,"lease_token": string | null,"locked_by": string | null,"locked_until": string | null,"max_attempts": number,"node_id": string,"node_type": string,"organization_id": string,"output": Json | null,"run_at": string,"started_at": string | null,"status": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempt"?: number,"completed_at"?: string | null,"created_at"?: string,"error"?: Json | null,"execution_id": string,"id"?: string,"input"?: NonNullable<Json>,"lease_token"?: string | null,"locked_by"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"node_id": string,"node_type": string,"organization_id": string,"output"?: Json | null,"run_at"?: string,"started_at"?: string | null,"status"?: string,"updated_at"?: string
+                  }
+                  Update: {
+                    "attempt"?: number,"completed_at"?: string | null,"created_at"?: string,"error"?: Json | null,"execution_id"?: string,"id"?: string,"input"?: NonNullable<Json>,"lease_token"?: string | null,"locked_by"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"node_id"?: string,"node_type"?: string,"organization_id"?: string,"output"?: Json | null,"run_at"?: string,"started_at"?: string | null,"status"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "workflow_runs_execution_id_fkey"
+      columns: ["execution_id"]
+isOneToOne: false
+      referencedRelation: "workflow_executions"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "workflow_runs_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "workflow_runs_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"workflow_versions": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"definition": NonNullable<Json>,"id": string,"organization_id": string,"version": number,"workflow_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"definition": NonNullable<Json>,"id"?: string,"organization_id": string,"version": number,"workflow_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"definition"?: NonNullable<Json>,"id"?: string,"organization_id"?: string,"version"?: number,"workflow_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "workflow_versions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "workflow_versions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "workflow_versions_workflow_id_fkey"
+      columns: ["workflow_id"]
+isOneToOne: false
+      referencedRelation: "workflows"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"workflows": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"current_version": number,"definition": NonNullable<Json>,"deleted_at": string | null,"description": string | null,"id": string,"is_active": boolean,"max_attempts": number,"name": string,"organization_id": string,"retry_delay": string,"timeout": string | null,"trigger_config": NonNullable<Json>,"trigger_type": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"current_version"?: number,"definition": NonNullable<Json>,"deleted_at"?: string | null,"description"?: string | null,"id"?: string,"is_active"?: boolean,"max_attempts"?: number,"name": string,"organization_id": string,"retry_delay"?: string,"timeout"?: string | null,"trigger_config"?: NonNullable<Json>,"trigger_type"?: string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"current_version"?: number,"definition"?: NonNullable<Json>,"deleted_at"?: string | null,"description"?: string | null,"id"?: string,"is_active"?: boolean,"max_attempts"?: number,"name"?: string,"organization_id"?: string,"retry_delay"?: string,"timeout"?: string | null,"trigger_config"?: NonNullable<Json>,"trigger_type"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "workflows_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "workflows_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 }
           }
           Views: {
@@ -724,6 +954,33 @@ isOneToOne: false
 "cancel_organization_invitation":
 { Args: { "invitation_id": string }; Returns: undefined
                            },
+"cancel_workflow_execution":
+{ Args: { "execution_id": string,"reason": string }; Returns: {
+              "completed_at": string | null,
+"correlation_id": string,
+"created_at": string,
+"deadline": string | null,
+"error": Json | null,
+"id": string,
+"idempotency_key": string | null,
+"input": NonNullable<Json>,
+"organization_id": string,
+"output": Json | null,
+"scheduled_for": string | null,
+"started_at": string,
+"status": string,
+"trigger_type": string,
+"triggered_by": string | null,
+"updated_at": string,
+"workflow_id": string,
+"workflow_version_id": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "workflow_executions"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "change_member_role":
 { Args: { "organization_id": string,"role": string,"user_id": string }; Returns: {
               "created_at": string,
@@ -745,6 +1002,34 @@ isOneToOne: false
               "attempt": number,"body": string,"delivery_id": string,"event_id": string,"event_type": string,"headers": Json,"lease_id": string,"signing_secret": string,"url": string,"webhook_id": string
             }[]
                            },
+"claim_workflow_runs":
+{ Args: { "lease"?: string,"max_runs"?: number,"worker_id": string }; Returns: {
+              "attempt": number,
+"completed_at": string | null,
+"created_at": string,
+"error": Json | null,
+"execution_id": string,
+"id": string,
+"input": NonNullable<Json>,
+"lease_token": string | null,
+"locked_by": string | null,
+"locked_until": string | null,
+"max_attempts": number,
+"node_id": string,
+"node_type": string,
+"organization_id": string,
+"output": Json | null,
+"run_at": string,
+"started_at": string | null,
+"status": string,
+"updated_at": string
+            }[]
+                          SetofOptions: {
+        from: "*"
+        to: "workflow_runs"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
 "cleanup_retention_data":
 { Args: Record<PropertyKey, never>; Returns: Json
                            },
@@ -756,6 +1041,9 @@ isOneToOne: false
                            },
 "clear_integration_credentials":
 { Args: { "integration_id": string }; Returns: undefined
+                           },
+"complete_workflow_run":
+{ Args: { "lease_token": string,"output": Json,"run_id": string }; Returns: string
                            },
 "create_organization":
 { Args: { "description"?: string,"name": string,"slug": string }; Returns: {
@@ -791,6 +1079,36 @@ isOneToOne: false
 "create_webhook":
 { Args: { "events": (string)[],"headers"?: Json,"name": string,"organization_id": string,"signing_secret": string,"url": string }; Returns: string
                            },
+"decide_approval":
+{ Args: { "comment"?: string,"decision": string,"form_data"?: Json,"request_id": string }; Returns: {
+              "allow_self_approval": boolean,
+"approval_type": string,
+"created_at": string,
+"decided_at": string | null,
+"description": string | null,
+"escalate_after": string | null,
+"escalate_to": Json | null,
+"escalated_at": string | null,
+"execution_id": string,
+"expires_at": string | null,
+"form_schema": Json | null,
+"id": string,
+"node_id": string,
+"on_timeout": string,
+"organization_id": string,
+"requested_by": string | null,
+"required_approvals": number | null,
+"status": string,
+"title": string,
+"updated_at": string,
+"workflow_run_id": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "approval_requests"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "decrypt_telemetry_metadata":
 { Args: { "ciphertext": string,"encryption_key": string }; Returns: Json
                            },
@@ -805,6 +1123,9 @@ isOneToOne: false
                            },
 "export_my_data":
 { Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"fail_workflow_run":
+{ Args: { "error": Json,"lease_token": string,"retryable"?: boolean,"run_id": string }; Returns: string
                            },
 "get_index_usage":
 { Args: Record<PropertyKey, never>; Returns: {
@@ -873,6 +1194,9 @@ isOneToOne: false
                            },
 "set_webhook_signing_secret":
 { Args: { "signing_secret": string,"webhook_id": string }; Returns: undefined
+                           },
+"start_workflow":
+{ Args: { "idempotency_key"?: string,"input"?: Json,"workflow_id": string }; Returns: string
                            },
 "system_healthcheck":
 { Args: Record<PropertyKey, never>; Returns: Json

@@ -4,12 +4,15 @@
  */
 
 import type { ColumnType } from "kysely";
+import type { IPostgresInterval } from "postgres-interval";
 
 export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
 
 export type Int8 = ColumnType<string, bigint | number | string, bigint | number | string>;
+
+export type Interval = ColumnType<IPostgresInterval, IPostgresInterval | number | string, IPostgresInterval | number | string>;
 
 export type Json = JsonValue;
 
@@ -72,6 +75,62 @@ export interface AppAllowlist {
   scope: Generated<string>;
   updated_at: Generated<Timestamp>;
   user_id: Generated<string>;
+}
+
+export interface ApprovalDecisions {
+  approval_request_id: string;
+  /**
+   * Set to null when the user is erased (the only change a decision ever sees).
+   */
+  approver_id: string | null;
+  comment: string | null;
+  created_at: Generated<Timestamp>;
+  decision: string;
+  form_data: Json | null;
+  id: Generated<string>;
+  organization_id: string;
+}
+
+export interface ApprovalRequestApprovers {
+  approval_request_id: string;
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  organization_id: string;
+  source: string;
+  user_id: string;
+}
+
+export interface ApprovalRequests {
+  allow_self_approval: Generated<boolean>;
+  approval_type: string;
+  created_at: Generated<Timestamp>;
+  decided_at: Timestamp | null;
+  description: string | null;
+  escalate_after: Timestamp | null;
+  /**
+   * Approver spec ({"user_ids", "role", "permission"}) added once past escalate_after.
+   */
+  escalate_to: Json | null;
+  escalated_at: Timestamp | null;
+  execution_id: string;
+  expires_at: Timestamp | null;
+  form_schema: Json | null;
+  id: Generated<string>;
+  node_id: string;
+  /**
+   * What expiry does to the execution: approve (resumes it), reject or fail (fails it with approval_rejected or approval_expired). The request itself becomes expired.
+   */
+  on_timeout: Generated<string>;
+  organization_id: string;
+  /**
+   * The execution's triggered_by: never an approver of the request unless allow_self_approval.
+   */
+  requested_by: string | null;
+  required_approvals: number | null;
+  status: Generated<string>;
+  title: string;
+  updated_at: Generated<Timestamp>;
+  workflow_run_id: string;
 }
 
 export interface AuditLogs {
@@ -695,9 +754,126 @@ export interface Webhooks {
   url: string;
 }
 
+export interface WorkflowExecutions {
+  completed_at: Timestamp | null;
+  correlation_id: Generated<string>;
+  created_at: Generated<Timestamp>;
+  /**
+   * started_at + the workflow's timeout; past it, pg_cron marks the execution timed_out.
+   */
+  deadline: Timestamp | null;
+  error: Json | null;
+  id: Generated<string>;
+  /**
+   * Unique per workflow: starting again with the same key returns the existing execution.
+   */
+  idempotency_key: string | null;
+  input: Generated<Json>;
+  organization_id: string;
+  /**
+   * On success: {"<final node id>": <its output>} for the final nodes (no outgoing edges) that ran.
+   */
+  output: Json | null;
+  /**
+   * For scheduled starts: the cron occurrence (UTC minute); unique per workflow, so an occurrence starts at most once.
+   */
+  scheduled_for: Timestamp | null;
+  started_at: Generated<Timestamp>;
+  status: Generated<string>;
+  trigger_type: string;
+  /**
+   * The user who started it; null for scheduled, webhook and event starts. The requester of its approvals.
+   */
+  triggered_by: string | null;
+  updated_at: Generated<Timestamp>;
+  workflow_id: string;
+  workflow_version_id: string;
+}
+
+export interface WorkflowRuns {
+  attempt: Generated<number>;
+  completed_at: Timestamp | null;
+  created_at: Generated<Timestamp>;
+  error: Json | null;
+  execution_id: string;
+  id: Generated<string>;
+  /**
+   * {"node": {"name", "type", "config"}, "context": {"input", "nodes": {"<id>": output}}} as it was when the run became due.
+   */
+  input: Generated<Json>;
+  /**
+   * Fresh on every claim; complete_workflow_run() and fail_workflow_run() change nothing unless they present the current one.
+   */
+  lease_token: string | null;
+  locked_by: string | null;
+  locked_until: Timestamp | null;
+  max_attempts: Generated<number>;
+  node_id: string;
+  node_type: string;
+  organization_id: string;
+  output: Json | null;
+  /**
+   * When the run is next claimable: for a queued run, when it is due (later after a failed attempt: backoff); for a running run, when its lease expires.
+   */
+  run_at: Generated<Timestamp>;
+  started_at: Timestamp | null;
+  status: Generated<string>;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface Workflows {
+  created_at: Generated<Timestamp>;
+  created_by: string | null;
+  /**
+   * Version number of the current definition (workflow_versions.version); maintained by trigger.
+   */
+  current_version: Generated<number>;
+  /**
+   * {"nodes": [{"id", "type", "name", "config"}], "edges": [{"from", "to", "when"?}]}; see the README (Workflows).
+   */
+  definition: Json;
+  deleted_at: Timestamp | null;
+  description: string | null;
+  id: Generated<string>;
+  is_active: Generated<boolean>;
+  /**
+   * Default retry policy: attempts per task node run (an ai_agent node uses its max_retries + 1).
+   */
+  max_attempts: Generated<number>;
+  name: string;
+  organization_id: string;
+  /**
+   * Default retry policy: the first backoff; each retry doubles it (capped at 1 hour), with jitter.
+   */
+  retry_delay: Generated<Interval>;
+  /**
+   * An execution's deadline is its start plus this; past it, pg_cron marks it timed_out. Null: no deadline.
+   */
+  timeout: Generated<Interval | null>;
+  /**
+   * scheduled: {"cron": "<5-field cron, UTC>"}; event: {"event_type", "filter"?: JSON containment}; manual and webhook: {} (the webhook secret is in Vault).
+   */
+  trigger_config: Generated<Json>;
+  trigger_type: Generated<string>;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface WorkflowVersions {
+  created_at: Generated<Timestamp>;
+  created_by: string | null;
+  definition: Json;
+  id: Generated<string>;
+  organization_id: string;
+  version: number;
+  workflow_id: string;
+}
+
 export interface DB {
   ai_provider_configs: AiProviderConfigs;
   app_allowlist: AppAllowlist;
+  approval_decisions: ApprovalDecisions;
+  approval_request_approvers: ApprovalRequestApprovers;
+  approval_requests: ApprovalRequests;
   audit_logs: AuditLogs;
   billing_customers: BillingCustomers;
   billing_sync_problems: BillingSyncProblems;
@@ -731,4 +907,8 @@ export interface DB {
   webhook_deliveries: WebhookDeliveries;
   webhook_event_types: WebhookEventTypes;
   webhooks: Webhooks;
+  workflow_executions: WorkflowExecutions;
+  workflow_runs: WorkflowRuns;
+  workflow_versions: WorkflowVersions;
+  workflows: Workflows;
 }

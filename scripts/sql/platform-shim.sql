@@ -294,3 +294,17 @@ revoke all on all tables in schema vault from public, anon, authenticated, servi
 grant select, delete on vault.secrets, vault.decrypted_secrets to postgres;
 grant execute on function vault.create_secret(text, text, text, uuid), vault.update_secret(uuid, text, text, text, uuid)
   to postgres;
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Workflows (issue 11): Supabase Realtime's publication. On Supabase it always exists (realtime streams the tables
+-- added to it); locally nothing consumes it, but the migration adds tables to it, so create it where it is missing
+-- (quietly: without wal_level = logical PostgreSQL warns that nothing can subscribe yet).
+set client_min_messages = error;
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end;
+$$;
+reset client_min_messages;

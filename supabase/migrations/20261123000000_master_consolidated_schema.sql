@@ -62,6 +62,12 @@
 --                                         Outgoing webhook endpoints of an organization: URL, subscribed events, extra headers; signing secret in Vault.
 --   44-connectors-webhook-deliveries.sql  Connectors: webhook_deliveries (the outbound queue), emit_event(), and what the webhook-dispatcher calls.
 --                                         Claiming with a lease, recording outcomes on the Standard Webhooks retry schedule, retention, pg_cron + pg_net jobs.
+--   45-workflows-definitions.sql          Workflows: definitions (workflows), their immutable versions (workflow_versions), and the definition validator.
+--                                         A definition is a DAG of task, approval, ai_agent and condition nodes, checked in SQL whenever it is saved.
+--   46-workflows-executions.sql           Workflows: executions (workflow_executions, a state machine) and the step queue (workflow_runs, one row per node run).
+--                                         Starting, claiming, completing, failing and cancelling; the graph advances inside the database.
+--   47-workflows-approvals.sql            Workflows: approvals (approval_requests, approval_request_approvers, approval_decisions) and decide_approval().
+--                                         Quorum rules decided in the deciding statement, form data checked against a JSON Schema subset, escalation, expiry.
 --   90-scheduled-jobs.sql                 Scheduled jobs (pg_cron) and what spans domains.
 --                                         Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
@@ -5116,6 +5122,9 @@ begin
     'integrations', (select coalesce(jsonb_agg(to_jsonb(i) - 'credentials_secret_id' order by i.created_at, i.id), '[]')
                      from public.integrations i where i.created_by = uid))
   into result;
+  -- ---- Workflows (issue 11): executions the user started, approval decisions they made (47-workflows-approvals.sql).
+  result := result || private.workflow_personal_data(uid);
+  -- ---- end Workflows
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
@@ -6268,6 +6277,1642 @@ select private.schedule_edge_functions();
 
 
 -- =====================================================================================================================
+-- source: supabase/schemas/45-workflows-definitions.sql
+-- =====================================================================================================================
+-- Workflows: definitions (workflows), their immutable versions (workflow_versions), and the definition validator.
+-- A definition is a DAG of task, approval, ai_agent and condition nodes, checked in SQL whenever it is saved.
+
+-- A definition is {"nodes": [{"id", "type", "name", "config"}], "edges": [{"from", "to", "when"?}]}. Every rule has
+-- its own SQLSTATE (class WF) so callers and tests can tell them apart:
+--   WF001 the shape (not an object, missing or extra keys, unknown node type)   WF002 duplicate node id
+--   WF003 an edge names a node that does not exist      WF004 not exactly one entry node (no incoming edge)
+--   WF005 a cycle                                        WF006 a node's config does not fit its type
+--   WF007 `when` on an edge not out of a condition, or not true/false, or missing on an edge out of a condition
+--   WF008 a condition expression that is not an SQL/JSON path predicate       WF009 the trigger configuration
+
+-- Standard 5-field cron (minute hour day-of-month month day-of-week, UTC) with lists, ranges, steps and names.
+-- One field against one value; null when the field is malformed.
+create function private.cron_field_matches(field text, value integer, low integer, high integer) returns boolean
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+declare
+  part text;
+  range_part text;
+  step integer;
+  first_value integer;
+  last_value integer;
+  matched boolean := false;
+begin
+  if field is null or field = '' then
+    return null;
+  end if;
+  foreach part in array pg_catalog.string_to_array(field, ',') loop
+    if part !~ '^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?$' then
+      return null;
+    end if;
+    range_part := pg_catalog.split_part(part, '/', 1);
+    step := coalesce(nullif(pg_catalog.split_part(part, '/', 2), '')::integer, 1);
+    if step < 1 then
+      return null;
+    end if;
+    if range_part = '*' then
+      first_value := low;
+      last_value := high;
+    else
+      first_value := pg_catalog.split_part(range_part, '-', 1)::integer;
+      last_value := case when range_part like '%-%' then pg_catalog.split_part(range_part, '-', 2)::integer
+                         when part like '%/%' then high
+                         else first_value end;
+    end if;
+    if first_value < low or last_value > high or first_value > last_value then
+      return null;
+    end if;
+    if value between first_value and last_value and (value - first_value) % step = 0 then
+      matched := true;
+    end if;
+  end loop;
+  return matched;
+end;
+$$;
+comment on function private.cron_field_matches(text, integer, integer, integer) is 'Whether one cron field (lists, ranges a-b, steps */n, a-b/n, a/n) matches a value in [low, high]; null when the field is malformed.';
+
+-- Names (JAN-DEC, SUN-SAT) are replaced by numbers; day of week 7 is Sunday like 0. When both day fields are
+-- restricted, a day matches when either does (the behaviour of Vixie cron and pg_cron).
+create function private.cron_matches(expression text, at timestamptz) returns boolean
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+declare
+  fields text[] := pg_catalog.regexp_split_to_array(pg_catalog.btrim(pg_catalog.upper(coalesce(expression, ''))), '\s+');
+  utc timestamp := at at time zone 'UTC';
+  names text[] := array['JAN','FEB','MAR','APR','MAY','JUN','JUL','AUG','SEP','OCT','NOV','DEC'];
+  days text[] := array['SUN','MON','TUE','WED','THU','FRI','SAT'];
+  minute_ok boolean;
+  hour_ok boolean;
+  dom_ok boolean;
+  month_ok boolean;
+  dow_ok boolean;
+  dow_sunday_7 boolean;
+begin
+  if pg_catalog.array_length(fields, 1) is distinct from 5 then
+    return null;
+  end if;
+  for i in 1..12 loop
+    fields[4] := pg_catalog.replace(fields[4], names[i], i::text);
+  end loop;
+  for i in 1..7 loop
+    fields[5] := pg_catalog.replace(fields[5], days[i], (i - 1)::text);
+  end loop;
+  minute_ok := private.cron_field_matches(fields[1], extract(minute from utc)::integer, 0, 59);
+  hour_ok := private.cron_field_matches(fields[2], extract(hour from utc)::integer, 0, 23);
+  dom_ok := private.cron_field_matches(fields[3], extract(day from utc)::integer, 1, 31);
+  month_ok := private.cron_field_matches(fields[4], extract(month from utc)::integer, 1, 12);
+  dow_ok := private.cron_field_matches(fields[5], extract(dow from utc)::integer, 0, 7);
+  dow_sunday_7 := extract(dow from utc) = 0 and private.cron_field_matches(fields[5], 7, 0, 7);
+  if minute_ok is null or hour_ok is null or dom_ok is null or month_ok is null or dow_ok is null then
+    return null;
+  end if;
+  dow_ok := dow_ok or dow_sunday_7;
+  return minute_ok and hour_ok and month_ok
+    and case when fields[3] like '*%' or fields[5] like '*%' then dom_ok and dow_ok else dom_ok or dow_ok end;
+end;
+$$;
+comment on function private.cron_matches(text, timestamptz) is 'Whether a standard 5-field cron expression (UTC) fires at the minute of a timestamp; null when the expression is malformed.';
+
+create function private.is_interval_text(value jsonb) returns boolean
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+begin
+  return jsonb_typeof(value) = 'string' and (value #>> '{}')::interval > interval '0';
+exception when others then
+  return false;
+end;
+$$;
+comment on function private.is_interval_text(jsonb) is 'Whether a JSON value is a string holding a positive PostgreSQL interval such as "2 days".';
+
+create function private.is_uuid_text(value jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select jsonb_typeof(value) = 'string'
+     and (value #>> '{}') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+$$;
+comment on function private.is_uuid_text(jsonb) is 'Whether a JSON value is a string holding a UUID.';
+
+-- Keywords of the JSON Schema subset that approval forms may use (validated by private.json_schema_errors()).
+create function private.is_supported_form_schema(schema jsonb) returns boolean
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+declare
+  key text;
+  item jsonb;
+begin
+  if jsonb_typeof(schema) <> 'object' then
+    return false;
+  end if;
+  for key, item in select * from jsonb_each(schema) loop
+    case key
+      when 'type' then
+        if not (jsonb_typeof(item) = 'string' and item #>> '{}' in ('string','number','integer','boolean','object','array','null')) then
+          return false;
+        end if;
+      when 'required' then
+        if jsonb_typeof(item) <> 'array' or exists (select 1 from jsonb_array_elements(item) e where jsonb_typeof(e) <> 'string') then
+          return false;
+        end if;
+      when 'properties' then
+        if jsonb_typeof(item) <> 'object' or exists (select 1 from jsonb_each(item) p where not private.is_supported_form_schema(p.value)) then
+          return false;
+        end if;
+      when 'enum' then
+        if jsonb_typeof(item) <> 'array' or jsonb_array_length(item) = 0 then
+          return false;
+        end if;
+      when 'minimum', 'maximum' then
+        if jsonb_typeof(item) <> 'number' then
+          return false;
+        end if;
+      when 'minLength', 'maxLength' then
+        if jsonb_typeof(item) <> 'number' or (item #>> '{}')::numeric < 0 or (item #>> '{}')::numeric % 1 <> 0 then
+          return false;
+        end if;
+      when 'title', 'description' then
+        if jsonb_typeof(item) <> 'string' then
+          return false;
+        end if;
+      else
+        return false;
+    end case;
+  end loop;
+  return true;
+end;
+$$;
+comment on function private.is_supported_form_schema(jsonb) is 'Whether a form schema uses only the supported JSON Schema subset: type, required, properties, enum, minimum, maximum, minLength, maxLength (plus title, description).';
+
+create function private.is_valid_approver_spec(spec jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select jsonb_typeof(spec) = 'object'
+     and spec <> '{}'::jsonb
+     and not exists (select 1 from jsonb_object_keys(spec) k where k not in ('user_ids', 'role', 'permission'))
+     and (not spec ? 'user_ids' or (jsonb_typeof(spec -> 'user_ids') = 'array'
+          and not exists (select 1 from jsonb_array_elements(spec -> 'user_ids') u where not private.is_uuid_text(u))))
+     and (not spec ? 'role' or (jsonb_typeof(spec -> 'role') = 'string' and spec ->> 'role' ~ '^[a-z][a-z0-9_]{0,39}$'))
+     and (not spec ? 'permission' or (jsonb_typeof(spec -> 'permission') = 'string' and spec ->> 'permission' ~ '^[a-z_]+\.[a-z_]+$'))
+$$;
+comment on function private.is_valid_approver_spec(jsonb) is 'Whether an approvers object is {"user_ids"?: [uuid], "role"?: key, "permission"?: key} with at least one of them.';
+
+-- Why a node's config does not fit its type, or null when it does.
+create function private.workflow_node_config_problem(node_type text, config jsonb) returns text
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+declare
+  allowed text[];
+  extra text;
+begin
+  if jsonb_typeof(config) is distinct from 'object' then
+    return 'config must be an object';
+  end if;
+  allowed := case node_type
+    when 'condition' then array['expression']
+    when 'approval' then array['approval_type', 'required_approvals', 'approvers', 'expires_in', 'escalate_after',
+                               'escalate_to', 'on_timeout', 'allow_self_approval', 'title', 'description', 'form_schema']
+    when 'ai_agent' then array['provider_config_id', 'model', 'system', 'prompt', 'max_tokens', 'temperature',
+                               'max_retries', 'timeout_ms']
+    when 'task' then array['action', 'params']
+  end;
+  select k into extra from jsonb_object_keys(config) k where k <> all (allowed) order by k limit 1;
+  if extra is not null then
+    return pg_catalog.format('unknown config key "%s" for a %s node (allowed: %s)', extra, node_type, pg_catalog.array_to_string(allowed, ', '));
+  end if;
+  case node_type
+    when 'condition' then
+      if jsonb_typeof(config -> 'expression') is distinct from 'string' then
+        return 'a condition needs "expression", an SQL/JSON path predicate such as "$.input.amount > 100"';
+      end if;
+    when 'approval' then
+      if coalesce(config ->> 'approval_type', '') not in ('single', 'multiple', 'unanimous', 'majority') then
+        return '"approval_type" must be single, multiple, unanimous or majority';
+      end if;
+      if (config ->> 'approval_type' = 'multiple') <> (config ? 'required_approvals') then
+        return '"required_approvals" is required for multiple approvals and allowed for no other type';
+      end if;
+      if config ? 'required_approvals' and not (jsonb_typeof(config -> 'required_approvals') = 'number'
+          and (config ->> 'required_approvals')::numeric >= 1 and (config ->> 'required_approvals')::numeric % 1 = 0) then
+        return '"required_approvals" must be a whole number of at least 1';
+      end if;
+      if not private.is_valid_approver_spec(config -> 'approvers') then
+        return '"approvers" must be {"user_ids": [uuid], "role": "<role key>", "permission": "<permission key>"} (any combination, at least one)';
+      end if;
+      if config ? 'escalate_to' and not private.is_valid_approver_spec(config -> 'escalate_to') then
+        return '"escalate_to" must have the shape of "approvers"';
+      end if;
+      if (config ? 'escalate_to') <> (config ? 'escalate_after') then
+        return '"escalate_after" and "escalate_to" go together';
+      end if;
+      if (config ? 'expires_in' and not private.is_interval_text(config -> 'expires_in'))
+         or (config ? 'escalate_after' and not private.is_interval_text(config -> 'escalate_after')) then
+        return '"expires_in" and "escalate_after" must be positive intervals such as "2 days"';
+      end if;
+      if config ? 'on_timeout' and coalesce(config ->> 'on_timeout', '') not in ('reject', 'approve', 'fail') then
+        return '"on_timeout" must be reject, approve or fail';
+      end if;
+      if config ? 'allow_self_approval' and jsonb_typeof(config -> 'allow_self_approval') <> 'boolean' then
+        return '"allow_self_approval" must be a boolean';
+      end if;
+      if (config ? 'title' and jsonb_typeof(config -> 'title') <> 'string')
+         or (config ? 'description' and jsonb_typeof(config -> 'description') <> 'string') then
+        return '"title" and "description" must be strings';
+      end if;
+      if config ? 'form_schema' and not private.is_supported_form_schema(config -> 'form_schema') then
+        return '"form_schema" must be a JSON Schema using only type, required, properties, enum, minimum, maximum, minLength, maxLength, title, description';
+      end if;
+    when 'ai_agent' then
+      if jsonb_typeof(config -> 'prompt') is distinct from 'string' or config ->> 'prompt' = '' then
+        return 'an ai_agent node needs a non-empty "prompt"';
+      end if;
+      if config ? 'provider_config_id' and not private.is_uuid_text(config -> 'provider_config_id') then
+        return '"provider_config_id" must be a UUID';
+      end if;
+      if (config ? 'model' and jsonb_typeof(config -> 'model') <> 'string')
+         or (config ? 'system' and jsonb_typeof(config -> 'system') <> 'string') then
+        return '"model" and "system" must be strings';
+      end if;
+      if (config ? 'max_tokens' and not (jsonb_typeof(config -> 'max_tokens') = 'number' and (config ->> 'max_tokens')::numeric >= 1 and (config ->> 'max_tokens')::numeric % 1 = 0))
+         or (config ? 'max_retries' and not (jsonb_typeof(config -> 'max_retries') = 'number' and (config ->> 'max_retries')::numeric between 0 and 10 and (config ->> 'max_retries')::numeric % 1 = 0))
+         or (config ? 'timeout_ms' and not (jsonb_typeof(config -> 'timeout_ms') = 'number' and (config ->> 'timeout_ms')::numeric between 1 and 600000 and (config ->> 'timeout_ms')::numeric % 1 = 0)) then
+        return '"max_tokens" (>= 1), "max_retries" (0-10) and "timeout_ms" (1-600000) must be whole numbers';
+      end if;
+      if config ? 'temperature' and not (jsonb_typeof(config -> 'temperature') = 'number' and (config ->> 'temperature')::numeric between 0 and 2) then
+        return '"temperature" must be a number from 0 to 2';
+      end if;
+    when 'task' then
+      if coalesce(config ->> 'action', '') not in ('http_request', 'emit_event', 'create_task') then
+        return '"action" must be http_request, emit_event or create_task';
+      end if;
+      if config ? 'params' and jsonb_typeof(config -> 'params') <> 'object' then
+        return '"params" must be an object';
+      end if;
+  end case;
+  return null;
+end;
+$$;
+comment on function private.workflow_node_config_problem(text, jsonb) is 'Why a node config does not fit its node type (extra keys included), or null when it fits.';
+
+-- Raises on the first rule a definition breaks (SQLSTATEs WF001-WF008, see the top of this file).
+create function private.assert_valid_workflow_definition(definition jsonb) returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+  node jsonb;
+  edge jsonb;
+  extra text;
+  problem text;
+  ids text[];
+  duplicate text;
+  entry_count integer;
+  remaining text[];
+  ready text[];
+begin
+  if jsonb_typeof(definition) is distinct from 'object' or jsonb_typeof(definition -> 'nodes') is distinct from 'array'
+     or jsonb_typeof(definition -> 'edges') is distinct from 'array'
+     or exists (select 1 from jsonb_object_keys(definition) k where k not in ('nodes', 'edges')) then
+    raise exception 'a workflow definition is {"nodes": [...], "edges": [...]} and nothing else'
+      using errcode = 'WF001';
+  end if;
+  if jsonb_array_length(definition -> 'nodes') = 0 or jsonb_array_length(definition -> 'nodes') > 200 then
+    raise exception 'a workflow definition has 1 to 200 nodes, not %', jsonb_array_length(definition -> 'nodes')
+      using errcode = 'WF001';
+  end if;
+  for node in select value from jsonb_array_elements(definition -> 'nodes') loop
+    if jsonb_typeof(node) is distinct from 'object' or jsonb_typeof(node -> 'id') is distinct from 'string'
+       or jsonb_typeof(node -> 'name') is distinct from 'string' or not node ? 'config'
+       or coalesce(node ->> 'type', '') not in ('task', 'approval', 'ai_agent', 'condition') then
+      raise exception 'node % must be {"id": string, "type": task|approval|ai_agent|condition, "name": string, "config": {...}}', node
+        using errcode = 'WF001';
+    end if;
+    if node ->> 'id' !~ '^[A-Za-z][A-Za-z0-9_-]{0,63}$' then
+      raise exception 'node id "%" must start with a letter and hold only letters, digits, _ and - (at most 64)', node ->> 'id'
+        using errcode = 'WF001';
+    end if;
+    select k into extra from jsonb_object_keys(node) k where k not in ('id', 'type', 'name', 'config') limit 1;
+    if extra is not null then
+      raise exception 'node "%" has an unknown key "%"', node ->> 'id', extra using errcode = 'WF001';
+    end if;
+  end loop;
+  for edge in select value from jsonb_array_elements(definition -> 'edges') loop
+    if jsonb_typeof(edge) is distinct from 'object' or jsonb_typeof(edge -> 'from') is distinct from 'string'
+       or jsonb_typeof(edge -> 'to') is distinct from 'string'
+       or exists (select 1 from jsonb_object_keys(edge) k where k not in ('from', 'to', 'when')) then
+      raise exception 'edge % must be {"from": node id, "to": node id, "when"?: true|false}', edge
+        using errcode = 'WF001';
+    end if;
+  end loop;
+
+  select array_agg(n ->> 'id') into ids from jsonb_array_elements(definition -> 'nodes') n;
+  select d into duplicate from unnest(ids) d group by d having count(*) > 1 limit 1;
+  if duplicate is not null then
+    raise exception 'node id "%" is used more than once', duplicate using errcode = 'WF002';
+  end if;
+
+  select e into edge from jsonb_array_elements(definition -> 'edges') e
+  where e ->> 'from' <> all (ids) or e ->> 'to' <> all (ids) limit 1;
+  if edge is not null then
+    raise exception 'edge from "%" to "%" names a node that does not exist', edge ->> 'from', edge ->> 'to'
+      using errcode = 'WF003';
+  end if;
+
+  select count(*) into entry_count from unnest(ids) i
+  where not exists (select 1 from jsonb_array_elements(definition -> 'edges') e where e ->> 'to' = i);
+  if entry_count <> 1 then
+    raise exception 'a workflow has exactly one entry node (a node without incoming edges), this one has %', entry_count
+      using errcode = 'WF004', hint = 'Connect the nodes so that exactly one of them starts the workflow.';
+  end if;
+
+  -- Kahn's algorithm: peel off nodes without incoming edges from the nodes left; what cannot be peeled is a cycle.
+  remaining := ids;
+  loop
+    select array_agg(r) into ready from unnest(remaining) r
+    where not exists (select 1 from jsonb_array_elements(definition -> 'edges') e
+                      where e ->> 'to' = r and e ->> 'from' = any (remaining));
+    exit when ready is null;
+    select array_agg(r) into remaining from unnest(remaining) r where r <> all (ready);
+    exit when remaining is null;
+  end loop;
+  if remaining is not null then
+    raise exception 'the workflow has a cycle through %', pg_catalog.array_to_string(remaining, ', ')
+      using errcode = 'WF005';
+  end if;
+
+  for node in select value from jsonb_array_elements(definition -> 'nodes') loop
+    problem := private.workflow_node_config_problem(node ->> 'type', node -> 'config');
+    if problem is not null then
+      raise exception 'node "%": %', node ->> 'id', problem using errcode = 'WF006';
+    end if;
+  end loop;
+
+  for edge in select value from jsonb_array_elements(definition -> 'edges') loop
+    if (select n ->> 'type' from jsonb_array_elements(definition -> 'nodes') n where n ->> 'id' = edge ->> 'from') = 'condition' then
+      if jsonb_typeof(edge -> 'when') is distinct from 'boolean' then
+        raise exception 'the edge from condition "%" to "%" needs "when": true or false', edge ->> 'from', edge ->> 'to'
+          using errcode = 'WF007';
+      end if;
+    elsif edge ? 'when' then
+      raise exception 'the edge from "%" to "%" has "when", but only edges out of a condition may', edge ->> 'from', edge ->> 'to'
+        using errcode = 'WF007';
+    end if;
+  end loop;
+
+  for node in select value from jsonb_array_elements(definition -> 'nodes') where value ->> 'type' = 'condition' loop
+    begin
+      perform jsonb_path_match('{"input": {}, "nodes": {}}'::jsonb, (node -> 'config' ->> 'expression')::jsonpath);
+    exception when others then
+      raise exception 'node "%": "%" is not an SQL/JSON path predicate (%)', node ->> 'id',
+        node -> 'config' ->> 'expression', sqlerrm
+        using errcode = 'WF008', hint = 'Write a predicate over {"input", "nodes"}, such as $.input.amount > 100.';
+    end;
+  end loop;
+end;
+$$;
+comment on function private.assert_valid_workflow_definition(jsonb) is 'Raises (SQLSTATE WF001-WF008) on the first rule a workflow definition breaks; returns quietly for a valid one.';
+
+create function private.assert_valid_trigger_config(trigger_type text, config jsonb) returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if jsonb_typeof(config) is distinct from 'object' then
+    raise exception 'trigger_config must be an object' using errcode = 'WF009';
+  end if;
+  case trigger_type
+    when 'scheduled' then
+      if exists (select 1 from jsonb_object_keys(config) k where k <> 'cron') or jsonb_typeof(config -> 'cron') is distinct from 'string'
+         or private.cron_matches(config ->> 'cron', pg_catalog.now()) is null then
+        raise exception 'a scheduled workflow needs {"cron": "<minute hour day month weekday>"} (UTC), not %', config
+          using errcode = 'WF009';
+      end if;
+    when 'event' then
+      if exists (select 1 from jsonb_object_keys(config) k where k not in ('event_type', 'filter'))
+         or jsonb_typeof(config -> 'event_type') is distinct from 'string'
+         or (config ? 'filter' and jsonb_typeof(config -> 'filter') <> 'object') then
+        raise exception 'an event-triggered workflow needs {"event_type": "...", "filter"?: {...}}, not %', config
+          using errcode = 'WF009';
+      end if;
+    else
+      if config <> '{}'::jsonb then
+        raise exception 'a % workflow takes no trigger_config (a webhook''s signing secret lives in Vault)', trigger_type
+          using errcode = 'WF009';
+      end if;
+  end case;
+end;
+$$;
+comment on function private.assert_valid_trigger_config(text, jsonb) is 'Raises WF009 unless trigger_config fits the trigger type: {"cron"} for scheduled, {"event_type", "filter"?} for event, {} otherwise.';
+
+create table public.workflows (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  created_by uuid,
+  name text not null,
+  description text,
+  definition jsonb not null,
+  trigger_type text not null default 'manual',
+  trigger_config jsonb not null default '{}'::jsonb,
+  is_active boolean not null default true,
+  current_version integer not null default 1,
+  max_attempts integer not null default 3,
+  retry_delay interval not null default interval '10 seconds',
+  timeout interval default interval '24 hours',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  deleted_at timestamptz,
+  constraint workflows_pkey primary key (id),
+  constraint workflows_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint workflows_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
+  constraint workflows_name_length check (char_length(btrim(name)) between 1 and 200),
+  constraint workflows_description_length check (description is null or char_length(description) <= 2000),
+  constraint workflows_trigger_type_known check (trigger_type in ('manual', 'scheduled', 'webhook', 'event')),
+  constraint workflows_max_attempts_range check (max_attempts between 1 and 25),
+  constraint workflows_retry_delay_positive check (retry_delay > interval '0' and retry_delay <= interval '1 day'),
+  constraint workflows_timeout_positive check (timeout is null or timeout > interval '0')
+);
+comment on table public.workflows is 'Workflow definitions of an organization: a DAG of nodes (task, approval, ai_agent, condition), validated when saved, and how it is triggered. Soft-deleted via deleted_at.';
+comment on column public.workflows.definition is '{"nodes": [{"id", "type", "name", "config"}], "edges": [{"from", "to", "when"?}]}; see the README (Workflows).';
+comment on column public.workflows.trigger_config is 'scheduled: {"cron": "<5-field cron, UTC>"}; event: {"event_type", "filter"?: JSON containment}; manual and webhook: {} (the webhook secret is in Vault).';
+comment on column public.workflows.current_version is 'Version number of the current definition (workflow_versions.version); maintained by trigger.';
+comment on column public.workflows.max_attempts is 'Default retry policy: attempts per task node run (an ai_agent node uses its max_retries + 1).';
+comment on column public.workflows.retry_delay is 'Default retry policy: the first backoff; each retry doubles it (capped at 1 hour), with jitter.';
+comment on column public.workflows.timeout is 'An execution''s deadline is its start plus this; past it, pg_cron marks it timed_out. Null: no deadline.';
+
+create index workflows_organization_id_idx on public.workflows (organization_id);
+create index workflows_created_by_idx on public.workflows (created_by);
+create index workflows_scheduled_idx on public.workflows (id) where trigger_type = 'scheduled' and is_active and deleted_at is null;
+
+-- security definer: the validators live in private, which the API roles cannot execute.
+create function private.workflows_before_write() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  perform private.assert_valid_workflow_definition(new.definition);
+  perform private.assert_valid_trigger_config(new.trigger_type, new.trigger_config);
+  if tg_op = 'INSERT' then
+    new.current_version := 1;
+    new.created_by := coalesce((select auth.uid()), new.created_by);
+  else
+    new.created_by := old.created_by;
+    new.organization_id := old.organization_id;
+    new.current_version := old.current_version + case when new.definition is distinct from old.definition then 1 else 0 end;
+  end if;
+  return new;
+end;
+$$;
+comment on function private.workflows_before_write() is 'BEFORE INSERT/UPDATE on workflows: validates the definition and trigger_config, keeps created_by and organization_id, and counts versions.';
+
+create trigger workflows_validate before insert or update on public.workflows
+  for each row execute function private.workflows_before_write();
+create trigger workflows_set_updated_at before update on public.workflows
+  for each row execute function private.set_updated_at();
+create trigger workflows_audit after insert or update or delete on public.workflows
+  for each row execute function private.audit_row_change();
+
+create table public.workflow_versions (
+  id uuid not null default gen_random_uuid(),
+  workflow_id uuid not null,
+  organization_id uuid not null,
+  version integer not null,
+  definition jsonb not null,
+  created_by uuid,
+  created_at timestamptz not null default now(),
+  constraint workflow_versions_pkey primary key (id),
+  constraint workflow_versions_workflow_version_key unique (workflow_id, version),
+  constraint workflow_versions_workflow_id_fkey foreign key (workflow_id) references public.workflows (id) on delete cascade,
+  constraint workflow_versions_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint workflow_versions_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null
+);
+comment on table public.workflow_versions is 'Immutable snapshot of a workflow''s definition, one per change, written by trigger; executions pin one.';
+
+create index workflow_versions_organization_id_idx on public.workflow_versions (organization_id);
+create index workflow_versions_created_by_idx on public.workflow_versions (created_by);
+
+create function private.workflows_snapshot_version() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' or new.definition is distinct from old.definition then
+    insert into public.workflow_versions (workflow_id, organization_id, version, definition, created_by)
+    values (new.id, new.organization_id, new.current_version, new.definition, coalesce((select auth.uid()), new.created_by));
+  end if;
+  return null;
+end;
+$$;
+comment on function private.workflows_snapshot_version() is 'AFTER INSERT/UPDATE on workflows: writes the workflow_versions snapshot of a new or changed definition.';
+
+create trigger workflows_snapshot_version after insert or update of definition on public.workflows
+  for each row execute function private.workflows_snapshot_version();
+create trigger workflow_versions_immutable before update on public.workflow_versions
+  for each row execute function private.reject_write('A workflow version is an immutable snapshot; change the workflow instead.');
+create trigger workflow_versions_audit after insert on public.workflow_versions
+  for each row execute function private.audit_row_change();
+
+alter table public.workflows enable row level security;
+alter table public.workflow_versions enable row level security;
+
+-- workflows_select: members holding workflows.read see their organization's workflows (soft-deleted ones too, so
+-- that a manager's update setting deleted_at still reads back its row).
+create policy workflows_select on public.workflows for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read')));
+-- workflows_insert: workflows.manage holders create workflows in their organization.
+create policy workflows_insert on public.workflows for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('workflows.manage')));
+-- workflows_update: workflows.manage holders edit (and soft-delete) their organization's workflows.
+create policy workflows_update on public.workflows for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.manage')))
+  with check (organization_id in (select private.organizations_with_permission('workflows.manage')));
+-- workflow_versions_select: whoever reads the workflow reads its versions.
+create policy workflow_versions_select on public.workflow_versions for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read')));
+
+grant select on public.workflows, public.workflow_versions to authenticated, service_role;
+grant insert (organization_id, name, description, definition, trigger_type, trigger_config, is_active, max_attempts,
+              retry_delay, timeout)
+  on public.workflows to authenticated, service_role;
+grant update (name, description, definition, trigger_type, trigger_config, is_active, max_attempts, retry_delay,
+              timeout, deleted_at)
+  on public.workflows to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/46-workflows-executions.sql
+-- =====================================================================================================================
+-- Workflows: executions (workflow_executions, a state machine) and the step queue (workflow_runs, one row per node run).
+-- Starting, claiming, completing, failing and cancelling; the graph advances inside the database.
+
+-- Lock order, everywhere: an execution row before its runs (claims never wait: they skip locked rows of both).
+-- Completion and failure of a run, cancellation, timers and approval decisions all lock the execution first, so two
+-- branches finishing at once advance the graph one after the other and a join node is enqueued exactly once.
+
+create table public.workflow_executions (
+  id uuid not null default gen_random_uuid(),
+  workflow_id uuid not null,
+  workflow_version_id uuid not null,
+  organization_id uuid not null,
+  status text not null default 'queued',
+  input jsonb not null default '{}'::jsonb,
+  output jsonb,
+  error jsonb,
+  trigger_type text not null,
+  triggered_by uuid,
+  correlation_id text not null default gen_random_uuid()::text,
+  idempotency_key text,
+  scheduled_for timestamptz,
+  started_at timestamptz not null default now(),
+  completed_at timestamptz,
+  deadline timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint workflow_executions_pkey primary key (id),
+  constraint workflow_executions_workflow_id_fkey foreign key (workflow_id) references public.workflows (id) on delete cascade,
+  constraint workflow_executions_workflow_version_id_fkey foreign key (workflow_version_id) references public.workflow_versions (id) on delete cascade,
+  constraint workflow_executions_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint workflow_executions_triggered_by_fkey foreign key (triggered_by) references auth.users (id) on delete set null,
+  constraint workflow_executions_idempotency_key_key unique (workflow_id, idempotency_key),
+  constraint workflow_executions_scheduled_for_key unique (workflow_id, scheduled_for),
+  constraint workflow_executions_status_known check (status in ('queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out')),
+  constraint workflow_executions_trigger_type_known check (trigger_type in ('manual', 'scheduled', 'webhook', 'event')),
+  constraint workflow_executions_input_object check (jsonb_typeof(input) = 'object'),
+  constraint workflow_executions_idempotency_key_length check (idempotency_key is null or char_length(idempotency_key) between 1 and 255),
+  constraint workflow_executions_completed_when_final check ((completed_at is not null) = (status in ('succeeded', 'failed', 'cancelled', 'timed_out')))
+) with (fillfactor = 80);
+comment on table public.workflow_executions is 'One run of a workflow, pinned to a version. Status is a state machine enforced by trigger: queued -> running/waiting -> succeeded | failed | cancelled | timed_out.';
+comment on column public.workflow_executions.idempotency_key is 'Unique per workflow: starting again with the same key returns the existing execution.';
+comment on column public.workflow_executions.scheduled_for is 'For scheduled starts: the cron occurrence (UTC minute); unique per workflow, so an occurrence starts at most once.';
+comment on column public.workflow_executions.triggered_by is 'The user who started it; null for scheduled, webhook and event starts. The requester of its approvals.';
+comment on column public.workflow_executions.output is 'On success: {"<final node id>": <its output>} for the final nodes (no outgoing edges) that ran.';
+comment on column public.workflow_executions.deadline is 'started_at + the workflow''s timeout; past it, pg_cron marks the execution timed_out.';
+
+create index workflow_executions_workflow_version_id_idx on public.workflow_executions (workflow_version_id);
+create index workflow_executions_organization_id_idx on public.workflow_executions (organization_id, created_at desc);
+create index workflow_executions_triggered_by_idx on public.workflow_executions (triggered_by);
+-- Unfinished executions by deadline, for the timeout job. The predicate names completed_at (set once, at the end)
+-- rather than status, so that the engine's running/waiting flips stay HOT updates (no index touched; fillfactor
+-- leaves room on the page for them).
+create index workflow_executions_deadline_idx on public.workflow_executions (deadline)
+  where completed_at is null and deadline is not null;
+
+create function private.workflow_execution_transition() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.status is distinct from old.status
+     and not (old.status in ('queued', 'running', 'waiting')
+              and new.status in ('running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out')
+              and not (old.status <> 'queued' and new.status = 'queued')) then
+    raise exception 'a workflow execution cannot go from % to %', old.status, new.status
+      using errcode = '55000', hint = 'Finished executions (succeeded, failed, cancelled, timed_out) never change state.';
+  end if;
+  if new.status in ('succeeded', 'failed', 'cancelled', 'timed_out') and old.status not in ('succeeded', 'failed', 'cancelled', 'timed_out') then
+    new.completed_at := pg_catalog.now();
+  end if;
+  return new;
+end;
+$$;
+comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise) and stamps completed_at.';
+
+create trigger workflow_executions_transition before update on public.workflow_executions
+  for each row execute function private.workflow_execution_transition();
+create trigger workflow_executions_set_updated_at before update on public.workflow_executions
+  for each row execute function private.set_updated_at();
+-- The audit trail records what actors do to executions: starting (insert), cancelling, deleting. How the engine moves
+-- an execution on (running, waiting, succeeded, failed, timed_out) is recorded in the execution itself: auditing it
+-- would add an audit row to every step of the queue's hot path.
+create trigger workflow_executions_audit after insert or delete on public.workflow_executions
+  for each row execute function private.audit_row_change();
+create trigger workflow_executions_audit_cancel after update on public.workflow_executions
+  for each row when (old.status is distinct from new.status and new.status = 'cancelled')
+  execute function private.audit_row_change();
+
+create table public.workflow_runs (
+  id uuid not null default gen_random_uuid(),
+  execution_id uuid not null,
+  organization_id uuid not null,
+  node_id text not null,
+  node_type text not null,
+  status text not null default 'queued',
+  attempt integer not null default 0,
+  max_attempts integer not null default 3,
+  run_at timestamptz not null default now(),
+  locked_by text,
+  locked_until timestamptz,
+  lease_token uuid,
+  input jsonb not null default '{}'::jsonb,
+  output jsonb,
+  error jsonb,
+  started_at timestamptz,
+  completed_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint workflow_runs_pkey primary key (id),
+  constraint workflow_runs_execution_node_key unique (execution_id, node_id),
+  constraint workflow_runs_execution_id_fkey foreign key (execution_id) references public.workflow_executions (id) on delete cascade,
+  constraint workflow_runs_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint workflow_runs_status_known check (status in ('queued', 'running', 'succeeded', 'failed', 'skipped', 'waiting', 'cancelled')),
+  constraint workflow_runs_node_type_known check (node_type in ('task', 'approval', 'ai_agent', 'condition')),
+  constraint workflow_runs_attempts_range check (max_attempts between 1 and 25 and attempt between 0 and max_attempts),
+  constraint workflow_runs_lease_when_running check ((status = 'running') = (lease_token is not null and locked_until is not null and locked_by is not null))
+);
+comment on table public.workflow_runs is 'The step queue: one row per node run of an execution. Workers claim due task and ai_agent runs with claim_workflow_runs() (for update skip locked, a lease); condition, approval and skipped runs are written by the engine itself.';
+comment on column public.workflow_runs.run_at is 'When the run is next claimable: for a queued run, when it is due (later after a failed attempt: backoff); for a running run, when its lease expires.';
+comment on column public.workflow_runs.lease_token is 'Fresh on every claim; complete_workflow_run() and fail_workflow_run() change nothing unless they present the current one.';
+comment on column public.workflow_runs.input is '{"node": {"name", "type", "config"}, "context": {"input", "nodes": {"<id>": output}}} as it was when the run became due.';
+
+create index workflow_runs_due_idx on public.workflow_runs (run_at) where status in ('queued', 'running');
+create index workflow_runs_organization_id_idx on public.workflow_runs (organization_id);
+
+create trigger workflow_runs_set_updated_at before update on public.workflow_runs
+  for each row execute function private.set_updated_at();
+
+alter table public.workflow_executions enable row level security;
+alter table public.workflow_runs enable row level security;
+
+-- workflow_executions_select: members holding workflows.read see their organization's executions.
+create policy workflow_executions_select on public.workflow_executions for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read')));
+-- workflow_runs_select: whoever reads the execution reads its runs.
+create policy workflow_runs_select on public.workflow_runs for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read')));
+
+-- Written only through the RPCs below.
+grant select on public.workflow_executions, public.workflow_runs to authenticated, service_role;
+
+-- The execution context conditions and nodes see: {"input": ..., "nodes": {"<node id>": <output>, ...}}.
+create function private.workflow_context(execution uuid) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'input', (select e.input from public.workflow_executions e where e.id = execution),
+    'nodes', coalesce((select jsonb_object_agg(r.node_id, coalesce(r.output, 'null'::jsonb))
+                       from public.workflow_runs r where r.execution_id = execution and r.status = 'succeeded'), '{}'::jsonb))
+$$;
+comment on function private.workflow_context(uuid) is 'An execution''s context: its input and the outputs of its succeeded nodes by node id.';
+
+-- Ends an execution that has not ended yet: its open runs and pending approvals are cancelled (a worker still
+-- holding a lease then gets lease_lost).
+create function private.finish_workflow_execution(execution uuid, final_status text, failure jsonb) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  update public.workflow_executions e
+  set status = final_status, error = failure
+  where e.id = execution and e.status in ('queued', 'running', 'waiting');
+  if not found then
+    return;
+  end if;
+  update public.workflow_runs r
+  set status = 'cancelled', locked_by = null, locked_until = null, lease_token = null,
+      completed_at = pg_catalog.now()
+  where r.execution_id = execution and r.status in ('queued', 'running', 'waiting');
+  update public.approval_requests a
+  set status = 'cancelled', decided_at = pg_catalog.now()
+  where a.execution_id = execution and a.status = 'pending';
+end;
+$$;
+comment on function private.finish_workflow_execution(uuid, text, jsonb) is 'Marks an unfinished execution failed, cancelled or timed_out with an error, cancelling its open runs and pending approvals. The caller holds the execution''s lock.';
+
+-- After the graph has advanced: running while runs are queued or running, waiting while only approvals are open,
+-- succeeded when nothing is left (with the outputs of its final nodes).
+create function private.settle_workflow_execution(execution uuid, definition jsonb) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  current_status text;
+  active integer;
+  running integer;
+  waiting integer;
+  next_status text;
+begin
+  select e.status, count(r.id) filter (where r.status in ('queued', 'running')), count(r.id) filter (where r.status = 'running'),
+         count(r.id) filter (where r.status = 'waiting')
+  into current_status, active, running, waiting
+  from public.workflow_executions e
+  left join public.workflow_runs r on r.execution_id = e.id and r.status in ('queued', 'running', 'waiting')
+  where e.id = execution
+  group by e.status;
+  if current_status not in ('queued', 'running', 'waiting') then
+    return;
+  end if;
+  next_status := case when active > 0 then case when current_status = 'queued' and running = 0 then 'queued' else 'running' end
+                      when waiting > 0 then 'waiting'
+                      else 'succeeded' end;
+  if next_status = 'succeeded' then
+    update public.workflow_executions e
+    set status = 'succeeded',
+        output = coalesce((
+          select jsonb_object_agg(r.node_id, coalesce(r.output, 'null'::jsonb))
+          from public.workflow_runs r
+          where r.execution_id = execution and r.status = 'succeeded'
+            and not exists (select 1 from jsonb_array_elements(definition -> 'edges') x where x ->> 'from' = r.node_id)), '{}'::jsonb)
+    where e.id = execution;
+  elsif next_status <> current_status then
+    update public.workflow_executions e set status = next_status where e.id = execution;
+  end if;
+end;
+$$;
+comment on function private.settle_workflow_execution(uuid, jsonb) is 'Derives an unfinished execution''s status from its runs; succeeds it, with its final nodes'' outputs, when nothing is left.';
+
+-- The engine: enqueue every node whose predecessors are all done. A node runs when at least one incoming edge was
+-- taken (its source succeeded and, out of a condition, its `when` matches the result); otherwise it is skipped.
+-- Only successors of what just changed can become due (at the start: the entry node); conditions are evaluated at
+-- once and skipped nodes are marked, which makes their successors the next candidates; approvals open their request
+-- and wait. Then the execution's status is settled.
+create function private.advance_workflow_execution(execution uuid, changed text[] default null) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  ex record;
+  node jsonb;
+  taken boolean;
+  next_changed text[];
+  context jsonb;
+  result boolean;
+  new_run uuid;
+begin
+  select e.status, e.organization_id, v.definition, w.max_attempts into ex
+  from public.workflow_executions e
+  join public.workflow_versions v on v.id = e.workflow_version_id
+  join public.workflows w on w.id = e.workflow_id
+  where e.id = execution;
+  if ex.status is null or ex.status not in ('queued', 'running', 'waiting') then
+    return;
+  end if;
+  -- Final nodes (no outgoing edges) make nothing due: settle at once.
+  if changed is not null and not exists (select 1 from jsonb_array_elements(ex.definition -> 'edges') x where x ->> 'from' = any (changed)) then
+    perform private.settle_workflow_execution(execution, ex.definition);
+    return;
+  end if;
+  loop
+    next_changed := array[]::text[];
+    for node in
+      select n.value from jsonb_array_elements(ex.definition -> 'nodes') n
+      where case when changed is null
+                 then not exists (select 1 from jsonb_array_elements(ex.definition -> 'edges') x where x.value ->> 'to' = n.value ->> 'id')
+                 else exists (select 1 from jsonb_array_elements(ex.definition -> 'edges') x
+                              where x.value ->> 'to' = n.value ->> 'id' and x.value ->> 'from' = any (changed)) end
+        and not exists (select 1 from public.workflow_runs r where r.execution_id = execution and r.node_id = n.value ->> 'id')
+        and not exists (
+          select 1 from jsonb_array_elements(ex.definition -> 'edges') x
+          where x.value ->> 'to' = n.value ->> 'id'
+            and not exists (select 1 from public.workflow_runs r
+                            where r.execution_id = execution and r.node_id = x.value ->> 'from' and r.status in ('succeeded', 'skipped')))
+    loop
+      select not exists (select 1 from jsonb_array_elements(ex.definition -> 'edges') x where x.value ->> 'to' = node ->> 'id')
+          or exists (select 1 from jsonb_array_elements(ex.definition -> 'edges') x
+                     join public.workflow_runs r on r.execution_id = execution and r.node_id = x.value ->> 'from'
+                     where x.value ->> 'to' = node ->> 'id' and r.status = 'succeeded'
+                       and (not x.value ? 'when' or x.value -> 'when' = r.output -> 'result'))
+      into taken;
+      if not taken then
+        insert into public.workflow_runs (execution_id, organization_id, node_id, node_type, status, completed_at)
+        values (execution, ex.organization_id, node ->> 'id', node ->> 'type', 'skipped', pg_catalog.now());
+        next_changed := next_changed || (node ->> 'id');
+        continue;
+      end if;
+      context := private.workflow_context(execution);
+      case node ->> 'type'
+        when 'condition' then
+          result := coalesce(jsonb_path_match(context, (node -> 'config' ->> 'expression')::jsonpath, silent => true), false);
+          insert into public.workflow_runs (execution_id, organization_id, node_id, node_type, status, attempt, max_attempts,
+                                            input, output, started_at, completed_at)
+          values (execution, ex.organization_id, node ->> 'id', 'condition', 'succeeded', 1, 1,
+                  jsonb_build_object('node', node - 'id', 'context', context), jsonb_build_object('result', result),
+                  pg_catalog.now(), pg_catalog.now());
+          next_changed := next_changed || (node ->> 'id');
+        when 'approval' then
+          insert into public.workflow_runs (execution_id, organization_id, node_id, node_type, status, attempt, max_attempts,
+                                            input, started_at)
+          values (execution, ex.organization_id, node ->> 'id', 'approval', 'waiting', 1, 1,
+                  jsonb_build_object('node', node - 'id', 'context', context), pg_catalog.now())
+          returning id into new_run;
+          perform private.open_approval_request(execution, new_run, node);
+          if (select e.status from public.workflow_executions e where e.id = execution) not in ('queued', 'running', 'waiting') then
+            return;
+          end if;
+        else
+          insert into public.workflow_runs (execution_id, organization_id, node_id, node_type, status, max_attempts, input)
+          values (execution, ex.organization_id, node ->> 'id', node ->> 'type', 'queued',
+                  case when node ->> 'type' = 'ai_agent' and node -> 'config' ? 'max_retries'
+                       then (node -> 'config' ->> 'max_retries')::integer + 1 else ex.max_attempts end,
+                  jsonb_build_object('node', node - 'id', 'context', context));
+      end case;
+    end loop;
+    exit when cardinality(next_changed) = 0;
+    changed := next_changed;
+  end loop;
+  perform private.settle_workflow_execution(execution, ex.definition);
+end;
+$$;
+comment on function private.advance_workflow_execution(uuid, text[]) is 'Advances an execution''s graph after the given nodes finished (null: at the start): enqueues due task/ai_agent nodes, evaluates conditions, opens approvals, marks skipped branches, settles the status. The caller holds the execution''s lock.';
+
+create function private.start_workflow_execution(workflow uuid, input jsonb, idempotency_key text, trigger_type text,
+                                                 triggered_by uuid, scheduled_for timestamptz default null)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  w record;
+  execution uuid;
+begin
+  select x.id, x.organization_id, x.timeout, x.is_active, x.deleted_at, v.id as version_id into w
+  from public.workflows x
+  join public.workflow_versions v on v.workflow_id = x.id and v.version = x.current_version
+  where x.id = workflow;
+  if w.id is null then
+    raise exception 'no workflow %', workflow using errcode = 'P0002';
+  end if;
+  if w.deleted_at is not null or not w.is_active then
+    raise exception 'workflow % is % and cannot be started', workflow, case when w.deleted_at is not null then 'deleted' else 'inactive' end
+      using errcode = '55000', hint = 'Activate the workflow (is_active = true) first.';
+  end if;
+  if jsonb_typeof(input) is distinct from 'object' then
+    raise exception 'a workflow''s input must be a JSON object' using errcode = '22023';
+  end if;
+  insert into public.workflow_executions (workflow_id, workflow_version_id, organization_id, input, trigger_type,
+                                          triggered_by, correlation_id, idempotency_key, scheduled_for, deadline)
+  values (workflow, w.version_id, w.organization_id, input, trigger_type, triggered_by,
+          coalesce(private.request_correlation_id(), gen_random_uuid()::text), idempotency_key, scheduled_for,
+          pg_catalog.now() + w.timeout)
+  on conflict do nothing
+  returning id into execution;
+  if execution is null then
+    select e.id into execution from public.workflow_executions e
+    where e.workflow_id = workflow
+      and (e.idempotency_key = start_workflow_execution.idempotency_key or e.scheduled_for = start_workflow_execution.scheduled_for);
+    return execution;
+  end if;
+  perform private.advance_workflow_execution(execution);
+  return execution;
+end;
+$$;
+comment on function private.start_workflow_execution(uuid, jsonb, text, text, uuid, timestamptz) is 'Creates an execution of the workflow''s current version and enqueues its entry node; a repeated idempotency key or schedule occurrence returns the existing execution.';
+
+create function public.start_workflow(workflow_id uuid, input jsonb default '{}', idempotency_key text default null)
+returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  caller uuid := (select auth.uid());
+  organization uuid;
+  workflow_trigger text;
+begin
+  select w.organization_id, w.trigger_type into organization, workflow_trigger
+  from public.workflows w where w.id = start_workflow.workflow_id;
+  if caller is not null and (organization is null or not private.has_permission(organization, 'workflows.execute')) then
+    raise exception 'workflow % does not exist or you may not run it', start_workflow.workflow_id
+      using errcode = '42501', hint = 'Running a workflow needs workflows.execute in its organization.';
+  end if;
+  return private.start_workflow_execution(start_workflow.workflow_id, coalesce(start_workflow.input, '{}'::jsonb),
+    start_workflow.idempotency_key, case when caller is null then coalesce(workflow_trigger, 'manual') else 'manual' end, caller);
+end;
+$$;
+comment on function public.start_workflow(uuid, jsonb, text) is 'Starts a workflow (members with workflows.execute: trigger manual; the service role for any: the workflow''s trigger type, triggered_by null). Returns the execution id; the same idempotency key returns the same execution. Inactive or deleted workflow: 55000.';
+
+create function public.claim_workflow_runs(worker_id text, max_runs integer default 10, lease interval default interval '5 minutes')
+returns setof public.workflow_runs
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if worker_id is null or char_length(worker_id) not between 1 and 200 or max_runs is null or max_runs not between 1 and 1000
+     or lease is null or lease <= interval '0' or lease > interval '1 day' then
+    raise exception 'claim_workflow_runs needs a worker id (1-200 chars), 1-1000 runs and a lease of up to a day'
+      using errcode = '22023';
+  end if;
+  return query
+  with due as (
+    select r.id from public.workflow_runs r
+    where r.status in ('queued', 'running') and r.run_at <= pg_catalog.now() and r.attempt < r.max_attempts
+    order by r.run_at
+    limit max_runs
+    for update skip locked
+  ), claimed as (
+    update public.workflow_runs r
+    set status = 'running', attempt = r.attempt + 1, locked_by = worker_id, locked_until = pg_catalog.now() + lease,
+        run_at = pg_catalog.now() + lease, lease_token = gen_random_uuid(), started_at = coalesce(r.started_at, pg_catalog.now())
+    from due where r.id = due.id
+    returning r.*
+  ), started as (
+    update public.workflow_executions e set status = 'running'
+    where e.id in (select x.id from public.workflow_executions x
+                   where x.id in (select c.execution_id from claimed c) and x.status = 'queued'
+                   for update skip locked)
+  )
+  select * from claimed;
+end;
+$$;
+comment on function public.claim_workflow_runs(text, integer, interval) is 'Service role only: claims up to max_runs due runs (queued and due, or running with an expired lease) in one UPDATE ... RETURNING with for update skip locked; each gets a fresh lease_token and locked_until = now() + lease.';
+
+create function public.complete_workflow_run(run_id uuid, lease_token uuid, output jsonb)
+returns text
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  execution uuid;
+  node text;
+begin
+  select e.id into execution from public.workflow_executions e
+  where e.id = (select r.execution_id from public.workflow_runs r where r.id = complete_workflow_run.run_id)
+  for update of e;
+  if execution is null then
+    raise exception 'no workflow run %', complete_workflow_run.run_id using errcode = 'P0002';
+  end if;
+  update public.workflow_runs r
+  set status = 'succeeded', output = coalesce(complete_workflow_run.output, '{}'::jsonb), error = null,
+      locked_by = null, locked_until = null, lease_token = null, completed_at = pg_catalog.now()
+  where r.id = complete_workflow_run.run_id and r.lease_token = complete_workflow_run.lease_token
+    and r.status = 'running' and r.locked_until >= pg_catalog.now()
+  returning r.node_id into node;
+  if node is null then
+    return 'lease_lost';
+  end if;
+  perform private.advance_workflow_execution(execution, array[node]);
+  return 'completed';
+end;
+$$;
+comment on function public.complete_workflow_run(uuid, uuid, jsonb) is 'Service role only: records a run''s output and advances the graph. Returns completed, or lease_lost (changing nothing) when the token is not the current one or the lease has expired.';
+
+create function public.fail_workflow_run(run_id uuid, lease_token uuid, error jsonb, retryable boolean default true)
+returns text
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  execution uuid;
+  run record;
+  delay interval;
+begin
+  select r.execution_id into execution from public.workflow_runs r where r.id = fail_workflow_run.run_id;
+  if execution is null then
+    raise exception 'no workflow run %', fail_workflow_run.run_id using errcode = 'P0002';
+  end if;
+  perform 1 from public.workflow_executions e where e.id = execution for update;
+  select r.attempt, r.max_attempts, r.node_id, w.retry_delay into run
+  from public.workflow_runs r
+  join public.workflow_executions e on e.id = r.execution_id
+  join public.workflows w on w.id = e.workflow_id
+  where r.id = fail_workflow_run.run_id and r.lease_token = fail_workflow_run.lease_token
+    and r.status = 'running' and r.locked_until >= pg_catalog.now();
+  if run.node_id is null then
+    return 'lease_lost';
+  end if;
+  if coalesce(retryable, true) and run.attempt < run.max_attempts then
+    -- Exponential backoff (retry_delay * 2^(attempt - 1), at most an hour) with equal jitter: half fixed, half random.
+    delay := least(run.retry_delay * power(2, run.attempt - 1), interval '1 hour');
+    delay := delay * (0.5 + random() * 0.5);
+    update public.workflow_runs r
+    set status = 'queued', error = fail_workflow_run.error, run_at = pg_catalog.now() + delay,
+        locked_by = null, locked_until = null, lease_token = null
+    where r.id = fail_workflow_run.run_id;
+    return 'retrying';
+  end if;
+  update public.workflow_runs r
+  set status = 'failed', error = fail_workflow_run.error, locked_by = null, locked_until = null, lease_token = null,
+      completed_at = pg_catalog.now()
+  where r.id = fail_workflow_run.run_id;
+  perform private.finish_workflow_execution(execution, 'failed',
+    jsonb_build_object('code', 'node_failed', 'node_id', run.node_id, 'attempts', run.attempt, 'error', fail_workflow_run.error));
+  return 'failed';
+end;
+$$;
+comment on function public.fail_workflow_run(uuid, uuid, jsonb, boolean) is 'Service role only: records a failed attempt. retrying (queued again after exponential backoff with jitter) while attempts remain and the error is retryable, else failed (and the execution fails); lease_lost changes nothing.';
+
+create function public.cancel_workflow_execution(execution_id uuid, reason text)
+returns public.workflow_executions
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  caller uuid := (select auth.uid());
+  ex public.workflow_executions;
+begin
+  select * into ex from public.workflow_executions e where e.id = cancel_workflow_execution.execution_id for update;
+  if ex.id is null or (caller is not null and not private.has_permission(ex.organization_id, 'workflows.execute')) then
+    raise exception 'execution % does not exist or you may not cancel it', cancel_workflow_execution.execution_id
+      using errcode = '42501', hint = 'Cancelling needs workflows.execute in the execution''s organization.';
+  end if;
+  if ex.status not in ('queued', 'running', 'waiting') then
+    raise exception 'execution % has already finished (%)', ex.id, ex.status using errcode = '55000';
+  end if;
+  perform private.finish_workflow_execution(ex.id, 'cancelled',
+    jsonb_build_object('code', 'cancelled', 'reason', left(reason, 1000), 'cancelled_by', caller));
+  select * into ex from public.workflow_executions e where e.id = ex.id;
+  return ex;
+end;
+$$;
+comment on function public.cancel_workflow_execution(uuid, text) is 'Cancels an unfinished execution (members with workflows.execute, or the service role): open runs and pending approvals are cancelled; 55000 once finished.';
+
+-- pg_cron (90-scheduled-jobs.sql): executions past their deadline, and runs whose last lease expired.
+create function private.expire_workflow_executions() returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  ex record;
+  expired integer := 0;
+begin
+  for ex in
+    select e.id from public.workflow_executions e
+    where e.completed_at is null and e.deadline < pg_catalog.now()
+    for update skip locked
+  loop
+    perform private.finish_workflow_execution(ex.id, 'timed_out', jsonb_build_object('code', 'deadline_exceeded'));
+    expired := expired + 1;
+  end loop;
+  for ex in
+    select e.id, r.id as run_id, r.node_id, r.attempt from public.workflow_runs r
+    join public.workflow_executions e on e.id = r.execution_id
+    where r.status = 'running' and r.run_at < pg_catalog.now() and r.attempt >= r.max_attempts
+    for update of e skip locked
+  loop
+    update public.workflow_runs r
+    set status = 'failed', error = jsonb_build_object('code', 'lease_expired'), locked_by = null, locked_until = null,
+        lease_token = null, completed_at = pg_catalog.now()
+    where r.id = ex.run_id;
+    perform private.finish_workflow_execution(ex.id, 'failed',
+      jsonb_build_object('code', 'node_failed', 'node_id', ex.node_id, 'attempts', ex.attempt, 'error', jsonb_build_object('code', 'lease_expired')));
+  end loop;
+  return expired;
+end;
+$$;
+comment on function private.expire_workflow_executions() is 'pg_cron: marks executions past their deadline timed_out, and fails runs whose last allowed attempt''s lease expired. Returns how many executions timed out.';
+
+create function private.start_scheduled_workflows(at timestamptz default pg_catalog.now()) returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  w record;
+  occurrence timestamptz;
+  started integer := 0;
+begin
+  -- The current minute and the one before, so that a tick that runs late still starts its occurrence; the unique
+  -- (workflow_id, scheduled_for) makes a second tick (or a second scheduler) start nothing.
+  for w in
+    select x.id, x.trigger_config ->> 'cron' as cron from public.workflows x
+    where x.trigger_type = 'scheduled' and x.is_active and x.deleted_at is null
+  loop
+    for occurrence in select pg_catalog.date_trunc('minute', at) - m * interval '1 minute' from generate_series(1, 0, -1) m loop
+      if private.cron_matches(w.cron, occurrence)
+         and not exists (select 1 from public.workflow_executions e where e.workflow_id = w.id and e.scheduled_for = occurrence) then
+        -- One workflow that cannot start (say, its organization was just deleted) must not stop the others.
+        begin
+          perform private.start_workflow_execution(w.id, jsonb_build_object('scheduled_for', occurrence), null, 'scheduled', null, occurrence);
+          started := started + 1;
+        exception when others then
+          raise warning 'scheduled workflow % did not start for %: % (%)', w.id, occurrence, sqlerrm, sqlstate;
+        end;
+      end if;
+    end loop;
+  end loop;
+  return started;
+end;
+$$;
+comment on function private.start_scheduled_workflows(timestamptz) is 'pg_cron, every minute: starts each active scheduled workflow whose cron expression (UTC) matches this minute or the previous one, each occurrence at most once.';
+
+revoke execute on function public.claim_workflow_runs(text, integer, interval), public.complete_workflow_run(uuid, uuid, jsonb),
+  public.fail_workflow_run(uuid, uuid, jsonb, boolean) from public, anon, authenticated;
+grant execute on function public.claim_workflow_runs(text, integer, interval), public.complete_workflow_run(uuid, uuid, jsonb),
+  public.fail_workflow_run(uuid, uuid, jsonb, boolean) to service_role;
+grant execute on function public.start_workflow(uuid, jsonb, text), public.cancel_workflow_execution(uuid, text)
+  to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/47-workflows-approvals.sql
+-- =====================================================================================================================
+-- Workflows: approvals (approval_requests, approval_request_approvers, approval_decisions) and decide_approval().
+-- Quorum rules decided in the deciding statement, form data checked against a JSON Schema subset, escalation, expiry.
+
+-- An approval node opens its request as soon as it becomes due; its approvers are resolved then (user ids, a role
+-- key, a permission; only members who hold approvals.decide; never the requester unless the node allows
+-- self-approval) and by escalation. Decisions are append-only, one per approver. The request closes in the statement
+-- of the deciding vote, which resumes (approved) or fails (rejected) the execution.
+
+-- A small JSON Schema validator for approval forms. Supported keywords, and only these (the definition validator
+-- refuses others): type (string, number, integer, boolean, object, array, null), required, properties, enum,
+-- minimum, maximum, minLength, maxLength; title and description are ignored. Returns one message per violation.
+create function private.json_schema_errors(schema jsonb, instance jsonb, path text default '$') returns text[]
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+declare
+  errors text[] := array[]::text[];
+  actual text := jsonb_typeof(instance);
+  expected text := schema ->> 'type';
+  property record;
+  missing text;
+begin
+  if expected is not null and not (actual = expected
+      or (expected = 'integer' and actual = 'number' and (instance #>> '{}')::numeric % 1 = 0)) then
+    return array[pg_catalog.format('%s: expected %s, got %s', path, expected, actual)];
+  end if;
+  if schema ? 'enum' and not exists (select 1 from jsonb_array_elements(schema -> 'enum') e where e.value = instance) then
+    errors := errors || pg_catalog.format('%s: must be one of %s', path, schema -> 'enum');
+  end if;
+  if actual = 'number' then
+    if schema ? 'minimum' and (instance #>> '{}')::numeric < (schema ->> 'minimum')::numeric then
+      errors := errors || pg_catalog.format('%s: must be at least %s', path, schema ->> 'minimum');
+    end if;
+    if schema ? 'maximum' and (instance #>> '{}')::numeric > (schema ->> 'maximum')::numeric then
+      errors := errors || pg_catalog.format('%s: must be at most %s', path, schema ->> 'maximum');
+    end if;
+  elsif actual = 'string' then
+    if schema ? 'minLength' and char_length(instance #>> '{}') < (schema ->> 'minLength')::integer then
+      errors := errors || pg_catalog.format('%s: must be at least %s characters', path, schema ->> 'minLength');
+    end if;
+    if schema ? 'maxLength' and char_length(instance #>> '{}') > (schema ->> 'maxLength')::integer then
+      errors := errors || pg_catalog.format('%s: must be at most %s characters', path, schema ->> 'maxLength');
+    end if;
+  elsif actual = 'object' then
+    for missing in select r from jsonb_array_elements_text(coalesce(schema -> 'required', '[]'::jsonb)) r where not instance ? r loop
+      errors := errors || pg_catalog.format('%s.%s: is required', path, missing);
+    end loop;
+    for property in select p.key, p.value from jsonb_each(coalesce(schema -> 'properties', '{}'::jsonb)) p where instance ? p.key loop
+      errors := errors || private.json_schema_errors(property.value, instance -> property.key, path || '.' || property.key);
+    end loop;
+  end if;
+  return errors;
+end;
+$$;
+comment on function private.json_schema_errors(jsonb, jsonb, text) is 'Violations of a JSON Schema subset (type, required, properties, enum, minimum, maximum, minLength, maxLength) by a value; empty when it conforms.';
+
+create table public.approval_requests (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  execution_id uuid not null,
+  workflow_run_id uuid not null,
+  node_id text not null,
+  title text not null,
+  description text,
+  form_schema jsonb,
+  approval_type text not null,
+  required_approvals integer,
+  status text not null default 'pending',
+  requested_by uuid,
+  allow_self_approval boolean not null default false,
+  expires_at timestamptz,
+  escalate_after timestamptz,
+  escalate_to jsonb,
+  escalated_at timestamptz,
+  on_timeout text not null default 'reject',
+  decided_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint approval_requests_pkey primary key (id),
+  constraint approval_requests_execution_node_key unique (execution_id, node_id),
+  constraint approval_requests_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint approval_requests_execution_id_fkey foreign key (execution_id) references public.workflow_executions (id) on delete cascade,
+  constraint approval_requests_workflow_run_id_fkey foreign key (workflow_run_id) references public.workflow_runs (id) on delete cascade,
+  constraint approval_requests_requested_by_fkey foreign key (requested_by) references auth.users (id) on delete set null,
+  constraint approval_requests_type_known check (approval_type in ('single', 'multiple', 'unanimous', 'majority')),
+  constraint approval_requests_required_for_multiple check ((approval_type = 'multiple') = (required_approvals is not null) and coalesce(required_approvals, 1) >= 1),
+  constraint approval_requests_status_known check (status in ('pending', 'approved', 'rejected', 'expired', 'cancelled')),
+  constraint approval_requests_on_timeout_known check (on_timeout in ('reject', 'approve', 'fail')),
+  constraint approval_requests_decided_when_closed check ((decided_at is not null) = (status <> 'pending'))
+);
+comment on table public.approval_requests is 'An approval node''s request, opened when the node becomes due; closed by the deciding vote (decide_approval), by expiry (the node''s on_timeout) or by the end of its execution.';
+comment on column public.approval_requests.requested_by is 'The execution''s triggered_by: never an approver of the request unless allow_self_approval.';
+comment on column public.approval_requests.escalate_to is 'Approver spec ({"user_ids", "role", "permission"}) added once past escalate_after.';
+comment on column public.approval_requests.on_timeout is 'What expiry does to the execution: approve (resumes it), reject or fail (fails it with approval_rejected or approval_expired). The request itself becomes expired.';
+
+create index approval_requests_organization_id_idx on public.approval_requests (organization_id, created_at desc);
+create index approval_requests_workflow_run_id_idx on public.approval_requests (workflow_run_id);
+create index approval_requests_requested_by_idx on public.approval_requests (requested_by);
+create index approval_requests_pending_expiry_idx on public.approval_requests (expires_at) where status = 'pending';
+create index approval_requests_pending_escalation_idx on public.approval_requests (escalate_after)
+  where status = 'pending' and escalated_at is null;
+
+create trigger approval_requests_set_updated_at before update on public.approval_requests
+  for each row execute function private.set_updated_at();
+create trigger approval_requests_audit after insert or update or delete on public.approval_requests
+  for each row execute function private.audit_row_change();
+
+create table public.approval_request_approvers (
+  id uuid not null default gen_random_uuid(),
+  approval_request_id uuid not null,
+  organization_id uuid not null,
+  user_id uuid not null,
+  source text not null,
+  created_at timestamptz not null default now(),
+  constraint approval_request_approvers_pkey primary key (id),
+  constraint approval_request_approvers_request_user_key unique (approval_request_id, user_id),
+  constraint approval_request_approvers_approval_request_id_fkey foreign key (approval_request_id) references public.approval_requests (id) on delete cascade,
+  constraint approval_request_approvers_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint approval_request_approvers_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint approval_request_approvers_source_known check (source in ('user_ids', 'role', 'permission', 'escalation'))
+);
+comment on table public.approval_request_approvers is 'Who may decide a request: resolved from the node config when it opened (source user_ids, role or permission) and added by escalation.';
+
+create index approval_request_approvers_organization_id_idx on public.approval_request_approvers (organization_id);
+create index approval_request_approvers_user_id_idx on public.approval_request_approvers (user_id);
+
+create trigger approval_request_approvers_audit after insert or update or delete on public.approval_request_approvers
+  for each row execute function private.audit_row_change();
+
+create table public.approval_decisions (
+  id uuid not null default gen_random_uuid(),
+  approval_request_id uuid not null,
+  organization_id uuid not null,
+  approver_id uuid,
+  decision text not null,
+  comment text,
+  form_data jsonb,
+  created_at timestamptz not null default now(),
+  constraint approval_decisions_pkey primary key (id),
+  constraint approval_decisions_one_per_approver unique (approval_request_id, approver_id),
+  constraint approval_decisions_approval_request_id_fkey foreign key (approval_request_id) references public.approval_requests (id) on delete cascade,
+  constraint approval_decisions_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint approval_decisions_approver_id_fkey foreign key (approver_id) references auth.users (id) on delete set null,
+  constraint approval_decisions_decision_known check (decision in ('approve', 'reject')),
+  constraint approval_decisions_comment_length check (comment is null or char_length(comment) <= 4000)
+);
+comment on table public.approval_decisions is 'Append-only: one decision per approver of a request, with comment and form data (validated against the request''s form schema). Written by decide_approval() only.';
+comment on column public.approval_decisions.approver_id is 'Set to null when the user is erased (the only change a decision ever sees).';
+
+create index approval_decisions_organization_id_idx on public.approval_decisions (organization_id);
+create index approval_decisions_approver_id_idx on public.approval_decisions (approver_id);
+
+create function private.approval_decisions_append_only() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.approver_id is null and (to_jsonb(new) - 'approver_id') = (to_jsonb(old) - 'approver_id') then
+    return new;
+  end if;
+  raise exception 'approval decisions are never changed' using errcode = '42501';
+end;
+$$;
+comment on function private.approval_decisions_append_only() is 'BEFORE UPDATE on approval_decisions: refuses every change except the erasure of the approver (approver_id set null).';
+
+create trigger approval_decisions_append_only before update on public.approval_decisions
+  for each row execute function private.approval_decisions_append_only();
+create trigger approval_decisions_audit after insert or update or delete on public.approval_decisions
+  for each row execute function private.audit_row_change();
+
+-- Requests the caller is an approver of (security definer: policies of the three tables use it without recursing).
+create function private.my_approval_request_ids() returns setof uuid
+language sql stable security definer
+set search_path = ''
+as $$
+  select a.approval_request_id from public.approval_request_approvers a where a.user_id = (select auth.uid())
+$$;
+comment on function private.my_approval_request_ids() is 'Approval requests the caller may decide (or could, while open).';
+
+alter table public.approval_requests enable row level security;
+alter table public.approval_request_approvers enable row level security;
+alter table public.approval_decisions enable row level security;
+
+-- approval_requests_select: workflows.read holders of the organization, and the request's approvers.
+create policy approval_requests_select on public.approval_requests for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read'))
+         or id in (select private.my_approval_request_ids()));
+-- approval_request_approvers_select: whoever sees the request sees its approvers.
+create policy approval_request_approvers_select on public.approval_request_approvers for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read'))
+         or approval_request_id in (select private.my_approval_request_ids()));
+-- approval_decisions_select: whoever sees the request sees its decisions.
+create policy approval_decisions_select on public.approval_decisions for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read'))
+         or approval_request_id in (select private.my_approval_request_ids()));
+
+grant select on public.approval_requests, public.approval_request_approvers, public.approval_decisions
+  to authenticated, service_role;
+grant execute on function private.my_approval_request_ids() to authenticated, service_role;
+
+-- Members named by an approver spec who hold approvals.decide, each once (the first source that names them).
+create function private.resolve_approvers(organization uuid, spec jsonb)
+returns table (user_id uuid, source text)
+language sql stable
+set search_path = ''
+as $$
+  select distinct on (c.user_id) c.user_id, c.source
+  from (
+    select m.user_id, 'user_ids' as source, 1 as priority
+    from public.organization_members m
+    where m.organization_id = organization
+      and m.user_id::text in (select jsonb_array_elements_text(coalesce(spec -> 'user_ids', '[]'::jsonb)))
+    union all
+    select m.user_id, 'role', 2
+    from public.organization_members m
+    join public.roles r on r.id = m.role_id
+    where m.organization_id = organization and r.key = spec ->> 'role'
+    union all
+    select m.user_id, 'permission', 3
+    from public.organization_members m
+    join public.role_permissions rp on rp.role_id = m.role_id
+    where m.organization_id = organization and rp.permission_key = spec ->> 'permission'
+  ) c
+  join public.organization_members m on m.organization_id = organization and m.user_id = c.user_id
+  join public.role_permissions d on d.role_id = m.role_id and d.permission_key = 'approvals.decide'
+  order by c.user_id, c.priority
+$$;
+comment on function private.resolve_approvers(uuid, jsonb) is 'Members of the organization named by {"user_ids", "role", "permission"} who hold approvals.decide.';
+
+-- The quorum: approved, rejected, or null while undecided, from n approvers, a approvals and r rejections.
+create function private.approval_outcome(approval_type text, required integer, n integer, a integer, r integer) returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case
+    when n = 0 then 'rejected'
+    when approval_type = 'single' then case when a >= 1 then 'approved' when r >= 1 then 'rejected' end
+    when approval_type = 'multiple' then case when a >= required then 'approved' when n - r < required then 'rejected' end
+    when approval_type = 'unanimous' then case when r >= 1 then 'rejected' when a = n then 'approved' end
+    when approval_type = 'majority' then case when 2 * a > n then 'approved' when 2 * (n - r) <= n then 'rejected' end
+  end
+$$;
+comment on function private.approval_outcome(text, integer, integer, integer, integer) is 'Quorum: single (first decision), multiple (approved at N approvals, rejected once N is out of reach), unanimous (any rejection rejects), majority (more than half approve; rejected once half cannot be exceeded). No approvers: rejected.';
+
+-- Closes a pending request and resumes (approve) or fails (reject, fail) its execution. The caller holds the
+-- execution's lock.
+create function private.close_approval_request(request uuid, closed_status text, resolution text) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  req public.approval_requests;
+begin
+  update public.approval_requests a set status = closed_status, decided_at = pg_catalog.now()
+  where a.id = request and a.status = 'pending'
+  returning * into req;
+  if req.id is null then
+    return;
+  end if;
+  if resolution = 'approve' then
+    update public.workflow_runs r
+    set status = 'succeeded', completed_at = pg_catalog.now(),
+        output = jsonb_build_object(
+          'approved', true, 'status', closed_status, 'request_id', req.id,
+          'decisions', coalesce((select jsonb_agg(jsonb_build_object('approver_id', d.approver_id, 'decision', d.decision,
+                                                                     'comment', d.comment, 'form_data', d.form_data) order by d.created_at)
+                                 from public.approval_decisions d where d.approval_request_id = req.id), '[]'::jsonb))
+    where r.id = req.workflow_run_id and r.status = 'waiting';
+    perform private.advance_workflow_execution(req.execution_id, array[req.node_id]);
+  else
+    update public.workflow_runs r
+    set status = 'failed', completed_at = pg_catalog.now(),
+        error = jsonb_build_object('code', case when resolution = 'fail' then 'approval_expired' else 'approval_rejected' end,
+                                   'status', closed_status, 'request_id', req.id)
+    where r.id = req.workflow_run_id and r.status = 'waiting';
+    perform private.finish_workflow_execution(req.execution_id, 'failed',
+      jsonb_build_object('code', case when resolution = 'fail' then 'approval_expired' else 'approval_rejected' end,
+                         'node_id', req.node_id, 'request_id', req.id, 'status', closed_status));
+  end if;
+end;
+$$;
+comment on function private.close_approval_request(uuid, text, text) is 'Closes a pending request (approved, rejected or expired) and resumes (approve) or fails (reject, fail) its execution.';
+
+-- Called by the engine when an approval node becomes due.
+create function private.open_approval_request(execution uuid, run uuid, node jsonb) returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  cfg jsonb := node -> 'config';
+  ex record;
+  request uuid;
+  approvers integer;
+begin
+  select e.organization_id, e.triggered_by into ex from public.workflow_executions e where e.id = execution;
+  insert into public.approval_requests (organization_id, execution_id, workflow_run_id, node_id, title, description,
+                                        form_schema, approval_type, required_approvals, requested_by, allow_self_approval,
+                                        expires_at, escalate_after, escalate_to, on_timeout)
+  values (ex.organization_id, execution, run, node ->> 'id', coalesce(cfg ->> 'title', node ->> 'name'), cfg ->> 'description',
+          cfg -> 'form_schema', cfg ->> 'approval_type', (cfg ->> 'required_approvals')::integer, ex.triggered_by,
+          coalesce((cfg ->> 'allow_self_approval')::boolean, false),
+          pg_catalog.now() + (cfg ->> 'expires_in')::interval, pg_catalog.now() + (cfg ->> 'escalate_after')::interval,
+          cfg -> 'escalate_to', coalesce(cfg ->> 'on_timeout', 'reject'))
+  returning id into request;
+  insert into public.approval_request_approvers (approval_request_id, organization_id, user_id, source)
+  select request, ex.organization_id, a.user_id, a.source
+  from private.resolve_approvers(ex.organization_id, cfg -> 'approvers') a
+  where coalesce((cfg ->> 'allow_self_approval')::boolean, false) or a.user_id is distinct from ex.triggered_by;
+  get diagnostics approvers = row_count;
+  -- A quorum out of reach from the start (no approvers, or fewer than a multiple request needs) with no escalation
+  -- to widen it can never be approved: reject at once rather than wait for expiry.
+  if cfg -> 'escalate_to' is null
+     and private.approval_outcome(cfg ->> 'approval_type', (cfg ->> 'required_approvals')::integer, approvers, 0, 0) = 'rejected' then
+    perform private.close_approval_request(request, 'rejected', 'reject');
+  end if;
+  return request;
+end;
+$$;
+comment on function private.open_approval_request(uuid, uuid, jsonb) is 'Opens an approval node''s request and resolves its approvers (never the requester unless self-approval is allowed); rejects at once when the quorum can never be reached.';
+
+create function public.decide_approval(request_id uuid, decision text, comment text default null, form_data jsonb default null)
+returns public.approval_requests
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  caller uuid := (select auth.uid());
+  execution uuid;
+  req public.approval_requests;
+  problems text[];
+  n integer;
+  a integer;
+  r integer;
+  outcome text;
+begin
+  if decide_approval.decision is null or decide_approval.decision not in ('approve', 'reject') then
+    raise exception 'decision must be approve or reject, not %', coalesce(decide_approval.decision, 'null') using errcode = '22023';
+  end if;
+  select x.execution_id into execution from public.approval_requests x
+  where x.id = decide_approval.request_id and x.organization_id in (select private.user_organization_ids());
+  if caller is null or execution is null then
+    raise exception 'approval request % does not exist or you may not decide it', decide_approval.request_id
+      using errcode = '42501';
+  end if;
+  -- The execution, then the request: every writer of either locks in this order, and the second of two approvers
+  -- deciding at the same moment reads the first one's vote (and a closed request) once it gets the lock.
+  perform 1 from public.workflow_executions e where e.id = execution for update;
+  select * into req from public.approval_requests x where x.id = decide_approval.request_id for update;
+  if caller = req.requested_by and not req.allow_self_approval then
+    raise exception 'you requested this approval and cannot decide it yourself' using errcode = '42501';
+  end if;
+  if req.status <> 'pending' or req.expires_at <= pg_catalog.now() then
+    raise exception 'approval request % is % and takes no more decisions', req.id,
+      case when req.status = 'pending' then 'past its expiry' else req.status end
+      using errcode = '55000';
+  end if;
+  if not exists (select 1 from public.approval_request_approvers x where x.approval_request_id = req.id and x.user_id = caller)
+     or not private.has_permission(req.organization_id, 'approvals.decide') then
+    raise exception 'you are not an approver of request %', req.id
+      using errcode = '42501', hint = 'Approvers are resolved from the node''s config and need approvals.decide.';
+  end if;
+  if exists (select 1 from public.approval_decisions d where d.approval_request_id = req.id and d.approver_id = caller) then
+    raise exception 'you have already decided request %', req.id using errcode = '23505';
+  end if;
+  if decide_approval.form_data is not null and jsonb_typeof(decide_approval.form_data) <> 'object' then
+    raise exception 'form_data must be a JSON object' using errcode = '22023';
+  end if;
+  if req.form_schema is not null and (decide_approval.decision = 'approve' or decide_approval.form_data is not null) then
+    problems := private.json_schema_errors(req.form_schema, coalesce(decide_approval.form_data, '{}'::jsonb));
+    if cardinality(problems) > 0 then
+      raise exception 'form data does not match the request''s form: %', pg_catalog.array_to_string(problems, '; ')
+        using errcode = '22023', detail = pg_catalog.to_jsonb(problems)::text;
+    end if;
+  end if;
+  insert into public.approval_decisions (approval_request_id, organization_id, approver_id, decision, comment, form_data)
+  values (req.id, req.organization_id, caller, decide_approval.decision, decide_approval.comment, decide_approval.form_data);
+
+  select (select count(*) from public.approval_request_approvers x where x.approval_request_id = req.id),
+         count(*) filter (where d.decision = 'approve'), count(*) filter (where d.decision = 'reject')
+  into n, a, r
+  from public.approval_decisions d where d.approval_request_id = req.id;
+  outcome := private.approval_outcome(req.approval_type, req.required_approvals, n, a, r);
+  if outcome is not null then
+    perform private.close_approval_request(req.id, outcome, case when outcome = 'approved' then 'approve' else 'reject' end);
+  end if;
+  select * into req from public.approval_requests x where x.id = req.id;
+  return req;
+end;
+$$;
+comment on function public.decide_approval(uuid, text, text, jsonb) is 'An approver''s decision (approve or reject) on a pending request; the quorum is decided in the same statement and closing the request resumes or fails the execution. 42501 not an approver (or the requester), 55000 closed, 23505 decided already, 22023 bad input or form data.';
+
+-- pg_cron (90-scheduled-jobs.sql): escalation once past escalate_after, expiry past expires_at.
+create function private.escalate_approval_requests() returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  req record;
+  escalated integer := 0;
+begin
+  for req in
+    select x.id, x.organization_id, x.escalate_to, x.requested_by, x.allow_self_approval
+    from public.approval_requests x
+    join public.workflow_executions e on e.id = x.execution_id
+    where x.status = 'pending' and x.escalated_at is null and x.escalate_after <= pg_catalog.now()
+    for update of e, x skip locked
+  loop
+    insert into public.approval_request_approvers (approval_request_id, organization_id, user_id, source)
+    select req.id, req.organization_id, a.user_id, 'escalation'
+    from private.resolve_approvers(req.organization_id, req.escalate_to) a
+    where req.allow_self_approval or a.user_id is distinct from req.requested_by
+    on conflict (approval_request_id, user_id) do nothing;
+    update public.approval_requests x set escalated_at = pg_catalog.now() where x.id = req.id;
+    escalated := escalated + 1;
+  end loop;
+  return escalated;
+end;
+$$;
+comment on function private.escalate_approval_requests() is 'pg_cron: adds the escalation approvers of pending requests past escalate_after, once per request. Returns how many were escalated.';
+
+create function private.expire_approval_requests() returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  req record;
+  expired integer := 0;
+begin
+  for req in
+    select x.id, x.on_timeout
+    from public.approval_requests x
+    join public.workflow_executions e on e.id = x.execution_id
+    where x.status = 'pending' and x.expires_at <= pg_catalog.now()
+    for update of e, x skip locked
+  loop
+    perform private.close_approval_request(req.id, 'expired', req.on_timeout);
+    expired := expired + 1;
+  end loop;
+  return expired;
+end;
+$$;
+comment on function private.expire_approval_requests() is 'pg_cron: expires pending requests past expires_at, applying the node''s on_timeout (approve resumes, reject or fail fails the execution). Returns how many expired.';
+
+grant execute on function public.decide_approval(uuid, text, text, jsonb) to authenticated;
+
+-- Realtime: apps subscribe to executions and approval requests (RLS applies to what each subscriber receives).
+alter publication supabase_realtime add table public.workflow_executions, public.approval_requests;
+
+-- Personal data (for export_my_data() in 36-privacy-health-export-erasure.sql): the executions a user started and the
+-- approval decisions they made. Erasure needs nothing more: deleting the user sets triggered_by, requested_by,
+-- created_by and approver_id to null (the decision itself stays, as the organization's record) and removes the
+-- user's approver rows.
+create function private.workflow_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'workflow_executions', coalesce((select jsonb_agg(jsonb_build_object('id', e.id, 'workflow_id', e.workflow_id,
+        'organization_id', e.organization_id, 'status', e.status, 'input', e.input, 'output', e.output, 'error', e.error,
+        'started_at', e.started_at, 'completed_at', e.completed_at) order by e.created_at)
+      from public.workflow_executions e where e.triggered_by = uid), '[]'::jsonb),
+    'approval_decisions', coalesce((select jsonb_agg(jsonb_build_object('id', d.id, 'approval_request_id', d.approval_request_id,
+        'organization_id', d.organization_id, 'decision', d.decision, 'comment', d.comment, 'form_data', d.form_data,
+        'created_at', d.created_at) order by d.created_at)
+      from public.approval_decisions d where d.approver_id = uid), '[]'::jsonb))
+$$;
+comment on function private.workflow_personal_data(uuid) is 'A user''s workflow data for their export: the executions they started and the approval decisions they made.';
+
+
+-- =====================================================================================================================
 -- source: supabase/schemas/90-scheduled-jobs.sql
 -- =====================================================================================================================
 -- Scheduled jobs (pg_cron) and what spans domains.
@@ -6287,3 +7932,10 @@ select cron.schedule('stripe-event-ledger-retention', '40 3 * * *',
 -- Nightly privacy retention (after partition upkeep at 00:15): the global policies, then each user's own setting.
 select cron.schedule('privacy-retention', '30 2 * * *', $$select public.cleanup_retention_data()$$);
 select cron.schedule('privacy-user-retention', '45 2 * * *', $$select public.cleanup_telemetry_by_retention()$$);
+
+-- Workflows (45-47): every minute, executions past their deadline time out (and runs whose last lease expired fail),
+-- scheduled workflows start at their cron times (each occurrence once), approvals escalate and expire.
+select cron.schedule('workflow-deadlines', '* * * * *', $$select private.expire_workflow_executions()$$);
+select cron.schedule('workflow-schedules', '* * * * *', $$select private.start_scheduled_workflows()$$);
+select cron.schedule('approval-escalation', '* * * * *', $$select private.escalate_approval_requests()$$);
+select cron.schedule('approval-expiry', '* * * * *', $$select private.expire_approval_requests()$$);

@@ -133,6 +133,9 @@ begin
     'integrations', (select coalesce(jsonb_agg(to_jsonb(i) - 'credentials_secret_id' order by i.created_at, i.id), '[]')
                      from public.integrations i where i.created_by = uid))
   into result;
+  -- ---- Workflows (issue 11): executions the user started, approval decisions they made (47-workflows-approvals.sql).
+  result := result || private.workflow_personal_data(uid);
+  -- ---- end Workflows
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),

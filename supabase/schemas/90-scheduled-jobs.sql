@@ -15,3 +15,10 @@ select cron.schedule('stripe-event-ledger-retention', '40 3 * * *',
 -- Nightly privacy retention (after partition upkeep at 00:15): the global policies, then each user's own setting.
 select cron.schedule('privacy-retention', '30 2 * * *', $$select public.cleanup_retention_data()$$);
 select cron.schedule('privacy-user-retention', '45 2 * * *', $$select public.cleanup_telemetry_by_retention()$$);
+
+-- Workflows (45-47): every minute, executions past their deadline time out (and runs whose last lease expired fail),
+-- scheduled workflows start at their cron times (each occurrence once), approvals escalate and expire.
+select cron.schedule('workflow-deadlines', '* * * * *', $$select private.expire_workflow_executions()$$);
+select cron.schedule('workflow-schedules', '* * * * *', $$select private.start_scheduled_workflows()$$);
+select cron.schedule('approval-escalation', '* * * * *', $$select private.escalate_approval_requests()$$);
+select cron.schedule('approval-expiry', '* * * * *', $$select private.expire_approval_requests()$$);
