@@ -7969,6 +7969,9 @@ insert into public.ai_model_prices (provider, model, input_usd_per_million, outp
   ('google', 'gemini-2.0-flash', 0.10, 0.40, 'ai.google.dev/pricing, 2025'),
   ('google', 'gemini-2.5-pro', 1.25, 10.00, 'ai.google.dev/pricing, 2025 (prompts up to 200k tokens)');
 
+create trigger ai_model_prices_set_updated_at before update on public.ai_model_prices
+  for each row execute function private.set_updated_at();
+
 alter table public.ai_model_prices enable row level security;
 -- ai_model_prices_select: every signed-in user may read the price list.
 create policy ai_model_prices_select on public.ai_model_prices for select to authenticated using (true);
@@ -8329,7 +8332,8 @@ as $$
 $$;
 comment on function private.current_causation_depth() is 'The causation depth of events emitted in this transaction: workflows.causation_depth (set by emit_workflow_event), else 0.';
 
-alter table public.workflow_executions add column causation_depth integer not null default private.current_causation_depth();
+alter table public.workflow_executions add column causation_depth integer not null default 0;
+alter table public.workflow_executions alter column causation_depth set default private.current_causation_depth();
 alter table public.workflow_executions add constraint workflow_executions_causation_depth_range check (causation_depth between 0 and 8);
 comment on column public.workflow_executions.causation_depth is 'How many workflow-caused events led to this execution (49-workflows-triggers-and-actions.sql): 0 unless an event a workflow emitted started it; at 8 nothing more is started.';
 

@@ -37,6 +37,9 @@ insert into public.ai_model_prices (provider, model, input_usd_per_million, outp
   ('google', 'gemini-2.0-flash', 0.10, 0.40, 'ai.google.dev/pricing, 2025'),
   ('google', 'gemini-2.5-pro', 1.25, 10.00, 'ai.google.dev/pricing, 2025 (prompts up to 200k tokens)');
 
+create trigger ai_model_prices_set_updated_at before update on public.ai_model_prices
+  for each row execute function private.set_updated_at();
+
 alter table public.ai_model_prices enable row level security;
 -- ai_model_prices_select: every signed-in user may read the price list.
 create policy ai_model_prices_select on public.ai_model_prices for select to authenticated using (true);

@@ -19,7 +19,8 @@ as $$
 $$;
 comment on function private.current_causation_depth() is 'The causation depth of events emitted in this transaction: workflows.causation_depth (set by emit_workflow_event), else 0.';
 
-alter table public.workflow_executions add column causation_depth integer not null default private.current_causation_depth();
+alter table public.workflow_executions add column causation_depth integer not null default 0;
+alter table public.workflow_executions alter column causation_depth set default private.current_causation_depth();
 alter table public.workflow_executions add constraint workflow_executions_causation_depth_range check (causation_depth between 0 and 8);
 comment on column public.workflow_executions.causation_depth is 'How many workflow-caused events led to this execution (49-workflows-triggers-and-actions.sql): 0 unless an event a workflow emitted started it; at 8 nothing more is started.';
 
