@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole backend locally, without Docker: PostgreSQL (schema + demo data), the edge-functions gateway,
-# then prints URLs and keys like `supabase status`, and runs the webhook dispatcher every minute (what pg_cron does
-# through pg_net on Supabase). Ctrl-C (or `npm run stop`) stops everything.
+# then prints URLs and keys like `supabase status`, and runs the webhook dispatcher every minute and the workflow
+# worker every 5 seconds (what pg_cron does through pg_net on Supabase). Ctrl-C (or `npm run stop`) stops everything.
 #   --detach   start, print, and return (services keep running until `npm run stop`)
 # Environment: DB_PORT (54322), FUNCTIONS_PORT (54321), DB_DIR (.local/db), JWT_SECRET, STRIPE_WEBHOOK_SECRET.
 set -euo pipefail
@@ -41,6 +41,8 @@ set +a
 export STRIPE_WEBHOOK_SECRET
 # Local development only: webhooks may target this machine (http://127.0.0.1:...). Never set it on Supabase.
 export WEBHOOK_ALLOW_PRIVATE_TARGETS=true
+# The same for the workflow worker (AI base URLs and http_request targets on this machine, e.g. a local model server).
+export WORKFLOW_ALLOW_PRIVATE_TARGETS=true
 
 log "starting the edge-functions gateway on port $FUNCTIONS_PORT"
 gateway_log="$ROOT/.local/gateway-$FUNCTIONS_PORT.log"
@@ -67,11 +69,22 @@ dispatcher_log="$ROOT/.local/webhook-dispatcher-$FUNCTIONS_PORT.log"
   done
 ) >>"$dispatcher_log" 2>&1 &
 
+# The same for the workflow worker (issue 11): every 5 seconds locally, so a started workflow moves on promptly.
+worker_log="$ROOT/.local/workflow-worker-$FUNCTIONS_PORT.log"
+(
+  while kill -0 "$gateway_pid" 2>/dev/null; do
+    curl -s -m 58 -X POST "http://127.0.0.1:$FUNCTIONS_PORT/functions/v1/workflow-worker" \
+      -H "Authorization: Bearer $SUPABASE_SERVICE_ROLE_KEY" -H 'content-type: application/json' -d '{}' || true
+    echo
+    for _ in $(seq 1 5); do kill -0 "$gateway_pid" 2>/dev/null || exit 0; sleep 1; done
+  done
+) >>"$worker_log" 2>&1 &
+
 echo
 echo "Backend is up."
 npx tsx "$ROOT/scripts/keys.ts"
 echo
-echo "Logs: $gateway_log, $dispatcher_log, $DB_DIR/server.log"
+echo "Logs: $gateway_log, $dispatcher_log, $worker_log, $DB_DIR/server.log"
 
 if [ "$detach" = 1 ]; then
   echo "Running in the background; stop with: npm run stop"

@@ -199,3 +199,55 @@ begin
   perform set_config('request.jwt.claims', '', true);
 end;
 $$;
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Workflows demo, AI tasks and triggers (issue 11, second part). A worker's pass over INV-1042's queued AI summary
+-- (Acme's default provider, OpenAI gpt-4o-mini: its tokens and cost at list price); an event-triggered workflow that
+-- announces every new GitHub connection, with one refusal in its log (an event 8 workflow-caused levels deep); a
+-- webhook-triggered workflow whose signing secret (a placeholder) is set as Alice and kept in Vault. Runs once.
+insert into public.workflows (id, organization_id, created_by, name, description, definition, trigger_type, trigger_config, is_active)
+values
+  ('0a000000-0000-4000-8000-00000000f103', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Announce GitHub connections', 'Started by integration.connected events for GitHub',
+   '{"nodes": [{"id": "announce", "type": "task", "name": "Announce", "config": {"action": "emit_event", "params": {"event_type": "workflow.event", "payload": {"announcement": "github connected"}}}}], "edges": []}',
+   'event', '{"event_type": "integration.connected", "filter": {"provider": "github"}}', true),
+  ('0a000000-0000-4000-8000-00000000f104', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Order received', 'Started by the shop''s signed webhook: POST /functions/v1/workflow-webhook/0a000000-0000-4000-8000-00000000f104',
+   '{"nodes": [{"id": "ack", "type": "task", "name": "Acknowledge", "config": {"action": "emit_event", "params": {"event_type": "workflow.event", "payload": {"order": "received"}}}}], "edges": []}',
+   'webhook', '{}', true)
+on conflict (id) do nothing;
+
+do $$
+declare
+  acme constant uuid := '0a000000-0000-4000-8000-00000000ac3e';
+  run record;
+  task jsonb;
+begin
+  if exists (select 1 from public.ai_agent_tasks t where t.organization_id = acme) then
+    return;
+  end if;
+  perform set_config('role', 'service_role', true);
+  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
+  for run in select r.id, r.lease_token from public.claim_workflow_runs('seed-worker', 10) r where r.node_type = 'ai_agent' loop
+    task := public.begin_ai_agent_task(run.id, run.lease_token);
+    if task ->> 'status' = 'ready' then
+      perform public.complete_ai_agent_task((task ->> 'task_id')::uuid, run.lease_token,
+        'INV-1042: 4,200 EUR for OPS-7, approved by Bob against the purchase order.', 'gpt-4o-mini-2024-07-18', 118, 21, 840);
+    end if;
+  end loop;
+  perform set_config('role', 'postgres', true);
+  perform set_config('request.jwt.claims', '', true);
+
+  perform set_config('workflows.causation_depth', '8', true);
+  perform private.emit_event(acme, 'integration.connected', '{"provider": "github", "display_name": "Acme GitHub (looped)"}',
+                             '0a000000-0000-4000-8000-00000000e008');
+  perform set_config('workflows.causation_depth', '', true);
+
+  perform set_config('role', 'authenticated', true);
+  perform set_config('request.jwt.claims', '{"sub": "a11ce000-0000-4000-8000-000000000001", "role": "authenticated"}', true);
+  perform public.set_workflow_webhook_secret('0a000000-0000-4000-8000-00000000f104',
+                                             'whsec_ZGVtby13b3JrZmxvdy13ZWJob29rLXNlY3JldC1ub3QtcmVhbA==');
+  perform set_config('role', 'postgres', true);
+  perform set_config('request.jwt.claims', '', true);
+end;
+$$;

@@ -5,7 +5,65 @@ export type Database = {
   
   "public": {
           Tables: {
-            "ai_provider_configs": {
+            "ai_agent_tasks": {
+                  Row: {
+                    "attempt": number,"completed_at": string | null,"completion_tokens": number | null,"cost_usd": number | null,"created_at": string,"error": Json | null,"execution_id": string | null,"id": string,"input": NonNullable<Json>,"latency_ms": number | null,"max_retries": number,"max_tokens": number | null,"messages": NonNullable<Json>,"model": string,"node_id": string | null,"organization_id": string,"output": Json | null,"prompt": string,"prompt_tokens": number | null,"provider": string,"provider_config_id": string | null,"started_at": string,"status": string,"system_prompt": string | null,"temperature": number | null,"timeout_ms": number,"total_tokens": number | null,"updated_at": string,"workflow_run_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempt"?: number,"completed_at"?: string | null,"completion_tokens"?: number | null,"cost_usd"?: number | null,"created_at"?: string,"error"?: Json | null,"execution_id"?: string | null,"id"?: string,"input"?: NonNullable<Json>,"latency_ms"?: number | null,"max_retries"?: number,"max_tokens"?: number | null,"messages": NonNullable<Json>,"model": string,"node_id"?: string | null,"organization_id": string,"output"?: Json | null,"prompt": string,"prompt_tokens"?: number | null,"provider": string,"provider_config_id"?: string | null,"started_at"?: string,"status"?: string,"system_prompt"?: string | null,"temperature"?: number | null,"timeout_ms"?: number,"total_tokens"?: number | null,"updated_at"?: string,"workflow_run_id"?: string | null
+                  }
+                  Update: {
+                    "attempt"?: number,"completed_at"?: string | null,"completion_tokens"?: number | null,"cost_usd"?: number | null,"created_at"?: string,"error"?: Json | null,"execution_id"?: string | null,"id"?: string,"input"?: NonNullable<Json>,"latency_ms"?: number | null,"max_retries"?: number,"max_tokens"?: number | null,"messages"?: NonNullable<Json>,"model"?: string,"node_id"?: string | null,"organization_id"?: string,"output"?: Json | null,"prompt"?: string,"prompt_tokens"?: number | null,"provider"?: string,"provider_config_id"?: string | null,"started_at"?: string,"status"?: string,"system_prompt"?: string | null,"temperature"?: number | null,"timeout_ms"?: number,"total_tokens"?: number | null,"updated_at"?: string,"workflow_run_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_agent_tasks_execution_id_fkey"
+      columns: ["execution_id"]
+isOneToOne: false
+      referencedRelation: "workflow_executions"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ai_agent_tasks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "ai_agent_tasks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ai_agent_tasks_provider_config_id_fkey"
+      columns: ["provider_config_id"]
+isOneToOne: false
+      referencedRelation: "ai_provider_configs"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ai_agent_tasks_workflow_run_id_fkey"
+      columns: ["workflow_run_id"]
+isOneToOne: true
+      referencedRelation: "workflow_runs"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"ai_model_prices": {
+                  Row: {
+                    "input_usd_per_million": number,"model": string,"output_usd_per_million": number,"provider": string,"source": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "input_usd_per_million": number,"model": string,"output_usd_per_million": number,"provider": string,"source"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "input_usd_per_million"?: number,"model"?: string,"output_usd_per_million"?: number,"provider"?: string,"source"?: string | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"ai_provider_configs": {
                   Row: {
                     "base_url": string | null,"created_at": string,"created_by": string | null,"credentials_hint": string | null,"credentials_secret_id": string | null,"credentials_updated_at": string | null,"default_model": string,"has_credentials": boolean,"id": string,"is_default": boolean,"monthly_budget_usd": number | null,"name": string,"organization_id": string,"provider": string,"updated_at": string
                   }
@@ -773,16 +831,48 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
-                },"workflow_executions": {
+                },"workflow_event_refusals": {
                   Row: {
-                    "completed_at": string | null,"correlation_id": string,"created_at": string,"deadline": string | null,"error": Json | null,"id": string,"idempotency_key": string | null,"input": NonNullable<Json>,"organization_id": string,"output": Json | null,"scheduled_for": string | null,"started_at": string,"status": string,"trigger_type": string,"triggered_by": string | null,"updated_at": string,"workflow_id": string,"workflow_version_id": string
+                    "causation_depth": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"organization_id": string,"reason": string,"workflow_id": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "completed_at"?: string | null,"correlation_id"?: string,"created_at"?: string,"deadline"?: string | null,"error"?: Json | null,"id"?: string,"idempotency_key"?: string | null,"input"?: NonNullable<Json>,"organization_id": string,"output"?: Json | null,"scheduled_for"?: string | null,"started_at"?: string,"status"?: string,"trigger_type": string,"triggered_by"?: string | null,"updated_at"?: string,"workflow_id": string,"workflow_version_id": string
+                    "causation_depth": number,"created_at"?: string,"event_id": string,"event_type": string,"id"?: string,"organization_id": string,"reason": string,"workflow_id": string
                   }
                   Update: {
-                    "completed_at"?: string | null,"correlation_id"?: string,"created_at"?: string,"deadline"?: string | null,"error"?: Json | null,"id"?: string,"idempotency_key"?: string | null,"input"?: NonNullable<Json>,"organization_id"?: string,"output"?: Json | null,"scheduled_for"?: string | null,"started_at"?: string,"status"?: string,"trigger_type"?: string,"triggered_by"?: string | null,"updated_at"?: string,"workflow_id"?: string,"workflow_version_id"?: string
+                    "causation_depth"?: number,"created_at"?: string,"event_id"?: string,"event_type"?: string,"id"?: string,"organization_id"?: string,"reason"?: string,"workflow_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "workflow_event_refusals_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "workflow_event_refusals_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "workflow_event_refusals_workflow_id_fkey"
+      columns: ["workflow_id"]
+isOneToOne: false
+      referencedRelation: "workflows"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"workflow_executions": {
+                  Row: {
+                    "causation_depth": number,"completed_at": string | null,"correlation_id": string,"created_at": string,"deadline": string | null,"error": Json | null,"id": string,"idempotency_key": string | null,"input": NonNullable<Json>,"organization_id": string,"output": Json | null,"scheduled_for": string | null,"started_at": string,"status": string,"trigger_type": string,"triggered_by": string | null,"updated_at": string,"workflow_id": string,"workflow_version_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "causation_depth"?: number,"completed_at"?: string | null,"correlation_id"?: string,"created_at"?: string,"deadline"?: string | null,"error"?: Json | null,"id"?: string,"idempotency_key"?: string | null,"input"?: NonNullable<Json>,"organization_id": string,"output"?: Json | null,"scheduled_for"?: string | null,"started_at"?: string,"status"?: string,"trigger_type": string,"triggered_by"?: string | null,"updated_at"?: string,"workflow_id": string,"workflow_version_id": string
+                  }
+                  Update: {
+                    "causation_depth"?: number,"completed_at"?: string | null,"correlation_id"?: string,"created_at"?: string,"deadline"?: string | null,"error"?: Json | null,"id"?: string,"idempotency_key"?: string | null,"input"?: NonNullable<Json>,"organization_id"?: string,"output"?: Json | null,"scheduled_for"?: string | null,"started_at"?: string,"status"?: string,"trigger_type"?: string,"triggered_by"?: string | null,"updated_at"?: string,"workflow_id"?: string,"workflow_version_id"?: string
                   }
                   Relationships: [
                     {
@@ -951,12 +1041,16 @@ isOneToOne: false
 "audit_rls_violation":
 { Args: { "attempted_user_id": string,"operation": string,"table_name": string }; Returns: string
                            },
+"begin_ai_agent_task":
+{ Args: { "lease_token": string,"run_id": string }; Returns: Json
+                           },
 "cancel_organization_invitation":
 { Args: { "invitation_id": string }; Returns: undefined
                            },
 "cancel_workflow_execution":
 { Args: { "execution_id": string,"reason": string }; Returns: {
-              "completed_at": string | null,
+              "causation_depth": number,
+"completed_at": string | null,
 "correlation_id": string,
 "created_at": string,
 "deadline": string | null,
@@ -1042,6 +1136,9 @@ isOneToOne: false
 "clear_integration_credentials":
 { Args: { "integration_id": string }; Returns: undefined
                            },
+"complete_ai_agent_task":
+{ Args: { "completion_tokens": number,"latency_ms": number,"lease_token": string,"output_text": string,"prompt_tokens": number,"response_model": string,"task_id": string }; Returns: string
+                           },
 "complete_workflow_run":
 { Args: { "lease_token": string,"output": Json,"run_id": string }; Returns: string
                            },
@@ -1115,6 +1212,9 @@ isOneToOne: false
 "delete_organization":
 { Args: { "organization_id": string }; Returns: undefined
                            },
+"emit_workflow_event":
+{ Args: { "lease_token": string,"run_id": string }; Returns: string
+                           },
 "encrypt_telemetry_metadata":
 { Args: { "encryption_key": string,"plaintext": Json }; Returns: string
                            },
@@ -1123,6 +1223,9 @@ isOneToOne: false
                            },
 "export_my_data":
 { Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"fail_ai_agent_task":
+{ Args: { "error": Json,"latency_ms"?: number,"lease_token": string,"retryable"?: boolean,"task_id": string }; Returns: string
                            },
 "fail_workflow_run":
 { Args: { "error": Json,"lease_token": string,"retryable"?: boolean,"run_id": string }; Returns: string
@@ -1171,6 +1274,9 @@ isOneToOne: false
               "features": (string)[],"plan": string
             }[]
                            },
+"prepare_workflow_http_request":
+{ Args: { "lease_token": string,"run_id": string }; Returns: Json
+                           },
 "privacy_guardian_health_check":
 { Args: Record<PropertyKey, never>; Returns: Json
                            },
@@ -1195,6 +1301,9 @@ isOneToOne: false
 "set_webhook_signing_secret":
 { Args: { "signing_secret": string,"webhook_id": string }; Returns: undefined
                            },
+"set_workflow_webhook_secret":
+{ Args: { "signing_secret": string,"workflow_id": string }; Returns: undefined
+                           },
 "start_workflow":
 { Args: { "idempotency_key"?: string,"input"?: Json,"workflow_id": string }; Returns: string
                            },
@@ -1203,6 +1312,9 @@ isOneToOne: false
                            },
 "verify_transparency_log":
 { Args: { "target_user"?: string }; Returns: Json
+                           },
+"workflow_webhook_secret_for_verification":
+{ Args: { "workflow_id": string }; Returns: string
                            }
           }
           Enums: {

@@ -30,6 +30,68 @@ export type Numeric = ColumnType<string, number | string, number | string>;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface AiAgentTasks {
+  attempt: Generated<number>;
+  completed_at: Timestamp | null;
+  completion_tokens: number | null;
+  /**
+   * prompt_tokens and completion_tokens at the ai_model_prices list price; null when the model has no listed price (a local model without a price row costs 0). Counts against the provider configuration's monthly budget.
+   */
+  cost_usd: Numeric | null;
+  created_at: Generated<Timestamp>;
+  error: Json | null;
+  execution_id: string | null;
+  id: Generated<string>;
+  /**
+   * The execution context the prompt was rendered from ({"input", "nodes"}).
+   */
+  input: Generated<Json>;
+  /**
+   * Time the provider took to answer the last attempt, as the worker measured it.
+   */
+  latency_ms: number | null;
+  max_retries: Generated<number>;
+  max_tokens: number | null;
+  /**
+   * The chat messages sent ([{"role", "content"}]), the rendered prompt included.
+   */
+  messages: Json;
+  model: string;
+  node_id: string | null;
+  organization_id: string;
+  /**
+   * {"text", "model"}: the answer and the model that gave it.
+   */
+  output: Json | null;
+  prompt: string;
+  prompt_tokens: number | null;
+  provider: string;
+  provider_config_id: string | null;
+  started_at: Generated<Timestamp>;
+  /**
+   * running (a worker is calling the provider), queued (a retry is due), succeeded, failed, cancelled.
+   */
+  status: Generated<string>;
+  system_prompt: string | null;
+  temperature: Numeric | null;
+  timeout_ms: Generated<number>;
+  total_tokens: number | null;
+  updated_at: Generated<Timestamp>;
+  workflow_run_id: string | null;
+}
+
+export interface AiModelPrices {
+  input_usd_per_million: Numeric;
+  model: string;
+  output_usd_per_million: Numeric;
+  provider: string;
+  /**
+   * Where the price was read (the provider's public pricing page) and when.
+   */
+  source: string | null;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface AiProviderConfigs {
   /**
    * Endpoint override (required for local providers; null means the provider's public API).
@@ -754,7 +816,22 @@ export interface Webhooks {
   url: string;
 }
 
+export interface WorkflowEventRefusals {
+  causation_depth: number;
+  created_at: Generated<Timestamp>;
+  event_id: string;
+  event_type: string;
+  id: Generated<string>;
+  organization_id: string;
+  reason: string;
+  workflow_id: string;
+}
+
 export interface WorkflowExecutions {
+  /**
+   * How many workflow-caused events led to this execution (49-workflows-triggers-and-actions.sql): 0 unless an event a workflow emitted started it; at 8 nothing more is started.
+   */
+  causation_depth: Generated<number>;
   completed_at: Timestamp | null;
   correlation_id: Generated<string>;
   created_at: Generated<Timestamp>;
@@ -869,6 +946,8 @@ export interface WorkflowVersions {
 }
 
 export interface DB {
+  ai_agent_tasks: AiAgentTasks;
+  ai_model_prices: AiModelPrices;
   ai_provider_configs: AiProviderConfigs;
   app_allowlist: AppAllowlist;
   approval_decisions: ApprovalDecisions;
@@ -907,6 +986,7 @@ export interface DB {
   webhook_deliveries: WebhookDeliveries;
   webhook_event_types: WebhookEventTypes;
   webhooks: Webhooks;
+  workflow_event_refusals: WorkflowEventRefusals;
   workflow_executions: WorkflowExecutions;
   workflow_runs: WorkflowRuns;
   workflow_versions: WorkflowVersions;

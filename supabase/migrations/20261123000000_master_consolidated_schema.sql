@@ -6,70 +6,74 @@
 -- (scripts/), which provides the same roles, `auth` schema and grants Supabase does.
 --
 -- Table of contents (the opening comment of each file)
---   00-extensions.sql                     Platform: extensions.
---                                         pgcrypto, pg_trgm and btree_gist in `extensions`; pg_cron, which owns the `cron` schema.
---   01-schemas-and-privileges.sql         Platform: schemas and the privilege lockdown.
---                                         The `private` schema, and default privileges revoked so that nothing is reachable until a grant says so.
---   02-domains.sql                        Platform: domains for shapes that repeat across tables.
---                                         slug, email_address, http_url, phone_number (E.164).
---   03-shared-helpers.sql                 Platform: shared helpers.
---                                         updated_at and write-guard triggers, request-context accessors, CHECK validators, monthly partition upkeep.
---   10-identity-profiles.sql              Identity: profiles.
---                                         The app-level profile of every auth.users row (Supabase Auth owns users, sessions, identities, MFA).
---   11-tenancy.sql                        Tenancy: organizations, permissions, roles, role_permissions, organization_members, organization_invitations.
---                                         Tables, their invariants and the reference data (permission keys, system roles and what they grant).
---   12-access-helpers.sql                 Access helpers used by policies.
---                                         user_organization_ids(), organizations_with_permission(), has_permission(), my_rank(), is_platform_admin().
---   13-audit.sql                          Audit: audit_logs (monthly partitions), the generic audit trigger, audit_rls_violation().
---                                         Append-only; written by triggers and security definer functions only; the tenancy tables' audit triggers.
---   14-tenancy-security.sql               Tenancy: row-level security and grants.
---                                         Policies and column grants of profiles and the tenancy tables (11-tenancy.sql).
---   15-tenancy-rpcs.sql                   Tenancy: RPCs.
---                                         create_organization, invitations, role changes, removal, leaving and deleting an organization.
---   16-sign-up.sql                        Sign-up: a profile and a personal organization for every new auth.users row.
---                                         Triggers on auth.users; e-mail changes reach the profile.
---   17-operations.sql                     Operations: get_table_sizes(), get_index_usage(), system_healthcheck().
---                                         Read-only statistics for operators; service_role only.
---   20-billing-stripe-mirror.sql          Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
---                                         Tables, policies and grants; written only by private.handle_stripe_event() (23-billing-stripe-events.sql).
---   21-billing-stripe-sync.sql            Billing: the Stripe event ledger, the state transitions, and how each Stripe object is applied to the mirror.
---                                         Exactly-once application of verified Stripe events, in any order, onto the mirror (20-billing-stripe-mirror.sql).
---   22-billing-offers-flags-usage.sql     Billing: offers, feature flags, usage metrics, entitlements and the organization_billing view.
---                                         Public read of what is live; organization_entitlements(), has_feature().
---   23-billing-stripe-events.sql          Billing: the entry points of the Stripe sync: private.handle_stripe_event(), private.replay_stripe_event() and
---                                         the operators' view of events that fail (public.billing_sync_problems); which failures are permanent.
---   30-privacy-redaction.sql              Privacy: redaction (redact_telemetry_metadata, redact_text) and metadata encryption.
---                                         Pure functions that strip secrets and personal data before anything is stored; the audit metadata redactor.
---   31-privacy-transparency-log.sql       Privacy: the transparency log (privacy_transparency_log).
---                                         Append-only for every role, hash-chained per user, verify_transparency_log().
---   32-privacy-preferences.sql            Privacy: privacy_prefs, app_allowlist, signal_toggles (owner-only, zero trust).
---                                         Consent and what may report; the gate helpers used by the event tables' insert policies.
---   33-privacy-events.sql                 Privacy: telemetry_events and file_events (monthly partitions), file_patterns and file_relationships.
---                                         Consent-gated, redacted before insert, owner-only; derived file insights.
---   34-privacy-ingest.sql                 Privacy: ingest_events(), the batch ingestion RPC behind the ingest edge function.
---                                         Set-based classification with a per-event report; stores only what it reports as accepted.
---   35-privacy-retention.sql              Privacy: retention_policies, metrics_log, and the retention functions.
---                                         cleanup_retention_data() drops expired months whole; cleanup_telemetry_by_retention() applies each user's setting.
---   36-privacy-health-export-erasure.sql  Privacy: privacy_guardian_health_check(), export_my_data(), erase_my_telemetry().
---                                         Health for operators (aggregates only); a user's own export and erasure.
---   40-connectors-secrets.sql             Connectors: credentials in Supabase Vault.
---                                         Vault helpers (store, read, delete, hint), the audited credential read, and the trigger that deletes a secret with its row.
---   41-connectors-integrations.sql        Connectors: integration_providers (reference) and integrations.
---                                         Organization-level connections to external services; settings validated per provider, credentials in Vault.
---   42-connectors-ai-providers.sql        Connectors: ai_provider_configs.
---                                         An organization's AI providers (openai, anthropic, google, local): endpoint, default model, budget; API key in Vault.
---   43-connectors-webhooks.sql            Connectors: webhook_event_types (reference) and webhooks.
---                                         Outgoing webhook endpoints of an organization: URL, subscribed events, extra headers; signing secret in Vault.
---   44-connectors-webhook-deliveries.sql  Connectors: webhook_deliveries (the outbound queue), emit_event(), and what the webhook-dispatcher calls.
---                                         Claiming with a lease, recording outcomes on the Standard Webhooks retry schedule, retention, pg_cron + pg_net jobs.
---   45-workflows-definitions.sql          Workflows: definitions (workflows), their immutable versions (workflow_versions), and the definition validator.
---                                         A definition is a DAG of task, approval, ai_agent and condition nodes, checked in SQL whenever it is saved.
---   46-workflows-executions.sql           Workflows: executions (workflow_executions, a state machine) and the step queue (workflow_runs, one row per node run).
---                                         Starting, claiming, completing, failing and cancelling; the graph advances inside the database.
---   47-workflows-approvals.sql            Workflows: approvals (approval_requests, approval_request_approvers, approval_decisions) and decide_approval().
---                                         Quorum rules decided in the deciding statement, form data checked against a JSON Schema subset, escalation, expiry.
---   90-scheduled-jobs.sql                 Scheduled jobs (pg_cron) and what spans domains.
---                                         Partition upkeep, ledger cleanup and privacy retention; times are UTC.
+--   00-extensions.sql                      Platform: extensions.
+--                                          pgcrypto, pg_trgm and btree_gist in `extensions`; pg_cron, which owns the `cron` schema.
+--   01-schemas-and-privileges.sql          Platform: schemas and the privilege lockdown.
+--                                          The `private` schema, and default privileges revoked so that nothing is reachable until a grant says so.
+--   02-domains.sql                         Platform: domains for shapes that repeat across tables.
+--                                          slug, email_address, http_url, phone_number (E.164).
+--   03-shared-helpers.sql                  Platform: shared helpers.
+--                                          updated_at and write-guard triggers, request-context accessors, CHECK validators, monthly partition upkeep.
+--   10-identity-profiles.sql               Identity: profiles.
+--                                          The app-level profile of every auth.users row (Supabase Auth owns users, sessions, identities, MFA).
+--   11-tenancy.sql                         Tenancy: organizations, permissions, roles, role_permissions, organization_members, organization_invitations.
+--                                          Tables, their invariants and the reference data (permission keys, system roles and what they grant).
+--   12-access-helpers.sql                  Access helpers used by policies.
+--                                          user_organization_ids(), organizations_with_permission(), has_permission(), my_rank(), is_platform_admin().
+--   13-audit.sql                           Audit: audit_logs (monthly partitions), the generic audit trigger, audit_rls_violation().
+--                                          Append-only; written by triggers and security definer functions only; the tenancy tables' audit triggers.
+--   14-tenancy-security.sql                Tenancy: row-level security and grants.
+--                                          Policies and column grants of profiles and the tenancy tables (11-tenancy.sql).
+--   15-tenancy-rpcs.sql                    Tenancy: RPCs.
+--                                          create_organization, invitations, role changes, removal, leaving and deleting an organization.
+--   16-sign-up.sql                         Sign-up: a profile and a personal organization for every new auth.users row.
+--                                          Triggers on auth.users; e-mail changes reach the profile.
+--   17-operations.sql                      Operations: get_table_sizes(), get_index_usage(), system_healthcheck().
+--                                          Read-only statistics for operators; service_role only.
+--   20-billing-stripe-mirror.sql           Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
+--                                          Tables, policies and grants; written only by private.handle_stripe_event() (23-billing-stripe-events.sql).
+--   21-billing-stripe-sync.sql             Billing: the Stripe event ledger, the state transitions, and how each Stripe object is applied to the mirror.
+--                                          Exactly-once application of verified Stripe events, in any order, onto the mirror (20-billing-stripe-mirror.sql).
+--   22-billing-offers-flags-usage.sql      Billing: offers, feature flags, usage metrics, entitlements and the organization_billing view.
+--                                          Public read of what is live; organization_entitlements(), has_feature().
+--   23-billing-stripe-events.sql           Billing: the entry points of the Stripe sync: private.handle_stripe_event(), private.replay_stripe_event() and
+--                                          the operators' view of events that fail (public.billing_sync_problems); which failures are permanent.
+--   30-privacy-redaction.sql               Privacy: redaction (redact_telemetry_metadata, redact_text) and metadata encryption.
+--                                          Pure functions that strip secrets and personal data before anything is stored; the audit metadata redactor.
+--   31-privacy-transparency-log.sql        Privacy: the transparency log (privacy_transparency_log).
+--                                          Append-only for every role, hash-chained per user, verify_transparency_log().
+--   32-privacy-preferences.sql             Privacy: privacy_prefs, app_allowlist, signal_toggles (owner-only, zero trust).
+--                                          Consent and what may report; the gate helpers used by the event tables' insert policies.
+--   33-privacy-events.sql                  Privacy: telemetry_events and file_events (monthly partitions), file_patterns and file_relationships.
+--                                          Consent-gated, redacted before insert, owner-only; derived file insights.
+--   34-privacy-ingest.sql                  Privacy: ingest_events(), the batch ingestion RPC behind the ingest edge function.
+--                                          Set-based classification with a per-event report; stores only what it reports as accepted.
+--   35-privacy-retention.sql               Privacy: retention_policies, metrics_log, and the retention functions.
+--                                          cleanup_retention_data() drops expired months whole; cleanup_telemetry_by_retention() applies each user's setting.
+--   36-privacy-health-export-erasure.sql   Privacy: privacy_guardian_health_check(), export_my_data(), erase_my_telemetry().
+--                                          Health for operators (aggregates only); a user's own export and erasure.
+--   40-connectors-secrets.sql              Connectors: credentials in Supabase Vault.
+--                                          Vault helpers (store, read, delete, hint), the audited credential read, and the trigger that deletes a secret with its row.
+--   41-connectors-integrations.sql         Connectors: integration_providers (reference) and integrations.
+--                                          Organization-level connections to external services; settings validated per provider, credentials in Vault.
+--   42-connectors-ai-providers.sql         Connectors: ai_provider_configs.
+--                                          An organization's AI providers (openai, anthropic, google, local): endpoint, default model, budget; API key in Vault.
+--   43-connectors-webhooks.sql             Connectors: webhook_event_types (reference) and webhooks.
+--                                          Outgoing webhook endpoints of an organization: URL, subscribed events, extra headers; signing secret in Vault.
+--   44-connectors-webhook-deliveries.sql   Connectors: webhook_deliveries (the outbound queue), emit_event(), and what the webhook-dispatcher calls.
+--                                          Claiming with a lease, recording outcomes on the Standard Webhooks retry schedule, retention, pg_cron + pg_net jobs.
+--   45-workflows-definitions.sql           Workflows: definitions (workflows), their immutable versions (workflow_versions), and the definition validator.
+--                                          A definition is a DAG of task, approval, ai_agent and condition nodes, checked in SQL whenever it is saved.
+--   46-workflows-executions.sql            Workflows: executions (workflow_executions, a state machine) and the step queue (workflow_runs, one row per node run).
+--                                          Starting, claiming, completing, failing and cancelling; the graph advances inside the database.
+--   47-workflows-approvals.sql             Workflows: approvals (approval_requests, approval_request_approvers, approval_decisions) and decide_approval().
+--                                          Quorum rules decided in the deciding statement, form data checked against a JSON Schema subset, escalation, expiry.
+--   48-workflows-ai-agent-tasks.sql        Workflows: AI agent tasks (ai_agent_tasks), the price list they are costed with (ai_model_prices), prompt templates.
+--                                          What the workflow-worker calls for an ai_agent node: begin (budget, template, task row), complete or fail (tokens, cost).
+--   49-workflows-triggers-and-actions.sql  Workflows: event triggers (through private.emit_event), causation depth and the refusal log, webhook-trigger secrets.
+--                                          And the task actions the workflow-worker runs in SQL: emit_event, and preparing an http_request through an integration.
+--   90-scheduled-jobs.sql                  Scheduled jobs (pg_cron) and what spans domains.
+--                                          Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
 
 
@@ -800,6 +804,9 @@ declare
   old_row jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
   new_row jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
   any_row jsonb := coalesce(new_row, old_row);
+  -- Outside an API request (workers, pg_cron, the engine's own steps) there are no headers: the request helpers,
+  -- which parse request.headers again on every call (about eight times per row), are skipped altogether.
+  in_request boolean := coalesce(current_setting('request.headers', true), '') <> '';
   changed text[];
 begin
   if tg_op = 'UPDATE' then
@@ -825,9 +832,9 @@ begin
     lower(tg_op),
     tg_table_name,
     coalesce(any_row ->> 'id', any_row ->> 'role_id'),
-    private.request_ip(),
-    left(private.request_header('user-agent'), 512),
-    private.request_correlation_id(),
+    case when in_request then private.request_ip() end,
+    case when in_request then left(private.request_header('user-agent'), 512) end,
+    case when in_request then private.request_correlation_id() end,
     case when tg_op = 'UPDATE' then jsonb_build_object('changed', to_jsonb(changed))
          when tg_table_name = 'role_permissions' then jsonb_build_object('permission', any_row ->> 'permission_key')
          else '{}'::jsonb end,
@@ -6021,10 +6028,12 @@ begin
   from public.webhooks w
   where w.organization_id = emit_event.organization_id and w.is_enabled and emit_event.event_type = any (w.events)
   on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
+  -- Event-triggered workflows (49-workflows-triggers-and-actions.sql; resolved when called, after every file loaded).
+  perform private.start_event_workflows(emit_event.organization_id, emit_event.event_type, emit_event.payload, emit_event.event_id);
   return event_id;
 end;
 $$;
-comment on function private.emit_event(uuid, text, jsonb, uuid, uuid) is 'Announces a business event: enqueues one delivery per enabled subscribing webhook of the organization (idempotent per webhook and event id); returns the event id. Not granted to API roles.';
+comment on function private.emit_event(uuid, text, jsonb, uuid, uuid) is 'Announces a business event: enqueues one delivery per enabled subscribing webhook of the organization (idempotent per webhook and event id) and starts the matching event-triggered workflows; returns the event id. Not granted to API roles.';
 
 -- A client may ask for a test delivery to one of its own webhooks (subscribed to webhook.test or not).
 create function public.send_test_webhook(webhook_id uuid) returns uuid
@@ -6268,10 +6277,19 @@ begin
       body := jsonb_build_object('scheduled_at', now()),
       timeout_milliseconds := 55000)
   $job$);
-  return array['webhook-dispatcher'];
+  -- The workflow worker (issue 11), the same way.
+  perform cron.schedule('workflow-worker', '* * * * *', $job$
+    select net.http_post(
+      url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url') || '/functions/v1/workflow-worker',
+      headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization',
+                                    'Bearer ' || (select decrypted_secret from vault.decrypted_secrets where name = 'service_role_key')),
+      body := jsonb_build_object('scheduled_at', now()),
+      timeout_milliseconds := 55000)
+  $job$);
+  return array['webhook-dispatcher', 'workflow-worker'];
 end;
 $$;
-comment on function private.schedule_edge_functions() is 'Creates (or updates) the pg_cron jobs that invoke edge functions through pg_net (webhook-dispatcher every minute); does nothing without pg_net. Run it again after enabling pg_net.';
+comment on function private.schedule_edge_functions() is 'Creates (or updates) the pg_cron jobs that invoke edge functions through pg_net (webhook-dispatcher and workflow-worker every minute); does nothing without pg_net. Run it again after enabling pg_net.';
 
 select private.schedule_edge_functions();
 
@@ -7910,6 +7928,688 @@ as $$
       from public.approval_decisions d where d.approver_id = uid), '[]'::jsonb))
 $$;
 comment on function private.workflow_personal_data(uuid) is 'A user''s workflow data for their export: the executions they started and the approval decisions they made.';
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/48-workflows-ai-agent-tasks.sql
+-- =====================================================================================================================
+-- Workflows: AI agent tasks (ai_agent_tasks), the price list they are costed with (ai_model_prices), prompt templates.
+-- What the workflow-worker calls for an ai_agent node: begin (budget, template, task row), complete or fail (tokens, cost).
+
+-- An ai_agent node's run is claimed like any other (claim_workflow_runs); the worker then calls
+-- begin_ai_agent_task(run, lease), which resolves the provider configuration (the node's provider_config_id, else the
+-- organization's default), refuses the task when that configuration's monthly_budget_usd is spent, renders the
+-- prompt from the execution context and writes one ai_agent_tasks row per run (a retry reuses it, attempt counts up).
+-- The worker reads the key through ai_provider_api_key_for_request(), calls the provider with its official SDK and
+-- ends with complete_ai_agent_task() (tokens from the provider's response, cost from ai_model_prices, then
+-- complete_workflow_run) or fail_ai_agent_task() (then fail_workflow_run with its retryable classification).
+
+create table public.ai_model_prices (
+  provider text not null,
+  model text not null,
+  input_usd_per_million numeric(12, 4) not null,
+  output_usd_per_million numeric(12, 4) not null,
+  source text,
+  updated_at timestamptz not null default now(),
+  constraint ai_model_prices_pkey primary key (provider, model),
+  constraint ai_model_prices_provider_known check (provider in ('openai', 'anthropic', 'google', 'local')),
+  constraint ai_model_prices_model_length check (char_length(model) between 1 and 200),
+  constraint ai_model_prices_not_negative check (input_usd_per_million >= 0 and output_usd_per_million >= 0)
+);
+comment on table public.ai_model_prices is 'Reference data: list price per million input (prompt) and output (completion) tokens, per provider and model, used to cost ai_agent_tasks. Not Stripe''s prices. A response model with a dated suffix (gpt-4o-mini-2024-07-18) is priced by the longest listed prefix.';
+comment on column public.ai_model_prices.source is 'Where the price was read (the provider''s public pricing page) and when.';
+
+-- Public list prices (USD per million tokens) as the providers published them; operators update them with a migration.
+insert into public.ai_model_prices (provider, model, input_usd_per_million, output_usd_per_million, source) values
+  ('openai', 'gpt-4o', 2.50, 10.00, 'openai.com/api/pricing, 2025'),
+  ('openai', 'gpt-4o-mini', 0.15, 0.60, 'openai.com/api/pricing, 2025'),
+  ('openai', 'gpt-4.1', 2.00, 8.00, 'openai.com/api/pricing, 2025'),
+  ('openai', 'gpt-4.1-mini', 0.40, 1.60, 'openai.com/api/pricing, 2025'),
+  ('openai', 'gpt-4.1-nano', 0.10, 0.40, 'openai.com/api/pricing, 2025'),
+  ('anthropic', 'claude-3-5-haiku-20241022', 0.80, 4.00, 'anthropic.com/pricing, 2025'),
+  ('anthropic', 'claude-sonnet-4-20250514', 3.00, 15.00, 'anthropic.com/pricing, 2025'),
+  ('anthropic', 'claude-opus-4-20250514', 15.00, 75.00, 'anthropic.com/pricing, 2025'),
+  ('google', 'gemini-2.0-flash', 0.10, 0.40, 'ai.google.dev/pricing, 2025'),
+  ('google', 'gemini-2.5-pro', 1.25, 10.00, 'ai.google.dev/pricing, 2025 (prompts up to 200k tokens)');
+
+create trigger ai_model_prices_set_updated_at before update on public.ai_model_prices
+  for each row execute function private.set_updated_at();
+
+alter table public.ai_model_prices enable row level security;
+-- ai_model_prices_select: every signed-in user may read the price list.
+create policy ai_model_prices_select on public.ai_model_prices for select to authenticated using (true);
+grant select on public.ai_model_prices to authenticated, service_role;
+
+create table public.ai_agent_tasks (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  execution_id uuid,
+  workflow_run_id uuid,
+  node_id text,
+  provider_config_id uuid,
+  provider text not null,
+  model text not null,
+  system_prompt text,
+  prompt text not null,
+  messages jsonb not null,
+  input jsonb not null default '{}'::jsonb,
+  output jsonb,
+  status text not null default 'running',
+  attempt integer not null default 1,
+  max_retries integer not null default 0,
+  timeout_ms integer not null default 60000,
+  max_tokens integer,
+  temperature numeric(3, 2),
+  prompt_tokens integer,
+  completion_tokens integer,
+  total_tokens integer,
+  cost_usd numeric(14, 8),
+  latency_ms integer,
+  error jsonb,
+  started_at timestamptz not null default now(),
+  completed_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint ai_agent_tasks_pkey primary key (id),
+  constraint ai_agent_tasks_workflow_run_id_key unique (workflow_run_id),
+  constraint ai_agent_tasks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint ai_agent_tasks_execution_id_fkey foreign key (execution_id) references public.workflow_executions (id) on delete cascade,
+  constraint ai_agent_tasks_workflow_run_id_fkey foreign key (workflow_run_id) references public.workflow_runs (id) on delete cascade,
+  constraint ai_agent_tasks_provider_config_id_fkey foreign key (provider_config_id) references public.ai_provider_configs (id) on delete set null,
+  constraint ai_agent_tasks_workflow_link_complete check ((execution_id is null) = (workflow_run_id is null) and (execution_id is null) = (node_id is null)),
+  constraint ai_agent_tasks_status_known check (status in ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+  constraint ai_agent_tasks_provider_known check (provider in ('openai', 'anthropic', 'google', 'local')),
+  constraint ai_agent_tasks_messages_array check (jsonb_typeof(messages) = 'array'),
+  constraint ai_agent_tasks_attempt_range check (attempt >= 1 and max_retries between 0 and 10),
+  constraint ai_agent_tasks_timeout_range check (timeout_ms between 1 and 600000),
+  constraint ai_agent_tasks_tokens_not_negative check (coalesce(prompt_tokens, 0) >= 0 and coalesce(completion_tokens, 0) >= 0
+                                                       and coalesce(total_tokens, 0) >= 0 and coalesce(latency_ms, 0) >= 0),
+  constraint ai_agent_tasks_cost_not_negative check (cost_usd is null or cost_usd >= 0),
+  constraint ai_agent_tasks_completed_when_final check ((completed_at is not null) = (status in ('succeeded', 'failed', 'cancelled')))
+);
+comment on table public.ai_agent_tasks is 'One call of an AI provider: for an ai_agent node (one row per node run; retries count attempt up) or standalone (execution, run and node null). Tokens come from the provider''s response, cost_usd from ai_model_prices. Organization data, written by the workflow engine''s functions only.';
+comment on column public.ai_agent_tasks.messages is 'The chat messages sent ([{"role", "content"}]), the rendered prompt included.';
+comment on column public.ai_agent_tasks.input is 'The execution context the prompt was rendered from ({"input", "nodes"}).';
+comment on column public.ai_agent_tasks.output is '{"text", "model"}: the answer and the model that gave it.';
+comment on column public.ai_agent_tasks.status is 'running (a worker is calling the provider), queued (a retry is due), succeeded, failed, cancelled.';
+comment on column public.ai_agent_tasks.cost_usd is 'prompt_tokens and completion_tokens at the ai_model_prices list price; null when the model has no listed price (a local model without a price row costs 0). Counts against the provider configuration''s monthly budget.';
+comment on column public.ai_agent_tasks.latency_ms is 'Time the provider took to answer the last attempt, as the worker measured it.';
+
+create index ai_agent_tasks_organization_id_idx on public.ai_agent_tasks (organization_id, created_at desc);
+create index ai_agent_tasks_execution_id_idx on public.ai_agent_tasks (execution_id);
+create index ai_agent_tasks_provider_config_id_idx on public.ai_agent_tasks (provider_config_id, created_at);
+
+create trigger ai_agent_tasks_set_updated_at before update on public.ai_agent_tasks
+  for each row execute function private.set_updated_at();
+create trigger ai_agent_tasks_audit after insert or update or delete on public.ai_agent_tasks
+  for each row execute function private.audit_row_change();
+
+alter table public.ai_agent_tasks enable row level security;
+
+-- ai_agent_tasks_select: members holding workflows.read see their organization's AI tasks (prompts, answers, cost).
+create policy ai_agent_tasks_select on public.ai_agent_tasks for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read')));
+
+-- Written only through the functions below.
+grant select on public.ai_agent_tasks to authenticated, service_role;
+
+-- {{input.x}} and {{nodes.<id>.y}} (any depth, array indexes as numbers) replaced by the value in the context:
+-- strings as they are, other JSON values as JSON text. A reference the context does not hold raises 22023.
+create function private.render_workflow_template(template text, context jsonb) returns text
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+  pattern constant text := '\{\{\s*((?:input|nodes)(?:\.[A-Za-z0-9_-]+)+)\s*\}\}';
+  pieces text[];
+  refs text[];
+  value jsonb;
+  result text;
+begin
+  if template is null then
+    return null;
+  end if;
+  pieces := pg_catalog.regexp_split_to_array(template, pattern);
+  select coalesce(array_agg(m[1] order by n), array[]::text[]) into refs
+  from pg_catalog.regexp_matches(template, pattern, 'g') with ordinality as x(m, n);
+  result := pieces[1];
+  for i in 1..coalesce(pg_catalog.array_length(refs, 1), 0) loop
+    value := context #> pg_catalog.string_to_array(refs[i], '.');
+    if value is null then
+      raise exception 'the template refers to {{%}}, which the execution context does not hold', refs[i]
+        using errcode = '22023', hint = 'Reference {{input.<key>}} or {{nodes.<node id>.<key>}} of a node that ran before this one.';
+    end if;
+    result := result || case when jsonb_typeof(value) = 'string' then value #>> '{}' else value::text end || pieces[i + 1];
+  end loop;
+  return result;
+end;
+$$;
+comment on function private.render_workflow_template(text, jsonb) is 'Renders {{input.x}} and {{nodes.<id>.y}} from an execution context (strings as is, other values as JSON); 22023 for a reference the context does not hold.';
+
+-- What a provider configuration has spent in the current calendar month (UTC).
+create function private.ai_provider_month_spend(config_id uuid) returns numeric
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(sum(t.cost_usd), 0)
+  from public.ai_agent_tasks t
+  where t.provider_config_id = config_id
+    and t.created_at >= (pg_catalog.date_trunc('month', pg_catalog.now() at time zone 'UTC') at time zone 'UTC')
+$$;
+comment on function private.ai_provider_month_spend(uuid) is 'Sum of cost_usd of the AI tasks on a provider configuration since the start of the month (UTC).';
+
+-- The cost of a call at list price: the exact model, else the longest listed prefix of it (dated model names).
+-- A local model without a price row costs nothing; any other unlisted model has no known cost (null).
+create function private.ai_task_cost(provider text, model text, prompt_tokens integer, completion_tokens integer)
+returns numeric
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(
+    (select round((coalesce(prompt_tokens, 0) * p.input_usd_per_million
+                   + coalesce(completion_tokens, 0) * p.output_usd_per_million) / 1000000.0, 8)
+     from public.ai_model_prices p
+     where p.provider = ai_task_cost.provider and (ai_task_cost.model = p.model or ai_task_cost.model like p.model || '-%')
+     order by char_length(p.model) desc
+     limit 1),
+    case when provider = 'local' then 0 end)
+$$;
+comment on function private.ai_task_cost(text, text, integer, integer) is 'USD cost of a call from ai_model_prices (exact model, else the longest listed prefix); 0 for an unlisted local model, null for other unlisted models.';
+
+-- Ends the task and the run when a task cannot be started (no provider, budget spent, a broken template): the run
+-- fails without retry, so the execution fails with the reason.
+create function private.refuse_ai_agent_task(run public.workflow_runs, lease_token uuid, task_fields jsonb, failure jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if task_fields is not null then
+    insert into public.ai_agent_tasks (organization_id, execution_id, workflow_run_id, node_id, provider_config_id, provider,
+                                       model, prompt, messages, input, status, attempt, error, completed_at)
+    values (run.organization_id, run.execution_id, run.id, run.node_id, (task_fields ->> 'provider_config_id')::uuid,
+            task_fields ->> 'provider', task_fields ->> 'model', coalesce(task_fields ->> 'prompt', ''), '[]'::jsonb,
+            coalesce(run.input -> 'context', '{}'::jsonb), 'failed', run.attempt, failure, pg_catalog.now())
+    on conflict on constraint ai_agent_tasks_workflow_run_id_key do update
+    set status = 'failed', attempt = excluded.attempt, error = excluded.error, completed_at = excluded.completed_at;
+  end if;
+  perform public.fail_workflow_run(run.id, lease_token, failure, false);
+  return jsonb_build_object('status', 'refused', 'error', failure);
+end;
+$$;
+comment on function private.refuse_ai_agent_task(public.workflow_runs, uuid, jsonb, jsonb) is 'Records a refused AI task (when its provider is known) and fails its run without retry. Internal to begin_ai_agent_task().';
+
+create function public.begin_ai_agent_task(run_id uuid, lease_token uuid) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  run public.workflow_runs;
+  config jsonb;
+  provider_config public.ai_provider_configs;
+  spent numeric;
+  model text;
+  system_prompt text;
+  prompt text;
+  messages jsonb;
+  task uuid;
+  fields jsonb;
+begin
+  -- Lock order: the execution first (as complete_workflow_run and fail_workflow_run take it).
+  perform 1 from public.workflow_executions e
+  where e.id = (select r.execution_id from public.workflow_runs r where r.id = begin_ai_agent_task.run_id) for update;
+  select r.* into run from public.workflow_runs r
+  where r.id = begin_ai_agent_task.run_id and r.lease_token = begin_ai_agent_task.lease_token and r.status = 'running'
+    and r.locked_until >= pg_catalog.now();
+  if run.id is null then
+    return jsonb_build_object('status', 'lease_lost');
+  end if;
+  if run.node_type <> 'ai_agent' then
+    raise exception 'run % is a % node, not an ai_agent node', run.id, run.node_type using errcode = '22023';
+  end if;
+  config := run.input -> 'node' -> 'config';
+
+  select c.* into provider_config from public.ai_provider_configs c
+  where c.organization_id = run.organization_id
+    and case when config ? 'provider_config_id' then c.id = (config ->> 'provider_config_id')::uuid else c.is_default end;
+  if provider_config.id is null then
+    return private.refuse_ai_agent_task(run, lease_token, null, jsonb_build_object('code', 'provider_not_configured',
+      'message', case when config ? 'provider_config_id'
+                      then pg_catalog.format('AI provider configuration %s does not exist in this organization', config ->> 'provider_config_id')
+                      else 'the organization has no default AI provider configuration (ai_provider_configs.is_default)' end));
+  end if;
+  model := coalesce(nullif(config ->> 'model', ''), provider_config.default_model);
+  fields := jsonb_build_object('provider_config_id', provider_config.id, 'provider', provider_config.provider, 'model', model);
+
+  if provider_config.monthly_budget_usd is not null then
+    spent := private.ai_provider_month_spend(provider_config.id);
+    if spent >= provider_config.monthly_budget_usd then
+      return private.refuse_ai_agent_task(run, lease_token, fields, jsonb_build_object('code', 'budget_exceeded',
+        'message', pg_catalog.format('AI provider configuration "%s" has spent its monthly budget of %s USD (%s USD this month, UTC); no new AI tasks run on it until the month ends or the budget is raised',
+                                     provider_config.name, provider_config.monthly_budget_usd, round(spent, 4)),
+        'provider_config_id', provider_config.id, 'monthly_budget_usd', provider_config.monthly_budget_usd, 'spent_usd', spent));
+    end if;
+  end if;
+
+  begin
+    prompt := private.render_workflow_template(config ->> 'prompt', run.input -> 'context');
+    system_prompt := private.render_workflow_template(config ->> 'system', run.input -> 'context');
+  exception when sqlstate '22023' then
+    return private.refuse_ai_agent_task(run, lease_token, fields || jsonb_build_object('prompt', config ->> 'prompt'),
+      jsonb_build_object('code', 'template_error', 'message', sqlerrm));
+  end;
+  messages := jsonb_build_array(jsonb_build_object('role', 'user', 'content', prompt));
+
+  insert into public.ai_agent_tasks (organization_id, execution_id, workflow_run_id, node_id, provider_config_id, provider,
+                                     model, system_prompt, prompt, messages, input, status, attempt, max_retries, timeout_ms,
+                                     max_tokens, temperature)
+  values (run.organization_id, run.execution_id, run.id, run.node_id, provider_config.id, provider_config.provider, model,
+          system_prompt, prompt, messages, coalesce(run.input -> 'context', '{}'::jsonb), 'running', run.attempt,
+          coalesce((config ->> 'max_retries')::integer, 0), coalesce((config ->> 'timeout_ms')::integer, 60000),
+          (config ->> 'max_tokens')::integer, (config ->> 'temperature')::numeric)
+  on conflict on constraint ai_agent_tasks_workflow_run_id_key do update
+  set status = 'running', attempt = excluded.attempt, provider_config_id = excluded.provider_config_id,
+      provider = excluded.provider, model = excluded.model, system_prompt = excluded.system_prompt,
+      prompt = excluded.prompt, messages = excluded.messages, input = excluded.input, output = null, error = null,
+      started_at = pg_catalog.now(), completed_at = null
+  returning id into task;
+
+  return jsonb_build_object('status', 'ready', 'task_id', task, 'provider_config_id', provider_config.id,
+    'provider', provider_config.provider, 'base_url', provider_config.base_url, 'has_credentials', provider_config.has_credentials,
+    'model', model, 'system', system_prompt, 'messages', messages, 'max_tokens', (config ->> 'max_tokens')::integer,
+    'temperature', (config ->> 'temperature')::numeric, 'timeout_ms', coalesce((config ->> 'timeout_ms')::integer, 60000));
+end;
+$$;
+comment on function public.begin_ai_agent_task(uuid, uuid) is 'workflow-worker (service_role): for a claimed ai_agent run, resolves the provider configuration, refuses when its monthly budget is spent (the run fails: budget_exceeded), renders the prompt and writes the ai_agent_tasks row. Returns {"status": "ready", task...}, {"status": "refused", "error"} or {"status": "lease_lost"}.';
+
+create function public.complete_ai_agent_task(task_id uuid, lease_token uuid, output_text text, response_model text,
+                                              prompt_tokens integer, completion_tokens integer, latency_ms integer)
+returns text
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  task public.ai_agent_tasks;
+  cost numeric;
+  outcome text;
+begin
+  select t.* into task from public.ai_agent_tasks t where t.id = complete_ai_agent_task.task_id;
+  if task.id is null or task.workflow_run_id is null then
+    raise exception 'no workflow AI task %', complete_ai_agent_task.task_id using errcode = 'P0002';
+  end if;
+  cost := private.ai_task_cost(task.provider, coalesce(nullif(response_model, ''), task.model), prompt_tokens, completion_tokens);
+  outcome := public.complete_workflow_run(task.workflow_run_id, complete_ai_agent_task.lease_token,
+    jsonb_build_object('text', output_text, 'model', coalesce(nullif(response_model, ''), task.model), 'task_id', task.id,
+                       'usage', jsonb_build_object('prompt_tokens', prompt_tokens, 'completion_tokens', completion_tokens,
+                                                   'total_tokens', coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)),
+                       'cost_usd', cost));
+  -- The provider answered (and charged) either way, so the tokens and the cost are recorded even when the lease was lost.
+  update public.ai_agent_tasks t
+  set status = case when outcome = 'completed' then 'succeeded' else 'failed' end,
+      output = jsonb_build_object('text', output_text, 'model', coalesce(nullif(response_model, ''), task.model)),
+      error = case when outcome = 'completed' then null else jsonb_build_object('code', 'lease_lost') end,
+      prompt_tokens = complete_ai_agent_task.prompt_tokens, completion_tokens = complete_ai_agent_task.completion_tokens,
+      total_tokens = coalesce(complete_ai_agent_task.prompt_tokens, 0) + coalesce(complete_ai_agent_task.completion_tokens, 0),
+      cost_usd = cost, latency_ms = greatest(complete_ai_agent_task.latency_ms, 0), completed_at = pg_catalog.now()
+  where t.id = task.id;
+  return outcome;
+end;
+$$;
+comment on function public.complete_ai_agent_task(uuid, uuid, text, text, integer, integer, integer) is 'workflow-worker (service_role): records the provider''s answer, tokens and cost (ai_model_prices) and completes the run with {"text", "model", "task_id", "usage", "cost_usd"}. Returns completed or lease_lost (the usage is recorded either way).';
+
+create function public.fail_ai_agent_task(task_id uuid, lease_token uuid, error jsonb, retryable boolean default true,
+                                          latency_ms integer default null)
+returns text
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  task public.ai_agent_tasks;
+  outcome text;
+begin
+  select t.* into task from public.ai_agent_tasks t where t.id = fail_ai_agent_task.task_id;
+  if task.id is null or task.workflow_run_id is null then
+    raise exception 'no workflow AI task %', fail_ai_agent_task.task_id using errcode = 'P0002';
+  end if;
+  outcome := public.fail_workflow_run(task.workflow_run_id, fail_ai_agent_task.lease_token, fail_ai_agent_task.error,
+                                      fail_ai_agent_task.retryable);
+  if outcome <> 'lease_lost' then
+    update public.ai_agent_tasks t
+    set status = case when outcome = 'retrying' then 'queued' else 'failed' end, error = fail_ai_agent_task.error,
+        latency_ms = greatest(fail_ai_agent_task.latency_ms, 0),
+        completed_at = case when outcome = 'retrying' then null else pg_catalog.now() end
+    where t.id = task.id;
+  end if;
+  return outcome;
+end;
+$$;
+comment on function public.fail_ai_agent_task(uuid, uuid, jsonb, boolean, integer) is 'workflow-worker (service_role): records a failed provider call and fails the run (retrying, failed or lease_lost, as fail_workflow_run decides).';
+
+-- An execution that ends (cancelled, timed out, failed elsewhere) ends its AI tasks still running or queued.
+create function private.end_ai_agent_tasks_of_finished_execution() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  update public.ai_agent_tasks t
+  set status = 'cancelled', completed_at = pg_catalog.now(), error = coalesce(t.error, jsonb_build_object('code', 'execution_' || new.status))
+  where t.execution_id = new.id and t.status in ('queued', 'running');
+  return null;
+end;
+$$;
+comment on function private.end_ai_agent_tasks_of_finished_execution() is 'AFTER UPDATE on workflow_executions: cancels the AI tasks still open when the execution is cancelled, times out or fails.';
+
+create trigger workflow_executions_end_ai_agent_tasks after update on public.workflow_executions
+  for each row when (old.status is distinct from new.status and new.status in ('cancelled', 'timed_out', 'failed'))
+  execute function private.end_ai_agent_tasks_of_finished_execution();
+
+revoke execute on function public.begin_ai_agent_task(uuid, uuid),
+  public.complete_ai_agent_task(uuid, uuid, text, text, integer, integer, integer),
+  public.fail_ai_agent_task(uuid, uuid, jsonb, boolean, integer) from public, anon, authenticated;
+grant execute on function public.begin_ai_agent_task(uuid, uuid),
+  public.complete_ai_agent_task(uuid, uuid, text, text, integer, integer, integer),
+  public.fail_ai_agent_task(uuid, uuid, jsonb, boolean, integer) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/49-workflows-triggers-and-actions.sql
+-- =====================================================================================================================
+-- Workflows: event triggers (through private.emit_event), causation depth and the refusal log, webhook-trigger secrets.
+-- And the task actions the workflow-worker runs in SQL: emit_event, and preparing an http_request through an integration.
+
+-- Every event carries a causation depth: 0 for an event a person or a domain caused, and, for an event a workflow
+-- caused, its execution's depth plus one. An execution started by an event has that event's depth. So a workflow
+-- that (directly or through others) triggers itself stops: an event 8 levels deep starts nothing, and each refusal is
+-- a workflow_event_refusals row. The depth travels in the transaction-local setting workflows.causation_depth, which
+-- emit_workflow_event() sets before it emits, so events that triggers emit inside a workflow's action carry it too.
+
+insert into public.webhook_event_types (key, description) values
+  ('workflow.event', 'An event a workflow announced with an emit_event task (payload as the task''s params give it)');
+
+create function private.current_causation_depth() returns integer
+language sql stable
+set search_path = ''
+as $$
+  select case when pg_catalog.current_setting('workflows.causation_depth', true) ~ '^[0-9]{1,4}$'
+              then pg_catalog.current_setting('workflows.causation_depth', true)::integer else 0 end
+$$;
+comment on function private.current_causation_depth() is 'The causation depth of events emitted in this transaction: workflows.causation_depth (set by emit_workflow_event), else 0.';
+
+alter table public.workflow_executions add column causation_depth integer not null default 0;
+alter table public.workflow_executions alter column causation_depth set default private.current_causation_depth();
+alter table public.workflow_executions add constraint workflow_executions_causation_depth_range check (causation_depth between 0 and 8);
+comment on column public.workflow_executions.causation_depth is 'How many workflow-caused events led to this execution (49-workflows-triggers-and-actions.sql): 0 unless an event a workflow emitted started it; at 8 nothing more is started.';
+
+create table public.workflow_event_refusals (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  workflow_id uuid not null,
+  event_id uuid not null,
+  event_type text not null,
+  causation_depth integer not null,
+  reason text not null,
+  created_at timestamptz not null default now(),
+  constraint workflow_event_refusals_pkey primary key (id),
+  constraint workflow_event_refusals_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint workflow_event_refusals_workflow_id_fkey foreign key (workflow_id) references public.workflows (id) on delete cascade,
+  constraint workflow_event_refusals_reason_known check (reason in ('causation_depth_exceeded', 'start_failed'))
+);
+comment on table public.workflow_event_refusals is 'Log of event-triggered starts that did not happen: the event was 8 workflow-caused levels deep (an automation loop), or the start failed. Written by private.start_event_workflows() only; not audited (it is a log itself).';
+
+create index workflow_event_refusals_organization_id_idx on public.workflow_event_refusals (organization_id, created_at desc);
+create index workflow_event_refusals_workflow_id_idx on public.workflow_event_refusals (workflow_id);
+create index workflows_event_trigger_idx on public.workflows (organization_id, (trigger_config ->> 'event_type'))
+  where trigger_type = 'event' and is_active and deleted_at is null;
+
+alter table public.workflow_event_refusals enable row level security;
+-- workflow_event_refusals_select: members holding workflows.read see their organization's refused starts.
+create policy workflow_event_refusals_select on public.workflow_event_refusals for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('workflows.read')));
+grant select on public.workflow_event_refusals to authenticated, service_role;
+
+-- Called by private.emit_event() (44-connectors-webhook-deliveries.sql) for every event: starts each active workflow
+-- of the organization whose trigger_config names the event type and whose filter the payload contains (@>). The event
+-- id makes the start idempotent (a repeated event starts nothing new). One workflow that cannot start never stops the
+-- event or the others: its refusal is logged.
+create function private.start_event_workflows(organization_id uuid, event_type text, payload jsonb, event_id uuid)
+returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  depth integer := private.current_causation_depth();
+  w record;
+  started integer := 0;
+begin
+  for w in
+    select x.id from public.workflows x
+    where x.organization_id = start_event_workflows.organization_id and x.trigger_type = 'event' and x.is_active
+      and x.deleted_at is null and x.trigger_config ->> 'event_type' = start_event_workflows.event_type
+      and payload @> coalesce(x.trigger_config -> 'filter', '{}'::jsonb)
+    order by x.created_at, x.id
+  loop
+    if depth >= 8 then
+      insert into public.workflow_event_refusals (organization_id, workflow_id, event_id, event_type, causation_depth, reason)
+      values (start_event_workflows.organization_id, w.id, start_event_workflows.event_id, start_event_workflows.event_type,
+              depth, 'causation_depth_exceeded');
+      raise log 'workflow % not started by event % (%): causation depth % reached the limit of 8', w.id, event_id, event_type, depth;
+      continue;
+    end if;
+    begin
+      perform private.start_workflow_execution(w.id,
+        jsonb_build_object('event_id', event_id, 'event_type', event_type, 'causation_depth', depth, 'data', payload),
+        'event:' || event_id::text, 'event', null);
+      started := started + 1;
+    exception when others then
+      insert into public.workflow_event_refusals (organization_id, workflow_id, event_id, event_type, causation_depth, reason)
+      values (start_event_workflows.organization_id, w.id, start_event_workflows.event_id, start_event_workflows.event_type,
+              depth, 'start_failed');
+      raise log 'workflow % not started by event %: % (%)', w.id, event_id, sqlerrm, sqlstate;
+    end;
+  end loop;
+  return started;
+end;
+$$;
+comment on function private.start_event_workflows(uuid, text, jsonb, uuid) is 'emit_event hook: starts the active event-triggered workflows whose event_type and filter (JSON containment) match, with input {"event_id", "event_type", "causation_depth", "data"}; refuses (and logs in workflow_event_refusals) at causation depth 8.';
+
+-- The emit_event task action, run by the worker in one call: emits params.event_type with params.payload as the
+-- run's organization, one causation level deeper than the run's execution, and completes the run with the event id.
+-- The event id is the run's id, so a retried attempt emits nothing twice (deliveries and starts are per event id).
+create function public.emit_workflow_event(run_id uuid, lease_token uuid) returns text
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  run record;
+  params jsonb;
+begin
+  perform 1 from public.workflow_executions e
+  where e.id = (select r.execution_id from public.workflow_runs r where r.id = emit_workflow_event.run_id) for update;
+  select r.id, r.organization_id, r.input, e.causation_depth into run
+  from public.workflow_runs r join public.workflow_executions e on e.id = r.execution_id
+  where r.id = emit_workflow_event.run_id and r.lease_token = emit_workflow_event.lease_token and r.status = 'running'
+    and r.locked_until >= pg_catalog.now();
+  if run.id is null then
+    return 'lease_lost';
+  end if;
+  params := coalesce(run.input -> 'node' -> 'config' -> 'params', '{}'::jsonb);
+  if jsonb_typeof(params -> 'event_type') is distinct from 'string'
+     or not exists (select 1 from public.webhook_event_types t where t.key = params ->> 'event_type')
+     or (params ? 'payload' and jsonb_typeof(params -> 'payload') <> 'object') then
+    perform public.fail_workflow_run(run.id, emit_workflow_event.lease_token, jsonb_build_object('code', 'invalid_params',
+      'message', 'an emit_event task needs params {"event_type": <a key of webhook_event_types>, "payload"?: {...}}'), false);
+    return 'failed';
+  end if;
+  perform pg_catalog.set_config('workflows.causation_depth', (run.causation_depth + 1)::text, true);
+  perform private.emit_event(run.organization_id, params ->> 'event_type', coalesce(params -> 'payload', '{}'::jsonb), run.id);
+  perform pg_catalog.set_config('workflows.causation_depth', '', true);
+  return public.complete_workflow_run(run.id, emit_workflow_event.lease_token,
+    jsonb_build_object('event_id', run.id, 'event_type', params ->> 'event_type', 'causation_depth', run.causation_depth + 1));
+end;
+$$;
+comment on function public.emit_workflow_event(uuid, uuid) is 'workflow-worker (service_role): runs an emit_event task (params {"event_type", "payload"?}) one causation level deeper than its execution and completes the run with {"event_id", "event_type", "causation_depth"}; completed, failed (bad params) or lease_lost.';
+
+-- The http_request task action's request, rendered and authorised in SQL so that the worker never chooses whose
+-- credentials it uses: params {"url", "method"?, "headers"?, "body"?, "integration_id"?}; url and string header values
+-- and a string body may hold {{input.x}} / {{nodes.<id>.y}}. The integration must be an active one of the run's
+-- organization; its credentials (read through the audited purpose path) become the Authorization header.
+create function public.prepare_workflow_http_request(run_id uuid, lease_token uuid) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  run public.workflow_runs;
+  params jsonb;
+  context jsonb;
+  integration public.integrations;
+  kind text;
+  credentials jsonb;
+  headers jsonb := '{}'::jsonb;
+  header record;
+  body jsonb;
+  problem text;
+begin
+  select r.* into run from public.workflow_runs r
+  where r.id = prepare_workflow_http_request.run_id and r.lease_token = prepare_workflow_http_request.lease_token
+    and r.status = 'running' and r.locked_until >= pg_catalog.now();
+  if run.id is null then
+    return jsonb_build_object('status', 'lease_lost');
+  end if;
+  params := coalesce(run.input -> 'node' -> 'config' -> 'params', '{}'::jsonb);
+  context := coalesce(run.input -> 'context', '{}'::jsonb);
+  problem := case
+    when jsonb_typeof(params -> 'url') is distinct from 'string' then 'an http_request task needs params.url'
+    when exists (select 1 from jsonb_object_keys(params) k where k not in ('url', 'method', 'headers', 'body', 'integration_id'))
+      then 'http_request params are url, method, headers, body and integration_id'
+    when params ? 'method' and coalesce(params ->> 'method', '') not in ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')
+      then 'params.method must be GET, POST, PUT, PATCH or DELETE'
+    when params ? 'headers' and not private.webhook_headers_allowed(params -> 'headers')
+      then 'params.headers must be an object of string values, without Authorization, hop-by-hop or framing headers'
+    when params ? 'integration_id' and not private.is_uuid_text(params -> 'integration_id') then 'params.integration_id must be a UUID'
+  end;
+  if problem is null and params ? 'integration_id' then
+    select i.* into integration from public.integrations i
+    where i.id = (params ->> 'integration_id')::uuid and i.organization_id = run.organization_id;
+    problem := case when integration.id is null then 'the integration does not exist in this organization'
+                    when not integration.is_active then 'the integration is not active'
+                    when integration.credentials_secret_id is null then 'the integration has no credentials' end;
+  end if;
+  begin
+    if problem is null then
+      for header in select h.key, h.value from jsonb_each_text(coalesce(params -> 'headers', '{}'::jsonb)) h loop
+        headers := headers || jsonb_build_object(header.key, private.render_workflow_template(header.value, context));
+      end loop;
+      body := case when jsonb_typeof(params -> 'body') = 'string'
+                   then to_jsonb(private.render_workflow_template(params ->> 'body', context)) else params -> 'body' end;
+      params := params || jsonb_build_object('url', private.render_workflow_template(params ->> 'url', context));
+    end if;
+  exception when sqlstate '22023' then
+    problem := sqlerrm;
+  end;
+  if problem is not null then
+    perform public.fail_workflow_run(run.id, prepare_workflow_http_request.lease_token,
+      jsonb_build_object('code', 'invalid_params', 'message', problem), false);
+    return jsonb_build_object('status', 'refused', 'error', jsonb_build_object('code', 'invalid_params', 'message', problem));
+  end if;
+  if integration.id is not null then
+    select p.auth_kind into kind from public.integration_providers p where p.key = integration.provider;
+    credentials := public.integration_credentials_for_sync(integration.id,
+      pg_catalog.format('workflow http_request, run %s', run.id));
+    headers := headers || jsonb_build_object('authorization', case kind
+      when 'oauth2' then 'Bearer ' || (credentials ->> 'access_token')
+      when 'api_key' then 'Bearer ' || (credentials ->> 'api_key')
+      else 'Basic ' || pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
+             (credentials ->> 'username') || ':' || (credentials ->> 'password'), 'UTF8'), 'base64'), E'\n', '') end);
+  end if;
+  return jsonb_build_object('status', 'ready', 'method', coalesce(params ->> 'method', case when params ? 'body' then 'POST' else 'GET' end),
+                            'url', params ->> 'url', 'headers', headers, 'body', body, 'integration_id', integration.id);
+end;
+$$;
+comment on function public.prepare_workflow_http_request(uuid, uuid) is 'workflow-worker (service_role): renders an http_request task''s url, headers and body from the context and adds the Authorization of its integration (same organization, active; an audited credential read). Returns {"status": "ready", "method", "url", "headers", "body"}, or refused (the run failed: invalid_params) or lease_lost.';
+
+-- Webhook-triggered workflows: the Standard Webhooks signing secret of each lives in Vault; the table that holds its
+-- id is private (no API role reaches it). Set by workflows.manage holders, never read back; read by the
+-- workflow-webhook function through an audited purpose function.
+create table private.workflow_webhook_secrets (
+  workflow_id uuid not null,
+  organization_id uuid not null,
+  secret_id uuid not null,
+  updated_by uuid,
+  updated_at timestamptz not null default now(),
+  constraint workflow_webhook_secrets_pkey primary key (workflow_id),
+  constraint workflow_webhook_secrets_workflow_id_fkey foreign key (workflow_id) references public.workflows (id) on delete cascade,
+  constraint workflow_webhook_secrets_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint workflow_webhook_secrets_updated_by_fkey foreign key (updated_by) references auth.users (id) on delete set null,
+  constraint workflow_webhook_secrets_secret_id_key unique (secret_id)
+);
+comment on table private.workflow_webhook_secrets is 'Vault secret id of each webhook-triggered workflow''s signing secret; the secret goes with the row (and the row with its workflow).';
+
+create index workflow_webhook_secrets_organization_id_idx on private.workflow_webhook_secrets (organization_id);
+create index workflow_webhook_secrets_updated_by_idx on private.workflow_webhook_secrets (updated_by);
+
+create trigger workflow_webhook_secrets_delete_secret after delete or update of secret_id on private.workflow_webhook_secrets
+  for each row execute function private.delete_row_secret('secret_id');
+create trigger workflow_webhook_secrets_audit after insert or update or delete on private.workflow_webhook_secrets
+  for each row execute function private.audit_row_change();
+
+create function public.set_workflow_webhook_secret(workflow_id uuid, signing_secret text) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.workflows;
+  existing uuid;
+begin
+  perform private.require_user();
+  select w.* into target from public.workflows w where w.id = set_workflow_webhook_secret.workflow_id;
+  if target.id is null or not private.has_permission(target.organization_id, 'workflows.read') then
+    raise exception 'workflow % not found', set_workflow_webhook_secret.workflow_id using errcode = 'P0002';
+  end if;
+  if not private.has_permission(target.organization_id, 'workflows.manage') then
+    raise exception 'setting a workflow''s webhook secret needs workflows.manage' using errcode = '42501';
+  end if;
+  if target.trigger_type <> 'webhook' then
+    raise exception 'workflow % is triggered by %, not by a webhook', target.id, target.trigger_type using errcode = '55000',
+      hint = 'Set trigger_type = ''webhook'' first.';
+  end if;
+  perform private.validate_webhook_secret(signing_secret);
+  select s.secret_id into existing from private.workflow_webhook_secrets s where s.workflow_id = target.id;
+  insert into private.workflow_webhook_secrets (workflow_id, organization_id, secret_id, updated_by)
+  values (target.id, target.organization_id,
+          private.vault_store(existing, signing_secret, 'workflow_webhook:' || target.id, 'webhook signing secret of workflow ' || target.id),
+          (select auth.uid()))
+  on conflict on constraint workflow_webhook_secrets_pkey do update
+  set secret_id = excluded.secret_id, updated_by = excluded.updated_by, updated_at = pg_catalog.now();
+end;
+$$;
+comment on function public.set_workflow_webhook_secret(uuid, text) is 'Stores (or replaces) the Standard Webhooks signing secret (whsec_ + base64 of 24-64 bytes) of a webhook-triggered workflow in Vault; workflows.manage. Never returns it.';
+
+create function public.workflow_webhook_secret_for_verification(workflow_id uuid) returns text
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target record;
+begin
+  select w.id, w.organization_id, s.secret_id into target
+  from public.workflows w join private.workflow_webhook_secrets s on s.workflow_id = w.id
+  where w.id = workflow_webhook_secret_for_verification.workflow_id and w.trigger_type = 'webhook' and w.deleted_at is null;
+  if target.id is null then
+    raise exception 'no webhook-triggered workflow % with a signing secret', workflow_webhook_secret_for_verification.workflow_id
+      using errcode = 'P0002';
+  end if;
+  perform private.audit_credential_read(target.organization_id, 'workflows', target.id, 'workflow_webhook',
+                                        'verify an incoming webhook signature');
+  return private.vault_read(target.secret_id);
+end;
+$$;
+comment on function public.workflow_webhook_secret_for_verification(uuid) is 'workflow-webhook (service_role): the signing secret of a webhook-triggered workflow, to verify a request; P0002 when there is none; every call is an audit_logs credential_read entry.';
+
+grant execute on function public.set_workflow_webhook_secret(uuid, text) to authenticated;
+revoke execute on function public.emit_workflow_event(uuid, uuid), public.prepare_workflow_http_request(uuid, uuid),
+  public.workflow_webhook_secret_for_verification(uuid) from public, anon, authenticated;
+grant execute on function public.emit_workflow_event(uuid, uuid), public.prepare_workflow_http_request(uuid, uuid),
+  public.workflow_webhook_secret_for_verification(uuid) to service_role;
 
 
 -- =====================================================================================================================

@@ -50,6 +50,9 @@ declare
   old_row jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
   new_row jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
   any_row jsonb := coalesce(new_row, old_row);
+  -- Outside an API request (workers, pg_cron, the engine's own steps) there are no headers: the request helpers,
+  -- which parse request.headers again on every call (about eight times per row), are skipped altogether.
+  in_request boolean := coalesce(current_setting('request.headers', true), '') <> '';
   changed text[];
 begin
   if tg_op = 'UPDATE' then
@@ -75,9 +78,9 @@ begin
     lower(tg_op),
     tg_table_name,
     coalesce(any_row ->> 'id', any_row ->> 'role_id'),
-    private.request_ip(),
-    left(private.request_header('user-agent'), 512),
-    private.request_correlation_id(),
+    case when in_request then private.request_ip() end,
+    case when in_request then left(private.request_header('user-agent'), 512) end,
+    case when in_request then private.request_correlation_id() end,
     case when tg_op = 'UPDATE' then jsonb_build_object('changed', to_jsonb(changed))
          when tg_table_name = 'role_permissions' then jsonb_build_object('permission', any_row ->> 'permission_key')
          else '{}'::jsonb end,

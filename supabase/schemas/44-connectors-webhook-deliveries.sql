@@ -108,10 +108,12 @@ begin
   from public.webhooks w
   where w.organization_id = emit_event.organization_id and w.is_enabled and emit_event.event_type = any (w.events)
   on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
+  -- Event-triggered workflows (49-workflows-triggers-and-actions.sql; resolved when called, after every file loaded).
+  perform private.start_event_workflows(emit_event.organization_id, emit_event.event_type, emit_event.payload, emit_event.event_id);
   return event_id;
 end;
 $$;
-comment on function private.emit_event(uuid, text, jsonb, uuid, uuid) is 'Announces a business event: enqueues one delivery per enabled subscribing webhook of the organization (idempotent per webhook and event id); returns the event id. Not granted to API roles.';
+comment on function private.emit_event(uuid, text, jsonb, uuid, uuid) is 'Announces a business event: enqueues one delivery per enabled subscribing webhook of the organization (idempotent per webhook and event id) and starts the matching event-triggered workflows; returns the event id. Not granted to API roles.';
 
 -- A client may ask for a test delivery to one of its own webhooks (subscribed to webhook.test or not).
 create function public.send_test_webhook(webhook_id uuid) returns uuid
@@ -355,9 +357,18 @@ begin
       body := jsonb_build_object('scheduled_at', now()),
       timeout_milliseconds := 55000)
   $job$);
-  return array['webhook-dispatcher'];
+  -- The workflow worker (issue 11), the same way.
+  perform cron.schedule('workflow-worker', '* * * * *', $job$
+    select net.http_post(
+      url := (select decrypted_secret from vault.decrypted_secrets where name = 'project_url') || '/functions/v1/workflow-worker',
+      headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization',
+                                    'Bearer ' || (select decrypted_secret from vault.decrypted_secrets where name = 'service_role_key')),
+      body := jsonb_build_object('scheduled_at', now()),
+      timeout_milliseconds := 55000)
+  $job$);
+  return array['webhook-dispatcher', 'workflow-worker'];
 end;
 $$;
-comment on function private.schedule_edge_functions() is 'Creates (or updates) the pg_cron jobs that invoke edge functions through pg_net (webhook-dispatcher every minute); does nothing without pg_net. Run it again after enabling pg_net.';
+comment on function private.schedule_edge_functions() is 'Creates (or updates) the pg_cron jobs that invoke edge functions through pg_net (webhook-dispatcher and workflow-worker every minute); does nothing without pg_net. Run it again after enabling pg_net.';
 
 select private.schedule_edge_functions();
