@@ -9273,10 +9273,15 @@ declare
   changed public.appointments;
 begin
   update public.appointments a set status = 'cancelled', cancellation_reason = reason
-  where a.id = appointment_id
+  where a.id = appointment_id and a.status in ('scheduled', 'confirmed')
   returning * into changed;
   if changed.id is null then
-    raise exception 'appointment % not found', appointment_id using errcode = 'P0002';
+    select a.* into changed from public.appointments a where a.id = appointment_id;
+    if changed.id is null then
+      raise exception 'appointment % not found', appointment_id using errcode = 'P0002';
+    end if;
+    raise exception 'a % appointment cannot be cancelled', changed.status using errcode = '23514',
+      constraint = 'appointments_status_transition';
   end if;
   return changed;
 end;
