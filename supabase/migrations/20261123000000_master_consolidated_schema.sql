@@ -8854,7 +8854,6 @@ create table public.appointments (
   constraint appointments_service_id_fkey foreign key (service_id) references public.services (id) on delete restrict,
   constraint appointments_staff_id_fkey foreign key (staff_id) references public.staff (id) on delete restrict,
   constraint appointments_conversation_id_fkey foreign key (conversation_id) references public.conversations (id) on delete set null,
-  constraint appointments_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
   constraint appointments_idempotency_key_key unique (organization_id, idempotency_key),
   constraint appointments_status_known check (status in ('scheduled', 'confirmed', 'completed', 'cancelled', 'no_show')),
   constraint appointments_cancellation_reason_required check (status <> 'cancelled'
@@ -8878,13 +8877,13 @@ comment on column public.appointments.blocked_range is 'Derived: [scheduled_at -
 comment on column public.appointments.ends_at is 'Derived: scheduled_at + service_duration minutes.';
 comment on column public.appointments.service_type is 'The service''s name at booking (the seed''s service_type).';
 comment on column public.appointments.client_phone is 'Client contact data (personal data): cleared by retention after completion plus the retention period, and by erase_caller_data().';
+comment on column public.appointments.created_by is 'Who booked (a staff member''s or an agent''s auth.users id). No foreign key: the record outlives a deleted agent''s identity.';
 comment on column public.appointments.idempotency_key is 'A booking retried with the same key (per organization) returns the first booking.';
 
 create index appointments_organization_id_idx on public.appointments (organization_id, scheduled_at);
 create index appointments_service_id_idx on public.appointments (service_id);
 create index appointments_staff_id_idx on public.appointments (staff_id, scheduled_at);
 create index appointments_conversation_id_idx on public.appointments (conversation_id);
-create index appointments_created_by_idx on public.appointments (created_by);
 create index appointments_client_phone_idx on public.appointments (organization_id, client_phone) where client_phone is not null;
 
 alter table public.messages add constraint messages_appointment_id_fkey
