@@ -7944,6 +7944,11 @@ insert into public.permissions (key, description) values
 insert into public.roles (organization_id, key, name, description, rank) values
   (null, 'agent', 'AI agent', 'An AI receptionist: reads the receptionist module, books appointments and records calls', 30);
 
+-- `agent` becomes a reserved key like the other system roles.
+alter table public.roles drop constraint roles_custom_key_not_reserved;
+alter table public.roles add constraint roles_custom_key_not_reserved
+  check (organization_id is null or key not in ('owner', 'admin', 'member', 'viewer', 'agent'));
+
 insert into public.role_permissions (role_id, permission_key)
 select r.id, p.key
 from public.roles r
