@@ -110,7 +110,7 @@ create table public.staff_working_hours (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
   staff_id uuid not null,
-  weekday smallint not null,
+  weekday integer not null,
   start_time time not null,
   end_time time not null,
   created_at timestamptz not null default now(),
