@@ -9220,7 +9220,7 @@ begin
     select st.id from public.staff st join public.staff_services ss on ss.staff_id = st.id
     where ss.service_id = svc.id and st.organization_id = svc.organization_id and st.is_active and st.deleted_at is null
       and (book_appointment.staff_id is null or st.id = book_appointment.staff_id)
-    order by st.created_at, st.id
+    order by st.created_at, st.name, st.id
   loop
     tried := tried + 1;
     begin
@@ -9265,7 +9265,7 @@ begin
     hint = coalesce(last_hint, '');
 end;
 $$;
-comment on function public.book_appointment(uuid, timestamptz, text, text, text, uuid, uuid, text) is 'Books a service at a start time with the given staff member or the first free qualified one; a retry with the same idempotency key returns the same appointment; a taken slot is 23P01 with hint "slot taken". Under RLS (receptionist.operate).';
+comment on function public.book_appointment(uuid, timestamptz, text, text, text, uuid, uuid, text) is 'Books a service at a start time with the given staff member or the first free qualified one (by creation time, then name); a retry with the same idempotency key returns the same appointment; a taken slot is 23P01 with hint "slot taken". Under RLS (receptionist.operate).';
 grant execute on function public.book_appointment(uuid, timestamptz, text, text, text, uuid, uuid, text) to authenticated, service_role;
 
 create function public.cancel_appointment(appointment_id uuid, reason text)
