@@ -125,6 +125,8 @@ declare
   org public.organizations;
   slot tstzrange;
   needs_check boolean;
+  local_day date;
+  day_hours jsonb;
 begin
   if tg_op = 'INSERT' then
     select s.* into svc from public.services s where s.id = new.service_id;
@@ -195,13 +197,22 @@ begin
       raise exception 'the appointment is too far ahead: % books at most % days in advance', svc.name, svc.max_advance_booking_days
         using errcode = '23514', constraint = 'appointments_max_advance', hint = 'Offer an earlier slot (available_slots).';
     end if;
-    if not exists (select 1 from private.business_windows(new.organization_id, new.scheduled_at, new.ends_at) b
-                   where b @> slot) then
+    -- Every window lies within one local day (a close of 24:00 at the latest), so only the start's local day can
+    -- hold the slot: the same windows as business_windows() and working_windows(), for that one day.
+    select o.* into org from public.organizations o where o.id = new.organization_id;
+    local_day := (new.scheduled_at at time zone org.timezone)::date;
+    day_hours := org.business_hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
+                                       [extract(dow from local_day)::integer + 1];
+    if org.business_hours <> '{}'::jsonb and (jsonb_typeof(day_hours) is distinct from 'object'
+       or not tstzrange((local_day + (day_hours ->> 'open')::time) at time zone org.timezone,
+                        (local_day + (day_hours ->> 'close')::time) at time zone org.timezone) @> slot) then
       raise exception 'the appointment is outside business hours' using errcode = '23514',
         constraint = 'appointments_within_business_hours', hint = 'Offer a slot from available_slots.';
     end if;
-    if not exists (select 1 from private.working_windows(new.organization_id, array[new.staff_id], new.scheduled_at, new.ends_at) w
-                   where w.working @> slot) then
+    if not exists (select 1 from public.staff_working_hours w
+                   where w.staff_id = new.staff_id and w.weekday = extract(dow from local_day)::integer
+                     and tstzrange((local_day + w.start_time) at time zone org.timezone,
+                                   (local_day + w.end_time) at time zone org.timezone) @> slot) then
       raise exception 'the appointment is outside the staff member''s working hours' using errcode = '23514',
         constraint = 'appointments_within_working_hours', hint = 'Offer a slot from available_slots.';
     end if;
