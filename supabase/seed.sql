@@ -251,3 +251,75 @@ begin
   perform set_config('request.jwt.claims', '', true);
 end;
 $$;
+
+-- ---- AI receptionist (issue 13): Globex's clinic receptionist "Ava" with an API key, two services, two doctors (Grace
+-- is also a Globex member), their hours and a day off, a call whose transcript held a card number (stored redacted),
+-- an SMS confirmation and two appointments next Monday. Times are local to Globex (America/Los_Angeles).
+do $$
+declare
+  globex constant uuid := '0a000000-0000-4000-8000-0000000910be';
+  agent uuid;
+  checkup constant uuid := '0a000000-0000-4000-8000-0000c4ec0001';
+  cleaning constant uuid := '0a000000-0000-4000-8000-0000c4ec0002';
+  grace_staff constant uuid := '0a000000-0000-4000-8000-00005aff0001';
+  ivan_staff constant uuid := '0a000000-0000-4000-8000-00005aff0002';
+  call uuid;
+  monday date := current_date + 7 + ((8 - extract(dow from current_date + 7)::integer) % 7);
+begin
+  if exists (select 1 from public.ai_agents a where a.organization_id = globex) then
+    return;
+  end if;
+  perform set_config('request.jwt.claims', '{"sub": "e2140000-0000-4000-8000-000000000005", "role": "authenticated"}', true);
+  select a.id into agent from public.create_ai_agent(globex, 'Ava', 'en-US', '+14155550123') a;
+  perform public.create_ai_agent_api_key(agent, 'phone line');
+  perform set_config('request.jwt.claims', '', true);
+  update public.organizations set business_hours = business_hours || '{"tuesday": {"open": "08:00", "close": "18:00"},
+    "wednesday": {"open": "08:00", "close": "18:00"}, "thursday": {"open": "08:00", "close": "18:00"}}' where id = globex;
+
+  insert into public.services (id, organization_id, name, description, duration, price, currency, category, booking_buffer, min_notice_minutes, max_advance_booking_days)
+  values (checkup, globex, 'Check-up', 'General check-up with a doctor', 30, 120, 'USD', 'consultation', 10, 120, 60),
+         (cleaning, globex, 'Dental cleaning', 'Cleaning and polishing', 45, 90, 'USD', 'dental', 15, 240, 30)
+  on conflict (id) do nothing;
+  insert into public.staff (id, organization_id, user_id, name, email, phone, role)
+  values (grace_staff, globex, '92ace000-0000-4000-8000-000000000007', 'Dr. Grace Gupta', 'grace@globex.test', '+14155550111', 'Physician'),
+         (ivan_staff, globex, null, 'Ivan Ivanov', 'ivan@globex.test', '+14155550112', 'Hygienist')
+  on conflict (id) do nothing;
+  insert into public.staff_services (staff_id, service_id)
+  values (grace_staff, checkup), (ivan_staff, cleaning), (ivan_staff, checkup) on conflict do nothing;
+  insert into public.staff_working_hours (staff_id, weekday, start_time, end_time)
+  select grace_staff, d, t.s, t.e from generate_series(1, 5) d, (values (time '08:00', time '12:00'), (time '13:00', time '18:00')) t(s, e)
+  union all
+  select ivan_staff, d, '10:00', '16:00' from generate_series(1, 4) d;
+  insert into public.staff_time_off (staff_id, period, reason)
+  values (ivan_staff, tstzrange(((monday + 2)::timestamp) at time zone 'America/Los_Angeles',
+                                ((monday + 3)::timestamp) at time zone 'America/Los_Angeles'), 'Training day');
+  insert into public.receptionist_settings (organization_id, caller_data_retention_days) values (globex, 60)
+  on conflict (organization_id) do nothing;
+
+  insert into public.conversations (agent_id, direction, status, caller_phone, caller_name, caller_email, sentiment_score,
+                                    topics, summary, intent, outcome, transcript, started_at, ended_at)
+  values (agent, 'inbound', 'completed', '+14155550199', 'Sam Patel', 'sam@example.com', 0.6, '["booking", "payment"]',
+          'Booked a check-up; tried to pay by card 4242 4242 4242 4242 on the phone', 'book_appointment', 'booked',
+          jsonb_build_array(
+            jsonb_build_object('speaker', 'agent', 'text', 'Globex clinic, this is Ava. How can I help?', 'at', now() - interval '1 hour'),
+            jsonb_build_object('speaker', 'caller', 'text', 'I need a check-up next Monday morning.', 'at', now() - interval '59 minutes'),
+            jsonb_build_object('speaker', 'caller', 'text', 'Can I pay now? My card is 4242 4242 4242 4242.', 'at', now() - interval '58 minutes'),
+            jsonb_build_object('speaker', 'agent', 'text', 'Payment is taken at the clinic. You are booked for 9:00.', 'at', now() - interval '57 minutes')),
+          now() - interval '1 hour', now() - interval '55 minutes')
+  returning id into call;
+  insert into public.appointments (service_id, staff_id, conversation_id, client_name, client_phone, client_email, scheduled_at, idempotency_key, status)
+  values (checkup, grace_staff, call, 'Sam Patel', '+14155550199', 'sam@example.com',
+          (monday + time '09:00') at time zone 'America/Los_Angeles', 'seed-call-1', 'confirmed'),
+         (cleaning, ivan_staff, null, 'Lee Wong', '+14155550177', null,
+          (monday + time '11:00') at time zone 'America/Los_Angeles', 'seed-walk-in-1', 'scheduled');
+  insert into public.messages (organization_id, conversation_id, appointment_id, direction, channel, from_number, to_number, body, provider, provider_message_id)
+  select globex, call, a.id, 'outbound', 'sms', '+14155550123', '+14155550199',
+         'Globex: your check-up is confirmed for Monday 9:00. Reply C to cancel.', 'twilio', 'SM-seed-0001'
+  from public.appointments a where a.idempotency_key = 'seed-call-1';
+  update public.messages set status = 'sent' where provider_message_id = 'SM-seed-0001';
+  update public.messages set status = 'delivered' where provider_message_id = 'SM-seed-0001';
+  insert into public.messages (organization_id, conversation_id, direction, channel, from_number, to_number, body)
+  values (globex, call, 'inbound', 'sms', '+14155550199', '+14155550123', 'Thanks, see you Monday!');
+end;
+$$;
+-- ---- end AI receptionist

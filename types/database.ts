@@ -5,7 +5,45 @@ export type Database = {
   
   "public": {
           Tables: {
-            "ai_agent_tasks": {
+            "ai_agent_api_keys": {
+                  Row: {
+                    "agent_id": string,"created_at": string,"created_by": string | null,"id": string,"key_hash": string,"key_prefix": string,"last_used_at": string | null,"name": string,"organization_id": string,"revoked_at": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "agent_id": string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"key_hash": string,"key_prefix": string,"last_used_at"?: string | null,"name"?: string,"organization_id": string,"revoked_at"?: string | null
+                  }
+                  Update: {
+                    "agent_id"?: string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"key_hash"?: string,"key_prefix"?: string,"last_used_at"?: string | null,"name"?: string,"organization_id"?: string,"revoked_at"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_agent_api_keys_agent_id_fkey"
+      columns: ["agent_id"]
+isOneToOne: false
+      referencedRelation: "ai_agent_performance"
+      referencedColumns: ["agent_id"]
+    },{
+      foreignKeyName: "ai_agent_api_keys_agent_id_fkey"
+      columns: ["agent_id"]
+isOneToOne: false
+      referencedRelation: "ai_agents"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ai_agent_api_keys_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "ai_agent_api_keys_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"ai_agent_tasks": {
                   Row: {
                     "attempt": number,"completed_at": string | null,"completion_tokens": number | null,"cost_usd": number | null,"created_at": string,"error": Json | null,"execution_id": string | null,"id": string,"input": NonNullable<Json>,"latency_ms": number | null,"max_retries": number,"max_tokens": number | null,"messages": NonNullable<Json>,"model": string,"node_id": string | null,"organization_id": string,"output": Json | null,"prompt": string,"prompt_tokens": number | null,"provider": string,"provider_config_id": string | null,"started_at": string,"status": string,"system_prompt": string | null,"temperature": number | null,"timeout_ms": number,"total_tokens": number | null,"updated_at": string,"workflow_run_id": string | null
                   }
@@ -46,6 +84,38 @@ isOneToOne: false
       columns: ["workflow_run_id"]
 isOneToOne: true
       referencedRelation: "workflow_runs"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"ai_agents": {
+                  Row: {
+                    "calendar_integration_id": string | null,"capabilities": NonNullable<Json>,"created_at": string,"created_by": string | null,"deleted_at": string | null,"id": string,"knowledge_base": NonNullable<Json>,"language": string,"name": string,"organization_id": string,"personality_traits": NonNullable<Json>,"phone_number": string | null,"sms_enabled": boolean,"status": string,"updated_at": string,"user_id": string | null,"voice_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "calendar_integration_id"?: string | null,"capabilities"?: NonNullable<Json>,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"id"?: string,"knowledge_base"?: NonNullable<Json>,"language"?: string,"name": string,"organization_id": string,"personality_traits"?: NonNullable<Json>,"phone_number"?: string | null,"sms_enabled"?: boolean,"status"?: string,"updated_at"?: string,"user_id"?: string | null,"voice_id"?: string | null
+                  }
+                  Update: {
+                    "calendar_integration_id"?: string | null,"capabilities"?: NonNullable<Json>,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"id"?: string,"knowledge_base"?: NonNullable<Json>,"language"?: string,"name"?: string,"organization_id"?: string,"personality_traits"?: NonNullable<Json>,"phone_number"?: string | null,"sms_enabled"?: boolean,"status"?: string,"updated_at"?: string,"user_id"?: string | null,"voice_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_agents_calendar_integration_id_fkey"
+      columns: ["calendar_integration_id"]
+isOneToOne: false
+      referencedRelation: "integrations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ai_agents_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "ai_agents_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
       referencedColumns: ["id"]
     }
                   ]
@@ -102,6 +172,50 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"appointments": {
+                  Row: {
+                    "blocked_range": unknown,"booking_buffer": number,"calendar_event_id": string | null,"cancellation_reason": string | null,"cancelled_at": string | null,"client_data_cleared_at": string | null,"client_email": string | null,"client_name": string | null,"client_phone": string | null,"confirmation_sent_at": string | null,"conversation_id": string | null,"created_at": string,"created_by": string | null,"ends_at": string,"id": string,"idempotency_key": string | null,"metadata": NonNullable<Json>,"notes": string | null,"organization_id": string,"reminder_sent_at": string | null,"scheduled_at": string,"service_currency": string,"service_duration": number,"service_id": string,"service_price": number,"service_type": string,"staff_id": string,"status": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "blocked_range": unknown,"booking_buffer"?: number,"calendar_event_id"?: string | null,"cancellation_reason"?: string | null,"cancelled_at"?: string | null,"client_data_cleared_at"?: string | null,"client_email"?: string | null,"client_name"?: string | null,"client_phone"?: string | null,"confirmation_sent_at"?: string | null,"conversation_id"?: string | null,"created_at"?: string,"created_by"?: string | null,"ends_at": string,"id"?: string,"idempotency_key"?: string | null,"metadata"?: NonNullable<Json>,"notes"?: string | null,"organization_id": string,"reminder_sent_at"?: string | null,"scheduled_at": string,"service_currency": string,"service_duration": number,"service_id": string,"service_price": number,"service_type": string,"staff_id": string,"status"?: string,"updated_at"?: string
+                  }
+                  Update: {
+                    "blocked_range"?: unknown,"booking_buffer"?: number,"calendar_event_id"?: string | null,"cancellation_reason"?: string | null,"cancelled_at"?: string | null,"client_data_cleared_at"?: string | null,"client_email"?: string | null,"client_name"?: string | null,"client_phone"?: string | null,"confirmation_sent_at"?: string | null,"conversation_id"?: string | null,"created_at"?: string,"created_by"?: string | null,"ends_at"?: string,"id"?: string,"idempotency_key"?: string | null,"metadata"?: NonNullable<Json>,"notes"?: string | null,"organization_id"?: string,"reminder_sent_at"?: string | null,"scheduled_at"?: string,"service_currency"?: string,"service_duration"?: number,"service_id"?: string,"service_price"?: number,"service_type"?: string,"staff_id"?: string,"status"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "appointments_conversation_id_fkey"
+      columns: ["conversation_id"]
+isOneToOne: false
+      referencedRelation: "conversations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "appointments_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "appointments_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "appointments_service_id_fkey"
+      columns: ["service_id"]
+isOneToOne: false
+      referencedRelation: "services"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "appointments_staff_id_fkey"
+      columns: ["staff_id"]
+isOneToOne: false
+      referencedRelation: "staff"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"approval_decisions": {
                   Row: {
@@ -245,6 +359,44 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"conversations": {
+                  Row: {
+                    "agent_id": string,"caller_data_cleared_at": string | null,"caller_email": string | null,"caller_name": string | null,"caller_phone": string | null,"created_at": string,"direction": string,"duration_seconds": number | null,"ended_at": string | null,"id": string,"intent": string | null,"metadata": NonNullable<Json>,"organization_id": string,"outcome": string | null,"recording_url": string | null,"sentiment_score": number | null,"started_at": string,"status": string,"summary": string | null,"topics": NonNullable<Json>,"transcript": NonNullable<Json>,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "agent_id": string,"caller_data_cleared_at"?: string | null,"caller_email"?: string | null,"caller_name"?: string | null,"caller_phone"?: string | null,"created_at"?: string,"direction"?: string,"duration_seconds"?: number | null,"ended_at"?: string | null,"id"?: string,"intent"?: string | null,"metadata"?: NonNullable<Json>,"organization_id": string,"outcome"?: string | null,"recording_url"?: string | null,"sentiment_score"?: number | null,"started_at"?: string,"status"?: string,"summary"?: string | null,"topics"?: NonNullable<Json>,"transcript"?: NonNullable<Json>,"updated_at"?: string
+                  }
+                  Update: {
+                    "agent_id"?: string,"caller_data_cleared_at"?: string | null,"caller_email"?: string | null,"caller_name"?: string | null,"caller_phone"?: string | null,"created_at"?: string,"direction"?: string,"duration_seconds"?: number | null,"ended_at"?: string | null,"id"?: string,"intent"?: string | null,"metadata"?: NonNullable<Json>,"organization_id"?: string,"outcome"?: string | null,"recording_url"?: string | null,"sentiment_score"?: number | null,"started_at"?: string,"status"?: string,"summary"?: string | null,"topics"?: NonNullable<Json>,"transcript"?: NonNullable<Json>,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "conversations_agent_id_fkey"
+      columns: ["agent_id"]
+isOneToOne: false
+      referencedRelation: "ai_agent_performance"
+      referencedColumns: ["agent_id"]
+    },{
+      foreignKeyName: "conversations_agent_id_fkey"
+      columns: ["agent_id"]
+isOneToOne: false
+      referencedRelation: "ai_agents"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "conversations_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "conversations_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"feature_flags": {
                   Row: {
                     "created_at": string,"description": string | null,"enabled": boolean,"id": string,"key": string,"metadata": NonNullable<Json>,"plans": (string)[],"rollout_percentage": number,"updated_at": string
@@ -382,6 +534,44 @@ isOneToOne: false
       columns: ["subscription_id"]
 isOneToOne: false
       referencedRelation: "subscriptions"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"messages": {
+                  Row: {
+                    "appointment_id": string | null,"body": string,"caller_data_cleared_at": string | null,"channel": string,"conversation_id": string | null,"created_at": string,"delivered_at": string | null,"direction": string,"error_message": string | null,"from_email": string | null,"from_number": string | null,"id": string,"organization_id": string,"provider": string | null,"provider_message_id": string | null,"sent_at": string | null,"status": string,"subject": string | null,"to_email": string | null,"to_number": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "appointment_id"?: string | null,"body": string,"caller_data_cleared_at"?: string | null,"channel": string,"conversation_id"?: string | null,"created_at"?: string,"delivered_at"?: string | null,"direction": string,"error_message"?: string | null,"from_email"?: string | null,"from_number"?: string | null,"id"?: string,"organization_id": string,"provider"?: string | null,"provider_message_id"?: string | null,"sent_at"?: string | null,"status"?: string,"subject"?: string | null,"to_email"?: string | null,"to_number"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "appointment_id"?: string | null,"body"?: string,"caller_data_cleared_at"?: string | null,"channel"?: string,"conversation_id"?: string | null,"created_at"?: string,"delivered_at"?: string | null,"direction"?: string,"error_message"?: string | null,"from_email"?: string | null,"from_number"?: string | null,"id"?: string,"organization_id"?: string,"provider"?: string | null,"provider_message_id"?: string | null,"sent_at"?: string | null,"status"?: string,"subject"?: string | null,"to_email"?: string | null,"to_number"?: string | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "messages_appointment_id_fkey"
+      columns: ["appointment_id"]
+isOneToOne: false
+      referencedRelation: "appointments"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "messages_conversation_id_fkey"
+      columns: ["conversation_id"]
+isOneToOne: false
+      referencedRelation: "conversations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "messages_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "messages_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
       referencedColumns: ["id"]
     }
                   ]
@@ -581,6 +771,32 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"receptionist_settings": {
+                  Row: {
+                    "caller_data_retention_days": number,"created_at": string,"organization_id": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "caller_data_retention_days"?: number,"created_at"?: string,"organization_id": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "caller_data_retention_days"?: number,"created_at"?: string,"organization_id"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "receptionist_settings_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: true
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "receptionist_settings_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: true
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"retention_policies": {
                   Row: {
                     "created_at": string,"enabled": boolean,"id": string,"last_run_at": string | null,"last_run_rows": number | null,"retention_days": number,"table_name": string,"updated_at": string
@@ -647,6 +863,32 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"services": {
+                  Row: {
+                    "booking_buffer": number,"category": string | null,"created_at": string,"currency": string,"deleted_at": string | null,"description": string | null,"duration": number,"id": string,"is_active": boolean,"max_advance_booking_days": number,"min_notice_minutes": number,"name": string,"organization_id": string,"price": number,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "booking_buffer"?: number,"category"?: string | null,"created_at"?: string,"currency"?: string,"deleted_at"?: string | null,"description"?: string | null,"duration": number,"id"?: string,"is_active"?: boolean,"max_advance_booking_days"?: number,"min_notice_minutes"?: number,"name": string,"organization_id": string,"price"?: number,"updated_at"?: string
+                  }
+                  Update: {
+                    "booking_buffer"?: number,"category"?: string | null,"created_at"?: string,"currency"?: string,"deleted_at"?: string | null,"description"?: string | null,"duration"?: number,"id"?: string,"is_active"?: boolean,"max_advance_booking_days"?: number,"min_notice_minutes"?: number,"name"?: string,"organization_id"?: string,"price"?: number,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "services_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "services_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"signal_toggles": {
                   Row: {
                     "created_at": string,"enabled": boolean,"id": string,"sampling_rate": number,"signal_key": string,"updated_at": string,"user_id": string
@@ -660,6 +902,134 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"staff": {
+                  Row: {
+                    "created_at": string,"deleted_at": string | null,"email": string | null,"id": string,"is_active": boolean,"name": string,"organization_id": string,"phone": string | null,"role": string | null,"updated_at": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"deleted_at"?: string | null,"email"?: string | null,"id"?: string,"is_active"?: boolean,"name": string,"organization_id": string,"phone"?: string | null,"role"?: string | null,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "created_at"?: string,"deleted_at"?: string | null,"email"?: string | null,"id"?: string,"is_active"?: boolean,"name"?: string,"organization_id"?: string,"phone"?: string | null,"role"?: string | null,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "staff_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "staff_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"staff_services": {
+                  Row: {
+                    "created_at": string,"organization_id": string,"service_id": string,"staff_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"organization_id": string,"service_id": string,"staff_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"organization_id"?: string,"service_id"?: string,"staff_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "staff_services_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "staff_services_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "staff_services_service_id_fkey"
+      columns: ["service_id"]
+isOneToOne: false
+      referencedRelation: "services"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "staff_services_staff_id_fkey"
+      columns: ["staff_id"]
+isOneToOne: false
+      referencedRelation: "staff"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"staff_time_off": {
+                  Row: {
+                    "created_at": string,"id": string,"organization_id": string,"period": unknown,"reason": string | null,"staff_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"id"?: string,"organization_id": string,"period": unknown,"reason"?: string | null,"staff_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"id"?: string,"organization_id"?: string,"period"?: unknown,"reason"?: string | null,"staff_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "staff_time_off_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "staff_time_off_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "staff_time_off_staff_id_fkey"
+      columns: ["staff_id"]
+isOneToOne: false
+      referencedRelation: "staff"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"staff_working_hours": {
+                  Row: {
+                    "created_at": string,"end_time": string,"id": string,"organization_id": string,"staff_id": string,"start_time": string,"weekday": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"end_time": string,"id"?: string,"organization_id": string,"staff_id": string,"start_time": string,"weekday": number
+                  }
+                  Update: {
+                    "created_at"?: string,"end_time"?: string,"id"?: string,"organization_id"?: string,"staff_id"?: string,"start_time"?: string,"weekday"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "staff_working_hours_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "staff_working_hours_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "staff_working_hours_staff_id_fkey"
+      columns: ["staff_id"]
+isOneToOne: false
+      referencedRelation: "staff"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"subscription_items": {
                   Row: {
@@ -994,7 +1364,27 @@ isOneToOne: false
                 }
           }
           Views: {
-            "billing_sync_problems": {
+            "ai_agent_performance": {
+                  Row: {
+                    "agent_id": string,"average_duration_seconds": number | null,"average_sentiment": number | null,"completed": number | null,"conversations": number | null,"last_conversation_at": string | null,"missed": number | null,"organization_id": string
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_agents_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "ai_agents_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"billing_sync_problems": {
                   Row: {
                     "api_version": string | null,"attempts": number,"created": string,"error": string | null,"event_id": string,"last_attempt_at": string | null,"livemode": boolean,"object_id": string | null,"object_type": string | null,"payload": Json | null,"permanent": boolean | null,"received_at": string,"sqlstate": string | null,"state": string | null,"type": string
                   }
@@ -1041,9 +1431,95 @@ isOneToOne: false
 "audit_rls_violation":
 { Args: { "attempted_user_id": string,"operation": string,"table_name": string }; Returns: string
                            },
+"authenticate_ai_agent_key":
+{ Args: { "api_key": string }; Returns: {
+              "agent_id": string,"app_metadata": Json,"email": string,"organization_id": string,"user_id": string
+            }[]
+                           },
+"available_slots":
+{ Args: { "only_staff_id"?: string,"range_end": string,"range_start": string,"service_id": string,"slot_step_minutes"?: number }; Returns: {
+              "ends_at": string,"staff_id": string,"starts_at": string
+            }[]
+                           },
 "begin_ai_agent_task":
 { Args: { "lease_token": string,"run_id": string }; Returns: Json
                            },
+"book_appointment":
+{ Args: { "client_email"?: string,"client_name": string,"client_phone": string,"conversation_id"?: string,"idempotency_key"?: string,"service_id": string,"staff_id"?: string,"starts_at": string }; Returns: {
+              "blocked_range": unknown,
+"booking_buffer": number,
+"calendar_event_id": string | null,
+"cancellation_reason": string | null,
+"cancelled_at": string | null,
+"client_data_cleared_at": string | null,
+"client_email": string | null,
+"client_name": string | null,
+"client_phone": string | null,
+"confirmation_sent_at": string | null,
+"conversation_id": string | null,
+"created_at": string,
+"created_by": string | null,
+"ends_at": string,
+"id": string,
+"idempotency_key": string | null,
+"metadata": NonNullable<Json>,
+"notes": string | null,
+"organization_id": string,
+"reminder_sent_at": string | null,
+"scheduled_at": string,
+"service_currency": string,
+"service_duration": number,
+"service_id": string,
+"service_price": number,
+"service_type": string,
+"staff_id": string,
+"status": string,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "appointments"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"cancel_appointment":
+{ Args: { "appointment_id": string,"reason": string }; Returns: {
+              "blocked_range": unknown,
+"booking_buffer": number,
+"calendar_event_id": string | null,
+"cancellation_reason": string | null,
+"cancelled_at": string | null,
+"client_data_cleared_at": string | null,
+"client_email": string | null,
+"client_name": string | null,
+"client_phone": string | null,
+"confirmation_sent_at": string | null,
+"conversation_id": string | null,
+"created_at": string,
+"created_by": string | null,
+"ends_at": string,
+"id": string,
+"idempotency_key": string | null,
+"metadata": NonNullable<Json>,
+"notes": string | null,
+"organization_id": string,
+"reminder_sent_at": string | null,
+"scheduled_at": string,
+"service_currency": string,
+"service_duration": number,
+"service_id": string,
+"service_price": number,
+"service_type": string,
+"staff_id": string,
+"status": string,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "appointments"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "cancel_organization_invitation":
 { Args: { "invitation_id": string }; Returns: undefined
                            },
@@ -1142,6 +1618,37 @@ isOneToOne: false
 "complete_workflow_run":
 { Args: { "lease_token": string,"output": Json,"run_id": string }; Returns: string
                            },
+"create_ai_agent":
+{ Args: { "capabilities"?: Json,"language"?: string,"name": string,"organization_id": string,"phone_number"?: string,"voice_id"?: string }; Returns: {
+              "calendar_integration_id": string | null,
+"capabilities": NonNullable<Json>,
+"created_at": string,
+"created_by": string | null,
+"deleted_at": string | null,
+"id": string,
+"knowledge_base": NonNullable<Json>,
+"language": string,
+"name": string,
+"organization_id": string,
+"personality_traits": NonNullable<Json>,
+"phone_number": string | null,
+"sms_enabled": boolean,
+"status": string,
+"updated_at": string,
+"user_id": string | null,
+"voice_id": string | null
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "ai_agents"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"create_ai_agent_api_key":
+{ Args: { "agent_id": string,"name"?: string }; Returns: {
+              "api_key": string,"key_id": string
+            }[]
+                           },
 "create_organization":
 { Args: { "description"?: string,"name": string,"slug": string }; Returns: {
               "address": string | null,
@@ -1218,6 +1725,9 @@ isOneToOne: false
 "encrypt_telemetry_metadata":
 { Args: { "encryption_key": string,"plaintext": Json }; Returns: string
                            },
+"erase_caller_data":
+{ Args: { "email": string,"phone": string }; Returns: Json
+                           },
 "erase_my_telemetry":
 { Args: Record<PropertyKey, never>; Returns: Json
                            },
@@ -1288,6 +1798,47 @@ isOneToOne: false
                            },
 "remove_organization_member":
 { Args: { "organization_id": string,"user_id": string }; Returns: undefined
+                           },
+"reschedule_appointment":
+{ Args: { "appointment_id": string,"new_starts_at": string }; Returns: {
+              "blocked_range": unknown,
+"booking_buffer": number,
+"calendar_event_id": string | null,
+"cancellation_reason": string | null,
+"cancelled_at": string | null,
+"client_data_cleared_at": string | null,
+"client_email": string | null,
+"client_name": string | null,
+"client_phone": string | null,
+"confirmation_sent_at": string | null,
+"conversation_id": string | null,
+"created_at": string,
+"created_by": string | null,
+"ends_at": string,
+"id": string,
+"idempotency_key": string | null,
+"metadata": NonNullable<Json>,
+"notes": string | null,
+"organization_id": string,
+"reminder_sent_at": string | null,
+"scheduled_at": string,
+"service_currency": string,
+"service_duration": number,
+"service_id": string,
+"service_price": number,
+"service_type": string,
+"staff_id": string,
+"status": string,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "appointments"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"revoke_ai_agent_api_key":
+{ Args: { "key_id": string }; Returns: undefined
                            },
 "send_test_webhook":
 { Args: { "webhook_id": string }; Returns: string

@@ -30,6 +30,68 @@ export type Numeric = ColumnType<string, number | string, number | string>;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface AiAgentApiKeys {
+  agent_id: string;
+  created_at: Generated<Timestamp>;
+  created_by: string | null;
+  id: Generated<string>;
+  /**
+   * SHA-256 of the key, hex. Not selectable by API roles.
+   */
+  key_hash: string;
+  /**
+   * The first 11 characters of the key (rk_ + 8), to tell keys apart; not enough to use it.
+   */
+  key_prefix: string;
+  last_used_at: Timestamp | null;
+  name: Generated<string>;
+  organization_id: string;
+  revoked_at: Timestamp | null;
+}
+
+export interface AiAgentPerformance {
+  agent_id: string | null;
+  average_duration_seconds: number | null;
+  average_sentiment: Numeric | null;
+  completed: number | null;
+  conversations: number | null;
+  last_conversation_at: Timestamp | null;
+  missed: number | null;
+  organization_id: string | null;
+}
+
+export interface AiAgents {
+  /**
+   * The seed's calendar_integration: the organization's calendar integration the agent books into.
+   */
+  calendar_integration_id: string | null;
+  capabilities: Generated<Json>;
+  created_at: Generated<Timestamp>;
+  created_by: string | null;
+  deleted_at: Timestamp | null;
+  id: Generated<string>;
+  knowledge_base: Generated<Json>;
+  /**
+   * BCP 47 language tag, e.g. pl, en-GB.
+   */
+  language: Generated<string>;
+  name: string;
+  organization_id: string;
+  personality_traits: Generated<Json>;
+  /**
+   * E.164; unique among agents not deleted.
+   */
+  phone_number: string | null;
+  sms_enabled: Generated<boolean>;
+  status: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  /**
+   * The agent's auth.users identity (set by create_ai_agent, cleared when the agent is deleted).
+   */
+  user_id: string | null;
+  voice_id: string | null;
+}
+
 export interface AiAgentTasks {
   attempt: Generated<number>;
   completed_at: Timestamp | null;
@@ -137,6 +199,59 @@ export interface AppAllowlist {
   scope: Generated<string>;
   updated_at: Generated<Timestamp>;
   user_id: Generated<string>;
+}
+
+export interface Appointments {
+  /**
+   * Derived: [scheduled_at - booking_buffer, ends_at + booking_buffer), what the exclusion constraint compares.
+   */
+  blocked_range: string;
+  booking_buffer: Generated<number>;
+  calendar_event_id: string | null;
+  cancellation_reason: string | null;
+  cancelled_at: Timestamp | null;
+  client_data_cleared_at: Timestamp | null;
+  client_email: string | null;
+  client_name: string | null;
+  /**
+   * Client contact data (personal data): cleared by retention after completion plus the retention period, and by erase_caller_data().
+   */
+  client_phone: string | null;
+  confirmation_sent_at: Timestamp | null;
+  conversation_id: string | null;
+  created_at: Generated<Timestamp>;
+  /**
+   * Who booked (a staff member's or an agent's auth.users id). No foreign key: the record outlives a deleted agent's identity.
+   */
+  created_by: Generated<string | null>;
+  /**
+   * Derived: scheduled_at + service_duration minutes.
+   */
+  ends_at: Timestamp;
+  id: Generated<string>;
+  /**
+   * A booking retried with the same key (per organization) returns the first booking.
+   */
+  idempotency_key: string | null;
+  metadata: Generated<Json>;
+  notes: string | null;
+  organization_id: string;
+  reminder_sent_at: Timestamp | null;
+  /**
+   * The start.
+   */
+  scheduled_at: Timestamp;
+  service_currency: string;
+  service_duration: number;
+  service_id: string;
+  service_price: Numeric;
+  /**
+   * The service's name at booking (the seed's service_type).
+   */
+  service_type: string;
+  staff_id: string;
+  status: Generated<string>;
+  updated_at: Generated<Timestamp>;
 }
 
 export interface ApprovalDecisions {
@@ -257,6 +372,43 @@ export interface BillingSyncProblems {
   sqlstate: string | null;
   state: string | null;
   type: string | null;
+}
+
+export interface Conversations {
+  agent_id: string;
+  /**
+   * When retention or erase_caller_data() cleared the caller fields, transcript and recording.
+   */
+  caller_data_cleared_at: Timestamp | null;
+  caller_email: string | null;
+  caller_name: string | null;
+  /**
+   * Caller contact data (personal data; not redacted, cleared by retention and erase_caller_data).
+   */
+  caller_phone: string | null;
+  created_at: Generated<Timestamp>;
+  direction: Generated<string>;
+  /**
+   * Derived: seconds from started_at to ended_at, set when the conversation ends.
+   */
+  duration_seconds: number | null;
+  ended_at: Timestamp | null;
+  id: Generated<string>;
+  intent: string | null;
+  metadata: Generated<Json>;
+  organization_id: string;
+  outcome: string | null;
+  recording_url: string | null;
+  sentiment_score: Numeric | null;
+  started_at: Generated<Timestamp>;
+  status: Generated<string>;
+  summary: string | null;
+  topics: Generated<Json>;
+  /**
+   * Array of {speaker, text, at} turns; each text redacted for card numbers, secrets, IBANs and SSNs on insert and update.
+   */
+  transcript: Generated<Json>;
+  updated_at: Generated<Timestamp>;
 }
 
 export interface FeatureFlags {
@@ -395,6 +547,36 @@ export interface Invoices {
   total: Int8 | null;
   updated_at: Generated<Timestamp>;
   voided_at: Timestamp | null;
+}
+
+export interface Messages {
+  appointment_id: string | null;
+  body: string;
+  /**
+   * When retention or erase_caller_data() cleared the addresses and body.
+   */
+  caller_data_cleared_at: Timestamp | null;
+  channel: string;
+  conversation_id: string | null;
+  created_at: Generated<Timestamp>;
+  delivered_at: Timestamp | null;
+  direction: string;
+  error_message: string | null;
+  from_email: string | null;
+  from_number: string | null;
+  id: Generated<string>;
+  organization_id: string;
+  /**
+   * Who carried the message (twilio, sendgrid, ...); provider_message_id is unique per provider.
+   */
+  provider: string | null;
+  provider_message_id: string | null;
+  sent_at: Timestamp | null;
+  status: Generated<string>;
+  subject: string | null;
+  to_email: string | null;
+  to_number: string | null;
+  updated_at: Generated<Timestamp>;
 }
 
 export interface MetricsLog {
@@ -613,6 +795,16 @@ export interface Profiles {
   updated_at: Generated<Timestamp>;
 }
 
+export interface ReceptionistSettings {
+  /**
+   * Days after which conversations' caller fields, transcripts and recordings, messages' addresses and bodies, and (counted from the appointment's end) appointments' client contacts are cleared.
+   */
+  caller_data_retention_days: Generated<number>;
+  created_at: Generated<Timestamp>;
+  organization_id: string;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface RetentionPolicies {
   created_at: Generated<Timestamp>;
   enabled: Generated<boolean>;
@@ -647,6 +839,39 @@ export interface Roles {
   updated_at: Generated<Timestamp>;
 }
 
+export interface Services {
+  /**
+   * Minutes kept free before and after each appointment of this service.
+   */
+  booking_buffer: Generated<number>;
+  category: string | null;
+  created_at: Generated<Timestamp>;
+  /**
+   * ISO 4217 code, upper case.
+   */
+  currency: Generated<string>;
+  deleted_at: Timestamp | null;
+  description: string | null;
+  /**
+   * Minutes.
+   */
+  duration: number;
+  id: Generated<string>;
+  is_active: Generated<boolean>;
+  /**
+   * An appointment may start at most this many days after booking.
+   */
+  max_advance_booking_days: Generated<number>;
+  /**
+   * An appointment must start at least this many minutes after booking.
+   */
+  min_notice_minutes: Generated<number>;
+  name: string;
+  organization_id: string;
+  price: Generated<Numeric>;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface SignalToggles {
   created_at: Generated<Timestamp>;
   enabled: Generated<boolean>;
@@ -658,6 +883,52 @@ export interface SignalToggles {
   signal_key: string;
   updated_at: Generated<Timestamp>;
   user_id: Generated<string>;
+}
+
+export interface Staff {
+  created_at: Generated<Timestamp>;
+  deleted_at: Timestamp | null;
+  email: string | null;
+  id: Generated<string>;
+  is_active: Generated<boolean>;
+  name: string;
+  organization_id: string;
+  phone: string | null;
+  role: string | null;
+  updated_at: Generated<Timestamp>;
+  /**
+   * Optional: the organization member this staff member is (must be a member).
+   */
+  user_id: string | null;
+}
+
+export interface StaffServices {
+  created_at: Generated<Timestamp>;
+  organization_id: string;
+  service_id: string;
+  staff_id: string;
+}
+
+export interface StaffTimeOff {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  organization_id: string;
+  period: string;
+  reason: string | null;
+  staff_id: string;
+}
+
+export interface StaffWorkingHours {
+  created_at: Generated<Timestamp>;
+  /**
+   * Exclusive end; 24:00 means until midnight.
+   */
+  end_time: string;
+  id: Generated<string>;
+  organization_id: string;
+  staff_id: string;
+  start_time: string;
+  weekday: number;
 }
 
 export interface SubscriptionItems {
@@ -946,16 +1217,21 @@ export interface WorkflowVersions {
 }
 
 export interface DB {
+  ai_agent_api_keys: AiAgentApiKeys;
+  ai_agent_performance: AiAgentPerformance;
   ai_agent_tasks: AiAgentTasks;
+  ai_agents: AiAgents;
   ai_model_prices: AiModelPrices;
   ai_provider_configs: AiProviderConfigs;
   app_allowlist: AppAllowlist;
+  appointments: Appointments;
   approval_decisions: ApprovalDecisions;
   approval_request_approvers: ApprovalRequestApprovers;
   approval_requests: ApprovalRequests;
   audit_logs: AuditLogs;
   billing_customers: BillingCustomers;
   billing_sync_problems: BillingSyncProblems;
+  conversations: Conversations;
   feature_flags: FeatureFlags;
   file_events: FileEvents;
   file_patterns: FilePatterns;
@@ -963,6 +1239,7 @@ export interface DB {
   integration_providers: IntegrationProviders;
   integrations: Integrations;
   invoices: Invoices;
+  messages: Messages;
   metrics_log: MetricsLog;
   offers: Offers;
   organization_billing: OrganizationBilling;
@@ -975,10 +1252,16 @@ export interface DB {
   privacy_transparency_log: PrivacyTransparencyLog;
   products: Products;
   profiles: Profiles;
+  receptionist_settings: ReceptionistSettings;
   retention_policies: RetentionPolicies;
   role_permissions: RolePermissions;
   roles: Roles;
+  services: Services;
   signal_toggles: SignalToggles;
+  staff: Staff;
+  staff_services: StaffServices;
+  staff_time_off: StaffTimeOff;
+  staff_working_hours: StaffWorkingHours;
   subscription_items: SubscriptionItems;
   subscriptions: Subscriptions;
   telemetry_events: TelemetryEvents;

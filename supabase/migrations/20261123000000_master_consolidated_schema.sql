@@ -6,74 +6,84 @@
 -- (scripts/), which provides the same roles, `auth` schema and grants Supabase does.
 --
 -- Table of contents (the opening comment of each file)
---   00-extensions.sql                      Platform: extensions.
---                                          pgcrypto, pg_trgm and btree_gist in `extensions`; pg_cron, which owns the `cron` schema.
---   01-schemas-and-privileges.sql          Platform: schemas and the privilege lockdown.
---                                          The `private` schema, and default privileges revoked so that nothing is reachable until a grant says so.
---   02-domains.sql                         Platform: domains for shapes that repeat across tables.
---                                          slug, email_address, http_url, phone_number (E.164).
---   03-shared-helpers.sql                  Platform: shared helpers.
---                                          updated_at and write-guard triggers, request-context accessors, CHECK validators, monthly partition upkeep.
---   10-identity-profiles.sql               Identity: profiles.
---                                          The app-level profile of every auth.users row (Supabase Auth owns users, sessions, identities, MFA).
---   11-tenancy.sql                         Tenancy: organizations, permissions, roles, role_permissions, organization_members, organization_invitations.
---                                          Tables, their invariants and the reference data (permission keys, system roles and what they grant).
---   12-access-helpers.sql                  Access helpers used by policies.
---                                          user_organization_ids(), organizations_with_permission(), has_permission(), my_rank(), is_platform_admin().
---   13-audit.sql                           Audit: audit_logs (monthly partitions), the generic audit trigger, audit_rls_violation().
---                                          Append-only; written by triggers and security definer functions only; the tenancy tables' audit triggers.
---   14-tenancy-security.sql                Tenancy: row-level security and grants.
---                                          Policies and column grants of profiles and the tenancy tables (11-tenancy.sql).
---   15-tenancy-rpcs.sql                    Tenancy: RPCs.
---                                          create_organization, invitations, role changes, removal, leaving and deleting an organization.
---   16-sign-up.sql                         Sign-up: a profile and a personal organization for every new auth.users row.
---                                          Triggers on auth.users; e-mail changes reach the profile.
---   17-operations.sql                      Operations: get_table_sizes(), get_index_usage(), system_healthcheck().
---                                          Read-only statistics for operators; service_role only.
---   20-billing-stripe-mirror.sql           Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
---                                          Tables, policies and grants; written only by private.handle_stripe_event() (23-billing-stripe-events.sql).
---   21-billing-stripe-sync.sql             Billing: the Stripe event ledger, the state transitions, and how each Stripe object is applied to the mirror.
---                                          Exactly-once application of verified Stripe events, in any order, onto the mirror (20-billing-stripe-mirror.sql).
---   22-billing-offers-flags-usage.sql      Billing: offers, feature flags, usage metrics, entitlements and the organization_billing view.
---                                          Public read of what is live; organization_entitlements(), has_feature().
---   23-billing-stripe-events.sql           Billing: the entry points of the Stripe sync: private.handle_stripe_event(), private.replay_stripe_event() and
---                                          the operators' view of events that fail (public.billing_sync_problems); which failures are permanent.
---   30-privacy-redaction.sql               Privacy: redaction (redact_telemetry_metadata, redact_text) and metadata encryption.
---                                          Pure functions that strip secrets and personal data before anything is stored; the audit metadata redactor.
---   31-privacy-transparency-log.sql        Privacy: the transparency log (privacy_transparency_log).
---                                          Append-only for every role, hash-chained per user, verify_transparency_log().
---   32-privacy-preferences.sql             Privacy: privacy_prefs, app_allowlist, signal_toggles (owner-only, zero trust).
---                                          Consent and what may report; the gate helpers used by the event tables' insert policies.
---   33-privacy-events.sql                  Privacy: telemetry_events and file_events (monthly partitions), file_patterns and file_relationships.
---                                          Consent-gated, redacted before insert, owner-only; derived file insights.
---   34-privacy-ingest.sql                  Privacy: ingest_events(), the batch ingestion RPC behind the ingest edge function.
---                                          Set-based classification with a per-event report; stores only what it reports as accepted.
---   35-privacy-retention.sql               Privacy: retention_policies, metrics_log, and the retention functions.
---                                          cleanup_retention_data() drops expired months whole; cleanup_telemetry_by_retention() applies each user's setting.
---   36-privacy-health-export-erasure.sql   Privacy: privacy_guardian_health_check(), export_my_data(), erase_my_telemetry().
---                                          Health for operators (aggregates only); a user's own export and erasure.
---   40-connectors-secrets.sql              Connectors: credentials in Supabase Vault.
---                                          Vault helpers (store, read, delete, hint), the audited credential read, and the trigger that deletes a secret with its row.
---   41-connectors-integrations.sql         Connectors: integration_providers (reference) and integrations.
---                                          Organization-level connections to external services; settings validated per provider, credentials in Vault.
---   42-connectors-ai-providers.sql         Connectors: ai_provider_configs.
---                                          An organization's AI providers (openai, anthropic, google, local): endpoint, default model, budget; API key in Vault.
---   43-connectors-webhooks.sql             Connectors: webhook_event_types (reference) and webhooks.
---                                          Outgoing webhook endpoints of an organization: URL, subscribed events, extra headers; signing secret in Vault.
---   44-connectors-webhook-deliveries.sql   Connectors: webhook_deliveries (the outbound queue), emit_event(), and what the webhook-dispatcher calls.
---                                          Claiming with a lease, recording outcomes on the Standard Webhooks retry schedule, retention, pg_cron + pg_net jobs.
---   45-workflows-definitions.sql           Workflows: definitions (workflows), their immutable versions (workflow_versions), and the definition validator.
---                                          A definition is a DAG of task, approval, ai_agent and condition nodes, checked in SQL whenever it is saved.
---   46-workflows-executions.sql            Workflows: executions (workflow_executions, a state machine) and the step queue (workflow_runs, one row per node run).
---                                          Starting, claiming, completing, failing and cancelling; the graph advances inside the database.
---   47-workflows-approvals.sql             Workflows: approvals (approval_requests, approval_request_approvers, approval_decisions) and decide_approval().
---                                          Quorum rules decided in the deciding statement, form data checked against a JSON Schema subset, escalation, expiry.
---   48-workflows-ai-agent-tasks.sql        Workflows: AI agent tasks (ai_agent_tasks), the price list they are costed with (ai_model_prices), prompt templates.
---                                          What the workflow-worker calls for an ai_agent node: begin (budget, template, task row), complete or fail (tokens, cost).
---   49-workflows-triggers-and-actions.sql  Workflows: event triggers (through private.emit_event), causation depth and the refusal log, webhook-trigger secrets.
---                                          And the task actions the workflow-worker runs in SQL: emit_event, and preparing an http_request through an integration.
---   90-scheduled-jobs.sql                  Scheduled jobs (pg_cron) and what spans domains.
---                                          Partition upkeep, ledger cleanup and privacy retention; times are UTC.
+--   00-extensions.sql                           Platform: extensions.
+--                                               pgcrypto, pg_trgm and btree_gist in `extensions`; pg_cron, which owns the `cron` schema.
+--   01-schemas-and-privileges.sql               Platform: schemas and the privilege lockdown.
+--                                               The `private` schema, and default privileges revoked so that nothing is reachable until a grant says so.
+--   02-domains.sql                              Platform: domains for shapes that repeat across tables.
+--                                               slug, email_address, http_url, phone_number (E.164).
+--   03-shared-helpers.sql                       Platform: shared helpers.
+--                                               updated_at and write-guard triggers, request-context accessors, CHECK validators, monthly partition upkeep.
+--   10-identity-profiles.sql                    Identity: profiles.
+--                                               The app-level profile of every auth.users row (Supabase Auth owns users, sessions, identities, MFA).
+--   11-tenancy.sql                              Tenancy: organizations, permissions, roles, role_permissions, organization_members, organization_invitations.
+--                                               Tables, their invariants and the reference data (permission keys, system roles and what they grant).
+--   12-access-helpers.sql                       Access helpers used by policies.
+--                                               user_organization_ids(), organizations_with_permission(), has_permission(), my_rank(), is_platform_admin().
+--   13-audit.sql                                Audit: audit_logs (monthly partitions), the generic audit trigger, audit_rls_violation().
+--                                               Append-only; written by triggers and security definer functions only; the tenancy tables' audit triggers.
+--   14-tenancy-security.sql                     Tenancy: row-level security and grants.
+--                                               Policies and column grants of profiles and the tenancy tables (11-tenancy.sql).
+--   15-tenancy-rpcs.sql                         Tenancy: RPCs.
+--                                               create_organization, invitations, role changes, removal, leaving and deleting an organization.
+--   16-sign-up.sql                              Sign-up: a profile and a personal organization for every new auth.users row.
+--                                               Triggers on auth.users; e-mail changes reach the profile.
+--   17-operations.sql                           Operations: get_table_sizes(), get_index_usage(), system_healthcheck().
+--                                               Read-only statistics for operators; service_role only.
+--   20-billing-stripe-mirror.sql                Billing: the Stripe mirror (billing_customers, products, prices, subscriptions, subscription_items, invoices).
+--                                               Tables, policies and grants; written only by private.handle_stripe_event() (23-billing-stripe-events.sql).
+--   21-billing-stripe-sync.sql                  Billing: the Stripe event ledger, the state transitions, and how each Stripe object is applied to the mirror.
+--                                               Exactly-once application of verified Stripe events, in any order, onto the mirror (20-billing-stripe-mirror.sql).
+--   22-billing-offers-flags-usage.sql           Billing: offers, feature flags, usage metrics, entitlements and the organization_billing view.
+--                                               Public read of what is live; organization_entitlements(), has_feature().
+--   23-billing-stripe-events.sql                Billing: the entry points of the Stripe sync: private.handle_stripe_event(), private.replay_stripe_event() and
+--                                               the operators' view of events that fail (public.billing_sync_problems); which failures are permanent.
+--   30-privacy-redaction.sql                    Privacy: redaction (redact_telemetry_metadata, redact_text) and metadata encryption.
+--                                               Pure functions that strip secrets and personal data before anything is stored; the audit metadata redactor.
+--   31-privacy-transparency-log.sql             Privacy: the transparency log (privacy_transparency_log).
+--                                               Append-only for every role, hash-chained per user, verify_transparency_log().
+--   32-privacy-preferences.sql                  Privacy: privacy_prefs, app_allowlist, signal_toggles (owner-only, zero trust).
+--                                               Consent and what may report; the gate helpers used by the event tables' insert policies.
+--   33-privacy-events.sql                       Privacy: telemetry_events and file_events (monthly partitions), file_patterns and file_relationships.
+--                                               Consent-gated, redacted before insert, owner-only; derived file insights.
+--   34-privacy-ingest.sql                       Privacy: ingest_events(), the batch ingestion RPC behind the ingest edge function.
+--                                               Set-based classification with a per-event report; stores only what it reports as accepted.
+--   35-privacy-retention.sql                    Privacy: retention_policies, metrics_log, and the retention functions.
+--                                               cleanup_retention_data() drops expired months whole; cleanup_telemetry_by_retention() applies each user's setting.
+--   36-privacy-health-export-erasure.sql        Privacy: privacy_guardian_health_check(), export_my_data(), erase_my_telemetry().
+--                                               Health for operators (aggregates only); a user's own export and erasure.
+--   40-connectors-secrets.sql                   Connectors: credentials in Supabase Vault.
+--                                               Vault helpers (store, read, delete, hint), the audited credential read, and the trigger that deletes a secret with its row.
+--   41-connectors-integrations.sql              Connectors: integration_providers (reference) and integrations.
+--                                               Organization-level connections to external services; settings validated per provider, credentials in Vault.
+--   42-connectors-ai-providers.sql              Connectors: ai_provider_configs.
+--                                               An organization's AI providers (openai, anthropic, google, local): endpoint, default model, budget; API key in Vault.
+--   43-connectors-webhooks.sql                  Connectors: webhook_event_types (reference) and webhooks.
+--                                               Outgoing webhook endpoints of an organization: URL, subscribed events, extra headers; signing secret in Vault.
+--   44-connectors-webhook-deliveries.sql        Connectors: webhook_deliveries (the outbound queue), emit_event(), and what the webhook-dispatcher calls.
+--                                               Claiming with a lease, recording outcomes on the Standard Webhooks retry schedule, retention, pg_cron + pg_net jobs.
+--   45-workflows-definitions.sql                Workflows: definitions (workflows), their immutable versions (workflow_versions), and the definition validator.
+--                                               A definition is a DAG of task, approval, ai_agent and condition nodes, checked in SQL whenever it is saved.
+--   46-workflows-executions.sql                 Workflows: executions (workflow_executions, a state machine) and the step queue (workflow_runs, one row per node run).
+--                                               Starting, claiming, completing, failing and cancelling; the graph advances inside the database.
+--   47-workflows-approvals.sql                  Workflows: approvals (approval_requests, approval_request_approvers, approval_decisions) and decide_approval().
+--                                               Quorum rules decided in the deciding statement, form data checked against a JSON Schema subset, escalation, expiry.
+--   48-workflows-ai-agent-tasks.sql             Workflows: AI agent tasks (ai_agent_tasks), the price list they are costed with (ai_model_prices), prompt templates.
+--                                               What the workflow-worker calls for an ai_agent node: begin (budget, template, task row), complete or fail (tokens, cost).
+--   49-workflows-triggers-and-actions.sql       Workflows: event triggers (through private.emit_event), causation depth and the refusal log, webhook-trigger secrets.
+--                                               And the task actions the workflow-worker runs in SQL: emit_event, and preparing an http_request through an integration.
+--   60-receptionist-agents.sql                  AI receptionist: the `agent` role and `receptionist.operate`, ai_agents, their API keys, the receptionist events.
+--                                               An agent is an auth.users row and a member of its organization; it calls the receptionist edge function with a key.
+--   61-receptionist-services-staff.sql          AI receptionist: services, staff, staff_services, staff_working_hours, staff_time_off.
+--                                               What can be booked, who performs it and when they work; receptionist.manage writes, receptionist.read reads.
+--   62-receptionist-conversations-messages.sql  AI receptionist: conversations (redacted transcripts) and messages (SMS, e-mail, voice, chat), ai_agent_performance.
+--                                               Written by receptionist.operate holders (agents, staff); they announce call.* and message.* events.
+--   63-receptionist-appointments.sql            AI receptionist: appointments (no double booking: an exclusion constraint over the range with buffers) and the
+--                                               availability helpers; available_slots(), book_appointment(), cancel_appointment(), reschedule_appointment().
+--   64-receptionist-caller-data.sql             AI receptionist: caller-data retention per organization (receptionist_settings, pg_cron), erase_caller_data(),
+--                                               and a staff member's own receptionist data for export_my_data().
+--   90-scheduled-jobs.sql                       Scheduled jobs (pg_cron) and what spans domains.
+--                                               Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
 
 
@@ -1385,6 +1395,11 @@ declare
   display_name text := nullif(btrim(coalesce(new.raw_user_meta_data ->> 'full_name', new.raw_user_meta_data ->> 'name', '')), '');
   personal_org uuid;
 begin
+  -- AI receptionist agents (public.create_ai_agent, 60-receptionist-agents.sql) are not people: no profile, no
+  -- personal organization.
+  if coalesce(new.raw_app_meta_data ->> 'agent', '') = 'true' then
+    return new;
+  end if;
   insert into public.profiles (id, email, full_name, avatar_url)
   values (
     new.id,
@@ -1404,7 +1419,7 @@ begin
   return new;
 end;
 $$;
-comment on function private.handle_new_user() is 'AFTER INSERT on auth.users: creates the profile and the personal organization (owner).';
+comment on function private.handle_new_user() is 'AFTER INSERT on auth.users: creates the profile and the personal organization (owner); skips AI agents (app_metadata.agent).';
 
 create trigger on_auth_user_created after insert on auth.users
   for each row execute function private.handle_new_user();
@@ -5132,6 +5147,9 @@ begin
   -- ---- Workflows (issue 11): executions the user started, approval decisions they made (47-workflows-approvals.sql).
   result := result || private.workflow_personal_data(uid);
   -- ---- end Workflows
+  -- ---- Receptionist (issue 13): staff records linked to the user and their appointments (64-receptionist-caller-data.sql).
+  result := result || private.receptionist_personal_data(uid);
+  -- ---- end Receptionist
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
@@ -8610,6 +8628,1590 @@ revoke execute on function public.emit_workflow_event(uuid, uuid), public.prepar
   public.workflow_webhook_secret_for_verification(uuid) from public, anon, authenticated;
 grant execute on function public.emit_workflow_event(uuid, uuid), public.prepare_workflow_http_request(uuid, uuid),
   public.workflow_webhook_secret_for_verification(uuid) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/60-receptionist-agents.sql
+-- =====================================================================================================================
+-- AI receptionist: the `agent` role and `receptionist.operate`, ai_agents, their API keys, the receptionist events.
+-- An agent is an auth.users row and a member of its organization; it calls the receptionist edge function with a key.
+
+-- Reference data. `agent` ranks between viewer (10) and member (50): it reads the receptionist module and writes
+-- conversations, messages and appointments (receptionist.operate), never services, staff or settings.
+insert into public.permissions (key, description) values
+  ('receptionist.operate', 'Write conversations, messages and appointments (what an AI receptionist does on a call)');
+
+insert into public.roles (organization_id, key, name, description, rank) values
+  (null, 'agent', 'AI agent', 'An AI receptionist: reads the receptionist module, books appointments and records calls', 30);
+
+-- `agent` becomes a reserved key like the other system roles.
+alter table public.roles drop constraint roles_custom_key_not_reserved;
+alter table public.roles add constraint roles_custom_key_not_reserved
+  check (organization_id is null or key not in ('owner', 'admin', 'member', 'viewer', 'agent'));
+
+insert into public.role_permissions (role_id, permission_key)
+select r.id, p.key
+from public.roles r
+join public.permissions p on p.key = 'receptionist.operate'
+where r.organization_id is null and r.key in ('owner', 'admin', 'member', 'agent')
+union all
+select r.id, 'receptionist.read' from public.roles r where r.organization_id is null and r.key = 'agent';
+
+insert into public.webhook_event_types (key, description) values
+  ('call.started', 'A receptionist conversation (call, chat) started'),
+  ('call.ended', 'A receptionist conversation ended'),
+  ('message.received', 'An inbound message (SMS, e-mail, chat) was recorded'),
+  ('message.sent', 'An outbound message was handed to its provider'),
+  ('message.delivered', 'An outbound message was delivered'),
+  ('message.failed', 'An outbound message failed'),
+  ('appointment.booked', 'An appointment was booked'),
+  ('appointment.rescheduled', 'An appointment moved to another time or staff member'),
+  ('appointment.confirmed', 'An appointment was confirmed'),
+  ('appointment.cancelled', 'An appointment was cancelled'),
+  ('appointment.completed', 'An appointment took place'),
+  ('appointment.no_show', 'The client did not come');
+
+create function private.is_valid_agent_capabilities(capabilities jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select jsonb_typeof(capabilities) = 'array'
+     and not exists (select 1 from jsonb_array_elements(capabilities) c
+                     where jsonb_typeof(c) <> 'string'
+                        or c #>> '{}' not in ('phone_answering', 'appointment_booking', 'information_providing', 'sms_follow_up'))
+$$;
+comment on function private.is_valid_agent_capabilities(jsonb) is 'True when capabilities is an array of phone_answering, appointment_booking, information_providing, sms_follow_up.';
+grant execute on function private.is_valid_agent_capabilities(jsonb) to authenticated, service_role;
+
+create table public.ai_agents (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  user_id uuid,
+  name text not null,
+  voice_id text,
+  language text not null default 'pl',
+  personality_traits jsonb not null default '{}'::jsonb,
+  knowledge_base jsonb not null default '{}'::jsonb,
+  capabilities jsonb not null default '["phone_answering", "appointment_booking", "information_providing"]'::jsonb,
+  status text not null default 'active',
+  phone_number public.phone_number,
+  sms_enabled boolean not null default true,
+  calendar_integration_id uuid,
+  created_by uuid,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  deleted_at timestamptz,
+  constraint ai_agents_pkey primary key (id),
+  constraint ai_agents_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint ai_agents_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
+  constraint ai_agents_calendar_integration_id_fkey foreign key (calendar_integration_id) references public.integrations (id) on delete set null,
+  constraint ai_agents_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
+  constraint ai_agents_user_id_key unique (user_id),
+  constraint ai_agents_name_length check (char_length(btrim(name)) between 1 and 200),
+  constraint ai_agents_voice_id_length check (voice_id is null or char_length(voice_id) <= 255),
+  constraint ai_agents_language_bcp47 check (language ~ '^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$'),
+  constraint ai_agents_personality_traits_object check (jsonb_typeof(personality_traits) = 'object'),
+  constraint ai_agents_knowledge_base_object check (jsonb_typeof(knowledge_base) = 'object'),
+  constraint ai_agents_capabilities_known check (private.is_valid_agent_capabilities(capabilities)),
+  constraint ai_agents_status_known check (status in ('active', 'inactive', 'training', 'error')),
+  constraint ai_agents_live_has_identity check (deleted_at is not null or user_id is not null)
+);
+comment on table public.ai_agents is 'AI receptionists (seed 003). Each live agent is an auth.users row (app_metadata.agent) and a member with the system role agent; create with create_ai_agent(); soft-deleting or deleting the agent removes that identity and its keys.';
+comment on column public.ai_agents.user_id is 'The agent''s auth.users identity (set by create_ai_agent, cleared when the agent is deleted).';
+comment on column public.ai_agents.calendar_integration_id is 'The seed''s calendar_integration: the organization''s calendar integration the agent books into.';
+comment on column public.ai_agents.language is 'BCP 47 language tag, e.g. pl, en-GB.';
+comment on column public.ai_agents.phone_number is 'E.164; unique among agents not deleted.';
+
+create unique index ai_agents_phone_number_key on public.ai_agents (phone_number) where deleted_at is null;
+create index ai_agents_organization_id_idx on public.ai_agents (organization_id) where deleted_at is null;
+create index ai_agents_organization_id_all_idx on public.ai_agents (organization_id);
+create index ai_agents_calendar_integration_id_idx on public.ai_agents (calendar_integration_id);
+create index ai_agents_created_by_idx on public.ai_agents (created_by);
+
+-- The calendar integration must be one of the agent's organization.
+create function private.check_ai_agent() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if new.calendar_integration_id is not null and not exists (
+       select 1 from public.integrations i where i.id = new.calendar_integration_id and i.organization_id = new.organization_id) then
+    raise exception 'integration % does not belong to the agent''s organization', new.calendar_integration_id
+      using errcode = '23514', constraint = 'ai_agents_calendar_integration_same_organization';
+  end if;
+  return new;
+end;
+$$;
+
+-- Deleting an agent (soft or hard) removes its identity: the auth.users row, hence its membership and keys.
+create function private.remove_ai_agent_identity() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if old.user_id is not null then
+    delete from auth.users u where u.id = old.user_id;
+  end if;
+  return null;
+end;
+$$;
+
+create trigger ai_agents_check before insert or update of organization_id, calendar_integration_id on public.ai_agents
+  for each row execute function private.check_ai_agent();
+create trigger ai_agents_set_updated_at before update on public.ai_agents
+  for each row execute function private.set_updated_at();
+create trigger ai_agents_audit after insert or update or delete on public.ai_agents
+  for each row execute function private.audit_row_change();
+create trigger ai_agents_remove_identity_on_delete after delete on public.ai_agents
+  for each row execute function private.remove_ai_agent_identity();
+create trigger ai_agents_remove_identity_on_soft_delete after update of deleted_at on public.ai_agents
+  for each row when (old.deleted_at is null and new.deleted_at is not null)
+  execute function private.remove_ai_agent_identity();
+
+create table public.ai_agent_api_keys (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  agent_id uuid not null,
+  name text not null default 'default',
+  key_prefix text not null,
+  key_hash text not null,
+  created_by uuid,
+  created_at timestamptz not null default now(),
+  last_used_at timestamptz,
+  revoked_at timestamptz,
+  constraint ai_agent_api_keys_pkey primary key (id),
+  constraint ai_agent_api_keys_key_hash_key unique (key_hash),
+  constraint ai_agent_api_keys_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint ai_agent_api_keys_agent_id_fkey foreign key (agent_id) references public.ai_agents (id) on delete cascade,
+  constraint ai_agent_api_keys_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
+  constraint ai_agent_api_keys_name_length check (char_length(btrim(name)) between 1 and 100),
+  constraint ai_agent_api_keys_key_prefix_format check (key_prefix ~ '^rk_[A-Za-z0-9_-]{8}$'),
+  constraint ai_agent_api_keys_key_hash_format check (key_hash ~ '^[0-9a-f]{64}$')
+);
+comment on table public.ai_agent_api_keys is 'Per-agent API keys for the receptionist edge function: rk_ + 32 random bytes (base64url), shown once by create_ai_agent_api_key(); only the SHA-256 is stored. Revoked keys stay for the record.';
+comment on column public.ai_agent_api_keys.key_prefix is 'The first 11 characters of the key (rk_ + 8), to tell keys apart; not enough to use it.';
+comment on column public.ai_agent_api_keys.key_hash is 'SHA-256 of the key, hex. Not selectable by API roles.';
+
+create index ai_agent_api_keys_agent_id_idx on public.ai_agent_api_keys (agent_id);
+create index ai_agent_api_keys_organization_id_idx on public.ai_agent_api_keys (organization_id);
+create index ai_agent_api_keys_created_by_idx on public.ai_agent_api_keys (created_by);
+
+create trigger ai_agent_api_keys_audit after insert or update or delete on public.ai_agent_api_keys
+  for each row execute function private.audit_row_change();
+
+alter table public.ai_agents enable row level security;
+alter table public.ai_agent_api_keys enable row level security;
+
+-- ai_agents_select: receptionist readers (staff, viewers, agents) see their organization's agents.
+create policy ai_agents_select on public.ai_agents for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- ai_agents_update: ai_agents.manage holders configure agents (granted columns only; deleted_at soft-deletes).
+create policy ai_agents_update on public.ai_agents for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('ai_agents.manage')))
+  with check (organization_id in (select private.organizations_with_permission('ai_agents.manage')));
+-- ai_agents_delete: ai_agents.manage holders delete agents (their conversations go with them).
+create policy ai_agents_delete on public.ai_agents for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('ai_agents.manage')));
+-- ai_agent_api_keys_select: ai_agents.manage holders see the keys (never their hashes).
+create policy ai_agent_api_keys_select on public.ai_agent_api_keys for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('ai_agents.manage')));
+
+grant select on public.ai_agents to authenticated, service_role;
+grant update (name, voice_id, language, personality_traits, knowledge_base, capabilities, status, phone_number,
+              sms_enabled, calendar_integration_id, deleted_at) on public.ai_agents to authenticated;
+grant delete on public.ai_agents to authenticated, service_role;
+grant select (id, organization_id, agent_id, name, key_prefix, created_by, created_at, last_used_at, revoked_at)
+  on public.ai_agent_api_keys to authenticated, service_role;
+
+create function private.require_agent_manager(organization uuid) returns void
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  if organization is null or not private.has_permission(organization, 'ai_agents.manage') then
+    raise exception 'you may not manage AI agents here' using errcode = '42501',
+      hint = 'Managing agents needs ai_agents.manage (owner or admin).';
+  end if;
+end;
+$$;
+
+-- Provisions the agent's identity: an auth.users row marked {"agent": true} in app_metadata (the sign-up trigger
+-- gives it no profile and no personal organization), with no password and an address that cannot receive mail,
+-- and a membership with the system role agent (no invitation: the organization creates its own agent).
+create function public.create_ai_agent(organization_id uuid, name text, language text default 'pl',
+                                       phone_number text default null, voice_id text default null,
+                                       capabilities jsonb default null)
+returns public.ai_agents
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  new_user uuid := gen_random_uuid();
+  created public.ai_agents;
+begin
+  perform private.require_agent_manager(create_ai_agent.organization_id);
+  perform private.require_active_organization(create_ai_agent.organization_id);
+  insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+  values ('00000000-0000-0000-0000-000000000000', new_user, 'authenticated', 'authenticated',
+          'agent-' || replace(new_user::text, '-', '') || '@agents.invalid',
+          jsonb_build_object('provider', 'agent', 'providers', jsonb_build_array('agent'), 'agent', true,
+                             'organization_id', create_ai_agent.organization_id),
+          jsonb_build_object('name', left(create_ai_agent.name, 200)), pg_catalog.now(), pg_catalog.now());
+  insert into public.organization_members (organization_id, user_id, role_id, invited_by)
+  values (create_ai_agent.organization_id, new_user, private.system_role_id('agent'), (select auth.uid()));
+  insert into public.ai_agents (organization_id, user_id, name, language, phone_number, voice_id, capabilities, created_by)
+  values (create_ai_agent.organization_id, new_user, create_ai_agent.name, coalesce(create_ai_agent.language, 'pl'),
+          create_ai_agent.phone_number, create_ai_agent.voice_id,
+          coalesce(create_ai_agent.capabilities, '["phone_answering", "appointment_booking", "information_providing"]'::jsonb),
+          (select auth.uid()))
+  returning * into created;
+  return created;
+end;
+$$;
+comment on function public.create_ai_agent(uuid, text, text, text, text, jsonb) is 'Creates an AI agent with its own identity (auth.users, app_metadata.agent, no password, no personal organization) and agent membership; ai_agents.manage.';
+grant execute on function public.create_ai_agent(uuid, text, text, text, text, jsonb) to authenticated;
+
+create function public.create_ai_agent_api_key(agent_id uuid, name text default 'default')
+returns table (key_id uuid, api_key text)
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  agent public.ai_agents;
+  secret text := 'rk_' || translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/=', '-_');
+begin
+  select a.* into agent from public.ai_agents a where a.id = create_ai_agent_api_key.agent_id;
+  perform private.require_agent_manager(agent.organization_id);
+  if agent.deleted_at is not null then
+    raise exception 'agent % is deleted', agent_id using errcode = '55000';
+  end if;
+  insert into public.ai_agent_api_keys (organization_id, agent_id, name, key_prefix, key_hash, created_by)
+  values (agent.organization_id, agent.id, coalesce(create_ai_agent_api_key.name, 'default'), left(secret, 11),
+          encode(pg_catalog.sha256(convert_to(secret, 'UTF8')), 'hex'), (select auth.uid()))
+  returning id into key_id;
+  api_key := secret;
+  return next;
+end;
+$$;
+comment on function public.create_ai_agent_api_key(uuid, text) is 'Issues an API key for an agent and returns it once (only its hash is kept); ai_agents.manage.';
+grant execute on function public.create_ai_agent_api_key(uuid, text) to authenticated;
+
+create function public.revoke_ai_agent_api_key(key_id uuid) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  target public.ai_agent_api_keys;
+begin
+  select k.* into target from public.ai_agent_api_keys k where k.id = key_id;
+  perform private.require_agent_manager(target.organization_id);
+  update public.ai_agent_api_keys k set revoked_at = coalesce(k.revoked_at, pg_catalog.now()) where k.id = key_id;
+end;
+$$;
+comment on function public.revoke_ai_agent_api_key(uuid) is 'Revokes an agent API key at once (idempotent); ai_agents.manage.';
+grant execute on function public.revoke_ai_agent_api_key(uuid) to authenticated;
+
+-- What the receptionist edge function asks first (as the service role): whose key is this? Null for an unknown,
+-- revoked or deleted agent's key; stamps last_used_at (at most once a minute, so a busy agent does not rewrite it).
+create function public.authenticate_ai_agent_key(api_key text)
+returns table (agent_id uuid, user_id uuid, organization_id uuid, email text, app_metadata jsonb)
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  hashed text := encode(pg_catalog.sha256(convert_to(coalesce(api_key, ''), 'UTF8')), 'hex');
+  found_key uuid;
+begin
+  select k.id, a.id, a.user_id, a.organization_id, u.email, u.raw_app_meta_data
+    into found_key, agent_id, user_id, organization_id, email, app_metadata
+  from public.ai_agent_api_keys k
+  join public.ai_agents a on a.id = k.agent_id
+  join auth.users u on u.id = a.user_id
+  where k.key_hash = hashed and k.revoked_at is null and a.deleted_at is null and a.status = 'active';
+  if found_key is null then
+    return;
+  end if;
+  update public.ai_agent_api_keys k set last_used_at = pg_catalog.now()
+  where k.id = found_key and (k.last_used_at is null or k.last_used_at < pg_catalog.now() - interval '1 minute');
+  return next;
+end;
+$$;
+comment on function public.authenticate_ai_agent_key(text) is 'Resolves a receptionist API key to its live agent and identity (nothing for unknown or revoked keys); stamps last_used_at. service_role only.';
+grant execute on function public.authenticate_ai_agent_key(text) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/61-receptionist-services-staff.sql
+-- =====================================================================================================================
+-- AI receptionist: services, staff, staff_services, staff_working_hours, staff_time_off.
+-- What can be booked, who performs it and when they work; receptionist.manage writes, receptionist.read reads.
+
+create table public.services (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  name text not null,
+  description text,
+  duration integer not null,
+  price numeric(10, 2) not null default 0,
+  currency text not null default 'PLN',
+  category text,
+  is_active boolean not null default true,
+  booking_buffer integer not null default 0,
+  min_notice_minutes integer not null default 60,
+  max_advance_booking_days integer not null default 30,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  deleted_at timestamptz,
+  constraint services_pkey primary key (id),
+  constraint services_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint services_name_length check (char_length(btrim(name)) between 1 and 200),
+  constraint services_description_length check (description is null or char_length(description) <= 2000),
+  constraint services_duration_positive check (duration > 0 and duration <= 1440),
+  constraint services_price_not_negative check (price >= 0),
+  constraint services_currency_iso4217 check (currency ~ '^[A-Z]{3}$'),
+  constraint services_category_length check (category is null or char_length(category) <= 100),
+  constraint services_booking_buffer_not_negative check (booking_buffer >= 0 and booking_buffer <= 720),
+  constraint services_min_notice_not_negative check (min_notice_minutes >= 0),
+  constraint services_max_advance_positive check (max_advance_booking_days between 1 and 730)
+);
+comment on table public.services is 'Bookable services of an organization (seed 003). Soft-deleted via deleted_at; appointments copy duration, name, price and buffer at booking.';
+comment on column public.services.duration is 'Minutes.';
+comment on column public.services.booking_buffer is 'Minutes kept free before and after each appointment of this service.';
+comment on column public.services.min_notice_minutes is 'An appointment must start at least this many minutes after booking.';
+comment on column public.services.max_advance_booking_days is 'An appointment may start at most this many days after booking.';
+comment on column public.services.currency is 'ISO 4217 code, upper case.';
+
+create index services_organization_id_idx on public.services (organization_id) where deleted_at is null;
+create index services_organization_id_all_idx on public.services (organization_id);
+
+create trigger services_set_updated_at before update on public.services
+  for each row execute function private.set_updated_at();
+create trigger services_audit after insert or update or delete on public.services
+  for each row execute function private.audit_row_change();
+
+create table public.staff (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  user_id uuid,
+  name text not null,
+  email public.email_address,
+  phone public.phone_number,
+  role text,
+  is_active boolean not null default true,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  deleted_at timestamptz,
+  constraint staff_pkey primary key (id),
+  constraint staff_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint staff_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
+  constraint staff_name_length check (char_length(btrim(name)) between 1 and 200),
+  constraint staff_role_length check (role is null or char_length(role) <= 100)
+);
+comment on table public.staff is 'People who perform services (seed 003). user_id links a member of the organization; soft-deleted via deleted_at.';
+comment on column public.staff.user_id is 'Optional: the organization member this staff member is (must be a member).';
+
+create unique index staff_user_id_key on public.staff (organization_id, user_id) where deleted_at is null and user_id is not null;
+create index staff_organization_id_idx on public.staff (organization_id) where deleted_at is null;
+create index staff_organization_id_all_idx on public.staff (organization_id);
+create index staff_user_id_idx on public.staff (user_id);
+
+create function private.check_staff_user() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if new.user_id is not null and not exists (
+       select 1 from public.organization_members m where m.organization_id = new.organization_id and m.user_id = new.user_id) then
+    raise exception 'user % is not a member of the organization', new.user_id
+      using errcode = '23514', constraint = 'staff_user_is_member', hint = 'Invite the person first, or leave user_id empty.';
+  end if;
+  return new;
+end;
+$$;
+
+create trigger staff_check_user before insert or update of user_id, organization_id on public.staff
+  for each row execute function private.check_staff_user();
+create trigger staff_set_updated_at before update on public.staff
+  for each row execute function private.set_updated_at();
+create trigger staff_audit after insert or update or delete on public.staff
+  for each row execute function private.audit_row_change();
+
+create table public.staff_services (
+  organization_id uuid not null,
+  staff_id uuid not null,
+  service_id uuid not null,
+  created_at timestamptz not null default now(),
+  constraint staff_services_pkey primary key (staff_id, service_id),
+  constraint staff_services_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint staff_services_staff_id_fkey foreign key (staff_id) references public.staff (id) on delete cascade,
+  constraint staff_services_service_id_fkey foreign key (service_id) references public.services (id) on delete cascade
+);
+comment on table public.staff_services is 'Who performs what: staff member x service, both of the row''s organization.';
+
+create index staff_services_service_id_idx on public.staff_services (service_id, staff_id);
+create index staff_services_organization_id_idx on public.staff_services (organization_id);
+
+create table public.staff_working_hours (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  staff_id uuid not null,
+  weekday integer not null,
+  start_time time not null,
+  end_time time not null,
+  created_at timestamptz not null default now(),
+  constraint staff_working_hours_pkey primary key (id),
+  constraint staff_working_hours_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint staff_working_hours_staff_id_fkey foreign key (staff_id) references public.staff (id) on delete cascade,
+  constraint staff_working_hours_weekday_range check (weekday between 0 and 6),
+  constraint staff_working_hours_ordered check (start_time < end_time or end_time = '24:00'::time),
+  constraint staff_working_hours_no_overlap exclude using gist (
+    staff_id with =, weekday with =,
+    tsrange(date '2000-01-01' + start_time, date '2000-01-01' + end_time) with &&)
+);
+comment on table public.staff_working_hours is 'Weekly working hours: weekday 0 = Sunday ... 6 = Saturday (extract(dow)), local times in the organization''s time zone; several ranges a day, never overlapping.';
+comment on column public.staff_working_hours.end_time is 'Exclusive end; 24:00 means until midnight.';
+
+create index staff_working_hours_organization_id_idx on public.staff_working_hours (organization_id);
+
+create table public.staff_time_off (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  staff_id uuid not null,
+  period tstzrange not null,
+  reason text,
+  created_at timestamptz not null default now(),
+  constraint staff_time_off_pkey primary key (id),
+  constraint staff_time_off_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint staff_time_off_staff_id_fkey foreign key (staff_id) references public.staff (id) on delete cascade,
+  constraint staff_time_off_period_bounded check (not isempty(period) and not lower_inf(period) and not upper_inf(period)),
+  constraint staff_time_off_reason_length check (reason is null or char_length(reason) <= 500)
+);
+comment on table public.staff_time_off is 'Absences (holidays, sick leave): no appointment of the staff member may touch the period.';
+
+create index staff_time_off_staff_id_idx on public.staff_time_off using gist (staff_id, period);
+create index staff_time_off_staff_id_btree_idx on public.staff_time_off (staff_id);
+create index staff_time_off_organization_id_idx on public.staff_time_off (organization_id);
+
+-- The child rows take their staff member's organization; a staff member's service must be of the same organization.
+create function private.inherit_staff_organization() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  select s.organization_id into new.organization_id from public.staff s where s.id = new.staff_id;
+  return new;
+end;
+$$;
+
+create function private.check_staff_service() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from public.services v where v.id = new.service_id and v.organization_id = new.organization_id) then
+    raise exception 'service % belongs to another organization', new.service_id
+      using errcode = '23514', constraint = 'staff_services_same_organization';
+  end if;
+  return new;
+end;
+$$;
+
+create trigger staff_services_inherit_organization before insert or update on public.staff_services
+  for each row execute function private.inherit_staff_organization();
+create trigger staff_services_same_organization before insert or update on public.staff_services
+  for each row execute function private.check_staff_service();
+create trigger staff_working_hours_inherit_organization before insert or update on public.staff_working_hours
+  for each row execute function private.inherit_staff_organization();
+create trigger staff_time_off_inherit_organization before insert or update on public.staff_time_off
+  for each row execute function private.inherit_staff_organization();
+create trigger staff_services_audit after insert or update or delete on public.staff_services
+  for each row execute function private.audit_row_change();
+create trigger staff_working_hours_audit after insert or update or delete on public.staff_working_hours
+  for each row execute function private.audit_row_change();
+create trigger staff_time_off_audit after insert or update or delete on public.staff_time_off
+  for each row execute function private.audit_row_change();
+
+alter table public.services enable row level security;
+alter table public.staff enable row level security;
+alter table public.staff_services enable row level security;
+alter table public.staff_working_hours enable row level security;
+alter table public.staff_time_off enable row level security;
+
+-- services_select: receptionist readers see the organization's services.
+create policy services_select on public.services for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- services_insert: receptionist.manage holders add services.
+create policy services_insert on public.services for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- services_update: receptionist.manage holders edit them.
+create policy services_update on public.services for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')))
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- services_delete: receptionist.manage holders delete them.
+create policy services_delete on public.services for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+-- staff_select: receptionist readers see the organization's staff.
+create policy staff_select on public.staff for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- staff_insert: receptionist.manage holders add staff.
+create policy staff_insert on public.staff for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- staff_update: receptionist.manage holders edit staff.
+create policy staff_update on public.staff for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')))
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- staff_delete: receptionist.manage holders delete staff.
+create policy staff_delete on public.staff for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+-- staff_services_select: receptionist readers.
+create policy staff_services_select on public.staff_services for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- staff_services_insert: receptionist.manage holders.
+create policy staff_services_insert on public.staff_services for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- staff_services_delete: receptionist.manage holders.
+create policy staff_services_delete on public.staff_services for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+-- staff_working_hours_select: receptionist readers.
+create policy staff_working_hours_select on public.staff_working_hours for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- staff_working_hours_insert: receptionist.manage holders.
+create policy staff_working_hours_insert on public.staff_working_hours for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- staff_working_hours_update: receptionist.manage holders.
+create policy staff_working_hours_update on public.staff_working_hours for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')))
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- staff_working_hours_delete: receptionist.manage holders.
+create policy staff_working_hours_delete on public.staff_working_hours for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+-- staff_time_off_select: receptionist readers.
+create policy staff_time_off_select on public.staff_time_off for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- staff_time_off_insert: receptionist.manage holders.
+create policy staff_time_off_insert on public.staff_time_off for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- staff_time_off_update: receptionist.manage holders.
+create policy staff_time_off_update on public.staff_time_off for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')))
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- staff_time_off_delete: receptionist.manage holders.
+create policy staff_time_off_delete on public.staff_time_off for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+grant select, delete on public.services, public.staff, public.staff_services, public.staff_working_hours,
+  public.staff_time_off to authenticated, service_role;
+grant insert (organization_id, name, description, duration, price, currency, category, is_active, booking_buffer,
+              min_notice_minutes, max_advance_booking_days),
+      update (name, description, duration, price, currency, category, is_active, booking_buffer, min_notice_minutes,
+              max_advance_booking_days, deleted_at)
+  on public.services to authenticated, service_role;
+grant insert (organization_id, user_id, name, email, phone, role, is_active),
+      update (user_id, name, email, phone, role, is_active, deleted_at)
+  on public.staff to authenticated, service_role;
+grant insert (staff_id, service_id) on public.staff_services to authenticated, service_role;
+grant insert (staff_id, weekday, start_time, end_time), update (weekday, start_time, end_time)
+  on public.staff_working_hours to authenticated, service_role;
+grant insert (staff_id, period, reason), update (period, reason) on public.staff_time_off to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/62-receptionist-conversations-messages.sql
+-- =====================================================================================================================
+-- AI receptionist: conversations (redacted transcripts) and messages (SMS, e-mail, voice, chat), ai_agent_performance.
+-- Written by receptionist.operate holders (agents, staff); they announce call.* and message.* events.
+
+-- A transcript is an array of {speaker, text, at} turns: speaker agent | caller | staff | system, text a string of at
+-- most 10,000 characters, at an ISO 8601 timestamp with a time zone.
+create function private.is_valid_transcript(transcript jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select jsonb_typeof(transcript) = 'array'
+     and not exists (
+       select 1 from jsonb_array_elements(transcript) t
+       where jsonb_typeof(t) <> 'object'
+          or not (t ?& array['speaker', 'text', 'at'])
+          or exists (select 1 from jsonb_object_keys(t) k where k not in ('speaker', 'text', 'at'))
+          or jsonb_typeof(t -> 'text') <> 'string' or char_length(t ->> 'text') > 10000
+          or coalesce(t ->> 'speaker', '') not in ('agent', 'caller', 'staff', 'system')
+          or jsonb_typeof(t -> 'at') <> 'string'
+          or (t ->> 'at') !~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$')
+$$;
+comment on function private.is_valid_transcript(jsonb) is 'True when a transcript is an array of {speaker: agent|caller|staff|system, text, at: ISO 8601 with zone} turns.';
+grant execute on function private.is_valid_transcript(jsonb) to authenticated, service_role;
+
+create table public.conversations (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  agent_id uuid not null,
+  direction text not null default 'inbound',
+  status text not null default 'active',
+  caller_phone text,
+  caller_name text,
+  caller_email text,
+  duration_seconds integer,
+  sentiment_score numeric(3, 2),
+  topics jsonb not null default '[]'::jsonb,
+  summary text,
+  intent text,
+  outcome text,
+  recording_url public.http_url,
+  transcript jsonb not null default '[]'::jsonb,
+  metadata jsonb not null default '{}'::jsonb,
+  started_at timestamptz not null default now(),
+  ended_at timestamptz,
+  caller_data_cleared_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint conversations_pkey primary key (id),
+  constraint conversations_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint conversations_agent_id_fkey foreign key (agent_id) references public.ai_agents (id) on delete cascade,
+  constraint conversations_direction_known check (direction in ('inbound', 'outbound')),
+  constraint conversations_status_known check (status in ('active', 'completed', 'missed', 'failed')),
+  constraint conversations_caller_lengths check (coalesce(char_length(caller_phone), 0) <= 50
+    and coalesce(char_length(caller_name), 0) <= 200 and coalesce(char_length(caller_email), 0) <= 254),
+  constraint conversations_sentiment_range check (sentiment_score is null or sentiment_score between -1 and 1),
+  constraint conversations_topics_array check (jsonb_typeof(topics) = 'array'),
+  constraint conversations_summary_length check (summary is null or char_length(summary) <= 10000),
+  constraint conversations_intent_length check (coalesce(char_length(intent), 0) <= 100 and coalesce(char_length(outcome), 0) <= 100),
+  constraint conversations_transcript_shape check (private.is_valid_transcript(transcript)),
+  constraint conversations_metadata_object check (jsonb_typeof(metadata) = 'object'),
+  constraint conversations_ended_after_start check (ended_at is null or ended_at >= started_at),
+  constraint conversations_active_not_ended check ((status = 'active') = (ended_at is null))
+);
+comment on table public.conversations is 'Calls and chats an AI agent handled (seed 003). Transcript turns and the summary are redacted (card, secret, IBAN, SSN) on every write; caller fields, transcript and recording are cleared after the organization''s retention period.';
+comment on column public.conversations.transcript is 'Array of {speaker, text, at} turns; each text redacted for card numbers, secrets, IBANs and SSNs on insert and update.';
+comment on column public.conversations.caller_phone is 'Caller contact data (personal data; not redacted, cleared by retention and erase_caller_data).';
+comment on column public.conversations.duration_seconds is 'Derived: seconds from started_at to ended_at, set when the conversation ends.';
+comment on column public.conversations.caller_data_cleared_at is 'When retention or erase_caller_data() cleared the caller fields, transcript and recording.';
+
+create index conversations_organization_id_idx on public.conversations (organization_id, started_at desc);
+create index conversations_agent_id_idx on public.conversations (agent_id, started_at desc);
+create index conversations_caller_phone_idx on public.conversations (organization_id, caller_phone) where caller_phone is not null;
+create index conversations_retention_idx on public.conversations (organization_id, started_at) where caller_data_cleared_at is null;
+
+-- Redaction (PCI: a caller reading out a card number must never be stored) and derived fields. Security definer
+-- because the redactor is not granted to API roles.
+create function private.prepare_conversation() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  select a.organization_id into new.organization_id from public.ai_agents a where a.id = new.agent_id;
+  if tg_op = 'INSERT' or new.transcript is distinct from old.transcript then
+    select coalesce(jsonb_agg(t.turn || jsonb_build_object('text',
+             private.redact_text(t.turn ->> 'text', '{card,secret,iban,ssn}')) order by t.n), '[]'::jsonb)
+      into new.transcript
+    from jsonb_array_elements(case when jsonb_typeof(new.transcript) = 'array' then new.transcript else '[]'::jsonb end)
+         with ordinality as t(turn, n);
+  end if;
+  if tg_op = 'INSERT' or new.summary is distinct from old.summary then
+    new.summary := private.redact_text(new.summary, '{card,secret,iban,ssn}');
+  end if;
+  new.duration_seconds := case when new.ended_at is not null
+                               then floor(extract(epoch from new.ended_at - new.started_at))::integer end;
+  return new;
+end;
+$$;
+
+create trigger conversations_prepare before insert or update on public.conversations
+  for each row execute function private.prepare_conversation();
+create trigger conversations_set_updated_at before update on public.conversations
+  for each row execute function private.set_updated_at();
+create trigger conversations_audit after insert or update or delete on public.conversations
+  for each row execute function private.audit_row_change();
+
+create function private.emit_conversation_event() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  perform private.emit_event(new.organization_id,
+    case when tg_op = 'INSERT' then 'call.started' else 'call.ended' end,
+    jsonb_build_object('conversation_id', new.id, 'agent_id', new.agent_id, 'direction', new.direction,
+                       'status', new.status, 'started_at', new.started_at, 'ended_at', new.ended_at,
+                       'duration_seconds', new.duration_seconds, 'intent', new.intent, 'outcome', new.outcome));
+  return null;
+end;
+$$;
+
+create trigger conversations_emit_started after insert on public.conversations
+  for each row execute function private.emit_conversation_event();
+create trigger conversations_emit_ended after update of ended_at on public.conversations
+  for each row when (old.ended_at is null and new.ended_at is not null)
+  execute function private.emit_conversation_event();
+
+create table public.messages (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  conversation_id uuid,
+  appointment_id uuid,
+  direction text not null,
+  channel text not null,
+  from_number public.phone_number,
+  to_number public.phone_number,
+  from_email public.email_address,
+  to_email public.email_address,
+  subject text,
+  body text not null,
+  status text not null default 'pending',
+  provider text,
+  provider_message_id text,
+  error_message text,
+  sent_at timestamptz,
+  delivered_at timestamptz,
+  caller_data_cleared_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint messages_pkey primary key (id),
+  constraint messages_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint messages_conversation_id_fkey foreign key (conversation_id) references public.conversations (id) on delete cascade,
+  constraint messages_provider_message_id_key unique (provider, provider_message_id),
+  constraint messages_direction_known check (direction in ('inbound', 'outbound')),
+  constraint messages_channel_known check (channel in ('sms', 'email', 'voice', 'chat')),
+  constraint messages_status_known check (status in ('pending', 'sent', 'delivered', 'failed')),
+  constraint messages_phone_channel_addresses check (channel not in ('sms', 'voice') or caller_data_cleared_at is not null
+    or (from_number is not null and to_number is not null and from_email is null and to_email is null)),
+  constraint messages_email_channel_addresses check (channel <> 'email' or caller_data_cleared_at is not null
+    or (from_email is not null and to_email is not null and from_number is null and to_number is null)),
+  constraint messages_chat_channel_addresses check (channel <> 'chat'
+    or (from_number is null and to_number is null and from_email is null and to_email is null)),
+  constraint messages_subject_only_email check (subject is null or channel = 'email'),
+  constraint messages_subject_length check (subject is null or char_length(subject) <= 500),
+  constraint messages_body_length check (char_length(body) between 1 and 20000),
+  constraint messages_provider_pair check ((provider is null) = (provider_message_id is null)),
+  constraint messages_provider_lengths check (coalesce(char_length(provider), 0) <= 100 and coalesce(char_length(provider_message_id), 0) <= 255),
+  constraint messages_error_only_failed check (error_message is null or status = 'failed'),
+  constraint messages_error_length check (error_message is null or char_length(error_message) <= 1000),
+  constraint messages_sent_at_matches_status check ((status = 'pending' and sent_at is null) or (status = 'sent' and sent_at is not null)
+    or status in ('delivered', 'failed')),
+  constraint messages_delivered_when_delivered check ((delivered_at is not null) = (status = 'delivered')),
+  constraint messages_delivered_after_sent check (delivered_at is null or sent_at is null or delivered_at >= sent_at)
+);
+comment on table public.messages is 'Messages to and from callers (seed 003): channel sms/email/voice/chat with matching addresses; status pending -> sent -> delivered | failed (also pending -> failed), enforced; inbound messages are recorded as delivered.';
+comment on column public.messages.provider is 'Who carried the message (twilio, sendgrid, ...); provider_message_id is unique per provider.';
+comment on column public.messages.caller_data_cleared_at is 'When retention or erase_caller_data() cleared the addresses and body.';
+
+create index messages_organization_id_idx on public.messages (organization_id, created_at desc);
+create index messages_conversation_id_idx on public.messages (conversation_id);
+create index messages_appointment_id_idx on public.messages (appointment_id);
+
+-- The organization comes from the conversation (or is the caller's to give); the status moves forward only.
+create function private.prepare_message() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if new.conversation_id is not null then
+    select c.organization_id into new.organization_id from public.conversations c where c.id = new.conversation_id;
+  end if;
+  if tg_op = 'INSERT' then
+    if new.direction = 'inbound' then
+      new.status := 'delivered';
+      new.delivered_at := coalesce(new.delivered_at, pg_catalog.now());
+    elsif new.status <> 'pending' then
+      raise exception 'an outbound message starts as pending (got %)', new.status
+        using errcode = '23514', constraint = 'messages_status_lifecycle';
+    end if;
+  elsif new.status is distinct from old.status then
+    if not (old.status, new.status) in (('pending', 'sent'), ('pending', 'failed'), ('sent', 'delivered'), ('sent', 'failed')) then
+      raise exception 'a message cannot go from % to %', old.status, new.status
+        using errcode = '23514', constraint = 'messages_status_lifecycle',
+              hint = 'The lifecycle is pending -> sent -> delivered | failed.';
+    end if;
+    if new.status = 'sent' then new.sent_at := coalesce(new.sent_at, pg_catalog.now()); end if;
+    if new.status = 'delivered' then new.delivered_at := coalesce(new.delivered_at, pg_catalog.now()); end if;
+  end if;
+  return new;
+end;
+$$;
+
+create trigger messages_prepare before insert or update on public.messages
+  for each row execute function private.prepare_message();
+create trigger messages_set_updated_at before update on public.messages
+  for each row execute function private.set_updated_at();
+create trigger messages_audit after insert or update or delete on public.messages
+  for each row execute function private.audit_row_change();
+
+create function private.emit_message_event() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' and new.direction = 'outbound' then
+    return null;
+  end if;
+  perform private.emit_event(new.organization_id,
+    case when tg_op = 'INSERT' then 'message.received' else 'message.' || new.status end,
+    jsonb_build_object('message_id', new.id, 'conversation_id', new.conversation_id, 'appointment_id', new.appointment_id,
+                       'channel', new.channel, 'direction', new.direction, 'status', new.status));
+  return null;
+end;
+$$;
+
+create trigger messages_emit_received after insert on public.messages
+  for each row execute function private.emit_message_event();
+create trigger messages_emit_status after update of status on public.messages
+  for each row when (old.status is distinct from new.status)
+  execute function private.emit_message_event();
+
+alter table public.conversations enable row level security;
+alter table public.messages enable row level security;
+
+-- conversations_select: receptionist readers see the organization's conversations.
+create policy conversations_select on public.conversations for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- conversations_insert: receptionist.operate holders (agents, staff) record conversations.
+create policy conversations_insert on public.conversations for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.operate')));
+-- conversations_update: receptionist.operate holders append turns and end them.
+create policy conversations_update on public.conversations for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.operate')))
+  with check (organization_id in (select private.organizations_with_permission('receptionist.operate')));
+-- conversations_delete: receptionist.manage holders delete them.
+create policy conversations_delete on public.conversations for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+-- messages_select: receptionist readers.
+create policy messages_select on public.messages for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- messages_insert: receptionist.operate holders.
+create policy messages_insert on public.messages for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.operate')));
+-- messages_update: receptionist.operate holders move the status along.
+create policy messages_update on public.messages for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.operate')))
+  with check (organization_id in (select private.organizations_with_permission('receptionist.operate')));
+-- messages_delete: receptionist.manage holders.
+create policy messages_delete on public.messages for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+grant select, delete on public.conversations, public.messages to authenticated, service_role;
+grant insert (agent_id, direction, status, caller_phone, caller_name, caller_email, sentiment_score, topics, summary,
+              intent, outcome, recording_url, transcript, metadata, started_at, ended_at),
+      update (status, caller_phone, caller_name, caller_email, sentiment_score, topics, summary, intent, outcome,
+              recording_url, transcript, metadata, ended_at)
+  on public.conversations to authenticated, service_role;
+grant insert (organization_id, conversation_id, appointment_id, direction, channel, from_number, to_number, from_email,
+              to_email, subject, body, status, provider, provider_message_id),
+      update (status, provider, provider_message_id, error_message, sent_at, delivered_at)
+  on public.messages to authenticated, service_role;
+
+-- The seed's performance_metrics, derived from conversations (never written).
+create view public.ai_agent_performance with (security_invoker = true) as
+select a.id as agent_id, a.organization_id,
+       count(c.id)::integer as conversations,
+       count(c.id) filter (where c.status = 'completed')::integer as completed,
+       count(c.id) filter (where c.status = 'missed')::integer as missed,
+       round(avg(c.duration_seconds))::integer as average_duration_seconds,
+       round(avg(c.sentiment_score), 2) as average_sentiment,
+       max(c.started_at) as last_conversation_at
+from public.ai_agents a
+left join public.conversations c on c.agent_id = a.id
+group by a.id, a.organization_id;
+comment on view public.ai_agent_performance is 'Per-agent figures derived from conversations (the seed''s performance_metrics); what the caller may read of ai_agents and conversations.';
+grant select on public.ai_agent_performance to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/63-receptionist-appointments.sql
+-- =====================================================================================================================
+-- AI receptionist: appointments (no double booking: an exclusion constraint over the range with buffers) and the
+-- availability helpers; available_slots(), book_appointment(), cancel_appointment(), reschedule_appointment().
+
+create table public.appointments (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  service_id uuid not null,
+  staff_id uuid not null,
+  conversation_id uuid,
+  client_name text,
+  client_phone text,
+  client_email public.email_address,
+  scheduled_at timestamptz not null,
+  service_duration integer not null,
+  service_type text not null,
+  service_price numeric(10, 2) not null,
+  service_currency text not null,
+  booking_buffer integer not null default 0,
+  ends_at timestamptz not null,
+  blocked_range tstzrange not null,
+  status text not null default 'scheduled',
+  cancellation_reason text,
+  cancelled_at timestamptz,
+  confirmation_sent_at timestamptz,
+  reminder_sent_at timestamptz,
+  calendar_event_id text,
+  notes text,
+  metadata jsonb not null default '{}'::jsonb,
+  idempotency_key text,
+  created_by uuid default auth.uid(),
+  client_data_cleared_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint appointments_pkey primary key (id),
+  constraint appointments_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint appointments_service_id_fkey foreign key (service_id) references public.services (id) on delete restrict,
+  constraint appointments_staff_id_fkey foreign key (staff_id) references public.staff (id) on delete restrict,
+  constraint appointments_conversation_id_fkey foreign key (conversation_id) references public.conversations (id) on delete set null,
+  constraint appointments_idempotency_key_key unique (organization_id, idempotency_key),
+  constraint appointments_status_known check (status in ('scheduled', 'confirmed', 'completed', 'cancelled', 'no_show')),
+  constraint appointments_cancellation_reason_required check (status <> 'cancelled'
+    or (cancellation_reason is not null and char_length(btrim(cancellation_reason)) between 1 and 500)),
+  constraint appointments_client_present check (client_data_cleared_at is not null
+    or (client_name is not null and char_length(btrim(client_name)) between 1 and 200 and client_phone is not null)),
+  constraint appointments_client_phone_format check (client_phone is null or client_phone ~ '^\+?[0-9][0-9 ()./-]{5,30}$'),
+  constraint appointments_service_duration_positive check (service_duration > 0),
+  constraint appointments_service_price_not_negative check (service_price >= 0),
+  constraint appointments_booking_buffer_not_negative check (booking_buffer >= 0),
+  constraint appointments_ends_after_start check (ends_at > scheduled_at),
+  constraint appointments_notes_length check (notes is null or char_length(notes) <= 5000),
+  constraint appointments_metadata_object check (jsonb_typeof(metadata) = 'object'),
+  constraint appointments_idempotency_key_length check (idempotency_key is null or char_length(idempotency_key) between 1 and 200),
+  constraint appointments_no_double_booking exclude using gist (staff_id with =, blocked_range with &&)
+    where (status in ('scheduled', 'confirmed'))
+);
+comment on table public.appointments is 'Booked appointments (seed 003). Service fields are copied at booking; ends_at and blocked_range are maintained by trigger; no two active appointments of one staff member overlap, buffers included (appointments_no_double_booking, 23P01 "slot taken").';
+comment on column public.appointments.scheduled_at is 'The start.';
+comment on column public.appointments.blocked_range is 'Derived: [scheduled_at - booking_buffer, ends_at + booking_buffer), what the exclusion constraint compares.';
+comment on column public.appointments.ends_at is 'Derived: scheduled_at + service_duration minutes.';
+comment on column public.appointments.service_type is 'The service''s name at booking (the seed''s service_type).';
+comment on column public.appointments.client_phone is 'Client contact data (personal data): cleared by retention after completion plus the retention period, and by erase_caller_data().';
+comment on column public.appointments.created_by is 'Who booked (a staff member''s or an agent''s auth.users id). No foreign key: the record outlives a deleted agent''s identity.';
+comment on column public.appointments.idempotency_key is 'A booking retried with the same key (per organization) returns the first booking.';
+
+create index appointments_organization_id_idx on public.appointments (organization_id, scheduled_at);
+create index appointments_service_id_idx on public.appointments (service_id);
+create index appointments_staff_id_idx on public.appointments (staff_id, scheduled_at);
+create index appointments_conversation_id_idx on public.appointments (conversation_id);
+create index appointments_client_phone_idx on public.appointments (organization_id, client_phone) where client_phone is not null;
+
+alter table public.messages add constraint messages_appointment_id_fkey
+  foreign key (appointment_id) references public.appointments (id) on delete set null;
+
+-- Business-hours windows of an organization between two instants, in its time zone: a 09:00-17:00 day is 09:00-17:00
+-- local on both sides of a DST change. Empty business_hours ({}) means no restriction (whole days).
+create function private.business_windows(organization uuid, from_at timestamptz, to_at timestamptz)
+returns setof tstzrange
+language sql stable security definer
+set search_path = ''
+as $$
+  select case when o.business_hours = '{}'::jsonb
+              then tstzrange(d.day::timestamp at time zone o.timezone, (d.day + 1)::timestamp at time zone o.timezone)
+              else tstzrange((d.day + (d.spec ->> 'open')::time) at time zone o.timezone,
+                             (d.day + (d.spec ->> 'close')::time) at time zone o.timezone) end
+  from public.organizations o
+  cross join lateral (
+    select g::date as day,
+           o.business_hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
+                                [extract(dow from g)::integer + 1] as spec
+    from generate_series((from_at at time zone o.timezone)::date - 1, (to_at at time zone o.timezone)::date,
+                         interval '1 day') g) d
+  where o.id = organization
+    and (o.business_hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object')
+$$;
+comment on function private.business_windows(uuid, timestamptz, timestamptz) is 'The organization''s opening hours between two instants as ranges, computed in its time zone (DST-correct).';
+
+-- Working-hours windows of staff members between two instants, in the organization's time zone.
+create function private.working_windows(organization uuid, staff_ids uuid[], from_at timestamptz, to_at timestamptz)
+returns table (staff_id uuid, working tstzrange)
+language sql stable security definer
+set search_path = ''
+as $$
+  select w.staff_id, tstzrange((g::date + w.start_time) at time zone o.timezone,
+                               (g::date + w.end_time) at time zone o.timezone)
+  from public.organizations o
+  cross join generate_series((from_at at time zone o.timezone)::date - 1, (to_at at time zone o.timezone)::date,
+                             interval '1 day') g
+  join public.staff_working_hours w on w.weekday = extract(dow from g)::integer
+  where o.id = organization and w.staff_id = any (staff_ids) and w.organization_id = organization
+$$;
+comment on function private.working_windows(uuid, uuid[], timestamptz, timestamptz) is 'Staff members'' working hours between two instants as ranges, in the organization''s time zone (DST-correct).';
+
+grant execute on function private.business_windows(uuid, timestamptz, timestamptz),
+  private.working_windows(uuid, uuid[], timestamptz, timestamptz) to authenticated, service_role;
+
+-- Copies the service, derives ends_at and blocked_range, enforces the status lifecycle and, whenever an active
+-- appointment gets a time or a staff member, checks it against the schedule. security definer: the checks must see
+-- every appointment and the schedule whatever the writer may read; the write itself is gated by RLS.
+create function private.prepare_appointment() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  svc public.services;
+  org public.organizations;
+  slot tstzrange;
+  needs_check boolean;
+  local_day date;
+  day_hours jsonb;
+begin
+  if tg_op = 'INSERT' then
+    select s.* into svc from public.services s where s.id = new.service_id;
+    if svc.id is null or svc.deleted_at is not null or not svc.is_active then
+      raise exception 'service % cannot be booked', new.service_id
+        using errcode = '23514', constraint = 'appointments_service_bookable', hint = 'Book an active service.';
+    end if;
+    new.organization_id := svc.organization_id;
+    new.service_duration := svc.duration;
+    new.service_type := svc.name;
+    new.service_price := svc.price;
+    new.service_currency := svc.currency;
+    new.booking_buffer := svc.booking_buffer;
+    if new.status not in ('scheduled', 'confirmed') then
+      raise exception 'a new appointment is scheduled or confirmed (got %)', new.status
+        using errcode = '23514', constraint = 'appointments_status_transition';
+    end if;
+    needs_check := true;
+  else
+    new.organization_id := old.organization_id;
+    new.service_id := old.service_id;
+    new.service_duration := old.service_duration;
+    new.service_type := old.service_type;
+    new.service_price := old.service_price;
+    new.service_currency := old.service_currency;
+    new.booking_buffer := old.booking_buffer;
+    new.idempotency_key := old.idempotency_key;
+    if new.status is distinct from old.status and not (old.status, new.status) in (
+         ('scheduled', 'confirmed'), ('scheduled', 'cancelled'), ('scheduled', 'completed'), ('scheduled', 'no_show'),
+         ('confirmed', 'cancelled'), ('confirmed', 'completed'), ('confirmed', 'no_show')) then
+      raise exception 'an appointment cannot go from % to %', old.status, new.status
+        using errcode = '23514', constraint = 'appointments_status_transition',
+              hint = 'scheduled -> confirmed -> completed | no_show; scheduled or confirmed -> cancelled.';
+    end if;
+    if new.status = 'cancelled' and old.status <> 'cancelled' then
+      new.cancelled_at := pg_catalog.now();
+    end if;
+    needs_check := (new.scheduled_at, new.staff_id) is distinct from (old.scheduled_at, old.staff_id);
+    if needs_check and old.status not in ('scheduled', 'confirmed') then
+      raise exception 'a % appointment cannot be moved', old.status
+        using errcode = '23514', constraint = 'appointments_status_transition';
+    end if;
+    select s.* into svc from public.services s where s.id = new.service_id;
+  end if;
+
+  new.ends_at := new.scheduled_at + make_interval(mins => new.service_duration);
+  new.blocked_range := tstzrange(new.scheduled_at - make_interval(mins => new.booking_buffer),
+                                 new.ends_at + make_interval(mins => new.booking_buffer), '[)');
+
+  if needs_check and new.status in ('scheduled', 'confirmed') then
+    slot := tstzrange(new.scheduled_at, new.ends_at, '[)');
+    if not exists (select 1 from public.staff st join public.staff_services ss on ss.staff_id = st.id
+                   where st.id = new.staff_id and st.organization_id = new.organization_id and st.is_active
+                     and st.deleted_at is null and ss.service_id = new.service_id) then
+      raise exception 'staff member % does not perform this service (or is inactive)', new.staff_id
+        using errcode = '23514', constraint = 'appointments_staff_performs_service';
+    end if;
+    if new.conversation_id is not null and not exists (
+         select 1 from public.conversations c where c.id = new.conversation_id and c.organization_id = new.organization_id) then
+      raise exception 'conversation % belongs to another organization', new.conversation_id
+        using errcode = '23514', constraint = 'appointments_conversation_same_organization';
+    end if;
+    if new.scheduled_at < pg_catalog.now() + make_interval(mins => svc.min_notice_minutes) then
+      raise exception 'the appointment starts too soon: % needs % minutes'' notice', svc.name, svc.min_notice_minutes
+        using errcode = '23514', constraint = 'appointments_min_notice', hint = 'Offer a later slot (available_slots).';
+    end if;
+    if new.scheduled_at > pg_catalog.now() + make_interval(days => svc.max_advance_booking_days) then
+      raise exception 'the appointment is too far ahead: % books at most % days in advance', svc.name, svc.max_advance_booking_days
+        using errcode = '23514', constraint = 'appointments_max_advance', hint = 'Offer an earlier slot (available_slots).';
+    end if;
+    -- Every window lies within one local day (a close of 24:00 at the latest), so only the start's local day can
+    -- hold the slot: the same windows as business_windows() and working_windows(), for that one day.
+    select o.* into org from public.organizations o where o.id = new.organization_id;
+    local_day := (new.scheduled_at at time zone org.timezone)::date;
+    day_hours := org.business_hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
+                                       [extract(dow from local_day)::integer + 1];
+    if org.business_hours <> '{}'::jsonb and (jsonb_typeof(day_hours) is distinct from 'object'
+       or not tstzrange((local_day + (day_hours ->> 'open')::time) at time zone org.timezone,
+                        (local_day + (day_hours ->> 'close')::time) at time zone org.timezone) @> slot) then
+      raise exception 'the appointment is outside business hours' using errcode = '23514',
+        constraint = 'appointments_within_business_hours', hint = 'Offer a slot from available_slots.';
+    end if;
+    if not exists (select 1 from public.staff_working_hours w
+                   where w.staff_id = new.staff_id and w.weekday = extract(dow from local_day)::integer
+                     and tstzrange((local_day + w.start_time) at time zone org.timezone,
+                                   (local_day + w.end_time) at time zone org.timezone) @> slot) then
+      raise exception 'the appointment is outside the staff member''s working hours' using errcode = '23514',
+        constraint = 'appointments_within_working_hours', hint = 'Offer a slot from available_slots.';
+    end if;
+    if exists (select 1 from public.staff_time_off t where t.staff_id = new.staff_id and t.period && slot) then
+      raise exception 'the staff member is off at that time' using errcode = '23514',
+        constraint = 'appointments_outside_time_off', hint = 'Offer a slot from available_slots.';
+    end if;
+    -- The exclusion constraint decides races; this check only gives the common case its hint.
+    if exists (select 1 from public.appointments a
+               where a.staff_id = new.staff_id and a.status in ('scheduled', 'confirmed') and a.id <> new.id
+                 and a.blocked_range && new.blocked_range) then
+      raise exception 'the slot is taken for this staff member' using errcode = '23P01',
+        constraint = 'appointments_no_double_booking', hint = 'slot taken';
+    end if;
+  end if;
+  return new;
+end;
+$$;
+
+create trigger appointments_prepare before insert or update on public.appointments
+  for each row execute function private.prepare_appointment();
+create trigger appointments_set_updated_at before update on public.appointments
+  for each row execute function private.set_updated_at();
+create trigger appointments_audit after insert or update or delete on public.appointments
+  for each row execute function private.audit_row_change();
+
+create function private.emit_appointment_event() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  event text;
+begin
+  if tg_op = 'INSERT' then
+    event := 'appointment.booked';
+  elsif new.status is distinct from old.status then
+    event := 'appointment.' || new.status;
+  elsif (new.scheduled_at, new.staff_id) is distinct from (old.scheduled_at, old.staff_id) then
+    event := 'appointment.rescheduled';
+  else
+    return null;
+  end if;
+  perform private.emit_event(new.organization_id, event,
+    jsonb_build_object('appointment_id', new.id, 'service_id', new.service_id, 'staff_id', new.staff_id,
+                       'conversation_id', new.conversation_id, 'status', new.status, 'scheduled_at', new.scheduled_at,
+                       'ends_at', new.ends_at, 'service_type', new.service_type));
+  return null;
+end;
+$$;
+
+create trigger appointments_emit_event after insert or update of status, scheduled_at, staff_id on public.appointments
+  for each row execute function private.emit_appointment_event();
+
+alter table public.appointments enable row level security;
+
+-- appointments_select: receptionist readers see the organization's appointments.
+create policy appointments_select on public.appointments for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- appointments_insert: receptionist.operate holders (agents, staff) book.
+create policy appointments_insert on public.appointments for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.operate')));
+-- appointments_update: receptionist.operate holders confirm, cancel, reschedule.
+create policy appointments_update on public.appointments for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.operate')))
+  with check (organization_id in (select private.organizations_with_permission('receptionist.operate')));
+-- appointments_delete: receptionist.manage holders delete (cancelling is the usual way).
+create policy appointments_delete on public.appointments for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+grant select, delete on public.appointments to authenticated, service_role;
+grant insert (service_id, staff_id, conversation_id, client_name, client_phone, client_email, scheduled_at, status,
+              notes, metadata, idempotency_key, calendar_event_id),
+      update (staff_id, scheduled_at, status, cancellation_reason, confirmation_sent_at, reminder_sent_at, notes,
+              metadata, calendar_event_id)
+  on public.appointments to authenticated, service_role;
+
+-- Free slots of a service: qualified active staff, business hours and working hours in the organization's time zone,
+-- existing appointments and buffers (the candidate's and theirs), time off, minimum notice and advance window. A
+-- candidate start s is free for a staff member when no forbidden-start range contains it: an appointment blocking
+-- [a, b) forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids (t1 - duration, t2).
+create function public.available_slots(service_id uuid, range_start timestamptz, range_end timestamptz,
+                                       only_staff_id uuid default null, slot_step_minutes int default null)
+returns table (staff_id uuid, starts_at timestamptz, ends_at timestamptz)
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  svc public.services;
+  duration interval;
+  buffer interval;
+  step interval;
+  earliest timestamptz;
+  latest timestamptz;
+  staff_ids uuid[];
+begin
+  if range_start is null or range_end is null or range_end <= range_start then
+    raise exception 'range_end must be after range_start' using errcode = '22023';
+  end if;
+  if range_end - range_start > interval '62 days' then
+    raise exception 'a range covers at most 62 days (got %)', range_end - range_start using errcode = '22023',
+      hint = 'Ask for a shorter range.';
+  end if;
+  if slot_step_minutes is not null and slot_step_minutes not between 5 and 1440 then
+    raise exception 'slot_step_minutes must be between 5 and 1440' using errcode = '22023';
+  end if;
+  select s.* into svc from public.services s where s.id = available_slots.service_id and s.deleted_at is null;
+  if svc.id is null then
+    raise exception 'service % not found', available_slots.service_id using errcode = 'P0002';
+  end if;
+  if not svc.is_active then
+    return;
+  end if;
+  duration := make_interval(mins => svc.duration);
+  buffer := make_interval(mins => svc.booking_buffer);
+  step := make_interval(mins => coalesce(slot_step_minutes, 15));
+  earliest := greatest(range_start, pg_catalog.now() + make_interval(mins => svc.min_notice_minutes));
+  latest := least(range_end, pg_catalog.now() + make_interval(days => svc.max_advance_booking_days) + interval '1 microsecond');
+  if earliest >= latest then
+    return;
+  end if;
+
+  select array_agg(st.id) into staff_ids
+  from public.staff st join public.staff_services ss on ss.staff_id = st.id
+  where ss.service_id = svc.id and st.organization_id = svc.organization_id and st.is_active and st.deleted_at is null
+    and (only_staff_id is null or st.id = only_staff_id);
+  if staff_ids is null then
+    return;
+  end if;
+
+  return query
+  with windows as (
+    select w.staff_id, w.working * b.business as open_range
+    from private.working_windows(svc.organization_id, staff_ids, earliest, latest + duration) w
+    join private.business_windows(svc.organization_id, earliest, latest + duration) b(business) on b.business && w.working
+  ),
+  forbidden as (
+    select f.staff_id, range_agg(f.r) as starts
+    from (
+      select a.staff_id, tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
+      from public.appointments a
+      where a.staff_id = any (staff_ids) and a.status in ('scheduled', 'confirmed')
+        and a.blocked_range && tstzrange(earliest - duration - buffer, latest + duration + buffer)
+      union all
+      select t.staff_id, tstzrange(lower(t.period) - duration, upper(t.period), '()')
+      from public.staff_time_off t
+      where t.staff_id = any (staff_ids) and t.period && tstzrange(earliest - duration, latest + duration)
+    ) f
+    group by f.staff_id
+  )
+  select w.staff_id, s.s, s.s + duration
+  from windows w
+  cross join lateral generate_series(lower(w.open_range), upper(w.open_range) - duration, step) s(s)
+  left join forbidden f on f.staff_id = w.staff_id
+  where not isempty(w.open_range) and s.s >= earliest and s.s < latest
+    and (f.starts is null or not f.starts @> s.s)
+  order by 2, 1;
+end;
+$$;
+comment on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) is 'Free slots (staff, start, end) of a service in a range of at most 62 days (22023 beyond): business and working hours in the organization''s time zone (DST-correct), buffers, time off, existing appointments, notice and advance window. Steps of slot_step_minutes (default 15) from the start of each open window. Under RLS (receptionist.read).';
+grant execute on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) to authenticated, service_role;
+
+create function public.book_appointment(service_id uuid, starts_at timestamptz, client_name text, client_phone text,
+                                        client_email text default null, staff_id uuid default null,
+                                        conversation_id uuid default null, idempotency_key text default null)
+returns public.appointments
+language plpgsql
+set search_path = ''
+as $$
+declare
+  svc public.services;
+  booked public.appointments;
+  candidate uuid;
+  taken boolean := false;
+  tried integer := 0;
+  last_state text;
+  last_message text;
+  last_constraint text;
+  last_hint text;
+begin
+  select s.* into svc from public.services s where s.id = book_appointment.service_id;
+  if svc.id is null then
+    raise exception 'service % not found', book_appointment.service_id using errcode = 'P0002';
+  end if;
+  if book_appointment.idempotency_key is not null then
+    select a.* into booked from public.appointments a
+    where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
+    if booked.id is not null then
+      return booked;
+    end if;
+  end if;
+
+  for candidate in
+    select st.id from public.staff st join public.staff_services ss on ss.staff_id = st.id
+    where ss.service_id = svc.id and st.organization_id = svc.organization_id and st.is_active and st.deleted_at is null
+      and (book_appointment.staff_id is null or st.id = book_appointment.staff_id)
+    order by st.created_at, st.name, st.id
+  loop
+    tried := tried + 1;
+    begin
+      insert into public.appointments (service_id, staff_id, conversation_id, client_name, client_phone, client_email,
+                                       scheduled_at, idempotency_key)
+      values (svc.id, candidate, book_appointment.conversation_id, book_appointment.client_name,
+              book_appointment.client_phone, book_appointment.client_email, book_appointment.starts_at,
+              book_appointment.idempotency_key)
+      returning * into booked;
+      return booked;
+    exception
+      when exclusion_violation or unique_violation then
+        if book_appointment.idempotency_key is not null then
+          select a.* into booked from public.appointments a
+          where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
+          if booked.id is not null then
+            return booked;
+          end if;
+        end if;
+        get stacked diagnostics last_state = returned_sqlstate, last_message = message_text,
+                                last_constraint = constraint_name, last_hint = pg_exception_hint;
+        if last_state = '23505' then
+          raise exception '%', last_message using errcode = '23505', constraint = last_constraint;
+        end if;
+        taken := true;
+      when check_violation then
+        get stacked diagnostics last_state = returned_sqlstate, last_message = message_text,
+                                last_constraint = constraint_name, last_hint = pg_exception_hint;
+    end;
+  end loop;
+
+  if tried = 0 then
+    raise exception '%', case when book_appointment.staff_id is null then 'no active staff member performs this service'
+                              else 'this staff member does not perform this service (or is inactive)' end
+      using errcode = '23514', constraint = 'appointments_staff_performs_service';
+  end if;
+  if taken then
+    raise exception 'slot taken: % at % is no longer free', svc.name, book_appointment.starts_at
+      using errcode = '23P01', constraint = 'appointments_no_double_booking', hint = 'slot taken';
+  end if;
+  raise exception '%', last_message using errcode = last_state, constraint = coalesce(last_constraint, ''),
+    hint = coalesce(last_hint, '');
+end;
+$$;
+comment on function public.book_appointment(uuid, timestamptz, text, text, text, uuid, uuid, text) is 'Books a service at a start time with the given staff member or the first free qualified one (by creation time, then name); a retry with the same idempotency key returns the same appointment; a taken slot is 23P01 with hint "slot taken". Under RLS (receptionist.operate).';
+grant execute on function public.book_appointment(uuid, timestamptz, text, text, text, uuid, uuid, text) to authenticated, service_role;
+
+create function public.cancel_appointment(appointment_id uuid, reason text)
+returns public.appointments
+language plpgsql
+set search_path = ''
+as $$
+declare
+  changed public.appointments;
+begin
+  update public.appointments a set status = 'cancelled', cancellation_reason = reason
+  where a.id = appointment_id and a.status in ('scheduled', 'confirmed')
+  returning * into changed;
+  if changed.id is null then
+    select a.* into changed from public.appointments a where a.id = appointment_id;
+    if changed.id is null then
+      raise exception 'appointment % not found', appointment_id using errcode = 'P0002';
+    end if;
+    raise exception 'a % appointment cannot be cancelled', changed.status using errcode = '23514',
+      constraint = 'appointments_status_transition';
+  end if;
+  return changed;
+end;
+$$;
+comment on function public.cancel_appointment(uuid, text) is 'Cancels an appointment (a reason is required; the slot becomes free). Under RLS (receptionist.operate).';
+grant execute on function public.cancel_appointment(uuid, text) to authenticated, service_role;
+
+create function public.reschedule_appointment(appointment_id uuid, new_starts_at timestamptz)
+returns public.appointments
+language plpgsql
+set search_path = ''
+as $$
+declare
+  changed public.appointments;
+begin
+  update public.appointments a set scheduled_at = new_starts_at
+  where a.id = appointment_id
+  returning * into changed;
+  if changed.id is null then
+    raise exception 'appointment % not found', appointment_id using errcode = 'P0002';
+  end if;
+  return changed;
+exception
+  when exclusion_violation then
+    raise exception 'slot taken: the appointment keeps its time' using errcode = '23P01',
+      constraint = 'appointments_no_double_booking', hint = 'slot taken';
+end;
+$$;
+comment on function public.reschedule_appointment(uuid, timestamptz) is 'Moves an active appointment to a new start, same staff member, atomically: when the new slot is taken (23P01 "slot taken") or not allowed, the old one is kept. Under RLS (receptionist.operate).';
+grant execute on function public.reschedule_appointment(uuid, timestamptz) to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/64-receptionist-caller-data.sql
+-- =====================================================================================================================
+-- AI receptionist: caller-data retention per organization (receptionist_settings, pg_cron), erase_caller_data(),
+-- and a staff member's own receptionist data for export_my_data().
+
+create table public.receptionist_settings (
+  organization_id uuid not null,
+  caller_data_retention_days integer not null default 90,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint receptionist_settings_pkey primary key (organization_id),
+  constraint receptionist_settings_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint receptionist_settings_retention_range check (caller_data_retention_days between 1 and 3650)
+);
+comment on table public.receptionist_settings is 'Per-organization receptionist settings. Without a row, caller data is kept 90 days.';
+comment on column public.receptionist_settings.caller_data_retention_days is 'Days after which conversations'' caller fields, transcripts and recordings, messages'' addresses and bodies, and (counted from the appointment''s end) appointments'' client contacts are cleared.';
+
+create trigger receptionist_settings_set_updated_at before update on public.receptionist_settings
+  for each row execute function private.set_updated_at();
+create trigger receptionist_settings_audit after insert or update or delete on public.receptionist_settings
+  for each row execute function private.audit_row_change();
+
+alter table public.receptionist_settings enable row level security;
+
+-- receptionist_settings_select: receptionist readers see the setting.
+create policy receptionist_settings_select on public.receptionist_settings for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.read')));
+-- receptionist_settings_insert: receptionist.manage holders set it.
+create policy receptionist_settings_insert on public.receptionist_settings for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+-- receptionist_settings_update: receptionist.manage holders change it.
+create policy receptionist_settings_update on public.receptionist_settings for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('receptionist.manage')))
+  with check (organization_id in (select private.organizations_with_permission('receptionist.manage')));
+
+grant select on public.receptionist_settings to authenticated, service_role;
+grant insert (organization_id, caller_data_retention_days), update (caller_data_retention_days)
+  on public.receptionist_settings to authenticated, service_role;
+
+-- Clears caller data past each organization's retention period; logged in metrics_log (counts only). Run nightly
+-- by pg_cron; `as_of` lets tests move the clock.
+create function private.apply_caller_data_retention(as_of timestamptz default now()) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  conversations_cleared bigint;
+  messages_cleared bigint;
+  appointments_cleared bigint;
+  summary jsonb;
+begin
+  with expired as (
+    select o.id, make_interval(days => coalesce(r.caller_data_retention_days, 90)) as keep
+    from public.organizations o left join public.receptionist_settings r on r.organization_id = o.id
+  )
+  update public.conversations c
+  set caller_phone = null, caller_name = null, caller_email = null, transcript = '[]'::jsonb, recording_url = null,
+      caller_data_cleared_at = as_of
+  from expired e
+  where c.organization_id = e.id and c.caller_data_cleared_at is null and coalesce(c.ended_at, c.started_at) < as_of - e.keep;
+  get diagnostics conversations_cleared = row_count;
+
+  with expired as (
+    select o.id, make_interval(days => coalesce(r.caller_data_retention_days, 90)) as keep
+    from public.organizations o left join public.receptionist_settings r on r.organization_id = o.id
+  )
+  update public.messages m
+  set from_number = null, to_number = null, from_email = null, to_email = null, subject = null, body = '[removed]',
+      caller_data_cleared_at = as_of
+  from expired e
+  where m.organization_id = e.id and m.caller_data_cleared_at is null and m.created_at < as_of - e.keep;
+  get diagnostics messages_cleared = row_count;
+
+  with expired as (
+    select o.id, make_interval(days => coalesce(r.caller_data_retention_days, 90)) as keep
+    from public.organizations o left join public.receptionist_settings r on r.organization_id = o.id
+  )
+  update public.appointments a
+  set client_name = null, client_phone = null, client_email = null, notes = null, client_data_cleared_at = as_of
+  from expired e
+  where a.organization_id = e.id and a.client_data_cleared_at is null
+    and a.status in ('completed', 'cancelled', 'no_show') and a.ends_at < as_of - e.keep;
+  get diagnostics appointments_cleared = row_count;
+
+  summary := jsonb_build_object('conversations', conversations_cleared, 'messages', messages_cleared,
+                                'appointments', appointments_cleared);
+  insert into public.metrics_log (source, metric, value, details)
+  values ('receptionist_caller_retention', 'rows_cleared', conversations_cleared + messages_cleared + appointments_cleared,
+          summary);
+  return summary;
+end;
+$$;
+comment on function private.apply_caller_data_retention(timestamptz) is 'Clears receptionist caller data older than each organization''s retention (default 90 days); logs the counts in metrics_log. pg_cron, nightly.';
+
+select cron.schedule('receptionist-caller-retention', '50 2 * * *', $$select private.apply_caller_data_retention()$$);
+
+-- A caller's right to erasure: the caller is not a user, so a receptionist.manage holder erases on their behalf, in
+-- every organization where the holder has that permission. Matches phone numbers by digits and e-mail
+-- case-insensitively. Logged in metrics_log with counts only (never the phone or address).
+create function public.erase_caller_data(phone text, email text)
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_user();
+  digits text := nullif(regexp_replace(coalesce(phone, ''), '[^0-9]', '', 'g'), '');
+  address text := nullif(lower(btrim(coalesce(email, ''))), '');
+  orgs uuid[];
+  conversations_cleared bigint;
+  messages_cleared bigint;
+  appointments_cleared bigint;
+  summary jsonb;
+begin
+  if digits is null and address is null then
+    raise exception 'give the caller''s phone number or e-mail address' using errcode = '22023';
+  end if;
+  if digits is not null and char_length(digits) < 6 then
+    raise exception 'a phone number has at least 6 digits' using errcode = '22023';
+  end if;
+  select array_agg(o) into orgs from private.organizations_with_permission('receptionist.manage') o;
+  if orgs is null then
+    raise exception 'erasing caller data needs receptionist.manage' using errcode = '42501';
+  end if;
+
+  update public.conversations c
+  set caller_phone = null, caller_name = null, caller_email = null, transcript = '[]'::jsonb, recording_url = null,
+      summary = null, caller_data_cleared_at = pg_catalog.now()
+  where c.organization_id = any (orgs)
+    and ((digits is not null and regexp_replace(coalesce(c.caller_phone, ''), '[^0-9]', '', 'g') = digits)
+      or (address is not null and lower(c.caller_email) = address));
+  get diagnostics conversations_cleared = row_count;
+
+  update public.messages m
+  set from_number = null, to_number = null, from_email = null, to_email = null, subject = null, body = '[removed]',
+      caller_data_cleared_at = pg_catalog.now()
+  where m.organization_id = any (orgs)
+    and ((digits is not null and (regexp_replace(coalesce(m.from_number, ''), '[^0-9]', '', 'g') = digits
+                                  or regexp_replace(coalesce(m.to_number, ''), '[^0-9]', '', 'g') = digits))
+      or (address is not null and (lower(m.from_email) = address or lower(m.to_email) = address)));
+  get diagnostics messages_cleared = row_count;
+
+  update public.appointments a
+  set client_name = null, client_phone = null, client_email = null, notes = null,
+      client_data_cleared_at = pg_catalog.now()
+  where a.organization_id = any (orgs)
+    and ((digits is not null and regexp_replace(coalesce(a.client_phone, ''), '[^0-9]', '', 'g') = digits)
+      or (address is not null and lower(a.client_email) = address));
+  get diagnostics appointments_cleared = row_count;
+
+  summary := jsonb_build_object('conversations', conversations_cleared, 'messages', messages_cleared,
+                                'appointments', appointments_cleared);
+  insert into public.metrics_log (source, metric, value, details)
+  values ('erase_caller_data', 'rows_cleared', conversations_cleared + messages_cleared + appointments_cleared,
+          summary || jsonb_build_object('requested_by', uid, 'organizations', to_jsonb(orgs)));
+  return summary;
+end;
+$$;
+comment on function public.erase_caller_data(text, text) is 'Clears one caller''s data (conversations, messages, appointment contacts) in the organizations where the caller holds receptionist.manage; logged in metrics_log with counts. Returns the counts.';
+grant execute on function public.erase_caller_data(text, text) to authenticated;
+
+-- For export_my_data(): the staff records linked to the user and the appointments they were booked for.
+create function private.receptionist_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'staff', coalesce((select jsonb_agg(jsonb_build_object('id', s.id, 'organization_id', s.organization_id,
+        'name', s.name, 'email', s.email, 'phone', s.phone, 'role', s.role, 'is_active', s.is_active,
+        'created_at', s.created_at, 'deleted_at', s.deleted_at,
+        'working_hours', coalesce((select jsonb_agg(jsonb_build_object('weekday', w.weekday, 'start_time', w.start_time,
+                                    'end_time', w.end_time) order by w.weekday, w.start_time)
+                                   from public.staff_working_hours w where w.staff_id = s.id), '[]'::jsonb),
+        'time_off', coalesce((select jsonb_agg(jsonb_build_object('period', t.period, 'reason', t.reason) order by t.period)
+                              from public.staff_time_off t where t.staff_id = s.id), '[]'::jsonb)) order by s.created_at)
+      from public.staff s where s.user_id = uid), '[]'::jsonb),
+    'staff_appointments', coalesce((select jsonb_agg(jsonb_build_object('id', a.id, 'organization_id', a.organization_id,
+        'staff_id', a.staff_id, 'service_type', a.service_type, 'scheduled_at', a.scheduled_at, 'ends_at', a.ends_at,
+        'status', a.status) order by a.scheduled_at)
+      from public.appointments a join public.staff s on s.id = a.staff_id where s.user_id = uid), '[]'::jsonb))
+$$;
+comment on function private.receptionist_personal_data(uuid) is 'A user''s receptionist data for their export: their staff records (with hours and time off) and the appointments booked with them (without the clients'' contacts).';
 
 
 -- =====================================================================================================================

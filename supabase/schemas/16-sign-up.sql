@@ -23,6 +23,11 @@ declare
   display_name text := nullif(btrim(coalesce(new.raw_user_meta_data ->> 'full_name', new.raw_user_meta_data ->> 'name', '')), '');
   personal_org uuid;
 begin
+  -- AI receptionist agents (public.create_ai_agent, 60-receptionist-agents.sql) are not people: no profile, no
+  -- personal organization.
+  if coalesce(new.raw_app_meta_data ->> 'agent', '') = 'true' then
+    return new;
+  end if;
   insert into public.profiles (id, email, full_name, avatar_url)
   values (
     new.id,
@@ -42,7 +47,7 @@ begin
   return new;
 end;
 $$;
-comment on function private.handle_new_user() is 'AFTER INSERT on auth.users: creates the profile and the personal organization (owner).';
+comment on function private.handle_new_user() is 'AFTER INSERT on auth.users: creates the profile and the personal organization (owner); skips AI agents (app_metadata.agent).';
 
 create trigger on_auth_user_created after insert on auth.users
   for each row execute function private.handle_new_user();

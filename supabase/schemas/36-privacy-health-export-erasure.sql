@@ -136,6 +136,9 @@ begin
   -- ---- Workflows (issue 11): executions the user started, approval decisions they made (47-workflows-approvals.sql).
   result := result || private.workflow_personal_data(uid);
   -- ---- end Workflows
+  -- ---- Receptionist (issue 13): staff records linked to the user and their appointments (64-receptionist-caller-data.sql).
+  result := result || private.receptionist_personal_data(uid);
+  -- ---- end Receptionist
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),

@@ -44,7 +44,7 @@ select results_eq((select sql from visibility_probe), $$values (1, 4, 3, 1, 1, 0
 select tests.authenticate_as('m_stranger');
 select results_eq((select sql from visibility_probe), $$values (0, 0, 0, 0, 0, 0, false)$$,
   'a stranger sees nothing of the organization');
-select ok((select count(*) > 0 from public.permissions) and (select count(*) = 4 from public.roles where organization_id is null),
+select ok((select count(*) > 0 from public.permissions) and (select count(*) = 5 from public.roles where organization_id is null),
   'every signed-in user reads the permission catalogue and the system roles');
 
 -- Anonymous clients: no table of the tenancy domain, no RPC.

@@ -1,0 +1,222 @@
+// Benchmark of the AI receptionist (issue 13, section 4). Run by `npm run bench -- receptionist` (scripts/bench.sh),
+// or alone against a migrated database:
+//   SUPABASE_DB_URL=postgresql://... tsx scripts/bench/receptionist.ts [--queries 200] [--bookings 800] [--rounds 3]
+//
+// Calendar: one organization in Europe/Warsaw open Monday-Saturday 08:00-20:00, 50 staff members working those hours
+// and all performing one 30-minute service with a 5-minute buffer, and 5,000 appointments spread over the four weeks
+// that start next Monday (set up untimed, through the same triggers).
+//   (a) available_slots() for that service over 7 days (every staff member, 15-minute steps), as a signed-in member
+//       under RLS, one call after another on one connection: p50 / p95 / max in ms (client-side, round trip and every
+//       row shipped included), then the same calls wrapped in count(*) (the database's share).
+//   (b) book_appointment() throughput with 8 clients on distinct free slots (one transaction per booking, each
+//       switching to the member's role and claims like PostgREST), against (p) a plain INSERT of the same rows into a
+//       copy of appointments without triggers, constraints or RLS (same 8 clients, one transaction per row); rounds of
+//       (p) then (b), the median round reported, and the ratio b/p.
+// It asserts nothing about speed; it exits 1 only when a phase does not do all its work.
+import { randomUUID } from "node:crypto";
+import postgres from "postgres";
+
+const HELP = `receptionist benchmark
+
+usage: tsx scripts/bench/receptionist.ts [--queries N] [--bookings N] [--rounds N]
+
+  --queries N   available_slots calls in (a) (default 200)
+  --bookings N  bookings per round in (b) and rows in (p), split over 8 clients (default 800)
+  --rounds N    rounds of (p) then (b); the median is reported (default 3)
+
+environment: SUPABASE_DB_URL (or DB_URL).`;
+
+const CLIENTS = 8;
+const STAFF = 50;
+const APPOINTMENTS = 5000;
+
+interface Options {
+  queries: number;
+  bookings: number;
+  rounds: number;
+}
+
+function fail(message: string): never {
+  console.error(`receptionist bench: ${message}`);
+  process.exit(1);
+}
+
+function parseOptions(args: string[]): Options {
+  const options: Options = { queries: 200, bookings: 800, rounds: 3 };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--help" || arg === "-h") {
+      console.log(HELP);
+      process.exit(0);
+    }
+    const key = arg?.replace(/^--/, "") as keyof Options | undefined;
+    const value = Number(args[++i]);
+    if (!key || !(key in options) || !Number.isInteger(value) || value < 1) fail(`bad argument ${arg} (see --help)`);
+    options[key] = value;
+  }
+  return options;
+}
+
+const dbUrl = process.env.SUPABASE_DB_URL || process.env.DB_URL || fail("SUPABASE_DB_URL is not set (see --help)");
+const connections: postgres.Sql[] = [];
+function connect(): postgres.Sql {
+  const sql = postgres(dbUrl, { max: 1, prepare: false, onnotice: () => {}, connection: { application_name: "bench-receptionist" } });
+  connections.push(sql);
+  return sql;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+
+interface Slot {
+  staff_id: string;
+  starts_at: string;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const admin = connect();
+  const owner = randomUUID();
+  const slug = `bench-rx-${owner.slice(0, 8)}`;
+  const claims = JSON.stringify({ sub: owner, role: "authenticated", aud: "authenticated", aal: "aal1" });
+
+  // ---- set-up (untimed)
+  await admin`
+    insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+    values ('00000000-0000-0000-0000-000000000000', ${owner}, 'authenticated', 'authenticated', ${`${owner}@bench.test`},
+            '{"provider": "email"}', '{}', now(), now())`;
+  const [org] = await admin.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claims}, true)`;
+    return tx<{ id: string }[]>`select (public.create_organization('Receptionist bench', ${slug})).id as id`;
+  });
+  const organization = org!.id;
+  const day = { open: "08:00", close: "20:00" };
+  await admin`update public.organizations set timezone = 'Europe/Warsaw', business_hours = ${admin.json({
+    monday: day, tuesday: day, wednesday: day, thursday: day, friday: day, saturday: day, sunday: null,
+  })} where id = ${organization}`;
+  const [service] = await admin<{ id: string }[]>`
+    insert into public.services (organization_id, name, duration, price, booking_buffer, min_notice_minutes, max_advance_booking_days)
+    values (${organization}, 'Consultation', 30, 100, 5, 0, 365) returning id`;
+  const serviceId = service!.id;
+  await admin`
+    with s as (insert into public.staff (organization_id, name) select ${organization}, 'Staff ' || g from generate_series(1, ${STAFF}) g returning id)
+    , w as (insert into public.staff_working_hours (staff_id, weekday, start_time, end_time) select s.id, d, '08:00', '20:00' from s, generate_series(1, 6) d)
+    insert into public.staff_services (staff_id, service_id) select id, ${serviceId} from s`;
+  const [{ monday }] = await admin<{ monday: string }[]>`
+    select to_char(current_date + 2 + ((8 - extract(dow from current_date + 2)::integer) % 7), 'YYYY-MM-DD') as monday`;
+  const started = performance.now();
+  // 5,000 appointments over the 24 working days of four weeks: per staff member and day a few of the 12 hourly slots.
+  await admin`
+    insert into public.appointments (service_id, staff_id, client_name, client_phone, scheduled_at)
+    select ${serviceId}, s.id, 'Client', '+48601234567',
+           ((${monday}::date + d) + make_interval(hours => 8 + h)) at time zone 'Europe/Warsaw'
+    from (select id, row_number() over (order by id) as n from public.staff where organization_id = ${organization}) s
+    cross join generate_series(0, 27) d
+    cross join generate_series(0, 11) h
+    where extract(dow from ${monday}::date + d) <> 0 and (s.n * 7 + d * 5 + h * 3) % 12 < 5
+    order by (s.n * 31 + d * 17 + h * 13) % 97
+    limit ${APPOINTMENTS}`;
+  const [{ n }] = await admin<{ n: number }[]>`select count(*)::int as n from public.appointments where organization_id = ${organization}`;
+  if (n !== APPOINTMENTS) fail(`set-up made ${n} appointments, not ${APPOINTMENTS}`);
+  console.log(`set-up: ${STAFF} staff, ${n} appointments from ${monday} over 4 weeks (${Math.round(performance.now() - started)} ms)`);
+
+  // ---- (a) available_slots over 7 days
+  const latencies: number[] = [];
+  let slotCount = 0;
+  await admin.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claims}, true)`;
+    for (let i = 0; i < options.queries; i++) {
+      const weekStart = `${monday}T00:00:00+01:00`;
+      const t0 = performance.now();
+      const rows = await tx`
+        select staff_id, starts_at from public.available_slots(${serviceId}::uuid, ${weekStart}::timestamptz + make_interval(days => ${i % 14}),
+                                                           ${weekStart}::timestamptz + make_interval(days => ${(i % 14) + 7}))`;
+      latencies.push(performance.now() - t0);
+      slotCount = rows.length;
+    }
+  });
+  // The same calls counted in the database: what available_slots costs without shipping ~8,000 rows to the client.
+  const counted: number[] = [];
+  await admin.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claims}, true)`;
+    for (let i = 0; i < options.queries; i++) {
+      const weekStart = `${monday}T00:00:00+01:00`;
+      const t0 = performance.now();
+      await tx`
+        select count(*) from public.available_slots(${serviceId}::uuid, ${weekStart}::timestamptz + make_interval(days => ${i % 14}),
+                                                    ${weekStart}::timestamptz + make_interval(days => ${(i % 14) + 7}))`;
+      counted.push(performance.now() - t0);
+    }
+  });
+  counted.sort((a, b) => a - b);
+  latencies.sort((a, b) => a - b);
+  console.log(`(a) available_slots, 1 service, ${STAFF} staff, 7 days: ${options.queries} calls, ~${slotCount} slots each; ` +
+    `p50 ${percentile(latencies, 50).toFixed(1)} ms, p95 ${percentile(latencies, 95).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms ` +
+    `(target p95 < 20 ms: ${percentile(latencies, 95) < 20 ? "met" : "NOT met"})`);
+  console.log(`    the same calls counted in the database (no rows shipped): p50 ${percentile(counted, 50).toFixed(1)} ms, ` +
+    `p95 ${percentile(counted, 95).toFixed(1)} ms; rows shipped cost ${(percentile(latencies, 50) / percentile(counted, 50)).toFixed(1)}x at p50`);
+
+  // ---- (b) vs (p): free, distinct slots in weeks 6-9 (no appointments there), one per booking
+  await admin`drop table if exists public.bench_appointments_plain`;
+  await admin`create table public.bench_appointments_plain (like public.appointments including defaults)`;
+  const clients = Array.from({ length: CLIENTS }, () => connect());
+  const plainRates: number[] = [];
+  const rpcRates: number[] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    const from = `${monday}T00:00:00+01:00`;
+    const slots = await admin<Slot[]>`
+      select s.id as staff_id, (((${monday}::date + 35 + 7 * ${round} + d) + make_interval(hours => 8 + h)) at time zone 'Europe/Warsaw')::text as starts_at
+      from public.staff s cross join generate_series(0, 5) d cross join generate_series(0, 11) h
+      where s.organization_id = ${organization}
+      order by d, h, s.id limit ${options.bookings}`;
+    if (slots.length < options.bookings) fail(`only ${slots.length} free slots for round ${round + 1}`);
+    void from;
+    const shares = clients.map((_, c) => slots.filter((_, i) => i % CLIENTS === c));
+
+    const plainStart = performance.now();
+    await Promise.all(clients.map(async (sql, c) => {
+      for (const slot of shares[c]!) {
+        await sql.begin(async (tx) => {
+          await tx`
+            insert into public.bench_appointments_plain (organization_id, service_id, staff_id, client_name, client_phone, scheduled_at,
+              service_duration, service_type, service_price, service_currency, booking_buffer, ends_at, blocked_range, idempotency_key)
+            values (${organization}, ${serviceId}, ${slot.staff_id}, 'Client', '+48601234567', ${slot.starts_at}::timestamptz,
+              30, 'Consultation', 100, 'PLN', 5, ${slot.starts_at}::timestamptz + interval '30 minutes',
+              tstzrange(${slot.starts_at}::timestamptz - interval '5 minutes', ${slot.starts_at}::timestamptz + interval '35 minutes'),
+              ${randomUUID()})`;
+        });
+      }
+    }));
+    plainRates.push(options.bookings / ((performance.now() - plainStart) / 1000));
+
+    let booked = 0;
+    const rpcStart = performance.now();
+    await Promise.all(clients.map(async (sql, c) => {
+      for (const slot of shares[c]!) {
+        await sql.begin(async (tx) => {
+          await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claims}, true)`;
+          await tx`select id from public.book_appointment(${serviceId}::uuid, ${slot.starts_at}::timestamptz, 'Client', '+48601234567',
+                                                         null, ${slot.staff_id}::uuid, null, ${randomUUID()})`;
+        });
+        booked++;
+      }
+    }));
+    rpcRates.push(options.bookings / ((performance.now() - rpcStart) / 1000));
+    if (booked !== options.bookings) fail(`round ${round + 1} booked ${booked} of ${options.bookings}`);
+    console.log(`    round ${round + 1}: plain insert ${plainRates.at(-1)!.toFixed(0)}/s, book_appointment ${rpcRates.at(-1)!.toFixed(0)}/s`);
+  }
+  await admin`drop table public.bench_appointments_plain`;
+  const plain = median(plainRates);
+  const rpc = median(rpcRates);
+  const ratio = rpc / plain;
+  console.log(`(b) book_appointment, ${CLIENTS} clients, distinct slots: ${rpc.toFixed(0)} bookings/s (median of ${options.rounds} rounds of ${options.bookings})`);
+  console.log(`(p) plain INSERT into a copy without triggers, constraints or RLS: ${plain.toFixed(0)} rows/s`);
+  console.log(`    ratio b/p = ${ratio.toFixed(2)} (bar >= 0.3: ${ratio >= 0.3 ? "met" : "NOT met"})`);
+}
+
+main()
+  .catch((error) => {
+    console.error(`receptionist bench: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => Promise.all(connections.map((c) => c.end({ timeout: 1 }))));
