@@ -50,9 +50,9 @@ declare
   old_row jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
   new_row jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
   any_row jsonb := coalesce(new_row, old_row);
-  -- Outside an API request (workers, pg_cron, the engine's own steps) there are no headers: the request helpers,
-  -- which parse request.headers again on every call (about eight times per row), are skipped altogether.
-  in_request boolean := coalesce(current_setting('request.headers', true), '') <> '';
+  -- The request headers, parsed once per row (the request helpers would parse them again on every call); outside
+  -- an API request (workers, pg_cron, the engine's own steps) there are none and the request columns stay null.
+  headers jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
   changed text[];
 begin
   if tg_op = 'UPDATE' then
@@ -78,9 +78,9 @@ begin
     lower(tg_op),
     tg_table_name,
     coalesce(any_row ->> 'id', any_row ->> 'role_id'),
-    case when in_request then private.request_ip() end,
-    case when in_request then left(private.request_header('user-agent'), 512) end,
-    case when in_request then private.request_correlation_id() end,
+    case when headers is not null then private.client_ip_from_headers(headers) end,
+    left(headers ->> 'user-agent', 512),
+    left(coalesce(headers ->> 'x-correlation-id', headers ->> 'x-request-id', headers ->> 'sb-request-id'), 128),
     case when tg_op = 'UPDATE' then jsonb_build_object('changed', to_jsonb(changed))
          when tg_table_name = 'role_permissions' then jsonb_build_object('permission', any_row ->> 'permission_key')
          else '{}'::jsonb end,
