@@ -3094,7 +3094,7 @@ begin
           or strpos(t, 'Users') > 0 or strpos(t, '/home/') > 0 or strpos(t, 'eyJ') > 0 or strpos(lt, 'bearer') > 0
           or strpos(t, '_live_') > 0 or strpos(t, '_test_') > 0 or strpos(t, 'whsec_') > 0 or strpos(t, 'sk-') > 0
           or strpos(t, 'AIza') > 0 or strpos(t, 'SG.') > 0 or strpos(t, 'ya29.') > 0 or strpos(t, 'glpat-') > 0
-          or strpos(t, 'xox') > 0 or strpos(t, 'pypi-') > 0 or strpos(t, 'Q~') > 0 or strpos(t, 'PRIVATE KEY') > 0
+          or strpos(t, 'xox') > 0 or strpos(t, 'pypi-') > 0 or (strpos(t, '~') > 0 and strpos(t, 'Q~') > 0) or strpos(t, 'PRIVATE KEY') > 0
           or t ~ '[0-9A-Za-z]{20}') then
     if t !~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}'
        or regexp_replace(t, '[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?Z?', '_', 'g') !~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}' then
@@ -3104,13 +3104,13 @@ begin
   else
     digits := t ~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}';
   end if;
-  if not escaped and strpos(t, U&'\E000') + strpos(t, U&'\E001') + strpos(t, U&'\E002') + strpos(t, U&'\E003')
-                     + strpos(t, U&'\E004') + strpos(t, U&'\E005') + strpos(t, U&'\E006') + strpos(t, U&'\E007')
-                     + strpos(t, U&'\E008') > 0 then
+  if not escaped and t ~ '[\uE000-\uE008]' then
     return private.redact_metadata_walk(raw_metadata, classes);
   end if;
 
   if every or 'secret' = any(classes) then
+    -- Twilio SIDs ("AC" or "SK" and 32 hex digits), looked for in the text before any pass: "[REDACTED]" holds "AC".
+    twilio := strpos(t, 'AC') + strpos(t, 'SK') > 0;
     -- Sensitive keys: the whole value goes.
     if keys then
       if (strpos(t, '": {') > 0 or strpos(t, '": [') > 0)
@@ -3234,15 +3234,13 @@ begin
     end if;
 
     -- Vendor key families (after gitleaks' rules), each pass only when its prefix occurs.
-    -- One expression first: most metadata holds none of the prefixes, and each IF costs a statement. "AC" (Twilio) is
-    -- also in the "[REDACTED]" the sensitive keys leave behind, which does not count.
-    twilio := strpos(t, 'SK') > 0
-      or (strpos(t, 'AC') > 0 and (strpos(t, '[REDACTED]') = 0 or strpos(replace(t, '[REDACTED]', ''), 'AC') > 0));
+    -- One expression first: most metadata holds none of the prefixes, and each IF costs a statement. Twilio's "AC" is
+    -- looked for before the sensitive keys put in "[REDACTED]", which holds it too (above).
     if twilio or strpos(t, '_live_') + strpos(t, '_test_') + strpos(t, 'whsec_') + strpos(t, 'gh') + strpos(t, 'github_pat_')
-       + strpos(t, 'gl') + strpos(t, 'xox') + strpos(t, 'xapp-') + strpos(t, 'hooks.slack.com/') + strpos(t, 'KIA')
-       + strpos(t, 'SIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') + strpos(t, 'AIza') + strpos(t, 'ya29.')
+       + strpos(t, 'gl') + strpos(t, 'xox') + strpos(t, 'xapp-') + strpos(t, 'hooks.slack.com/') + strpos(t, 'AKIA')
+       + strpos(t, 'ASIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') + strpos(t, 'AIza') + strpos(t, 'ya29.')
        + strpos(t, 'sk-') + strpos(t, 'SG.') + strpos(t, 'npm_') + strpos(t, 'pypi-') + strpos(t, '_v1_') + strpos(t, 'key-')
-       + strpos(t, 'Q~') > 0 then
+       > 0 or (strpos(t, '~') > 0 and strpos(t, 'Q~') > 0) then
       if strpos(t, '_live_') > 0 or strpos(t, '_test_') > 0 then
         t := regexp_replace(t, '[spr]k_(?:live|test)_[0-9A-Za-z]{10,}', '[API_KEY]', 'g');
       end if;
@@ -3261,7 +3259,7 @@ begin
       if strpos(t, 'hooks.slack.com/') > 0 then
         t := regexp_replace(t, '(hooks\.slack\.com/(?:services|workflows|triggers)/)[0-9A-Za-z/_+-]{20,}', '\1[API_KEY]', 'g');
       end if;
-      if strpos(t, 'KIA') + strpos(t, 'SIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') > 0 then
+      if strpos(t, 'AKIA') + strpos(t, 'ASIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') > 0 then
         t := regexp_replace(t, '(?:A[KS]IA|ABIA|ACCA|A3T[0-9A-Z])[0-9A-Z]{16}', '[API_KEY]', 'g');
       end if;
       if strpos(t, 'AIza') > 0 then
@@ -3289,7 +3287,7 @@ begin
         -- Mailgun private and public keys.
         t := regexp_replace(t, '(?<![0-9A-Za-z])(?:pub)?key-[0-9a-f]{32}(?![0-9A-Za-z])', '[API_KEY]', 'g');
       end if;
-      if strpos(t, 'Q~') > 0 then
+      if strpos(t, '~') > 0 and strpos(t, 'Q~') > 0 then
         -- Azure AD client secrets.
         t := regexp_replace(t, '(?<![0-9A-Za-z_~.-])[0-9A-Za-z_~.]{3}[0-9]Q~[0-9A-Za-z_~.-]{31,34}(?![0-9A-Za-z_~.-])', '[API_KEY]', 'g');
       end if;
@@ -3369,7 +3367,7 @@ begin
     end if;
     -- National numbers after a trunk prefix 0, grouped by spaces, dots, dashes or a slash, 9 to 12 digits in all:
     -- 020 7946 0958, 0490 75 40 81, 01 23 45 67 89, (02) 9876 5432, 030/1234567, 03-1234-5678. A ZIP+4 code is not one.
-    if digits and t ~ '(?:^|[^0-9:.,+/-])\(?0[1-9][0-9]{0,4}\)?[ ./-][0-9]{2}' then
+    if digits and t ~ '(?:^|[^0-9A-Za-z:.,+/-])\(?0[1-9][0-9]{0,4}\)?[ ./-][0-9]{2}' then
       for candidate in
         select x[1] from regexp_matches(t, '(?<![0-9A-Za-z+.,:/-])(?![0-9]{5}-[0-9]{4}(?![0-9]))((?:\(0[1-9][0-9]{0,4}\) ?|0[1-9][0-9]{0,4}[ ./-])[0-9]{2,8}(?:[ .-][0-9]{2,8}){0,3})(?![0-9A-Za-z]|[.,:/-][0-9])', 'g') x
       loop
@@ -3386,9 +3384,12 @@ begin
     -- says phone (phone, tel, mobile, call, fax, a tel: link, ...): 7 to 13 digits, not a date, not an amount in
     -- thousands unless it has nine digits or more (601 234 567), and fewer than nine digits in a row only right after
     -- the word ("tel: 4673395", not "call count 1234567"). The gate reads the text as the passes above left it.
-    -- The gate is two cheap tests: digits grouped as a phone's would be, and a phone word.
-    if digits and t ~ '[0-9][ )][ (]?[0-9]{2}|[0-9]{7}|(?:^|[^0-9A-Za-z-])[0-9]{2,5}-[0-9]{3}|[0-9]{2}\.[0-9]{2}\.[0-9]{2}'
-       and lower(t collate "C") ~ '(?:phone|tel|mobil|cell|call|fax|sms|text|whatsapp|contact|hotline|dial|ring|handy|numero|nummer)' then
+    -- The gate is two cheap tests: digits grouped as a phone's would be (seven in a row end the run: a candidate never
+    -- ends inside a run of letters and digits), and a phone word. The words are looked for in lt, the text before any
+    -- pass (a word the passes left is in it too), or as the "[PHONE]" a pass above put in.
+    if digits and t ~ '[0-9][ )][ (]?[0-9]{2}|[0-9]{7}(?:[^0-9A-Za-z]|$)|(?:^|[^0-9A-Za-z-])[0-9]{2,5}-[0-9]{3}|[0-9]{2}\.[0-9]{2}\.[0-9]{2}'
+       and (strpos(t, '[PHONE]') > 0
+            or lt ~ '(?:phone|tel|mobil|cell|call|fax|sms|text|whatsapp|contact|hotline|dial|ring|handy|numero|nummer)') then
       for m in
         select x from regexp_matches(t, '(?:^|[^A-Za-z])(?:tele?phone|phone|tel|mobile?|mobil|cell(?:phone)?|call(?:ed|ing)?|fax|sms|text|whatsapp|contact|hotline|dial|ring|telefon[eo]?|telefono|handy|numero|nummer)((?:[A-Za-z_ -]{0,16}": "|[^0-9"(+\uE000-\uE11F]{0,24}))(\(?[0-9][0-9 ()./-]{5,20}[0-9])(?![0-9A-Za-z])', 'gi') x
       loop
