@@ -427,8 +427,12 @@ begin
     end loop;
   end if;
   if digits and (every or 'card' = any(classes)) and t ~ '(?<![0-9A-Za-z-])[0-9]{4}[ .-]?[0-9]{4}' then
-    -- JSON numbers are not strings: mark them so that the card pattern skips them.
-    t := regexp_replace(t, '(": |\[|, )(-?[0-9][0-9.eE+-]*)(?=[],}])', '\1' || U&'\E008' || '\2', 'g');
+    -- JSON numbers are not strings: mark them so that the card pattern skips them. Only a number that starts with 12
+    -- digits can hold a candidate (a float has one dot, so it is never grouped as a card), and most metadata has none:
+    -- the cheaper test first.
+    if t ~ '(?:": |\[|, )-?[0-9]{12}' then
+      t := regexp_replace(t, '(": |\[|, )(-?[0-9][0-9.eE+-]*)(?=[],}])', '\1' || U&'\E008' || '\2', 'g');
+    end if;
     for candidate in
       select distinct x[1] from regexp_matches(t, '(?:^|[^0-9A-Za-z\uE008.,_-])([0-9]{4}(?:[ .-]?[0-9]){8,15})(?![0-9])', 'g') x
     loop
