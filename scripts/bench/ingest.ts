@@ -5,12 +5,13 @@
 //
 // In one run, on PII-heavy and on clean events: (a) a plain multi-row INSERT into a copy of telemetry_events without
 // triggers or RLS, (b) public.ingest_events() as the user (RLS, gate, redaction), (c) POST /functions/v1/ingest in
-// batches. It prints events per second and the ratios b/a and c/a. Then the redactor phase times the redactor alone,
-// today's (scripts/bench/redactor-before.sql, the redactor before issue 9, loaded into the schema bench_before for
-// this run only) and the new one side by side on the same clean and PII-heavy metadata objects, rounds interleaved,
-// and what each redaction class costs per object among the others (all classes, less all but that one). Last it
-// times retention dropping --retention-rows rows spread over 12 expired months. It asserts nothing about speed; it
-// exits 1 only when a phase fails.
+// batches. It prints events per second and the ratios b/a and c/a. Then (a) and (b) again in interleaved rounds, with
+// today's redactor (scripts/bench/redactor-before.sql, the redactor before issue 9, loaded into the schema
+// bench_before for this run only) and with the new one as public.redact_telemetry_metadata(): b/a of both, side by
+// side. Then the redactor phase times the redactor alone, today's and the new one side by side on the same clean and
+// PII-heavy metadata objects, rounds interleaved, and what each redaction class costs per object among the others
+// (all classes, less all but that one). Last it times retention dropping --retention-rows rows spread over 12 expired
+// months. It asserts nothing about speed; it exits 1 only when a phase fails.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -21,14 +22,15 @@ import { runAsCaller } from "../../supabase/functions/_shared/request-context.ts
 
 const HELP = `ingest benchmark
 
-usage: tsx scripts/bench/ingest.ts [--events N] [--batch N] [--concurrency N] [--redactor-objects N]
-                                   [--redactor-rounds N] [--retention-rows N]
+usage: tsx scripts/bench/ingest.ts [--events N] [--batch N] [--concurrency N] [--ingest-rounds N]
+                                   [--redactor-objects N] [--redactor-rounds N] [--retention-rows N]
 
   --events N            events per phase and kind (default 10000)
   --batch N             events per batch/request (default 500)
   --concurrency N       HTTP requests in flight (default 4; one user per lane)
+  --ingest-rounds N     rounds of (a) and (b) with today's redactor and the new one, interleaved, 0 to skip (default 5)
   --redactor-objects N  metadata objects per kind for the redactor phase, 0 to skip (default 2000)
-  --redactor-rounds N   interleaved rounds of the redactor phase; the median counts (default 7)
+  --redactor-rounds N   interleaved rounds of the redactor phase; the median counts (default 21; at most 7 per class)
   --retention-rows N    rows for the retention timing, 0 to skip (default 5000000)
 
 environment: FUNCTIONS_URL, SUPABASE_DB_URL (or DB_URL), SUPABASE_JWT_SECRET (or JWT_SECRET).`;
@@ -37,6 +39,7 @@ interface Options {
   events: number;
   batch: number;
   concurrency: number;
+  "ingest-rounds": number;
   "redactor-objects": number;
   "redactor-rounds": number;
   "retention-rows": number;
@@ -49,7 +52,7 @@ function fail(message: string): never {
 
 function parseOptions(args: string[]): Options {
   const options: Options = {
-    events: 10_000, batch: 500, concurrency: 4, "redactor-objects": 2_000, "redactor-rounds": 7, "retention-rows": 5_000_000,
+    events: 10_000, batch: 500, concurrency: 4, "ingest-rounds": 5, "redactor-objects": 2_000, "redactor-rounds": 21, "retention-rows": 5_000_000,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -123,6 +126,15 @@ function median(values: number[]): number {
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/** Loads today's redactor (the one before issue 9) into the schema bench_before, afresh. */
+async function loadRedactorBefore(db: Kysely<UntypedDatabase>): Promise<void> {
+  await sql`drop schema if exists bench_before cascade`.execute(db);
+  await sql.raw(readFileSync(REDACTOR_BEFORE, "utf8")).execute(db);
+  // The ingest path redacts in a trigger that runs as the user.
+  await sql`grant usage on schema bench_before to authenticated, service_role`.execute(db);
+  await sql`grant execute on all functions in schema bench_before to authenticated, service_role`.execute(db);
+}
+
 /** Microseconds per object of one redactor expression over the objects of one kind, timed in the database. */
 async function perObject(db: Kysely<UntypedDatabase>, kind: Kind, expression: string, objects: number): Promise<number> {
   const { rows } = await sql<{ us: number }>`
@@ -133,7 +145,7 @@ async function perObject(db: Kysely<UntypedDatabase>, kind: Kind, expression: st
 
 /** Today's redactor and the new one on the same objects, rounds interleaved (ABBA), and each class alone. */
 async function redactorPhase(db: Kysely<UntypedDatabase>, objects: number, rounds: number): Promise<void> {
-  await sql.raw(readFileSync(REDACTOR_BEFORE, "utf8")).execute(db);
+  await loadRedactorBefore(db);
   // A timer in the database, so that the figures hold no round trips.
   await sql`create or replace function bench.time_query(query text) returns numeric language plpgsql as $$
     declare started timestamptz := clock_timestamp();
@@ -146,8 +158,9 @@ async function redactorPhase(db: Kysely<UntypedDatabase>, objects: number, round
   }
   const before = "bench_before.redact_telemetry_metadata(metadata)";
   const after = "public.redact_telemetry_metadata(metadata)";
-  console.log(`redactor alone: ${objects} objects per kind, ${rounds} interleaved rounds, median per object`);
-  console.log("kind    today µs/object   new µs/object   new/today   objects redacted differently");
+  console.log(`redactor alone: ${objects} objects per kind, ${rounds} interleaved rounds, median per object; new/today is ` +
+    "the median of the rounds' ratios");
+  console.log("kind    today µs/object   new µs/object   new/today   (range)       objects redacted differently");
   for (const kind of ["clean", "pii"] as Kind[]) {
     const a: number[] = [];
     const b: number[] = [];
@@ -165,8 +178,10 @@ async function redactorPhase(db: Kysely<UntypedDatabase>, objects: number, round
       where kind = ${kind} and bench_before.redact_telemetry_metadata(metadata) <> public.redact_telemetry_metadata(metadata)`.execute(db);
     const today = median(a);
     const now = median(b);
-    console.log(`${kind.padEnd(6)}  ${today.toFixed(1).padStart(15)}  ${now.toFixed(1).padStart(14)}  ${(now / today).toFixed(3).padStart(10)}  ` +
-      `${String(rows[0]?.n ?? 0).padStart(29)}`);
+    // The ratio of each round's pair, timed back to back, then their median: a load spike hits both of a pair.
+    const ratios = a.map((x, i) => (b[i] as number) / x).sort((x, y) => x - y);
+    console.log(`${kind.padEnd(6)}  ${today.toFixed(1).padStart(15)}  ${now.toFixed(1).padStart(14)}  ${median(ratios).toFixed(3).padStart(10)}  ` +
+      `${`${(ratios[0] as number).toFixed(2)}-${(ratios[ratios.length - 1] as number).toFixed(2)}`.padStart(12)}  ${String(rows[0]?.n ?? 0).padStart(29)}`);
   }
   // What each class costs per object where it runs among the others: all classes, less all classes but that one,
   // measured in interleaved pairs; the median difference counts.
@@ -179,7 +194,7 @@ async function redactorPhase(db: Kysely<UntypedDatabase>, objects: number, round
     for (const c of CLASSES) {
       const without = `array[${CLASSES.filter((x) => x !== c).map((x) => `'${x}'`).join(", ")}]::text[]`;
       const differences: number[] = [];
-      for (let r = 0; r < rounds; r++) {
+      for (let r = 0; r < Math.min(rounds, 7); r++) {
         const first = await perObject(db, kind, `private.redact_jsonb(metadata, ${all})`, objects);
         const second = await perObject(db, kind, `private.redact_jsonb(metadata, ${without})`, objects);
         totals.push(first);
@@ -228,11 +243,10 @@ async function main(): Promise<void> {
         .setSubject(sub).setAudience("authenticated").setIssuedAt().setExpirationTime("2h").sign(secret)
     ));
 
-    const rows: Array<{ kind: Kind; a: number; b: number; c: number }> = [];
-    for (const kind of ["pii", "clean"] as Kind[]) {
-      const make = () => Array.from({ length: options.events }, (_, n) => makeEvent(kind, n));
-
-      const plainEvents = batches(make(), options.batch);
+    const make = (kind: Kind) => Array.from({ length: options.events }, (_, n) => makeEvent(kind, n));
+    // (a): a plain multi-row INSERT; events per second.
+    const plain = async (kind: Kind): Promise<number> => {
+      const plainEvents = batches(make(kind), options.batch);
       const aSeconds = await timed(async () => {
         for (const batch of plainEvents) {
           await sql`
@@ -243,12 +257,15 @@ async function main(): Promise<void> {
           `.execute(db);
         }
       });
-
-      const sqlEvents = batches(make(), options.batch);
-      const context = {
-        role: "authenticated", method: "POST", path: "/bench", headers: {},
-        claims: { sub: sqlUser, role: "authenticated", aud: "authenticated", aal: "aal1" },
-      };
+      return options.events / aSeconds;
+    };
+    // (b): public.ingest_events() as the user; events per second.
+    const context = {
+      role: "authenticated", method: "POST", path: "/bench", headers: {},
+      claims: { sub: sqlUser, role: "authenticated", aud: "authenticated", aal: "aal1" },
+    };
+    const viaSql = async (kind: Kind): Promise<number> => {
+      const sqlEvents = batches(make(kind), options.batch);
       let accepted = 0;
       const bSeconds = await timed(async () => {
         for (const batch of sqlEvents) {
@@ -259,8 +276,15 @@ async function main(): Promise<void> {
         }
       });
       if (accepted !== options.events) fail(`SQL ingest accepted ${accepted} of ${options.events} ${kind} events`);
+      return options.events / bSeconds;
+    };
 
-      const httpEvents = batches(make(), options.batch);
+    const rows: Array<{ kind: Kind; a: number; b: number; c: number }> = [];
+    for (const kind of ["pii", "clean"] as Kind[]) {
+      const a = await plain(kind);
+      const b = await viaSql(kind);
+
+      const httpEvents = batches(make(kind), options.batch);
       let httpAccepted = 0;
       const cSeconds = await timed(async () => {
         let next = 0;
@@ -279,7 +303,7 @@ async function main(): Promise<void> {
       });
       if (httpAccepted !== options.events) fail(`HTTP ingest accepted ${httpAccepted} of ${options.events} ${kind} events`);
 
-      rows.push({ kind, a: options.events / aSeconds, b: options.events / bSeconds, c: options.events / cSeconds });
+      rows.push({ kind, a, b, c: options.events / cSeconds });
     }
 
     console.log(`events per phase and kind: ${options.events}, batch ${options.batch}, HTTP concurrency ${options.concurrency}`);
@@ -289,6 +313,51 @@ async function main(): Promise<void> {
         `${r.kind.padEnd(6)}  ${r.a.toFixed(0).padStart(18)}  ${r.b.toFixed(0).padStart(16)}  ${r.c.toFixed(0).padStart(17)}  ` +
           `${(r.b / r.a).toFixed(3).padStart(6)}  ${(r.c / r.a).toFixed(3).padStart(6)}`,
       );
+    }
+
+    if (options["ingest-rounds"] > 0) {
+      // (a) and (b) again, with today's redactor (the one before issue 9) in public.redact_telemetry_metadata() and
+      // with the new one, rounds interleaved: what the new redactor does to b/a, measured side by side.
+      await loadRedactorBefore(db);
+      const { rows: definitions } = await sql<{ now: string; before: string }>`
+        select pg_get_functiondef('public.redact_telemetry_metadata(jsonb)'::regprocedure) as now,
+               pg_get_functiondef('bench_before.redact_telemetry_metadata(jsonb)'::regprocedure) as before`.execute(db);
+      const newDefinition = definitions[0]?.now ?? fail("no definition of public.redact_telemetry_metadata");
+      const todayDefinition = (definitions[0]?.before ?? fail("no definition of today's redactor"))
+        .replace("FUNCTION bench_before.redact_telemetry_metadata(", "FUNCTION public.redact_telemetry_metadata(");
+      const use = async (definition: string) => { await sql.raw(definition).execute(db); };
+      const rounds = options["ingest-rounds"];
+      console.log(`ingest with today's redactor and the new one: ${rounds} interleaved rounds, median`);
+      console.log("kind    (a) plain/s  (b) today/s  (b) new/s  b/a today  b/a new  new/today");
+      try {
+        for (const kind of ["pii", "clean"] as Kind[]) {
+          const a: number[] = [];
+          const today: number[] = [];
+          const now: number[] = [];
+          for (let r = 0; r < rounds; r++) {
+            a.push(await plain(kind));
+            if (r % 2 === 0) {
+              await use(todayDefinition);
+              today.push(await viaSql(kind));
+              await use(newDefinition);
+              now.push(await viaSql(kind));
+            } else {
+              await use(newDefinition);
+              now.push(await viaSql(kind));
+              await use(todayDefinition);
+              today.push(await viaSql(kind));
+            }
+          }
+          await use(newDefinition);
+          const [ma, mt, mn] = [median(a), median(today), median(now)];
+          const ratios = today.map((t, i) => (now[i] as number) / t);
+          console.log(`${kind.padEnd(6)}  ${ma.toFixed(0).padStart(11)}  ${mt.toFixed(0).padStart(11)}  ${mn.toFixed(0).padStart(9)}  ` +
+            `${(mt / ma).toFixed(3).padStart(9)}  ${(mn / ma).toFixed(3).padStart(7)}  ${median(ratios).toFixed(3).padStart(9)}`);
+        }
+      } finally {
+        await use(newDefinition);
+        await sql`drop schema if exists bench_before cascade`.execute(db);
+      }
     }
 
     if (options["redactor-objects"] > 0) await redactorPhase(db, options["redactor-objects"], options["redactor-rounds"]);

@@ -3095,11 +3095,11 @@ declare
   candidate text;
   hits text;
   nt text;
-  families integer[];
   keys boolean;
   digits boolean;
   words boolean;
   named boolean := false;
+  twilio boolean;
   contained jsonb;
   m text[];
   value_re constant text := '(?:"[^"]*"|-?[0-9][0-9.eE+-]*|true|false)';
@@ -3131,42 +3131,51 @@ begin
     end if;
   end if;
 
-  -- Which families of sensitive key names may occur, by the words they end in (lower case; see
-  -- private.is_sensitive_key). Lower-casing in the "C" collation touches ASCII only, which is all key names need, and
-  -- costs a quarter of a locale-aware lower().
+  -- Whether a sensitive key name may occur, by the words such names end in (lower case; see private.is_sensitive_key):
+  -- strpos() calls joined by "or", which stops at the first that finds one. Lower-casing in the "C" collation touches
+  -- ASCII only, which is all key names need, and costs a quarter of a locale-aware lower().
   lt := lower(t collate "C");
-  families := array[strpos(lt, 'word": ') + strpos(lt, 'words": '), strpos(lt, 'wd": '), strpos(lt, 'phrase": '),
-    strpos(lt, 'hash": '), strpos(lt, 'pass": '), strpos(lt, 'secret": '), strpos(lt, 'token": '), strpos(lt, 'key": '),
-    strpos(lt, 'pem": '), strpos(lt, 'auth'), strpos(lt, 'credential'), strpos(lt, 'cookie'), strpos(lt, 'session'),
-    strpos(lt, 'ssn": '), strpos(lt, 'security'), strpos(lt, 'num') + strpos(lt, 'no": '), strpos(lt, 'card'),
-    strpos(lt, 'cvv') + strpos(lt, 'cvc'), strpos(lt, 'iban": ')];
-  keys := families[1] + families[2] + families[3] + families[4] + families[5] + families[6] + families[7] + families[8]
-     + families[9] + families[10] + families[11] + families[12] + families[13] + families[14] + families[15]
-     + families[16] + families[17] + families[18] + families[19] > 0;
-  -- One pass that every IBAN, card, SSN, IP address and phone number without "+" must match (digit groups split by a
-  -- space, parenthesis or slash; a bounded 2-4 digit group before a dash; seven digits in a row; dotted groups; hex
-  -- between colons; an IBAN's leading digits), while ISO timestamps, UUIDs, versions and counts do not. Replacements
-  -- only put bracketed placeholders in, so it holds for the text as it is when each pass below runs.
-  digits := t ~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}';
+  keys := strpos(lt, 'word": ') > 0 or strpos(lt, 'words": ') > 0 or strpos(lt, 'wd": ') > 0
+    or strpos(lt, 'phrase": ') > 0 or strpos(lt, 'hash": ') > 0 or strpos(lt, 'pass": ') > 0
+    or strpos(lt, 'secret": ') > 0 or strpos(lt, 'token": ') > 0 or strpos(lt, 'key": ') > 0 or strpos(lt, 'pem": ') > 0
+    or strpos(lt, 'auth') > 0 or strpos(lt, 'credential') > 0 or strpos(lt, 'cookie') > 0 or strpos(lt, 'session') > 0
+    or strpos(lt, 'ssn": ') > 0 or strpos(lt, 'security') > 0 or strpos(lt, 'num') > 0 or strpos(lt, 'no": ') > 0
+    or strpos(lt, 'card') > 0 or strpos(lt, 'cvv') > 0 or strpos(lt, 'cvc') > 0 or strpos(lt, 'iban": ') > 0;
   -- "=" or ": " inside a string (outside strings ": " only follows keys) opens the secrets that follow a name:
   -- headers, cookies, session ids, query strings, "key: ..." in prose.
   words := strpos(t, '=') > 0 or strpos(lt, 'key:') > 0 or strpos(lt, 'token:') > 0 or strpos(replace(lt, '": ', ''), ': ') > 0;
-  -- Clean metadata, the common case, leaves here: every step below needs one of these. Literal markers are strpos()
-  -- calls (an alternation of them all costs more: its automaton grows with every literal); a run of 20 letters and
-  -- digits covers the vendor key families whose prefixes are not listed here.
-  if not (keys or digits or words or strpos(t, '@') > 0 or strpos(t, '+') > 0 or strpos(t, '::') > 0
+  -- Clean metadata, the common case, leaves here: every step below needs a key name, a word, one of the literal
+  -- markers, a run of 20 letters and digits (the vendor key families whose prefixes are not listed here) or a digit
+  -- shape. The literal markers are strpos() calls (an alternation of them all costs more: its automaton grows with
+  -- every literal, and joining the run or the digit shapes to another pattern costs more than both alone).
+  --
+  -- The digit shapes are one pass that every IBAN, card, SSN, IP address and phone number without "+" must match
+  -- (digit groups split by a space, parenthesis or slash; a bounded 2-4 digit group before a dash; seven digits in a
+  -- row; dotted groups; hex between colons; an IBAN's leading digits), while ISO timestamps, versions and counts do
+  -- not. Replacements only put bracketed placeholders in, so it holds for the text as it is when each pass below runs.
+  -- A UUID can look like one (seven digits in a row, an IBAN's start): when nothing else calls for a pass, the shapes
+  -- are looked for once more with UUIDs and ISO 8601 timestamps taken out, which no class below redacts.
+  if not (keys or words or strpos(t, '@') > 0 or strpos(t, '+') > 0 or strpos(t, '::') > 0
           or strpos(t, 'Users') > 0 or strpos(t, '/home/') > 0 or strpos(t, 'eyJ') > 0 or strpos(lt, 'bearer') > 0
           or strpos(t, '_live_') > 0 or strpos(t, '_test_') > 0 or strpos(t, 'whsec_') > 0 or strpos(t, 'sk-') > 0
           or strpos(t, 'AIza') > 0 or strpos(t, 'SG.') > 0 or strpos(t, 'ya29.') > 0 or strpos(t, 'glpat-') > 0
-          or strpos(t, 'xox') > 0 or strpos(t, 'pypi-') > 0 or strpos(t, 'Q~') > 0 or strpos(t, 'PRIVATE KEY') > 0
-          or t ~ '[0-9A-Za-z]{20}') then
-    return raw_metadata;
+          or strpos(t, 'xox') > 0 or strpos(t, 'pypi-') > 0 or (strpos(t, '~') > 0 and strpos(t, 'Q~') > 0)
+          or strpos(t, 'PRIVATE KEY') > 0 or t ~ '[0-9A-Za-z]{20}') then
+    if t !~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}'
+       or regexp_replace(t, '[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?Z?', '_', 'g') !~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}' then
+      return raw_metadata;
+    end if;
+    digits := true;
+  else
+    digits := t ~ '[0-9][ )/][ (]?[0-9]|(?<![0-9A-Za-z-])(?:[0-9]{2,3}-[0-9]|[0-9]{4,5}-[0-9]{3}|[0-9]{7})|[0-9]\.[0-9]{1,4}\.[0-9]{1,4}\.[0-9]|[0-9]{4}\.[0-9]{4}|[0-9]{2}\.[0-9]{2,4}\.[0-9]{2}|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:|[A-Z]{2}[0-9]{2}[0-9A-Z]{4}|[a-z]{2}[0-9]{2}[0-9a-z]{4}[0-9]{4}';
   end if;
   if not escaped and t ~ '[\uE000-\uE008]' then
     return private.redact_metadata_walk(raw_metadata, classes);
   end if;
 
   if every or 'secret' = any(classes) then
+    -- Twilio SIDs ("AC" or "SK" and 32 hex digits), looked for in the text before any pass: "[REDACTED]" holds "AC".
+    twilio := strpos(t, 'AC') + strpos(t, 'SK') > 0;
     -- Sensitive keys: the whole value goes.
     if keys then
       if (strpos(t, '": {') > 0 or strpos(t, '": [') > 0)
@@ -3179,43 +3188,47 @@ begin
       end if;
       -- Only the endings that occur go into the pattern: a short alternation is far cheaper to run than all of them.
       -- They are looked for in the lower-case text without separators (nt, so "API Key", "api-key" and "apikey" are
-      -- one ending), each only when its family occurs. array_to_string skips the nulls; one expression, so no query is
-      -- planned or run per call.
+      -- one ending), each only when its family (the ending in lt, as above) occurs. array_to_string skips the nulls
+      -- (nullif turns an empty group into one); one expression, so no query is planned or run per call.
       nt := replace(replace(replace(lt, '_', ''), '-', ''), ' ', '');
       hits := array_to_string(array[
-        case when families[1] > 0 and strpos(nt, 'password":') + strpos(nt, 'passwords":') > 0 then 'pass[-_ ]?words?' end,
-        case when families[2] > 0 and strpos(nt, 'passwd":') > 0 then 'pass[-_ ]?wd' end,
-        case when families[2] > 0 and strpos(lt, 'pwd": ') > 0 then 'pwd' end,
-        case when families[3] > 0 and strpos(nt, 'passphrase":') > 0 then 'pass[-_ ]?phrase' end,
-        case when families[4] > 0 and strpos(nt, 'passwordhash":') > 0 then 'pass[-_ ]?word[-_ ]?hash' end,
-        case when families[5] > 0 and strpos(lt, '"pass": ') + strpos(lt, '_pass": ') + strpos(lt, '-pass": ')
-                                      + strpos(lt, ' pass": ') + strpos(lt, '.pass": ') > 0 then '["_ .-]pass' end,
-        case when families[6] > 0 then 'secret' end,
-        case when families[7] > 0 then 'token' end,
-        case when families[8] > 0 and strpos(nt, 'apikey":') > 0 then 'api[-_ ]?key' end,
-        case when families[8] > 0 and strpos(nt, 'accesskey":') > 0 then 'access[-_ ]?key' end,
-        case when families[8] > 0 and strpos(nt, 'privatekey":') > 0 then 'private[-_ ]?key' end,
-        case when families[8] > 0 and strpos(nt, 'secretkey":') > 0 then 'secret[-_ ]?key' end,
-        case when families[8] > 0 and strpos(nt, 'signingkey":') > 0 then 'signing[-_ ]?key' end,
-        case when families[8] > 0 and strpos(nt, 'encryptionkey":') > 0 then 'encryption[-_ ]?key' end,
-        case when families[8] > 0 and strpos(nt, 'sessionkey":') > 0 then 'session[-_ ]?key' end,
-        case when families[9] > 0 and strpos(nt, 'privatekeypem":') > 0 then 'private[-_ ]?key[-_ ]?pem' end,
-        case when families[10] > 0 and strpos(lt, 'auth": ') > 0 then 'auth' end,
-        case when families[10] > 0 and strpos(lt, 'authorization": ') > 0 then 'authorization' end,
-        case when families[11] > 0 and strpos(lt, 'credential": ') + strpos(lt, 'credentials": ') > 0 then 'credentials?' end,
-        case when families[12] > 0 and strpos(lt, 'cookie": ') + strpos(lt, 'cookies": ') > 0 then 'cookies?' end,
-        case when families[13] > 0 and strpos(lt, 'session": ') > 0 then 'session' end,
-        case when families[13] > 0 and strpos(nt, 'sessionid":') > 0 then 'session[-_ ]?id' end,
-        case when families[14] > 0 then 'ssn' end,
-        case when families[15] > 0 and strpos(nt, 'socialsecurity":') > 0 then 'social[-_ ]?security' end,
-        case when families[15] > 0 and strpos(nt, 'socialsecuritynumber":') > 0 then 'social[-_ ]?security[-_ ]?number' end,
-        case when families[16] > 0 and strpos(nt, 'cardnumber":') + strpos(nt, 'cardnum":') + strpos(nt, 'cardno":') > 0
-             then 'card[-_ ]?(?:number|num|no)' end,
-        case when families[16] > 0 and strpos(nt, 'ccnumber":') + strpos(nt, 'ccnum":') > 0 then 'cc[-_ ]?num(?:ber)?' end,
-        case when families[17] > 0 and strpos(nt, 'creditcard":') > 0 then 'credit[-_ ]?card' end,
-        case when families[18] > 0 and strpos(lt, 'cvv": ') + strpos(lt, 'cvv2": ') > 0 then 'cvv2?' end,
-        case when families[18] > 0 and strpos(lt, 'cvc": ') + strpos(lt, 'cvc2": ') > 0 then 'cvc2?' end,
-        case when families[19] > 0 then 'iban' end], '|');
+        case when (strpos(lt, 'word": ') > 0 or strpos(lt, 'words": ') > 0)
+              and strpos(nt, 'password":') + strpos(nt, 'passwords":') > 0 then 'pass[-_ ]?words?' end,
+        case when strpos(lt, 'wd": ') > 0 and strpos(nt, 'passwd":') > 0 then 'pass[-_ ]?wd' end,
+        case when strpos(lt, 'pwd": ') > 0 then 'pwd' end,
+        case when strpos(lt, 'phrase": ') > 0 and strpos(nt, 'passphrase":') > 0 then 'pass[-_ ]?phrase' end,
+        case when strpos(lt, 'hash": ') > 0 and strpos(nt, 'passwordhash":') > 0 then 'pass[-_ ]?word[-_ ]?hash' end,
+        case when strpos(lt, 'pass": ') > 0 and strpos(lt, '"pass": ') + strpos(lt, '_pass": ') + strpos(lt, '-pass": ')
+                                                + strpos(lt, ' pass": ') + strpos(lt, '.pass": ') > 0 then '["_ .-]pass' end,
+        case when strpos(lt, 'secret": ') > 0 then 'secret' end,
+        case when strpos(lt, 'token": ') > 0 then 'token' end,
+        case when strpos(lt, 'key": ') > 0 then nullif(array_to_string(array[
+          case when strpos(nt, 'apikey":') > 0 then 'api[-_ ]?key' end,
+          case when strpos(nt, 'accesskey":') > 0 then 'access[-_ ]?key' end,
+          case when strpos(nt, 'privatekey":') > 0 then 'private[-_ ]?key' end,
+          case when strpos(nt, 'secretkey":') > 0 then 'secret[-_ ]?key' end,
+          case when strpos(nt, 'signingkey":') > 0 then 'signing[-_ ]?key' end,
+          case when strpos(nt, 'encryptionkey":') > 0 then 'encryption[-_ ]?key' end,
+          case when strpos(nt, 'sessionkey":') > 0 then 'session[-_ ]?key' end], '|'), '') end,
+        case when strpos(lt, 'pem": ') > 0 and strpos(nt, 'privatekeypem":') > 0 then 'private[-_ ]?key[-_ ]?pem' end,
+        case when strpos(lt, 'auth": ') > 0 then 'auth' end,
+        case when strpos(lt, 'authorization": ') > 0 then 'authorization' end,
+        case when strpos(lt, 'credential": ') + strpos(lt, 'credentials": ') > 0 then 'credentials?' end,
+        case when strpos(lt, 'cookie": ') + strpos(lt, 'cookies": ') > 0 then 'cookies?' end,
+        case when strpos(lt, 'session": ') > 0 then 'session' end,
+        case when strpos(lt, 'session') > 0 and strpos(nt, 'sessionid":') > 0 then 'session[-_ ]?id' end,
+        case when strpos(lt, 'ssn": ') > 0 then 'ssn' end,
+        case when strpos(lt, 'security') > 0 then nullif(array_to_string(array[
+          case when strpos(nt, 'socialsecurity":') > 0 then 'social[-_ ]?security' end,
+          case when strpos(nt, 'socialsecuritynumber":') > 0 then 'social[-_ ]?security[-_ ]?number' end], '|'), '') end,
+        case when strpos(lt, 'num') + strpos(lt, 'no": ') > 0 then nullif(array_to_string(array[
+          case when strpos(nt, 'cardnumber":') + strpos(nt, 'cardnum":') + strpos(nt, 'cardno":') > 0
+               then 'card[-_ ]?(?:number|num|no)' end,
+          case when strpos(nt, 'ccnumber":') + strpos(nt, 'ccnum":') > 0 then 'cc[-_ ]?num(?:ber)?' end], '|'), '') end,
+        case when strpos(lt, 'card') > 0 and strpos(nt, 'creditcard":') > 0 then 'credit[-_ ]?card' end,
+        case when strpos(lt, 'cvv') > 0 and strpos(lt, 'cvv": ') + strpos(lt, 'cvv2": ') > 0 then 'cvv2?' end,
+        case when strpos(lt, 'cvc') > 0 and strpos(lt, 'cvc": ') + strpos(lt, 'cvc2": ') > 0 then 'cvc2?' end,
+        case when strpos(lt, 'iban": ') > 0 then 'iban' end], '|');
       if hits <> '' then
         t := regexp_replace(t, '((?:' || hits || ')": )' || value_re, '\1"[REDACTED]"', 'gi');
       end if;
@@ -3286,12 +3299,13 @@ begin
     end if;
 
     -- Vendor key families (after gitleaks' rules), each pass only when its prefix occurs.
-    -- One expression first: most metadata holds none of the prefixes, and each IF costs a statement.
-    if strpos(t, '_live_') + strpos(t, '_test_') + strpos(t, 'whsec_') + strpos(t, 'gh') + strpos(t, 'github_pat_')
-       + strpos(t, 'gl') + strpos(t, 'xox') + strpos(t, 'xapp-') + strpos(t, 'hooks.slack.com/') + strpos(t, 'KIA')
-       + strpos(t, 'SIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') + strpos(t, 'AIza') + strpos(t, 'ya29.')
+    -- One expression first: most metadata holds none of the prefixes, and each IF costs a statement. Twilio's "AC" is
+    -- looked for before the sensitive keys put in "[REDACTED]", which holds it too (above).
+    if twilio or strpos(t, '_live_') + strpos(t, '_test_') + strpos(t, 'whsec_') + strpos(t, 'gh') + strpos(t, 'github_pat_')
+       + strpos(t, 'gl') + strpos(t, 'xox') + strpos(t, 'xapp-') + strpos(t, 'hooks.slack.com/') + strpos(t, 'AKIA')
+       + strpos(t, 'ASIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') + strpos(t, 'AIza') + strpos(t, 'ya29.')
        + strpos(t, 'sk-') + strpos(t, 'SG.') + strpos(t, 'npm_') + strpos(t, 'pypi-') + strpos(t, '_v1_') + strpos(t, 'key-')
-       + strpos(t, 'Q~') + strpos(t, 'AC') + strpos(t, 'SK') > 0 then
+       > 0 or (strpos(t, '~') > 0 and strpos(t, 'Q~') > 0) then
       if strpos(t, '_live_') > 0 or strpos(t, '_test_') > 0 then
         t := regexp_replace(t, '[spr]k_(?:live|test)_[0-9A-Za-z]{10,}', '[API_KEY]', 'g');
       end if;
@@ -3310,7 +3324,7 @@ begin
       if strpos(t, 'hooks.slack.com/') > 0 then
         t := regexp_replace(t, '(hooks\.slack\.com/(?:services|workflows|triggers)/)[0-9A-Za-z/_+-]{20,}', '\1[API_KEY]', 'g');
       end if;
-      if strpos(t, 'KIA') + strpos(t, 'SIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') > 0 then
+      if strpos(t, 'AKIA') + strpos(t, 'ASIA') + strpos(t, 'ABIA') + strpos(t, 'ACCA') + strpos(t, 'A3T') > 0 then
         t := regexp_replace(t, '(?:A[KS]IA|ABIA|ACCA|A3T[0-9A-Z])[0-9A-Z]{16}', '[API_KEY]', 'g');
       end if;
       if strpos(t, 'AIza') > 0 then
@@ -3338,11 +3352,11 @@ begin
         -- Mailgun private and public keys.
         t := regexp_replace(t, '(?<![0-9A-Za-z])(?:pub)?key-[0-9a-f]{32}(?![0-9A-Za-z])', '[API_KEY]', 'g');
       end if;
-      if strpos(t, 'Q~') > 0 then
+      if strpos(t, '~') > 0 and strpos(t, 'Q~') > 0 then
         -- Azure AD client secrets.
         t := regexp_replace(t, '(?<![0-9A-Za-z_~.-])[0-9A-Za-z_~.]{3}[0-9]Q~[0-9A-Za-z_~.-]{31,34}(?![0-9A-Za-z_~.-])', '[API_KEY]', 'g');
       end if;
-      if strpos(t, 'AC') + strpos(t, 'SK') > 0 then
+      if twilio then
         -- Twilio account SIDs and API key SIDs.
         t := regexp_replace(t, '(?<![0-9A-Za-z])(?:AC|SK)[0-9a-f]{32}(?![0-9A-Za-z])', '[API_KEY]', 'g');
       end if;
@@ -3369,8 +3383,12 @@ begin
     end loop;
   end if;
   if digits and (every or 'card' = any(classes)) and t ~ '(?<![0-9A-Za-z-])[0-9]{4}[ .-]?[0-9]{4}' then
-    -- JSON numbers are not strings: mark them so that the card pattern skips them.
-    t := regexp_replace(t, '(": |\[|, )(-?[0-9][0-9.eE+-]*)(?=[],}])', '\1' || U&'\E008' || '\2', 'g');
+    -- JSON numbers are not strings: mark them so that the card pattern skips them. Only a number that starts with 12
+    -- digits can hold a candidate (a float has one dot, so it is never grouped as a card), and most metadata has none:
+    -- the cheaper test first.
+    if t ~ '(?:": |\[|, )-?[0-9]{12}' then
+      t := regexp_replace(t, '(": |\[|, )(-?[0-9][0-9.eE+-]*)(?=[],}])', '\1' || U&'\E008' || '\2', 'g');
+    end if;
     for candidate in
       select distinct x[1] from regexp_matches(t, '(?:^|[^0-9A-Za-z\uE008.,_-])([0-9]{4}(?:[ .-]?[0-9]){8,15})(?![0-9])', 'g') x
     loop
@@ -3418,7 +3436,7 @@ begin
     end if;
     -- National numbers after a trunk prefix 0, grouped by spaces, dots, dashes or a slash, 9 to 12 digits in all:
     -- 020 7946 0958, 0490 75 40 81, 01 23 45 67 89, (02) 9876 5432, 030/1234567, 03-1234-5678. A ZIP+4 code is not one.
-    if digits and t ~ '(?:^|[^0-9:.,+/-])\(?0[1-9][0-9]{0,4}\)?[ ./-][0-9]{2}' then
+    if digits and t ~ '(?:^|[^0-9A-Za-z:.,+/-])\(?0[1-9][0-9]{0,4}\)?[ ./-][0-9]{2}' then
       for candidate in
         select x[1] from regexp_matches(t, '(?<![0-9A-Za-z+.,:/-])(?![0-9]{5}-[0-9]{4}(?![0-9]))((?:\(0[1-9][0-9]{0,4}\) ?|0[1-9][0-9]{0,4}[ ./-])[0-9]{2,8}(?:[ .-][0-9]{2,8}){0,3})(?![0-9A-Za-z]|[.,:/-][0-9])', 'g') x
       loop
@@ -3435,9 +3453,12 @@ begin
     -- says phone (phone, tel, mobile, call, fax, a tel: link, ...): 7 to 13 digits, not a date, not an amount in
     -- thousands unless it has nine digits or more (601 234 567), and fewer than nine digits in a row only right after
     -- the word ("tel: 4673395", not "call count 1234567"). The gate reads the text as the passes above left it.
-    -- The gate is two cheap tests: digits grouped as a phone's would be, and a phone word.
-    if digits and t ~ '[0-9][ )][ (]?[0-9]{2}|[0-9]{7}|(?:^|[^0-9A-Za-z-])[0-9]{2,5}-[0-9]{3}|[0-9]{2}\.[0-9]{2}\.[0-9]{2}'
-       and lower(t collate "C") ~ '(?:phone|tel|mobil|cell|call|fax|sms|text|whatsapp|contact|hotline|dial|ring|handy|numero|nummer)' then
+    -- The gate is two cheap tests: digits grouped as a phone's would be (seven in a row end the run: a candidate never
+    -- ends inside a run of letters and digits), and a phone word. The words are looked for in lt, the text before any
+    -- pass (a word the passes left is in it too), or as the "[PHONE]" a pass above put in.
+    if digits and t ~ '[0-9][ )][ (]?[0-9]{2}|[0-9]{7}(?:[^0-9A-Za-z]|$)|(?:^|[^0-9A-Za-z-])[0-9]{2,5}-[0-9]{3}|[0-9]{2}\.[0-9]{2}\.[0-9]{2}'
+       and (strpos(t, '[PHONE]') > 0
+            or lt ~ '(?:phone|tel|mobil|cell|call|fax|sms|text|whatsapp|contact|hotline|dial|ring|handy|numero|nummer)') then
       for m in
         select x from regexp_matches(t, '(?:^|[^A-Za-z])(?:tele?phone|phone|tel|mobile?|mobil|cell(?:phone)?|call(?:ed|ing)?|fax|sms|text|whatsapp|contact|hotline|dial|ring|telefon[eo]?|telefono|handy|numero|nummer)((?:[A-Za-z_ -]{0,16}": "|[^0-9"(+\uE000-\uE11F]{0,24}))(\(?[0-9][0-9 ()./-]{5,20}[0-9])(?![0-9A-Za-z])', 'gi') x
       loop
