@@ -7301,41 +7301,48 @@ language plpgsql security definer
 set search_path = ''
 as $$
 declare
-  ex record;
+  execution uuid;
+  execution_status text;
+  definition jsonb;
   node text;
   result jsonb := coalesce(complete_workflow_run.output, '{}'::jsonb);
 begin
-  -- The execution's lock, and what the graph step needs of it, in one statement.
-  select e.id, e.status, v.definition into ex
-  from public.workflow_executions e
-  join public.workflow_versions v on v.id = e.workflow_version_id
-  where e.id = (select r.execution_id from public.workflow_runs r where r.id = complete_workflow_run.run_id)
-  for update of e;
-  if ex.id is null then
-    raise exception 'no workflow run %', complete_workflow_run.run_id using errcode = 'P0002';
-  end if;
+  -- One statement: the execution's lock (taken first: the run's row is locked only by the UPDATE, which needs the
+  -- locked execution's row to join), what the graph step needs of it, and the run's update. The run's conditions are
+  -- checked against its newest version (READ COMMITTED re-checks a row changed meanwhile), as a later statement would.
+  with ex as materialized (
+    select e.id, e.status, v.definition
+    from public.workflow_executions e
+    join public.workflow_versions v on v.id = e.workflow_version_id
+    where e.id = (select r.execution_id from public.workflow_runs r where r.id = complete_workflow_run.run_id)
+    for update of e
+  )
   update public.workflow_runs r
   set status = 'succeeded', output = result, error = null,
       locked_by = null, locked_until = null, lease_token = null, completed_at = pg_catalog.now(), updated_at = pg_catalog.now()
-  where r.id = complete_workflow_run.run_id and r.lease_token = complete_workflow_run.lease_token
+  from ex
+  where r.id = complete_workflow_run.run_id and r.execution_id = ex.id and r.lease_token = complete_workflow_run.lease_token
     and r.status = 'running' and r.locked_until >= pg_catalog.now()
-  returning r.node_id into node;
+  returning r.node_id, ex.id, ex.status, ex.definition into node, execution, execution_status, definition;
   if node is null then
+    if not exists (select 1 from public.workflow_runs r where r.id = complete_workflow_run.run_id) then
+      raise exception 'no workflow run %', complete_workflow_run.run_id using errcode = 'P0002';
+    end if;
     return 'lease_lost';
   end if;
   -- A graph of one node and no edges: this run was the execution's only one, so nothing is left and the execution
   -- succeeds with {"<node>": output}, which is what advance_workflow_execution() and settle_workflow_execution()
   -- derive (the queue's hot path: one statement instead of their five).
-  if jsonb_array_length(ex.definition -> 'edges') = 0 and jsonb_array_length(ex.definition -> 'nodes') = 1 then
-    if ex.status in ('queued', 'running', 'waiting') then
+  if jsonb_array_length(definition -> 'edges') = 0 and jsonb_array_length(definition -> 'nodes') = 1 then
+    if execution_status in ('queued', 'running', 'waiting') then
       update public.workflow_executions e
       set status = 'succeeded', output = jsonb_build_object(node, result), completed_at = pg_catalog.now(),
           updated_at = pg_catalog.now()
-      where e.id = ex.id;
+      where e.id = execution;
     end if;
     return 'completed';
   end if;
-  perform private.advance_workflow_execution(ex.id, array[node]);
+  perform private.advance_workflow_execution(execution, array[node]);
   return 'completed';
 end;
 $$;
