@@ -5,17 +5,21 @@
 // In one run, 4 workers (one connection each, as the service role) claiming 10 at a time with no sleep while work is
 // available: (a) a bare `for update skip locked` claim-and-delete loop on a minimal table, (b) claim_workflow_runs()
 // + complete_workflow_run() on single-node executions (started beforehand, not timed), the batch's completions in one
-// round trip, and (b1) the same with one call per run; runs per second and b/a, over rounds of (a), (b), (b1).
+// round trip, and (b1) the same with one call per run; runs per second and b/a, over interleaved rounds: odd rounds
+// run (a), (b), (b1), even rounds (b1), (b), (a), so that drift in the machine's load favours neither; each phase
+// starts from the same state (the previous phase's executions deleted, tables vacuumed). Each round's b/a and the
+// median of the rounds' ratios are printed, with the load average before and after each round (the machine is shared).
 // Then (c) the latency from start_workflow to the first claim (p50/p95, database clocks) with executions started one
 // by one while the workers poll, and (d) executions per second of a 10-node graph with a condition (starts included).
 // It asserts nothing about speed; it exits 1 only when a phase does not do all its work.
+import { loadavg } from "node:os";
 import postgres from "postgres";
 
 const HELP = `workflows benchmark
 
 usage: tsx scripts/bench/workflows.ts [--rounds N] [--runs N] [--workers N] [--batch N] [--latency N] [--graphs N]
 
-  --rounds N   rounds of (a), (b), (b1) back to back; the median round is reported (default 3)
+  --rounds N   interleaved rounds of (a), (b), (b1); the median of the rounds' ratios is reported (default 5)
   --runs N     jobs in (a), single-node executions in (b) and (b1), per round (default 5000)
   --workers N  concurrent workers (default 4)
   --batch N    runs claimed per call (default 10)
@@ -47,7 +51,7 @@ function fail(message: string): never {
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { rounds: 3, runs: 5000, workers: 4, batch: 10, latency: 1000, graphs: 300 };
+  const options: Options = { rounds: 5, runs: 5000, workers: 4, batch: 10, latency: 1000, graphs: 300 };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--help" || arg === "-h") {
@@ -169,16 +173,21 @@ async function main(): Promise<void> {
       if (queueDone !== options.runs || succeeded!.n !== options.runs) {
         fail(`the queue completed ${queueDone} runs and ${succeeded!.n} executions of ${options.runs}`);
       }
+      // Not timed: the next phase starts from the same state as this one did.
+      await admin`delete from public.workflows where id = ${single}`;
       return seconds;
     };
-    // The machine is shared: (a), (b) and (b1) run back to back in each of --rounds rounds, and each round's ratio
-    // compares phases measured within seconds of each other; the median round is reported.
-    const rounds: Array<{ a: number; b: number; b1: number }> = [];
+    // The machine is shared: (a), (b) and (b1) run within seconds of each other in each of --rounds rounds, in
+    // alternating order, and each round's ratio compares its own phases.
+    const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+    const rounds: Array<{ a: number; b: number; b1: number; order: string; load: string }> = [];
     for (let round = 0; round < options.rounds; round++) {
-      const aSeconds = await barePhase();
-      const bSeconds = await queuePhase(true);
-      const b1Seconds = await queuePhase(false);
-      rounds.push({ a: options.runs / aSeconds, b: options.runs / bSeconds, b1: options.runs / b1Seconds });
+      const before = load();
+      const seconds = { a: 0, b: 0, b1: 0 };
+      const order = round % 2 === 0 ? (["a", "b", "b1"] as const) : (["b1", "b", "a"] as const);
+      for (const phase of order) seconds[phase] = phase === "a" ? await barePhase() : await queuePhase(phase === "b");
+      rounds.push({ a: options.runs / seconds.a, b: options.runs / seconds.b, b1: options.runs / seconds.b1,
+                    order: order.join(", "), load: `${before} -> ${load()}` });
     }
 
     // (c) start_workflow -> first claim, with executions started one by one while the workers poll (1 ms when idle).
@@ -218,12 +227,12 @@ async function main(): Promise<void> {
 
     console.log(`workers ${options.workers}, claiming ${options.batch} at a time; ${options.runs} jobs/runs per phase, ${options.rounds} rounds`);
     for (const [i, r] of rounds.entries()) {
-      console.log(`round ${i + 1}: (a) ${r.a.toFixed(0)} jobs/s, (b) ${r.b.toFixed(0)} runs/s, (b1) ${r.b1.toFixed(0)} runs/s; b/a ${(r.b / r.a).toFixed(3)}, b1/a ${(r.b1 / r.a).toFixed(3)}`);
+      console.log(`round ${i + 1} (${r.order}; load ${r.load}): (a) ${r.a.toFixed(0)} jobs/s, (b) ${r.b.toFixed(0)} runs/s, (b1) ${r.b1.toFixed(0)} runs/s; b/a ${(r.b / r.a).toFixed(3)}, b1/a ${(r.b1 / r.a).toFixed(3)}`);
     }
-    const median = [...rounds].sort((x, y) => x.b / x.a - y.b / y.a)[Math.floor(rounds.length / 2)]!;
-    console.log(`(a) bare skip-locked claim-and-delete:     ${median.a.toFixed(0).padStart(7)} jobs/s   (median round)`);
-    console.log(`(b) claim_workflow_runs + complete, batch:  ${median.b.toFixed(0).padStart(7)} runs/s   b/a ${(median.b / median.a).toFixed(3)} (bar 0.3)`);
-    console.log(`(b1) ... one complete call per run:         ${median.b1.toFixed(0).padStart(7)} runs/s   b1/a ${(median.b1 / median.a).toFixed(3)}`);
+    const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
+    console.log(`(a) bare skip-locked claim-and-delete:     ${median(rounds.map((r) => r.a)).toFixed(0).padStart(7)} jobs/s   (median of rounds)`);
+    console.log(`(b) claim_workflow_runs + complete, batch:  ${median(rounds.map((r) => r.b)).toFixed(0).padStart(7)} runs/s   median b/a ${median(rounds.map((r) => r.b / r.a)).toFixed(3)} (bar 0.3)`);
+    console.log(`(b1) ... one complete call per run:         ${median(rounds.map((r) => r.b1)).toFixed(0).padStart(7)} runs/s   median b1/a ${median(rounds.map((r) => r.b1 / r.a)).toFixed(3)}`);
     console.log(`(c) start_workflow -> first claim (${options.latency} starts): p50 ${percentile(delays, 50).toFixed(1)} ms, p95 ${percentile(delays, 95).toFixed(1)} ms`);
     console.log(`(d) 10-node graph with a condition:         ${(options.graphs / dSeconds).toFixed(1).padStart(7)} executions/s (${graphs!.runs} node runs incl. conditions, ${(graphs!.runs / dSeconds).toFixed(0)} runs/s)`);
     await admin`delete from public.organizations where id = ${organizationId}`;

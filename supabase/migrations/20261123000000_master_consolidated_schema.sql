@@ -7026,10 +7026,17 @@ end;
 $$;
 comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise) and stamps completed_at.';
 
+-- The WHEN clauses skip the trigger functions' calls exactly where they would change nothing: the transition check
+-- where the status stays or moves on legally and completed_at needs no stamp (not final, or already now()), and
+-- set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
 create trigger workflow_executions_transition before update on public.workflow_executions
-  for each row execute function private.workflow_execution_transition();
+  for each row when (old.status is distinct from new.status
+                     and not (old.status in ('queued', 'running', 'waiting')
+                              and new.status in ('running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out')
+                              and (new.status in ('running', 'waiting') or new.completed_at is not distinct from pg_catalog.now())))
+  execute function private.workflow_execution_transition();
 create trigger workflow_executions_set_updated_at before update on public.workflow_executions
-  for each row execute function private.set_updated_at();
+  for each row when (new.updated_at is distinct from pg_catalog.now()) execute function private.set_updated_at();
 -- The audit trail records what actors do to executions: starting (insert), cancelling, deleting. How the engine moves
 -- an execution on (running, waiting, succeeded, failed, timed_out) is recorded in the execution itself: auditing it
 -- would add an audit row to every step of the queue's hot path.
@@ -7076,8 +7083,9 @@ comment on column public.workflow_runs.input is '{"node": {"name", "type", "conf
 create index workflow_runs_due_idx on public.workflow_runs (run_at) where status in ('queued', 'running');
 create index workflow_runs_organization_id_idx on public.workflow_runs (organization_id);
 
+-- Skipped where updated_at already is now() (the claim and completion set it themselves): the same result.
 create trigger workflow_runs_set_updated_at before update on public.workflow_runs
-  for each row execute function private.set_updated_at();
+  for each row when (new.updated_at is distinct from pg_catalog.now()) execute function private.set_updated_at();
 
 alter table public.workflow_executions enable row level security;
 alter table public.workflow_runs enable row level security;
@@ -7333,6 +7341,10 @@ create function public.claim_workflow_runs(worker_id text, max_runs integer defa
 returns setof public.workflow_runs
 language plpgsql security definer
 set search_path = ''
+-- One generic plan, kept for the session: the claim's plan does not depend on the arguments (ids are matched as
+-- arrays, so the LIMIT's size does not change the plan's shape), and planning it anew per call cost as much as
+-- running it.
+set plan_cache_mode = force_generic_plan
 as $$
 begin
   if worker_id is null or char_length(worker_id) not between 1 and 200 or max_runs is null or max_runs not between 1 and 1000
@@ -7350,14 +7362,15 @@ begin
   ), claimed as (
     update public.workflow_runs r
     set status = 'running', attempt = r.attempt + 1, locked_by = worker_id, locked_until = pg_catalog.now() + lease,
-        run_at = pg_catalog.now() + lease, lease_token = gen_random_uuid(), started_at = coalesce(r.started_at, pg_catalog.now())
-    from due where r.id = due.id
+        run_at = pg_catalog.now() + lease, lease_token = gen_random_uuid(), started_at = coalesce(r.started_at, pg_catalog.now()),
+        updated_at = pg_catalog.now()
+    where r.id = any (array(select due.id from due))
     returning r.*
   ), started as (
-    update public.workflow_executions e set status = 'running'
-    where e.id in (select x.id from public.workflow_executions x
-                   where x.id in (select c.execution_id from claimed c) and x.status = 'queued'
-                   for update skip locked)
+    update public.workflow_executions e set status = 'running', updated_at = pg_catalog.now()
+    where e.id = any (array(select x.id from public.workflow_executions x
+                            where x.id = any (array(select c.execution_id from claimed c)) and x.status = 'queued'
+                            for update skip locked))
   )
   select * from claimed;
 end;
@@ -7371,22 +7384,45 @@ set search_path = ''
 as $$
 declare
   execution uuid;
+  execution_status text;
+  definition jsonb;
   node text;
+  result jsonb := coalesce(complete_workflow_run.output, '{}'::jsonb);
 begin
-  select e.id into execution from public.workflow_executions e
-  where e.id = (select r.execution_id from public.workflow_runs r where r.id = complete_workflow_run.run_id)
-  for update of e;
-  if execution is null then
-    raise exception 'no workflow run %', complete_workflow_run.run_id using errcode = 'P0002';
-  end if;
+  -- One statement: the execution's lock (taken first: the run's row is locked only by the UPDATE, which needs the
+  -- locked execution's row to join), what the graph step needs of it, and the run's update. The run's conditions are
+  -- checked against its newest version (READ COMMITTED re-checks a row changed meanwhile), as a later statement would.
+  with ex as materialized (
+    select e.id, e.status, v.definition
+    from public.workflow_executions e
+    join public.workflow_versions v on v.id = e.workflow_version_id
+    where e.id = (select r.execution_id from public.workflow_runs r where r.id = complete_workflow_run.run_id)
+    for update of e
+  )
   update public.workflow_runs r
-  set status = 'succeeded', output = coalesce(complete_workflow_run.output, '{}'::jsonb), error = null,
-      locked_by = null, locked_until = null, lease_token = null, completed_at = pg_catalog.now()
-  where r.id = complete_workflow_run.run_id and r.lease_token = complete_workflow_run.lease_token
+  set status = 'succeeded', output = result, error = null,
+      locked_by = null, locked_until = null, lease_token = null, completed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  from ex
+  where r.id = complete_workflow_run.run_id and r.execution_id = ex.id and r.lease_token = complete_workflow_run.lease_token
     and r.status = 'running' and r.locked_until >= pg_catalog.now()
-  returning r.node_id into node;
+  returning r.node_id, ex.id, ex.status, ex.definition into node, execution, execution_status, definition;
   if node is null then
+    if not exists (select 1 from public.workflow_runs r where r.id = complete_workflow_run.run_id) then
+      raise exception 'no workflow run %', complete_workflow_run.run_id using errcode = 'P0002';
+    end if;
     return 'lease_lost';
+  end if;
+  -- A graph of one node and no edges: this run was the execution's only one, so nothing is left and the execution
+  -- succeeds with {"<node>": output}, which is what advance_workflow_execution() and settle_workflow_execution()
+  -- derive (the queue's hot path: one statement instead of their five).
+  if jsonb_array_length(definition -> 'edges') = 0 and jsonb_array_length(definition -> 'nodes') = 1 then
+    if execution_status in ('queued', 'running', 'waiting') then
+      update public.workflow_executions e
+      set status = 'succeeded', output = jsonb_build_object(node, result), completed_at = pg_catalog.now(),
+          updated_at = pg_catalog.now()
+      where e.id = execution;
+    end if;
+    return 'completed';
   end if;
   perform private.advance_workflow_execution(execution, array[node]);
   return 'completed';
