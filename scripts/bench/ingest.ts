@@ -19,6 +19,7 @@ import { sql, type Kysely } from "kysely";
 import { SignJWT } from "jose";
 import { createDatabase, type UntypedDatabase } from "../../supabase/functions/_shared/db.ts";
 import { runAsCaller } from "../../supabase/functions/_shared/request-context.ts";
+import { benchFail, parseNumberOptions } from "../bench-options.ts";
 
 const HELP = `ingest benchmark
 
@@ -45,26 +46,13 @@ interface Options {
   "retention-rows": number;
 }
 
-function fail(message: string): never {
-  console.error(`ingest bench: ${message}`);
-  process.exit(1);
-}
+const fail = (message: string): never => benchFail("ingest", message);
 
 function parseOptions(args: string[]): Options {
-  const options: Options = {
+  const defaults: Options = {
     events: 10_000, batch: 500, concurrency: 4, "ingest-rounds": 5, "redactor-objects": 2_000, "redactor-rounds": 21, "retention-rows": 5_000_000,
   };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--help" || arg === "-h") {
-      console.log(HELP);
-      process.exit(0);
-    }
-    const key = arg?.replace(/^--/, "") as keyof Options | undefined;
-    const value = Number(args[++i]);
-    if (!key || !(key in options) || !Number.isFinite(value) || value < 0) fail(`bad argument ${arg} (see --help)`);
-    options[key] = value;
-  }
+  const options = parseNumberOptions("ingest", HELP, defaults, args, (value) => Number.isFinite(value) && value >= 0);
   if (options.events < options.batch || options.batch < 1 || options.batch > 1000 || options.concurrency < 1
       || options["redactor-rounds"] < 1) {
     fail("need 1 <= --batch <= 1000, --events >= --batch, --concurrency >= 1 and --redactor-rounds >= 1");

@@ -15,6 +15,7 @@
 // It asserts nothing about speed; it exits 1 only when a phase does not do all its work.
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
+import { benchFail, parseNumberOptions, positiveInteger } from "../bench-options.ts";
 
 const HELP = `receptionist benchmark
 
@@ -36,25 +37,11 @@ interface Options {
   rounds: number;
 }
 
-function fail(message: string): never {
-  console.error(`receptionist bench: ${message}`);
-  process.exit(1);
-}
+const fail = (message: string): never => benchFail("receptionist", message);
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { queries: 200, bookings: 800, rounds: 3 };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--help" || arg === "-h") {
-      console.log(HELP);
-      process.exit(0);
-    }
-    const key = arg?.replace(/^--/, "") as keyof Options | undefined;
-    const value = Number(args[++i]);
-    if (!key || !(key in options) || !Number.isInteger(value) || value < 1) fail(`bad argument ${arg} (see --help)`);
-    options[key] = value;
-  }
-  return options;
+  const defaults: Options = { queries: 200, bookings: 800, rounds: 3 };
+  return parseNumberOptions("receptionist", HELP, defaults, args, positiveInteger);
 }
 
 const dbUrl = process.env.SUPABASE_DB_URL || process.env.DB_URL || fail("SUPABASE_DB_URL is not set (see --help)");

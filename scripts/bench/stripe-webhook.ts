@@ -13,6 +13,7 @@
 import { sql, type Kysely } from "kysely";
 import Stripe from "stripe";
 import { createDatabase, type UntypedDatabase } from "../../supabase/functions/_shared/db.ts";
+import { benchFail, parseNumberOptions } from "../bench-options.ts";
 
 const HELP = `stripe-webhook benchmark
 
@@ -33,24 +34,11 @@ interface Options {
   seed: number;
 }
 
-function fail(message: string): never {
-  console.error(`stripe-webhook bench: ${message}`);
-  process.exit(1);
-}
+const fail = (message: string): never => benchFail("stripe-webhook", message);
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { events: 2000, duplicates: 0.2, concurrency: 8, seed: 42 };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--help" || arg === "-h") {
-      console.log(HELP);
-      process.exit(0);
-    }
-    const key = arg?.replace(/^--/, "") as keyof Options | undefined;
-    const value = Number(args[++i]);
-    if (!key || !(key in options) || !Number.isFinite(value)) fail(`bad argument ${arg} (see --help)`);
-    options[key] = value;
-  }
+  const defaults: Options = { events: 2000, duplicates: 0.2, concurrency: 8, seed: 42 };
+  const options = parseNumberOptions("stripe-webhook", HELP, defaults, args, (value) => Number.isFinite(value));
   if (options.events < 100 || options.duplicates < 0 || options.duplicates >= 1 || options.concurrency < 1) {
     fail("need --events >= 100, 0 <= --duplicates < 1 and --concurrency >= 1");
   }

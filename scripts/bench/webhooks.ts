@@ -15,6 +15,7 @@ import { sql, type Kysely } from "kysely";
 import { Webhook } from "standardwebhooks";
 import { createDatabase, type UntypedDatabase } from "../../supabase/functions/_shared/db.ts";
 import { drain, signedHeaders, type ClaimedDelivery } from "../../supabase/functions/webhook-dispatcher/dispatcher.ts";
+import { benchFail, parseNumberOptions, positiveInteger } from "../bench-options.ts";
 
 const HELP = `webhooks benchmark
 
@@ -38,25 +39,11 @@ interface Options {
   batch: number;
 }
 
-function fail(message: string): never {
-  console.error(`webhooks bench: ${message}`);
-  process.exit(1);
-}
+const fail = (message: string): never => benchFail("webhooks", message);
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { deliveries: 2000, rounds: 3, webhooks: 4, dispatchers: 4, concurrency: 1, batch: 50 };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--help" || arg === "-h") {
-      console.log(HELP);
-      process.exit(0);
-    }
-    const key = arg?.replace(/^--/, "") as keyof Options | undefined;
-    const value = Number(args[++i]);
-    if (!key || !(key in options) || !Number.isInteger(value) || value < 1) fail(`bad argument ${arg} (see --help)`);
-    options[key] = value;
-  }
-  return options;
+  const defaults: Options = { deliveries: 2000, rounds: 3, webhooks: 4, dispatchers: 4, concurrency: 1, batch: 50 };
+  return parseNumberOptions("webhooks", HELP, defaults, args, positiveInteger);
 }
 
 const SECRET = "whsec_" + Buffer.from("benchmark-signing-secret-0123456789abcdef").toString("base64");

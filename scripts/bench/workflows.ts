@@ -14,6 +14,7 @@
 // It asserts nothing about speed; it exits 1 only when a phase does not do all its work.
 import { loadavg } from "node:os";
 import postgres from "postgres";
+import { benchFail, parseNumberOptions, positiveInteger } from "../bench-options.ts";
 
 const HELP = `workflows benchmark
 
@@ -45,25 +46,11 @@ interface Claimed {
 // executions in the same order.
 const sorted = (runs: Claimed[]) => [...runs].sort((x, y) => (x.execution_id < y.execution_id ? -1 : x.execution_id > y.execution_id ? 1 : 0));
 
-function fail(message: string): never {
-  console.error(`workflows bench: ${message}`);
-  process.exit(1);
-}
+const fail = (message: string): never => benchFail("workflows", message);
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { rounds: 5, runs: 5000, workers: 4, batch: 10, latency: 1000, graphs: 300 };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--help" || arg === "-h") {
-      console.log(HELP);
-      process.exit(0);
-    }
-    const key = arg?.replace(/^--/, "") as keyof Options | undefined;
-    const value = Number(args[++i]);
-    if (!key || !(key in options) || !Number.isInteger(value) || value < 1) fail(`bad argument ${arg} (see --help)`);
-    options[key] = value;
-  }
-  return options;
+  const defaults: Options = { rounds: 5, runs: 5000, workers: 4, batch: 10, latency: 1000, graphs: 300 };
+  return parseNumberOptions("workflows", HELP, defaults, args, positiveInteger);
 }
 
 const dbUrl = process.env.SUPABASE_DB_URL || process.env.DB_URL || fail("SUPABASE_DB_URL is not set (see --help)");
