@@ -837,14 +837,14 @@ isOneToOne: false
                   ]
                 },"projects": {
                   Row: {
-                    "actual_hours": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
+                    "actual_hours": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Update: {
-                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Relationships: [
                     {

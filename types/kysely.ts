@@ -839,9 +839,9 @@ export interface Projects {
   main_prompt: string | null;
   organization_id: string;
   /**
-   * The project's owner (the creator by default); also its first project member with role owner.
+   * The project's owner (the creator by default); also its first project member with role owner. Null once the owner's account is deleted (the project stays with the organization).
    */
-  owner_id: Generated<string>;
+  owner_id: Generated<string | null>;
   status: Generated<string>;
   title: string;
   /**

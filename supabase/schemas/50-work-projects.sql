@@ -16,7 +16,7 @@ comment on domain public.hex_color is 'A colour as #rrggbb, lower-case hex digit
 create table public.projects (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
-  owner_id uuid not null default auth.uid(),
+  owner_id uuid default auth.uid(),
   title text not null,
   description text,
   main_prompt text,
@@ -35,7 +35,7 @@ create table public.projects (
   updated_at timestamptz not null default now(),
   constraint projects_pkey primary key (id),
   constraint projects_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint projects_owner_id_fkey foreign key (owner_id) references auth.users (id) on delete restrict,
+  constraint projects_owner_id_fkey foreign key (owner_id) references auth.users (id) on delete set null,
   constraint projects_title_length check (char_length(btrim(title)) between 1 and 200),
   constraint projects_description_length check (description is null or char_length(description) <= 20000),
   constraint projects_main_prompt_length check (main_prompt is null or char_length(main_prompt) <= 50000),
@@ -49,7 +49,7 @@ create table public.projects (
   constraint projects_total_cost_non_negative check (total_cost >= 0)
 );
 comment on table public.projects is 'Projects (seed 004, the epic level) of an organization. visibility organization: readable with projects.read; private: only by project members, the owner and projects.admin holders. Create with projects.manage; change as project owner/editor or with projects.admin.';
-comment on column public.projects.owner_id is 'The project''s owner (the creator by default); also its first project member with role owner.';
+comment on column public.projects.owner_id is 'The project''s owner (the creator by default); also its first project member with role owner. Null once the owner''s account is deleted (the project stays with the organization).';
 comment on column public.projects.archived_at is 'Set when status becomes archived (filled in by trigger when omitted), null otherwise (projects_archived_at_matches_status).';
 comment on column public.projects.actual_hours is 'Derived: hours of the project''s time entries, kept by the database; 0 until time entries exist. Not writable by clients.';
 comment on column public.projects.total_cost is 'Derived: AI cost of the project''s task executions, kept by the database; 0 until executions exist. Not writable by clients.';
@@ -174,7 +174,10 @@ begin
         and new.archived_at is not distinct from old.archived_at then
     new.archived_at := null;
   end if;
-  if (tg_op = 'INSERT' or new.owner_id <> old.owner_id) and not exists (
+  if new.owner_id is null and (tg_op = 'INSERT' or exists (select 1 from auth.users u where u.id = old.owner_id)) then
+    raise exception 'a project needs an owner' using errcode = '23502', constraint = 'projects_owner_id_required';
+  end if;
+  if new.owner_id is not null and (tg_op = 'INSERT' or new.owner_id is distinct from old.owner_id) and not exists (
        select 1 from public.organization_members m where m.organization_id = new.organization_id and m.user_id = new.owner_id) then
     raise exception 'the project owner must be a member of its organization' using errcode = '23514',
       constraint = 'projects_owner_is_member';
@@ -207,7 +210,8 @@ create trigger projects_set_updated_at before update on public.projects
 create trigger projects_add_owner_member after insert on public.projects
   for each row execute function private.add_project_owner_member();
 create trigger projects_owner_changed after update of owner_id on public.projects
-  for each row when (old.owner_id is distinct from new.owner_id) execute function private.add_project_owner_member();
+  for each row when (old.owner_id is distinct from new.owner_id and new.owner_id is not null)
+  execute function private.add_project_owner_member();
 create trigger projects_audit after insert or update or delete on public.projects
   for each row execute function private.audit_row_change();
 

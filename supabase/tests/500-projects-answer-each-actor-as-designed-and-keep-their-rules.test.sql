@@ -1,7 +1,7 @@
 -- Projects, project members and favourites: the actor matrix (organization owner, project editor, project viewer,
 -- organization member outside a private project, stranger, anon) and every rule by SQLSTATE.
 begin;
-select plan(46);
+select plan(50);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -118,6 +118,14 @@ select is(tests.rows_affected($$delete from public.projects where id = pg_temp.i
 select tests.clear_authentication();
 select ok((select count(*) from public.audit_logs where resource = 'projects' and resource_id = pg_temp.id('private')::text) >= 3,
           'the audit log records the project''s insert, update and delete');
+
+-- Erasure: deleting the owner's account keeps the project with the organization, without an owner.
+insert into public.projects (organization_id, owner_id, title) values (tests.org_id('test-wm'), tests.user_id('wm_editor'), 'Editor''s own');
+select throws_ok($$insert into public.projects (organization_id, owner_id, title) values (tests.org_id('test-wm'), null, 'Nobody''s')$$,
+                 '23502', null, 'a new project needs an owner');
+select throws_ok($$update public.projects set owner_id = null where title = 'Editor''s own'$$, '23502', null, 'an owner is not removed by hand');
+select lives_ok($$delete from auth.users where id = tests.user_id('wm_editor')$$, 'the owner''s account can be deleted');
+select is((select owner_id from public.projects where title = 'Editor''s own'), null, 'the project stays, without an owner');
 
 select * from finish();
 rollback;
