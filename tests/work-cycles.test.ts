@@ -36,7 +36,7 @@ async function newTask(title: string): Promise<string> {
 }
 
 // Runs `first` and `second` in two transactions: the first holds its transaction open until the second waits.
-async function race(first: (sql: Sql) => Promise<unknown>, second: (sql: Sql) => Promise<unknown>): Promise<PromiseSettledResult<unknown>[]> {
+async function race(first: (sql: postgres.TransactionSql) => Promise<unknown>, second: (sql: postgres.TransactionSql) => Promise<unknown>): Promise<PromiseSettledResult<unknown>[]> {
   const one = connect();
   const two = connect();
   let release!: () => void;
