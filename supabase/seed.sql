@@ -323,3 +323,47 @@ begin
 end;
 $$;
 -- ---- end AI receptionist
+
+-- ---- Work management (issue 12): Acme's organization-visible "Website relaunch" and private "Series A" projects,
+-- their members (carol edits, dave views the private one), a task tree with a blocked-by chain, one blocked task,
+-- and favourites.
+insert into public.projects (id, organization_id, owner_id, title, description, visibility, color, emoji, estimated_hours, git_repository)
+values
+  ('0a000000-0000-4000-8000-0000970a0001', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Website relaunch', 'New marketing site with the product tour', 'organization', '#3b82f6', '🚀', 120,
+   'https://github.com/acme/website'),
+  ('0a000000-0000-4000-8000-0000970a0002', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Series A', 'Data room and investor updates', 'private', '#9333ea', '📈', 40, null)
+on conflict (id) do nothing;
+insert into public.project_members (project_id, user_id, role)
+values
+  ('0a000000-0000-4000-8000-0000970a0001', 'ca201000-0000-4000-8000-000000000003', 'editor'),
+  ('0a000000-0000-4000-8000-0000970a0001', 'da7e0000-0000-4000-8000-000000000004', 'commenter'),
+  ('0a000000-0000-4000-8000-0000970a0002', 'ca201000-0000-4000-8000-000000000003', 'editor'),
+  ('0a000000-0000-4000-8000-0000970a0002', 'da7e0000-0000-4000-8000-000000000004', 'viewer')
+on conflict do nothing;
+insert into public.tasks (id, project_id, parent_task_id, title, description, status, priority, position, assignee_id,
+                          estimated_minutes, tags, due_date, blocked_reason)
+values
+  ('0a000000-0000-4000-8000-00007a5c0001', '0a000000-0000-4000-8000-0000970a0001', null, 'Design the landing page',
+   'Hero, product tour, pricing teaser', 'done', 'high', 1024, 'ca201000-0000-4000-8000-000000000003', 480, '{design}', null, null),
+  ('0a000000-0000-4000-8000-00007a5c0002', '0a000000-0000-4000-8000-0000970a0001', null, 'Build the landing page',
+   null, 'in_progress', 'high', 2048, 'ca201000-0000-4000-8000-000000000003', 960, '{frontend}', now() + interval '5 days', null),
+  ('0a000000-0000-4000-8000-00007a5c0003', '0a000000-0000-4000-8000-0000970a0001', '0a000000-0000-4000-8000-00007a5c0002',
+   'Hero section', null, 'todo', 'medium', 1024, null, 120, '{frontend}', null, null),
+  ('0a000000-0000-4000-8000-00007a5c0004', '0a000000-0000-4000-8000-0000970a0001', null, 'Launch',
+   null, 'todo', 'urgent', 3072, 'a11ce000-0000-4000-8000-000000000001', 60, '{release}', now() + interval '14 days', null),
+  ('0a000000-0000-4000-8000-00007a5c0005', '0a000000-0000-4000-8000-0000970a0002', null, 'Prepare the data room',
+   null, 'blocked', 'high', 1024, 'ca201000-0000-4000-8000-000000000003', 240, '{finance,legal}', null, 'Waiting for the audited accounts')
+on conflict (id) do nothing;
+insert into public.task_dependencies (task_id, blocked_by_task_id)
+values
+  ('0a000000-0000-4000-8000-00007a5c0002', '0a000000-0000-4000-8000-00007a5c0001'),
+  ('0a000000-0000-4000-8000-00007a5c0004', '0a000000-0000-4000-8000-00007a5c0002')
+on conflict do nothing;
+insert into public.project_favorites (user_id, project_id)
+values
+  ('a11ce000-0000-4000-8000-000000000001', '0a000000-0000-4000-8000-0000970a0002'),
+  ('ca201000-0000-4000-8000-000000000003', '0a000000-0000-4000-8000-0000970a0001')
+on conflict do nothing;
+-- ---- end work management

@@ -771,6 +771,96 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"project_favorites": {
+                  Row: {
+                    "created_at": string,"organization_id": string,"project_id": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"organization_id": string,"project_id": string,"user_id"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"organization_id"?: string,"project_id"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "project_favorites_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "project_favorites_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "project_favorites_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"project_members": {
+                  Row: {
+                    "added_by": string | null,"created_at": string,"organization_id": string,"project_id": string,"role": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "added_by"?: string | null,"created_at"?: string,"organization_id": string,"project_id": string,"role"?: string,"updated_at"?: string,"user_id": string
+                  }
+                  Update: {
+                    "added_by"?: string | null,"created_at"?: string,"organization_id"?: string,"project_id"?: string,"role"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "project_members_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "project_members_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "project_members_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"projects": {
+                  Row: {
+                    "actual_hours": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                  }
+                  Update: {
+                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "projects_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "projects_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"receptionist_settings": {
                   Row: {
                     "caller_data_retention_days": number,"created_at": string,"organization_id": string,"updated_at": string
@@ -1086,6 +1176,82 @@ isOneToOne: false
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"task_dependencies": {
+                  Row: {
+                    "blocked_by_task_id": string,"created_at": string,"created_by": string | null,"organization_id": string,"task_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "blocked_by_task_id": string,"created_at"?: string,"created_by"?: string | null,"organization_id": string,"task_id": string
+                  }
+                  Update: {
+                    "blocked_by_task_id"?: string,"created_at"?: string,"created_by"?: string | null,"organization_id"?: string,"task_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "task_dependencies_blocked_by_task_id_fkey"
+      columns: ["blocked_by_task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_dependencies_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "task_dependencies_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_dependencies_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"tasks": {
+                  Row: {
+                    "actual_cost": number,"actual_minutes": number,"ai_provider": string | null,"assignee_id": string | null,"blocked_reason": string | null,"completed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"description": string | null,"due_date": string | null,"estimated_minutes": number | null,"execution_type": string,"generated_prompt": string | null,"id": string,"mcp_config": Json | null,"organization_id": string,"parent_task_id": string | null,"position": number,"priority": string,"project_id": string,"started_at": string | null,"status": string,"tags": (string)[],"title": string,"token_usage": Json | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id": string,"parent_task_id"?: string | null,"position": number,"priority"?: string,"project_id": string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title": string,"token_usage"?: Json | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id"?: string,"parent_task_id"?: string | null,"position"?: number,"priority"?: string,"project_id"?: string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title"?: string,"token_usage"?: Json | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "tasks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "tasks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "tasks_parent_task_id_fkey"
+      columns: ["parent_task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "tasks_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
       referencedColumns: ["id"]
     }
                   ]

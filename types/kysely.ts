@@ -795,6 +795,63 @@ export interface Profiles {
   updated_at: Generated<Timestamp>;
 }
 
+export interface ProjectFavorites {
+  created_at: Generated<Timestamp>;
+  organization_id: string;
+  project_id: string;
+  user_id: Generated<string>;
+}
+
+export interface ProjectMembers {
+  added_by: Generated<string | null>;
+  created_at: Generated<Timestamp>;
+  /**
+   * The project's organization (copied by trigger, for policies and the audit log).
+   */
+  organization_id: string;
+  project_id: string;
+  role: Generated<string>;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+}
+
+export interface Projects {
+  /**
+   * Derived: hours of the project's time entries, kept by the database; 0 until time entries exist. Not writable by clients.
+   */
+  actual_hours: Generated<Numeric>;
+  ai_provider: string | null;
+  /**
+   * Set when status becomes archived (filled in by trigger when omitted), null otherwise (projects_archived_at_matches_status).
+   */
+  archived_at: Timestamp | null;
+  /**
+   * Theme colour, #rrggbb (the seed's color).
+   */
+  color: string | null;
+  cover_image_url: string | null;
+  created_at: Generated<Timestamp>;
+  description: string | null;
+  emoji: string | null;
+  estimated_hours: Numeric | null;
+  git_repository: string | null;
+  id: Generated<string>;
+  main_prompt: string | null;
+  organization_id: string;
+  /**
+   * The project's owner (the creator by default); also its first project member with role owner. Null once the owner's account is deleted (the project stays with the organization).
+   */
+  owner_id: Generated<string | null>;
+  status: Generated<string>;
+  title: string;
+  /**
+   * Derived: AI cost of the project's task executions, kept by the database; 0 until executions exist. Not writable by clients.
+   */
+  total_cost: Generated<Numeric>;
+  updated_at: Generated<Timestamp>;
+  visibility: Generated<string>;
+}
+
 export interface ReceptionistSettings {
   /**
    * Days after which conversations' caller fields, transcripts and recordings, messages' addresses and bodies, and (counted from the appointment's end) appointments' client contacts are cleared.
@@ -975,6 +1032,68 @@ export interface Subscriptions {
   stripe_updated_at: Timestamp;
   trial_end: Timestamp | null;
   trial_start: Timestamp | null;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface TaskDependencies {
+  blocked_by_task_id: string;
+  created_at: Generated<Timestamp>;
+  created_by: Generated<string | null>;
+  organization_id: string;
+  task_id: string;
+}
+
+export interface Tasks {
+  /**
+   * Derived from task executions, kept by the database; not writable by clients.
+   */
+  actual_cost: Generated<Numeric>;
+  /**
+   * Derived from time entries, kept by the database; not writable by clients.
+   */
+  actual_minutes: Generated<number>;
+  ai_provider: string | null;
+  assignee_id: string | null;
+  /**
+   * Required while status is blocked (tasks_blocked_reason_required).
+   */
+  blocked_reason: string | null;
+  /**
+   * Set by the move to done; cleared when the task leaves done.
+   */
+  completed_at: Timestamp | null;
+  created_at: Generated<Timestamp>;
+  created_by: Generated<string | null>;
+  /**
+   * Soft delete: deleting a task hides its subtasks with it (same timestamp); restoring it restores them.
+   */
+  deleted_at: Timestamp | null;
+  description: string | null;
+  due_date: Timestamp | null;
+  estimated_minutes: number | null;
+  execution_type: Generated<string>;
+  generated_prompt: string | null;
+  id: Generated<string>;
+  mcp_config: Json | null;
+  /**
+   * The project's organization (copied by trigger).
+   */
+  organization_id: string;
+  parent_task_id: string | null;
+  /**
+   * Order among the siblings (the seed's order): gapped numbers (1024 apart when appended); a reorder writes one row with a value between its neighbours, never renumbers.
+   */
+  position: Numeric;
+  priority: Generated<string>;
+  project_id: string;
+  /**
+   * Set by the first move to in_progress.
+   */
+  started_at: Timestamp | null;
+  status: Generated<string>;
+  tags: Generated<string[]>;
+  title: string;
+  token_usage: Json | null;
   updated_at: Generated<Timestamp>;
 }
 
@@ -1252,6 +1371,9 @@ export interface DB {
   privacy_transparency_log: PrivacyTransparencyLog;
   products: Products;
   profiles: Profiles;
+  project_favorites: ProjectFavorites;
+  project_members: ProjectMembers;
+  projects: Projects;
   receptionist_settings: ReceptionistSettings;
   retention_policies: RetentionPolicies;
   role_permissions: RolePermissions;
@@ -1264,6 +1386,8 @@ export interface DB {
   staff_working_hours: StaffWorkingHours;
   subscription_items: SubscriptionItems;
   subscriptions: Subscriptions;
+  task_dependencies: TaskDependencies;
+  tasks: Tasks;
   telemetry_events: TelemetryEvents;
   usage_metrics: UsageMetrics;
   webhook_deliveries: WebhookDeliveries;

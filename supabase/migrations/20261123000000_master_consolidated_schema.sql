@@ -72,6 +72,10 @@
 --                                               What the workflow-worker calls for an ai_agent node: begin (budget, template, task row), complete or fail (tokens, cost).
 --   49-workflows-triggers-and-actions.sql       Workflows: event triggers (through private.emit_event), causation depth and the refusal log, webhook-trigger secrets.
 --                                               And the task actions the workflow-worker runs in SQL: emit_event, and preparing an http_request through an integration.
+--   50-work-projects.sql                        Work management (seed 004): the projects.admin permission, the hex_color domain, projects, project_members,
+--                                               project_favorites, and the project access helpers every table hanging off a project uses in its policies.
+--   51-work-tasks.sql                           Work management (seed 004): tasks (subtasks, status transitions, gapped ordering, soft delete) and
+--                                               task_dependencies (blocked-by, cycle-safe under concurrent inserts). Both follow their project's visibility.
 --   60-receptionist-agents.sql                  AI receptionist: the `agent` role and `receptionist.operate`, ai_agents, their API keys, the receptionist events.
 --                                               An agent is an auth.users row and a member of its organization; it calls the receptionist edge function with a key.
 --   61-receptionist-services-staff.sql          AI receptionist: services, staff, staff_services, staff_working_hours, staff_time_off.
@@ -8728,6 +8732,569 @@ revoke execute on function public.emit_workflow_event(uuid, uuid), public.prepar
   public.workflow_webhook_secret_for_verification(uuid) from public, anon, authenticated;
 grant execute on function public.emit_workflow_event(uuid, uuid), public.prepare_workflow_http_request(uuid, uuid),
   public.workflow_webhook_secret_for_verification(uuid) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/50-work-projects.sql
+-- =====================================================================================================================
+-- Work management (seed 004): the projects.admin permission, the hex_color domain, projects, project_members,
+-- project_favorites, and the project access helpers every table hanging off a project uses in its policies.
+
+-- Reference data: projects.admin sees private projects and changes any project of the organization.
+insert into public.permissions (key, description) values
+  ('projects.admin', 'See private projects and change any project, its members and its tasks');
+
+insert into public.role_permissions (role_id, permission_key)
+select r.id, 'projects.admin' from public.roles r where r.organization_id is null and r.key in ('owner', 'admin');
+
+create domain public.hex_color as text
+  constraint hex_color_format_invalid
+  check (value ~ '^#[0-9a-f]{6}$');
+comment on domain public.hex_color is 'A colour as #rrggbb, lower-case hex digits.';
+
+create table public.projects (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  owner_id uuid default auth.uid(),
+  title text not null,
+  description text,
+  main_prompt text,
+  status text not null default 'active',
+  archived_at timestamptz,
+  visibility text not null default 'organization',
+  ai_provider text,
+  cover_image_url public.http_url,
+  color public.hex_color,
+  emoji text,
+  estimated_hours numeric(10, 2),
+  actual_hours numeric(12, 2) not null default 0,
+  total_cost numeric(14, 6) not null default 0,
+  git_repository public.http_url,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint projects_pkey primary key (id),
+  constraint projects_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint projects_owner_id_fkey foreign key (owner_id) references auth.users (id) on delete set null,
+  constraint projects_title_length check (char_length(btrim(title)) between 1 and 200),
+  constraint projects_description_length check (description is null or char_length(description) <= 20000),
+  constraint projects_main_prompt_length check (main_prompt is null or char_length(main_prompt) <= 50000),
+  constraint projects_status_known check (status in ('active', 'completed', 'archived', 'on_hold')),
+  constraint projects_archived_at_matches_status check ((status = 'archived') = (archived_at is not null)),
+  constraint projects_visibility_known check (visibility in ('organization', 'private')),
+  constraint projects_ai_provider_known check (ai_provider is null or ai_provider in ('openai', 'anthropic', 'google', 'local')),
+  constraint projects_emoji_length check (emoji is null or char_length(emoji) between 1 and 16),
+  constraint projects_estimated_hours_non_negative check (estimated_hours is null or estimated_hours >= 0),
+  constraint projects_actual_hours_non_negative check (actual_hours >= 0),
+  constraint projects_total_cost_non_negative check (total_cost >= 0)
+);
+comment on table public.projects is 'Projects (seed 004, the epic level) of an organization. visibility organization: readable with projects.read; private: only by project members, the owner and projects.admin holders. Create with projects.manage; change as project owner/editor or with projects.admin.';
+comment on column public.projects.owner_id is 'The project''s owner (the creator by default); also its first project member with role owner. Null once the owner''s account is deleted (the project stays with the organization).';
+comment on column public.projects.archived_at is 'Set when status becomes archived (filled in by trigger when omitted), null otherwise (projects_archived_at_matches_status).';
+comment on column public.projects.actual_hours is 'Derived: hours of the project''s time entries, kept by the database; 0 until time entries exist. Not writable by clients.';
+comment on column public.projects.total_cost is 'Derived: AI cost of the project''s task executions, kept by the database; 0 until executions exist. Not writable by clients.';
+comment on column public.projects.color is 'Theme colour, #rrggbb (the seed''s color).';
+
+create index projects_organization_id_idx on public.projects (organization_id, status);
+create index projects_owner_id_idx on public.projects (owner_id);
+
+create table public.project_members (
+  project_id uuid not null,
+  user_id uuid not null,
+  organization_id uuid not null,
+  role text not null default 'viewer',
+  added_by uuid default auth.uid(),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint project_members_pkey primary key (project_id, user_id),
+  constraint project_members_project_id_fkey foreign key (project_id) references public.projects (id) on delete cascade,
+  constraint project_members_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint project_members_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint project_members_added_by_fkey foreign key (added_by) references auth.users (id) on delete set null,
+  constraint project_members_role_known check (role in ('owner', 'editor', 'commenter', 'viewer'))
+);
+comment on table public.project_members is 'Who works on a project and with which role (owner, editor, commenter, viewer); every member is a member of the project''s organization. Managed by project owners and projects.admin holders.';
+comment on column public.project_members.organization_id is 'The project''s organization (copied by trigger, for policies and the audit log).';
+
+create index project_members_user_id_idx on public.project_members (user_id);
+create index project_members_organization_id_idx on public.project_members (organization_id);
+create index project_members_added_by_idx on public.project_members (added_by);
+
+create table public.project_favorites (
+  user_id uuid not null default auth.uid(),
+  project_id uuid not null,
+  organization_id uuid not null,
+  created_at timestamptz not null default now(),
+  constraint project_favorites_pkey primary key (user_id, project_id),
+  constraint project_favorites_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint project_favorites_project_id_fkey foreign key (project_id) references public.projects (id) on delete cascade,
+  constraint project_favorites_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade
+);
+comment on table public.project_favorites is 'A user''s favourite projects (the seed''s isFavorite, which belongs to a user, not to the project). Each user sees and changes only their own.';
+
+create index project_favorites_project_id_idx on public.project_favorites (project_id);
+create index project_favorites_organization_id_idx on public.project_favorites (organization_id);
+
+-- Access helpers. security definer so that policies on projects and project_members do not recurse into each other.
+create function private.project_role(project uuid) returns text
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  return (select pm.role from public.project_members pm
+          join public.organization_members m on m.organization_id = pm.organization_id and m.user_id = pm.user_id
+          where pm.project_id = project_role.project and pm.user_id = (select auth.uid()));
+end;
+$$;
+comment on function private.project_role(uuid) is 'The caller''s role in a project (owner, editor, commenter, viewer), or null; only while still a member of its organization.';
+
+create function private.can_read_project(project uuid) returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  p record;
+begin
+  select pr.organization_id, pr.visibility, pr.owner_id into p from public.projects pr where pr.id = can_read_project.project;
+  if not found or not exists (select 1 from private.user_organization_ids() o where o = p.organization_id) then
+    return false;
+  end if;
+  return (p.visibility = 'organization' and private.has_permission(p.organization_id, 'projects.read'))
+      or private.has_permission(p.organization_id, 'projects.admin')
+      or p.owner_id = (select auth.uid())
+      or private.project_role(can_read_project.project) is not null;
+end;
+$$;
+comment on function private.can_read_project(uuid) is 'Whether the caller may read the project and what hangs off it: organization-visible with projects.read, or a project member, its owner or a projects.admin holder.';
+
+create function private.can_edit_project(project uuid) returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  organization uuid := (select pr.organization_id from public.projects pr where pr.id = can_edit_project.project);
+begin
+  return organization is not null
+     and (private.has_permission(organization, 'projects.admin')
+          or coalesce(private.project_role(can_edit_project.project) in ('owner', 'editor'), false));
+end;
+$$;
+comment on function private.can_edit_project(uuid) is 'Whether the caller may change the project and its tasks: project owner or editor, or projects.admin.';
+
+create function private.can_manage_project_members(project uuid) returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  organization uuid := (select pr.organization_id from public.projects pr where pr.id = can_manage_project_members.project);
+begin
+  return organization is not null
+     and (private.has_permission(organization, 'projects.admin')
+          or coalesce(private.project_role(can_manage_project_members.project) = 'owner', false));
+end;
+$$;
+comment on function private.can_manage_project_members(uuid) is 'Whether the caller may add, change or remove project members (and delete the project): project owner or projects.admin.';
+
+grant execute on function private.project_role(uuid), private.can_read_project(uuid), private.can_edit_project(uuid),
+  private.can_manage_project_members(uuid) to authenticated, service_role;
+
+-- projects: archived_at follows status when omitted; the organization never changes; the owner must be a member.
+create function private.check_project() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE' and new.organization_id <> old.organization_id then
+    raise exception 'a project cannot move to another organization' using errcode = '23514',
+      constraint = 'projects_organization_id_immutable';
+  end if;
+  if new.status = 'archived' and new.archived_at is null then
+    new.archived_at := pg_catalog.now();
+  elsif tg_op = 'UPDATE' and old.status = 'archived' and new.status <> 'archived'
+        and new.archived_at is not distinct from old.archived_at then
+    new.archived_at := null;
+  end if;
+  if new.owner_id is null and (tg_op = 'INSERT' or exists (select 1 from auth.users u where u.id = old.owner_id)) then
+    raise exception 'a project needs an owner' using errcode = '23502', constraint = 'projects_owner_id_required';
+  end if;
+  if new.owner_id is not null and (tg_op = 'INSERT' or new.owner_id is distinct from old.owner_id) and not exists (
+       select 1 from public.organization_members m where m.organization_id = new.organization_id and m.user_id = new.owner_id) then
+    raise exception 'the project owner must be a member of its organization' using errcode = '23514',
+      constraint = 'projects_owner_is_member';
+  end if;
+  return new;
+end;
+$$;
+
+-- The owner becomes a project member with role owner (a new owner too; the previous one stays as editor).
+create function private.add_project_owner_member() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into public.project_members (project_id, user_id, organization_id, role, added_by)
+  values (new.id, new.owner_id, new.organization_id, 'owner', (select auth.uid()))
+  on conflict (project_id, user_id) do update set role = 'owner';
+  if tg_op = 'UPDATE' then
+    update public.project_members set role = 'editor'
+    where project_id = new.id and user_id = old.owner_id and role = 'owner';
+  end if;
+  return null;
+end;
+$$;
+
+create trigger projects_check before insert or update of organization_id, owner_id, status, archived_at on public.projects
+  for each row execute function private.check_project();
+create trigger projects_set_updated_at before update on public.projects
+  for each row execute function private.set_updated_at();
+create trigger projects_add_owner_member after insert on public.projects
+  for each row execute function private.add_project_owner_member();
+create trigger projects_owner_changed after update of owner_id on public.projects
+  for each row when (old.owner_id is distinct from new.owner_id and new.owner_id is not null)
+  execute function private.add_project_owner_member();
+create trigger projects_audit after insert or update or delete on public.projects
+  for each row execute function private.audit_row_change();
+
+-- project_members and project_favorites: the organization is the project's; a project member is an organization member.
+create function private.fill_project_organization() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  select p.organization_id into new.organization_id from public.projects p where p.id = new.project_id;
+  if new.organization_id is null then
+    raise exception 'project % does not exist', new.project_id using errcode = '23503';
+  end if;
+  if tg_table_name = 'project_members' and not exists (
+       select 1 from public.organization_members m where m.organization_id = new.organization_id and m.user_id = new.user_id) then
+    raise exception 'a project member must be a member of the project''s organization' using errcode = '23514',
+      constraint = 'project_members_user_is_organization_member';
+  end if;
+  return new;
+end;
+$$;
+
+create trigger project_members_fill_organization before insert or update of project_id, user_id on public.project_members
+  for each row execute function private.fill_project_organization();
+create trigger project_members_set_updated_at before update on public.project_members
+  for each row execute function private.set_updated_at();
+create trigger project_members_audit after insert or update or delete on public.project_members
+  for each row execute function private.audit_row_change();
+create trigger project_favorites_fill_organization before insert or update of project_id on public.project_favorites
+  for each row execute function private.fill_project_organization();
+
+alter table public.projects enable row level security;
+alter table public.project_members enable row level security;
+alter table public.project_favorites enable row level security;
+
+-- projects_select: organization-visible projects for projects.read holders; private ones for their members, their
+-- owner and projects.admin holders.
+create policy projects_select on public.projects for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('projects.admin'))
+         or (visibility = 'organization' and organization_id in (select private.organizations_with_permission('projects.read')))
+         or owner_id = (select auth.uid())
+         or private.project_role(id) is not null);
+-- projects_insert: projects.manage holders create projects they own.
+create policy projects_insert on public.projects for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('projects.manage'))
+              and owner_id = (select auth.uid()));
+-- projects_update: project owners and editors, and projects.admin holders.
+create policy projects_update on public.projects for update to authenticated
+  using (private.can_edit_project(id))
+  with check (private.can_edit_project(id));
+-- projects_delete: the project's owner and projects.admin holders.
+create policy projects_delete on public.projects for delete to authenticated
+  using (private.can_manage_project_members(id));
+
+-- project_members_select: whoever reads the project sees who works on it.
+create policy project_members_select on public.project_members for select to authenticated
+  using (private.can_read_project(project_id));
+create policy project_members_insert on public.project_members for insert to authenticated
+  with check (private.can_manage_project_members(project_id));
+create policy project_members_update on public.project_members for update to authenticated
+  using (private.can_manage_project_members(project_id))
+  with check (private.can_manage_project_members(project_id));
+create policy project_members_delete on public.project_members for delete to authenticated
+  using (private.can_manage_project_members(project_id));
+
+-- project_favorites: one's own, on projects one can read.
+create policy project_favorites_select on public.project_favorites for select to authenticated
+  using (user_id = (select auth.uid()));
+create policy project_favorites_insert on public.project_favorites for insert to authenticated
+  with check (user_id = (select auth.uid()) and private.can_read_project(project_id));
+create policy project_favorites_delete on public.project_favorites for delete to authenticated
+  using (user_id = (select auth.uid()));
+
+grant select, delete on public.projects to authenticated, service_role;
+grant insert (organization_id, owner_id, title, description, main_prompt, status, archived_at, visibility, ai_provider,
+              cover_image_url, color, emoji, estimated_hours, git_repository)
+  on public.projects to authenticated, service_role;
+grant update (owner_id, title, description, main_prompt, status, archived_at, visibility, ai_provider,
+              cover_image_url, color, emoji, estimated_hours, git_repository)
+  on public.projects to authenticated, service_role;
+grant select, delete on public.project_members to authenticated, service_role;
+grant insert (project_id, user_id, role) on public.project_members to authenticated, service_role;
+grant update (role) on public.project_members to authenticated, service_role;
+grant select, delete on public.project_favorites to authenticated, service_role;
+grant insert (user_id, project_id) on public.project_favorites to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/51-work-tasks.sql
+-- =====================================================================================================================
+-- Work management (seed 004): tasks (subtasks, status transitions, gapped ordering, soft delete) and
+-- task_dependencies (blocked-by, cycle-safe under concurrent inserts). Both follow their project's visibility.
+
+create function private.is_valid_token_usage(usage jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select usage is null
+      or (jsonb_typeof(usage) = 'object'
+          and not exists (select 1 from jsonb_each(usage) e
+                          where e.key not in ('prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens')
+                             or jsonb_typeof(e.value) <> 'number' or (e.value #>> '{}')::numeric < 0))
+$$;
+comment on function private.is_valid_token_usage(jsonb) is 'True when token_usage is null or an object of non-negative numbers keyed prompt_tokens, completion_tokens, total_tokens, cached_tokens.';
+grant execute on function private.is_valid_token_usage(jsonb) to authenticated, service_role;
+
+create table public.tasks (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  project_id uuid not null,
+  parent_task_id uuid,
+  title text not null,
+  description text,
+  generated_prompt text,
+  status text not null default 'todo',
+  priority text not null default 'medium',
+  execution_type text not null default 'serial',
+  ai_provider text,
+  mcp_config jsonb,
+  position numeric not null,
+  assignee_id uuid,
+  estimated_minutes integer,
+  actual_minutes integer not null default 0,
+  token_usage jsonb,
+  actual_cost numeric(14, 6) not null default 0,
+  due_date timestamptz,
+  started_at timestamptz,
+  completed_at timestamptz,
+  blocked_reason text,
+  tags text[] not null default '{}',
+  created_by uuid default auth.uid(),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  deleted_at timestamptz,
+  constraint tasks_pkey primary key (id),
+  constraint tasks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint tasks_project_id_fkey foreign key (project_id) references public.projects (id) on delete cascade,
+  constraint tasks_parent_task_id_fkey foreign key (parent_task_id) references public.tasks (id) on delete cascade,
+  constraint tasks_assignee_id_fkey foreign key (assignee_id) references auth.users (id) on delete set null,
+  constraint tasks_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
+  constraint tasks_title_length check (char_length(btrim(title)) between 1 and 500),
+  constraint tasks_description_length check (description is null or char_length(description) <= 50000),
+  constraint tasks_generated_prompt_length check (generated_prompt is null or char_length(generated_prompt) <= 50000),
+  constraint tasks_status_known check (status in ('todo', 'in_progress', 'in_review', 'done', 'blocked')),
+  constraint tasks_priority_known check (priority in ('low', 'medium', 'high', 'urgent')),
+  constraint tasks_execution_type_known check (execution_type in ('serial', 'parallel')),
+  constraint tasks_ai_provider_known check (ai_provider is null or ai_provider in ('openai', 'anthropic', 'google', 'local')),
+  constraint tasks_mcp_config_object check (mcp_config is null or jsonb_typeof(mcp_config) = 'object'),
+  constraint tasks_blocked_reason_required check (status <> 'blocked' or coalesce(btrim(blocked_reason), '') <> ''),
+  constraint tasks_not_own_parent check (parent_task_id is distinct from id),
+  constraint tasks_estimated_minutes_non_negative check (estimated_minutes is null or estimated_minutes >= 0),
+  constraint tasks_actual_minutes_non_negative check (actual_minutes >= 0),
+  constraint tasks_actual_cost_non_negative check (actual_cost >= 0),
+  constraint tasks_token_usage_shape check (private.is_valid_token_usage(token_usage)),
+  constraint tasks_tags_limit check (cardinality(tags) <= 50 and array_position(tags, null) is null)
+);
+comment on table public.tasks is 'Tasks of a project (seed 004, the story level), with subtasks through parent_task_id (same project, no cycles). Readable by whoever reads the project; written by its owners and editors and projects.admin holders.';
+comment on column public.tasks.organization_id is 'The project''s organization (copied by trigger).';
+comment on column public.tasks.position is 'Order among the siblings (the seed''s order): gapped numbers (1024 apart when appended); a reorder writes one row with a value between its neighbours, never renumbers.';
+comment on column public.tasks.started_at is 'Set by the first move to in_progress.';
+comment on column public.tasks.completed_at is 'Set by the move to done; cleared when the task leaves done.';
+comment on column public.tasks.blocked_reason is 'Required while status is blocked (tasks_blocked_reason_required).';
+comment on column public.tasks.actual_minutes is 'Derived from time entries, kept by the database; not writable by clients.';
+comment on column public.tasks.actual_cost is 'Derived from task executions, kept by the database; not writable by clients.';
+comment on column public.tasks.deleted_at is 'Soft delete: deleting a task hides its subtasks with it (same timestamp); restoring it restores them.';
+
+create index tasks_project_position_idx on public.tasks (project_id, parent_task_id, position) where deleted_at is null;
+create index tasks_organization_id_idx on public.tasks (organization_id);
+create index tasks_parent_task_id_idx on public.tasks (parent_task_id);
+create index tasks_assignee_id_idx on public.tasks (assignee_id, status) where deleted_at is null;
+create index tasks_created_by_idx on public.tasks (created_by);
+create index tasks_due_date_idx on public.tasks (due_date) where deleted_at is null and due_date is not null;
+create index tasks_tags_idx on public.tasks using gin (tags);
+
+create table public.task_dependencies (
+  task_id uuid not null,
+  blocked_by_task_id uuid not null,
+  organization_id uuid not null,
+  created_by uuid default auth.uid(),
+  created_at timestamptz not null default now(),
+  constraint task_dependencies_pkey primary key (task_id, blocked_by_task_id),
+  constraint task_dependencies_task_id_fkey foreign key (task_id) references public.tasks (id) on delete cascade,
+  constraint task_dependencies_blocked_by_task_id_fkey foreign key (blocked_by_task_id) references public.tasks (id) on delete cascade,
+  constraint task_dependencies_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint task_dependencies_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
+  constraint task_dependencies_not_self check (task_id <> blocked_by_task_id)
+);
+comment on table public.task_dependencies is 'task_id is blocked by blocked_by_task_id (the seed''s blockedByTaskId, generalised to many). Both tasks in one organization, no cycles; a task cannot start while a blocker is not done.';
+
+create index task_dependencies_blocked_by_task_id_idx on public.task_dependencies (blocked_by_task_id);
+create index task_dependencies_organization_id_idx on public.task_dependencies (organization_id);
+create index task_dependencies_created_by_idx on public.task_dependencies (created_by);
+
+-- tasks: organization from the project; parent in the same project and not a descendant (checked under a per-project
+-- advisory lock, so two concurrent re-parentings cannot close a cycle); assignee a project member; position appended
+-- when omitted; the status transitions stamp started_at/completed_at; no start while a blocker is not done.
+create function private.check_task() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  select p.organization_id into new.organization_id from public.projects p where p.id = new.project_id;
+  if tg_op = 'UPDATE' and new.project_id <> old.project_id then
+    raise exception 'a task cannot move to another project' using errcode = '23514', constraint = 'tasks_project_id_immutable';
+  end if;
+  if new.parent_task_id is not null and (tg_op = 'INSERT' or new.parent_task_id is distinct from old.parent_task_id) then
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('tasks.parent:' || new.project_id::text, 0));
+    if not exists (select 1 from public.tasks t where t.id = new.parent_task_id and t.project_id = new.project_id) then
+      raise exception 'the parent task must belong to the same project' using errcode = '23514',
+        constraint = 'tasks_parent_same_project';
+    end if;
+    if tg_op = 'UPDATE' and exists (
+         with recursive ancestors (id) as (
+           select new.parent_task_id
+           union
+           select t.parent_task_id from public.tasks t join ancestors a on a.id = t.id where t.parent_task_id is not null)
+         select 1 from ancestors where id = new.id) then
+      raise exception 'task % cannot become a subtask of its own subtask', new.id using errcode = '23514',
+        constraint = 'tasks_parent_no_cycle';
+    end if;
+  end if;
+  if new.assignee_id is not null and (tg_op = 'INSERT' or new.assignee_id is distinct from old.assignee_id)
+     and not exists (select 1 from public.project_members pm where pm.project_id = new.project_id and pm.user_id = new.assignee_id) then
+    raise exception 'the assignee must be a member of the project' using errcode = '23514',
+      constraint = 'tasks_assignee_is_project_member';
+  end if;
+  if new.position is null then
+    select coalesce(max(t.position), 0) + 1024 into new.position from public.tasks t
+    where t.project_id = new.project_id and t.parent_task_id is not distinct from new.parent_task_id;
+  end if;
+  if tg_op = 'INSERT' or new.status is distinct from old.status then
+    if new.status = 'in_progress' and tg_op = 'UPDATE' and exists (
+         select 1 from public.task_dependencies d join public.tasks b on b.id = d.blocked_by_task_id
+         where d.task_id = new.id and b.status <> 'done' and b.deleted_at is null) then
+      raise exception 'task % is blocked by a task that is not done', new.id using errcode = '55000',
+        hint = 'Finish the blocking tasks or remove the dependency first.';
+    end if;
+    if new.status = 'in_progress' and new.started_at is null then
+      new.started_at := pg_catalog.now();
+    end if;
+    if new.status = 'done' then
+      new.completed_at := coalesce(new.completed_at, pg_catalog.now());
+    else
+      new.completed_at := null;
+    end if;
+    if new.status <> 'blocked' then
+      new.blocked_reason := null;
+    end if;
+  end if;
+  return new;
+end;
+$$;
+
+-- Soft delete reaches the subtasks (stamped with the same time); restoring a task restores what went with it.
+create function private.cascade_task_soft_delete() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if new.deleted_at is not null then
+    update public.tasks set deleted_at = new.deleted_at where parent_task_id = new.id and deleted_at is null;
+  else
+    update public.tasks set deleted_at = null where parent_task_id = new.id and deleted_at = old.deleted_at;
+  end if;
+  return null;
+end;
+$$;
+
+create trigger tasks_check before insert or update of project_id, parent_task_id, assignee_id, position, status on public.tasks
+  for each row execute function private.check_task();
+create trigger tasks_set_updated_at before update on public.tasks
+  for each row execute function private.set_updated_at();
+create trigger tasks_cascade_soft_delete after update of deleted_at on public.tasks
+  for each row when (old.deleted_at is distinct from new.deleted_at) execute function private.cascade_task_soft_delete();
+create trigger tasks_audit after insert or update or delete on public.tasks
+  for each row execute function private.audit_row_change();
+
+-- task_dependencies: same organization, no cycle. The recursive check runs under a per-organization advisory lock
+-- taken before it reads (READ COMMITTED: the check's statement sees what an earlier holder committed), so of two
+-- transactions that would each close half of a cycle the second waits and then sees the first's edge.
+create function private.check_task_dependency() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  task_org uuid := (select t.organization_id from public.tasks t where t.id = new.task_id);
+  blocker_org uuid := (select t.organization_id from public.tasks t where t.id = new.blocked_by_task_id);
+begin
+  if task_org is distinct from blocker_org then
+    raise exception 'a task can only be blocked by a task of the same organization' using errcode = '23514',
+      constraint = 'task_dependencies_same_organization';
+  end if;
+  new.organization_id := task_org;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('task_dependencies:' || task_org::text, 0));
+  if exists (
+       with recursive blockers (id) as (
+         select new.blocked_by_task_id
+         union
+         select d.blocked_by_task_id from public.task_dependencies d join blockers b on b.id = d.task_id)
+       select 1 from blockers where id = new.task_id) then
+    raise exception 'task % already blocks task %, directly or through others', new.task_id, new.blocked_by_task_id
+      using errcode = '23514', constraint = 'task_dependencies_no_cycle';
+  end if;
+  return new;
+end;
+$$;
+
+create trigger task_dependencies_check before insert or update on public.task_dependencies
+  for each row execute function private.check_task_dependency();
+create trigger task_dependencies_audit after insert or update or delete on public.task_dependencies
+  for each row execute function private.audit_row_change();
+
+alter table public.tasks enable row level security;
+alter table public.task_dependencies enable row level security;
+
+-- tasks follow their project: readable by its readers, written by its owners, editors and projects.admin holders.
+create policy tasks_select on public.tasks for select to authenticated
+  using (private.can_read_project(project_id));
+create policy tasks_insert on public.tasks for insert to authenticated
+  with check (private.can_edit_project(project_id));
+create policy tasks_update on public.tasks for update to authenticated
+  using (private.can_edit_project(project_id))
+  with check (private.can_edit_project(project_id));
+create policy tasks_delete on public.tasks for delete to authenticated
+  using (private.can_edit_project(project_id));
+
+-- task_dependencies follow the blocked task's project.
+create policy task_dependencies_select on public.task_dependencies for select to authenticated
+  using (exists (select 1 from public.tasks t where t.id = task_id));
+create policy task_dependencies_insert on public.task_dependencies for insert to authenticated
+  with check (exists (select 1 from public.tasks t where t.id = task_id and private.can_edit_project(t.project_id))
+              and exists (select 1 from public.tasks t where t.id = blocked_by_task_id));
+create policy task_dependencies_delete on public.task_dependencies for delete to authenticated
+  using (exists (select 1 from public.tasks t where t.id = task_id and private.can_edit_project(t.project_id)));
+
+grant select, delete on public.tasks to authenticated, service_role;
+grant insert (project_id, parent_task_id, title, description, generated_prompt, status, priority, execution_type,
+              ai_provider, mcp_config, position, assignee_id, estimated_minutes, token_usage, due_date, blocked_reason, tags)
+  on public.tasks to authenticated, service_role;
+grant update (parent_task_id, title, description, generated_prompt, status, priority, execution_type, ai_provider,
+              mcp_config, position, assignee_id, estimated_minutes, token_usage, due_date, blocked_reason, tags, deleted_at)
+  on public.tasks to authenticated, service_role;
+grant select, delete on public.task_dependencies to authenticated, service_role;
+grant insert (task_id, blocked_by_task_id) on public.task_dependencies to authenticated, service_role;
 
 
 -- =====================================================================================================================
