@@ -5218,6 +5218,9 @@ begin
   -- ---- Receptionist (issue 13): staff records linked to the user and their appointments (64-receptionist-caller-data.sql).
   result := result || private.receptionist_personal_data(uid);
   -- ---- end Receptionist
+  -- ---- Work management (issue 12): projects owned, memberships, favourites, tasks (51-work-tasks.sql).
+  result := result || private.work_personal_data(uid);
+  -- ---- end Work management
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
@@ -9295,6 +9298,31 @@ grant update (parent_task_id, title, description, generated_prompt, status, prio
   on public.tasks to authenticated, service_role;
 grant select, delete on public.task_dependencies to authenticated, service_role;
 grant insert (task_id, blocked_by_task_id) on public.task_dependencies to authenticated, service_role;
+
+-- A user's work-management data for export_my_data() (36-privacy-health-export-erasure.sql): the projects they own,
+-- their project memberships and favourites, and the tasks assigned to them or created by them. Erasure needs no
+-- function of its own: memberships and favourites go with the account (cascade), owner, assignee and creator
+-- become null, and the organization keeps its projects and tasks.
+create function private.work_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'projects_owned', coalesce((select jsonb_agg(jsonb_build_object('id', p.id, 'organization_id', p.organization_id,
+        'title', p.title, 'status', p.status, 'visibility', p.visibility, 'created_at', p.created_at) order by p.created_at, p.id)
+      from public.projects p where p.owner_id = uid), '[]'::jsonb),
+    'project_memberships', coalesce((select jsonb_agg(jsonb_build_object('project_id', m.project_id,
+        'organization_id', m.organization_id, 'role', m.role, 'created_at', m.created_at) order by m.created_at, m.project_id)
+      from public.project_members m where m.user_id = uid), '[]'::jsonb),
+    'project_favorites', coalesce((select jsonb_agg(jsonb_build_object('project_id', f.project_id, 'created_at', f.created_at)
+        order by f.created_at, f.project_id)
+      from public.project_favorites f where f.user_id = uid), '[]'::jsonb),
+    'tasks', coalesce((select jsonb_agg(jsonb_build_object('id', t.id, 'project_id', t.project_id, 'title', t.title,
+        'status', t.status, 'assigned', t.assignee_id = uid, 'created', t.created_by = uid, 'due_date', t.due_date,
+        'deleted_at', t.deleted_at) order by t.created_at, t.id)
+      from public.tasks t where t.assignee_id = uid or t.created_by = uid), '[]'::jsonb))
+$$;
+comment on function private.work_personal_data(uuid) is 'A user''s work-management data for their export: projects owned, memberships, favourites, tasks assigned to or created by them.';
 
 
 -- =====================================================================================================================

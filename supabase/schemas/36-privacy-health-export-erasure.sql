@@ -139,6 +139,9 @@ begin
   -- ---- Receptionist (issue 13): staff records linked to the user and their appointments (64-receptionist-caller-data.sql).
   result := result || private.receptionist_personal_data(uid);
   -- ---- end Receptionist
+  -- ---- Work management (issue 12): projects owned, memberships, favourites, tasks (51-work-tasks.sql).
+  result := result || private.work_personal_data(uid);
+  -- ---- end Work management
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
