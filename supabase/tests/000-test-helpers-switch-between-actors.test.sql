@@ -173,6 +173,43 @@ begin
 end;
 $$;
 
+-- The receptionist tests' shared fixture (600-630): a salon in Warsaw open Monday-Friday 09:00-17:00; Anna works those hours and cuts hair (60 min, 15 min
+-- buffer, 60 min notice, 60 days ahead); Bob works Monday 12:00-17:00 only. `monday` is a Monday 2-3 weeks ahead.
+-- It creates the temporary tables `ids` and `days` and the lookups pg_temp.id(name) and pg_temp.at(day, 'HH:MM')
+-- that those tests use; everything goes with the test's transaction.
+create or replace function tests.create_receptionist_salon() returns void
+language plpgsql
+as $fixture$
+begin
+  create temporary table ids (name text primary key, id uuid) on commit drop;
+  grant all on ids to anon, authenticated, service_role;
+  create function pg_temp.id(key text) returns uuid language sql stable as $$ select id from ids where name = key $$;
+  grant execute on function pg_temp.id(text) to anon, authenticated, service_role;
+  create temporary table days (name text primary key, day date) on commit drop;
+  grant all on days to anon, authenticated, service_role;
+  create function pg_temp.at(day_name text, local_time text) returns timestamptz language sql stable
+    as $$ select (d.day + local_time::time) at time zone 'Europe/Warsaw' from days d where d.name = day_name $$;
+  grant execute on function pg_temp.at(text, text) to anon, authenticated, service_role;
+  insert into days select 'monday', current_date + 14 + ((8 - extract(dow from current_date + 14)::integer) % 7);
+  perform tests.create_user('rx_owner');
+  perform tests.create_organization('rx_owner', 'test-rx-salon');
+  update public.organizations set timezone = 'Europe/Warsaw', business_hours =
+    '{"monday": {"open": "09:00", "close": "17:00"}, "tuesday": {"open": "09:00", "close": "17:00"}, "wednesday": {"open": "09:00", "close": "17:00"}, "thursday": {"open": "09:00", "close": "17:00"}, "friday": {"open": "09:00", "close": "17:00"}, "saturday": null}'
+  where id = tests.org_id('test-rx-salon');
+  with s as (insert into public.services (organization_id, name, duration, price, currency, booking_buffer, min_notice_minutes, max_advance_booking_days)
+             values (tests.org_id('test-rx-salon'), 'Haircut', 60, 120, 'PLN', 15, 60, 60) returning id)
+  insert into ids select 'haircut', id from s;
+  with s as (insert into public.staff (organization_id, name) values (tests.org_id('test-rx-salon'), 'Anna') returning id)
+  insert into ids select 'anna', id from s;
+  with s as (insert into public.staff (organization_id, name) values (tests.org_id('test-rx-salon'), 'Bob') returning id)
+  insert into ids select 'bob', id from s;
+  insert into public.staff_services (staff_id, service_id) values (pg_temp.id('anna'), pg_temp.id('haircut')), (pg_temp.id('bob'), pg_temp.id('haircut'));
+  insert into public.staff_working_hours (staff_id, weekday, start_time, end_time)
+  select pg_temp.id('anna'), d, '09:00', '17:00' from generate_series(1, 5) d;
+  insert into public.staff_working_hours (staff_id, weekday, start_time, end_time) values (pg_temp.id('bob'), 1, '12:00', '17:00');
+end;
+$fixture$;
+
 grant all on tests.users to anon, authenticated, service_role;
 grant execute on all functions in schema tests to anon, authenticated, service_role;
 
