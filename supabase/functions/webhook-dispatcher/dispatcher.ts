@@ -12,6 +12,7 @@ import { sql, type Kysely } from "kysely";
 import { Webhook } from "standardwebhooks";
 import type { UntypedDatabase } from "../_shared/db.ts";
 import { assertPublicHost, RefusedAddressError, type AddressLookup } from "../_shared/ssrf.ts";
+import { readResponseText } from "../_shared/response-text.ts";
 
 export interface DispatcherOptions {
   db: Kysely<UntypedDatabase>;
@@ -80,27 +81,6 @@ export function signedHeaders(delivery: ClaimedDelivery, timestamp: Date): Recor
   };
 }
 
-async function readLimited(response: Response): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (size < RESPONSE_BODY_LIMIT * 4) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-  }
-  await reader.cancel().catch(() => {});
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  // Postgres text cannot hold NUL; a receiver's answer must not be able to fail the batch's record.
-  return new TextDecoder().decode(bytes).replaceAll("\u0000", "").slice(0, RESPONSE_BODY_LIMIT);
-}
 
 function errorCode(error: unknown): string {
   if (error instanceof RefusedAddressError) return "address_refused";
@@ -148,7 +128,7 @@ export async function deliver(delivery: ClaimedDelivery, options: DispatcherOpti
         target = next;
         continue;
       }
-      const text = await readLimited(response);
+      const text = await readResponseText(response, RESPONSE_BODY_LIMIT, RESPONSE_BODY_LIMIT * 4);
       const ok = response.status >= 200 && response.status < 300;
       return outcome({ status_code: response.status, response_body: text, error: ok ? null : `http_${response.status}` });
     }

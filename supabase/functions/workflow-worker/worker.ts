@@ -17,6 +17,7 @@ import { sql, type Kysely } from "kysely";
 import OpenAI from "openai";
 import type { UntypedDatabase } from "../_shared/db.ts";
 import { assertPublicHost, RefusedAddressError, type AddressLookup } from "../_shared/ssrf.ts";
+import { readResponseText } from "../_shared/response-text.ts";
 
 export interface WorkerOptions {
   db: Kysely<UntypedDatabase>;
@@ -239,26 +240,6 @@ interface PreparedRequest {
   body: unknown;
 }
 
-async function readLimited(response: Response): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (size < RESPONSE_BODY_LIMIT) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-  }
-  await reader.cancel().catch(() => {});
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes).replaceAll("\u0000", "").slice(0, RESPONSE_BODY_LIMIT);
-}
 
 async function runHttpRequest(run: ClaimedRun, options: WorkerOptions): Promise<RunOutcome> {
   const prepared = await scalar<PreparedRequest | { status: "refused" | "lease_lost" }>(options.db,
@@ -286,7 +267,7 @@ async function runHttpRequest(run: ClaimedRun, options: WorkerOptions): Promise<
       redirect: "manual",
       signal: AbortSignal.timeout(options.httpTimeoutMs ?? 30_000),
     });
-    const text = await readLimited(response);
+    const text = await readResponseText(response, RESPONSE_BODY_LIMIT);
     let body: unknown = text;
     if ((response.headers.get("content-type") ?? "").includes("json")) {
       try {
