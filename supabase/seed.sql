@@ -367,3 +367,47 @@ values
   ('ca201000-0000-4000-8000-000000000003', '0a000000-0000-4000-8000-0000970a0001')
 on conflict do nothing;
 -- ---- end work management
+
+-- ---- Auditor (issue 14): Alice's last two weeks of app focus (VS Code every working day, Slack and Notion on some),
+-- three quick wins (one completed a week ago) and her usage computed from that telemetry by her own call to
+-- refresh_my_usage_analytics(), the way the app does it. Run again, it adds nothing (the period is computed once).
+do $$
+declare
+  alice constant uuid := 'a11ce000-0000-4000-8000-000000000001';
+begin
+  insert into public.app_allowlist (user_id, app_id, app_name, scope)
+  values (alice, 'slack', 'Slack', 'all'), (alice, 'notion', 'Notion', 'all')
+  on conflict (user_id, app_id) do nothing;
+
+  perform set_config('role', 'authenticated', true);
+  perform set_config('request.jwt.claims', '{"sub": "a11ce000-0000-4000-8000-000000000001", "role": "authenticated", "aal": "aal1"}', true);
+
+  if not exists (select 1 from public.telemetry_events t where t.metadata_redacted ->> 'demo' = 'auditor') then
+    insert into public.telemetry_events (id, occurred_at, app_id, event_type, duration_ms, metadata_redacted)
+    select gen_random_uuid(), date_trunc('day', now()) - make_interval(days => d) + make_interval(hours => h),
+           app, 'app.focus', ms, '{"demo": "auditor"}'::jsonb
+    from generate_series(1, 13) d
+    cross join lateral (values ('vscode', 9, 7200000), ('slack', 11, 1200000), ('notion', 14, 1800000)) v(app, h, ms)
+    where extract(isodow from now() - make_interval(days => d)) < 6
+      and (app = 'vscode' or (app = 'slack' and d % 2 = 0) or (app = 'notion' and d % 5 = 0));
+  end if;
+
+  insert into public.quick_wins (title, description, category, impact, effort, estimated_time_saved, completed_at)
+  select v.title, v.description, v.category, v.impact, v.effort, v.saved::interval, v.completed_at
+  from (values
+    ('Batch Slack notifications', 'Check Slack at set times instead of on every ping', 'messaging', 'high', 'low', '2 hours',
+     now() - interval '7 days'),
+    ('Snippets for code review replies', 'Save the five review comments you type most', 'automation', 'medium', 'low', '45 minutes', null),
+    ('One Notion page per project', 'Move scattered notes into the project page', 'documentation', 'medium', 'medium', '1 hour', null)
+  ) as v (title, description, category, impact, effort, saved, completed_at)
+  where not exists (select 1 from public.quick_wins w where w.user_id = alice);
+
+  if not exists (select 1 from public.efficiency_metrics e where e.user_id = alice) then
+    perform public.refresh_my_usage_analytics(current_date - 13, current_date);
+  end if;
+
+  perform set_config('role', 'postgres', true);
+  perform set_config('request.jwt.claims', '', true);
+end;
+$$;
+-- ---- end Auditor
