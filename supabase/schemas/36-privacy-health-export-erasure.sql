@@ -9,7 +9,9 @@ set timezone = 'UTC'
 as $$
 declare
   privacy_tables constant text[] := array['privacy_prefs', 'app_allowlist', 'signal_toggles', 'telemetry_events',
-    'file_events', 'file_patterns', 'file_relationships', 'privacy_transparency_log', 'retention_policies', 'metrics_log'];
+    'file_events', 'file_patterns', 'file_relationships', 'privacy_transparency_log', 'retention_policies', 'metrics_log',
+    -- Auditor (issue 14): usage derived from telemetry (70-analytics-auditor.sql).
+    'usage_analytics', 'efficiency_metrics'];
   rls jsonb;
   triggers jsonb;
   sampled integer;

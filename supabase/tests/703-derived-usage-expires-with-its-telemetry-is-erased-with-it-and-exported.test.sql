@@ -3,7 +3,7 @@
 -- owner is told in the transparency log; erase_my_telemetry() erases it (quick wins stay: they are no telemetry);
 -- export_my_data() includes usage, metrics and quick wins; deleting the account removes everything.
 begin;
-select plan(20);
+select plan(21);
 
 select tests.create_user('ann');
 select tests.create_user('short');
@@ -90,6 +90,12 @@ delete from auth.users where id = tests.user_id('other');
 select is_empty(format($$select 1 from public.usage_analytics where user_id = %L union all
                          select 1 from public.efficiency_metrics where user_id = %L$$, tests.user_id('other'), tests.user_id('other')),
   'deleting the account removes its derived usage');
+
+-- Health.
+select tests.authenticate_as_service_role();
+select is((select public.privacy_guardian_health_check() -> 'rls_enabled' -> 'usage_analytics')
+          || (select public.privacy_guardian_health_check() -> 'rls_enabled' -> 'efficiency_metrics'), '[true, true]'::jsonb,
+  'the privacy health check watches row-level security on the derived usage too');
 
 select * from finish();
 rollback;
