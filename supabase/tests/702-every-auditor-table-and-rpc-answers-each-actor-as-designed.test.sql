@@ -83,7 +83,7 @@ select throws_ok($$select 1 from public.efficiency_metrics$$, '42501', null, 'th
 select lives_ok(format($$insert into public.quick_wins (user_id, title, category, impact, effort, estimated_time_saved)
                          values (%L, 'Turn off e-mail notifications', 'email', 'high', 'low', interval '1 hour')$$, tests.user_id('ann')),
   'the service role suggests a quick win to a user');
-select is((select count(*)::integer from public.quick_wins), 3, 'the service role reads quick wins (its suggestions)');
+select is((select count(*)::integer from public.quick_wins where user_id = tests.user_id('ann')), 3, 'the service role reads quick wins (its suggestions)');
 select throws_ok($$delete from public.quick_wins$$, '42501', null, 'the service role does not hard-delete quick wins either');
 select lives_ok($$update public.usage_status_thresholds
                   set max_percentage = case status when 'moderate' then 79 else max_percentage end,
