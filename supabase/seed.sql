@@ -368,46 +368,36 @@ values
 on conflict do nothing;
 -- ---- end work management
 
--- ---- Auditor (issue 14): Alice's last two weeks of app focus (VS Code every working day, Slack and Notion on some),
--- three quick wins (one completed a week ago) and her usage computed from that telemetry by her own call to
--- refresh_my_usage_analytics(), the way the app does it. Run again, it adds nothing (the period is computed once).
-do $$
-declare
-  alice constant uuid := 'a11ce000-0000-4000-8000-000000000001';
-begin
-  insert into public.app_allowlist (user_id, app_id, app_name, scope)
-  values (alice, 'slack', 'Slack', 'all'), (alice, 'notion', 'Notion', 'all')
-  on conflict (user_id, app_id) do nothing;
+-- ---- Auditor (issue 14): Alice's usage of the last two weeks (VS Code on all 9 working days with focus, Slack on 4,
+-- Notion on 1), her efficiency row and three quick wins (one completed a week ago). The usage rows are what
+-- refresh_my_usage_analytics() computes from such focus events; the events themselves are not seeded, because the
+-- privacy tests count every stored telemetry event. Run again, it adds nothing.
+insert into public.app_allowlist (user_id, app_id, app_name, scope)
+values ('a11ce000-0000-4000-8000-000000000001', 'slack', 'Slack', 'all'),
+       ('a11ce000-0000-4000-8000-000000000001', 'notion', 'Notion', 'all')
+on conflict (user_id, app_id) do nothing;
 
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', '{"sub": "a11ce000-0000-4000-8000-000000000001", "role": "authenticated", "aal": "aal1"}', true);
+insert into public.quick_wins (id, user_id, title, description, category, impact, effort, estimated_time_saved, completed_at)
+values
+  ('0a000000-0000-4000-8000-0000a0d10001', 'a11ce000-0000-4000-8000-000000000001', 'Batch Slack notifications',
+   'Check Slack at set times instead of on every ping', 'messaging', 'high', 'low', '2 hours', now() - interval '7 days'),
+  ('0a000000-0000-4000-8000-0000a0d10002', 'a11ce000-0000-4000-8000-000000000001', 'Snippets for code review replies',
+   'Save the five review comments you type most', 'automation', 'medium', 'low', '45 minutes', null),
+  ('0a000000-0000-4000-8000-0000a0d10003', 'a11ce000-0000-4000-8000-000000000001', 'One Notion page per project',
+   'Move scattered notes into the project page', 'documentation', 'medium', 'medium', '1 hour', null)
+on conflict (id) do nothing;
 
-  if not exists (select 1 from public.telemetry_events t where t.metadata_redacted ->> 'demo' = 'auditor') then
-    insert into public.telemetry_events (id, occurred_at, app_id, event_type, duration_ms, metadata_redacted)
-    select gen_random_uuid(), date_trunc('day', now()) - make_interval(days => d) + make_interval(hours => h),
-           app, 'app.focus', ms, '{"demo": "auditor"}'::jsonb
-    from generate_series(1, 13) d
-    cross join lateral (values ('vscode', 9, 7200000), ('slack', 11, 1200000), ('notion', 14, 1800000)) v(app, h, ms)
-    where extract(isodow from now() - make_interval(days => d)) < 6
-      and (app = 'vscode' or (app = 'slack' and d % 2 = 0) or (app = 'notion' and d % 5 = 0));
-  end if;
+insert into public.usage_analytics (user_id, platform, usage_percentage, status, active_days, focus_ms, period_start, period_end)
+select 'a11ce000-0000-4000-8000-000000000001', v.platform, v.pct, v.status, v.days, v.ms, current_date - 13, current_date
+from (values ('vscode', 100, 'optimal', 9, 64800000::bigint),
+             ('slack', 44, 'needs_attention', 4, 4800000::bigint),
+             ('notion', 11, 'underutilized', 1, 1800000::bigint)) as v (platform, pct, status, days, ms)
+where not exists (select 1 from public.usage_analytics u where u.user_id = 'a11ce000-0000-4000-8000-000000000001');
 
-  insert into public.quick_wins (title, description, category, impact, effort, estimated_time_saved, completed_at)
-  select v.title, v.description, v.category, v.impact, v.effort, v.saved::interval, v.completed_at
-  from (values
-    ('Batch Slack notifications', 'Check Slack at set times instead of on every ping', 'messaging', 'high', 'low', '2 hours',
-     now() - interval '7 days'),
-    ('Snippets for code review replies', 'Save the five review comments you type most', 'automation', 'medium', 'low', '45 minutes', null),
-    ('One Notion page per project', 'Move scattered notes into the project page', 'documentation', 'medium', 'medium', '1 hour', null)
-  ) as v (title, description, category, impact, effort, saved, completed_at)
-  where not exists (select 1 from public.quick_wins w where w.user_id = alice);
-
-  if not exists (select 1 from public.efficiency_metrics e where e.user_id = alice) then
-    perform public.refresh_my_usage_analytics(current_date - 13, current_date);
-  end if;
-
-  perform set_config('role', 'postgres', true);
-  perform set_config('request.jwt.claims', '', true);
-end;
-$$;
+-- Score: (100 * 18 h + 44 * 1.33 h + 11 * 0.5 h) / 19.83 h = 94; time saved: 2 h a week for the 8 days since the
+-- Slack win was completed = 2.29 h.
+insert into public.efficiency_metrics (user_id, efficiency_score, time_saved_hours, active_tools_count, active_days,
+                                       period_start, period_end)
+select 'a11ce000-0000-4000-8000-000000000001', 94, 2.29, 3, 9, current_date - 13, current_date
+where not exists (select 1 from public.efficiency_metrics e where e.user_id = 'a11ce000-0000-4000-8000-000000000001');
 -- ---- end Auditor
