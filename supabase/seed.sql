@@ -367,3 +367,37 @@ values
   ('ca201000-0000-4000-8000-000000000003', '0a000000-0000-4000-8000-0000970a0001')
 on conflict do nothing;
 -- ---- end work management
+
+-- ---- Auditor (issue 14): Alice's usage of the last two weeks (VS Code on all 9 working days with focus, Slack on 4,
+-- Notion on 1), her efficiency row and three quick wins (one completed a week ago). The usage rows are what
+-- refresh_my_usage_analytics() computes from such focus events; the events themselves are not seeded, because the
+-- privacy tests count every stored telemetry event. Run again, it adds nothing.
+insert into public.app_allowlist (user_id, app_id, app_name, scope)
+values ('a11ce000-0000-4000-8000-000000000001', 'slack', 'Slack', 'all'),
+       ('a11ce000-0000-4000-8000-000000000001', 'notion', 'Notion', 'all')
+on conflict (user_id, app_id) do nothing;
+
+insert into public.quick_wins (id, user_id, title, description, category, impact, effort, estimated_time_saved, completed_at)
+values
+  ('0a000000-0000-4000-8000-0000a0d10001', 'a11ce000-0000-4000-8000-000000000001', 'Batch Slack notifications',
+   'Check Slack at set times instead of on every ping', 'messaging', 'high', 'low', '2 hours', now() - interval '7 days'),
+  ('0a000000-0000-4000-8000-0000a0d10002', 'a11ce000-0000-4000-8000-000000000001', 'Snippets for code review replies',
+   'Save the five review comments you type most', 'automation', 'medium', 'low', '45 minutes', null),
+  ('0a000000-0000-4000-8000-0000a0d10003', 'a11ce000-0000-4000-8000-000000000001', 'One Notion page per project',
+   'Move scattered notes into the project page', 'documentation', 'medium', 'medium', '1 hour', null)
+on conflict (id) do nothing;
+
+insert into public.usage_analytics (user_id, platform, usage_percentage, status, active_days, focus_ms, period_start, period_end)
+select 'a11ce000-0000-4000-8000-000000000001', v.platform, v.pct, v.status, v.days, v.ms, current_date - 13, current_date
+from (values ('vscode', 100, 'optimal', 9, 64800000::bigint),
+             ('slack', 44, 'needs_attention', 4, 4800000::bigint),
+             ('notion', 11, 'underutilized', 1, 1800000::bigint)) as v (platform, pct, status, days, ms)
+where not exists (select 1 from public.usage_analytics u where u.user_id = 'a11ce000-0000-4000-8000-000000000001');
+
+-- Score: (100 * 18 h + 44 * 1.33 h + 11 * 0.5 h) / 19.83 h = 94; time saved: 2 h a week for the 8 days since the
+-- Slack win was completed = 2.29 h.
+insert into public.efficiency_metrics (user_id, efficiency_score, time_saved_hours, active_tools_count, active_days,
+                                       period_start, period_end)
+select 'a11ce000-0000-4000-8000-000000000001', 94, 2.29, 3, 9, current_date - 13, current_date
+where not exists (select 1 from public.efficiency_metrics e where e.user_id = 'a11ce000-0000-4000-8000-000000000001');
+-- ---- end Auditor

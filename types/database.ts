@@ -397,6 +397,20 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"efficiency_metrics": {
+                  Row: {
+                    "active_days": number,"active_tools_count": number,"computed_at": string,"created_at": string,"efficiency_score": number,"id": string,"period_end": string,"period_start": string,"time_saved_hours": number,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active_days"?: number,"active_tools_count"?: number,"computed_at"?: string,"created_at"?: string,"efficiency_score": number,"id"?: string,"period_end": string,"period_start": string,"time_saved_hours"?: number,"user_id": string
+                  }
+                  Update: {
+                    "active_days"?: number,"active_tools_count"?: number,"computed_at"?: string,"created_at"?: string,"efficiency_score"?: number,"id"?: string,"period_end"?: string,"period_start"?: string,"time_saved_hours"?: number,"user_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"feature_flags": {
                   Row: {
                     "created_at": string,"description": string | null,"enabled": boolean,"id": string,"key": string,"metadata": NonNullable<Json>,"plans": (string)[],"rollout_percentage": number,"updated_at": string
@@ -861,6 +875,20 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"quick_wins": {
+                  Row: {
+                    "category": string,"completed_at": string | null,"created_at": string,"deleted_at": string | null,"description": string | null,"effort": string,"estimated_time_saved": string | null,"id": string,"impact": string,"is_completed": boolean | null,"title": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "category": string,"completed_at"?: string | null,"created_at"?: string,"deleted_at"?: string | null,"description"?: string | null,"effort"?: string,"estimated_time_saved"?: string | null,"id"?: string,"impact"?: string,"is_completed"?: never,"title": string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Update: {
+                    "category"?: string,"completed_at"?: string | null,"created_at"?: string,"deleted_at"?: string | null,"description"?: string | null,"effort"?: string,"estimated_time_saved"?: string | null,"id"?: string,"impact"?: string,"is_completed"?: never,"title"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"receptionist_settings": {
                   Row: {
                     "caller_data_retention_days": number,"created_at": string,"organization_id": string,"updated_at": string
@@ -1269,6 +1297,20 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"usage_analytics": {
+                  Row: {
+                    "active_days": number,"computed_at": string,"created_at": string,"focus_ms": number,"id": string,"period_end": string,"period_start": string,"platform": string,"status": string,"usage_percentage": number,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active_days": number,"computed_at"?: string,"created_at"?: string,"focus_ms": number,"id"?: string,"period_end": string,"period_start": string,"platform": string,"status": string,"usage_percentage": number,"user_id": string
+                  }
+                  Update: {
+                    "active_days"?: number,"computed_at"?: string,"created_at"?: string,"focus_ms"?: number,"id"?: string,"period_end"?: string,"period_start"?: string,"platform"?: string,"status"?: string,"usage_percentage"?: number,"user_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"usage_metrics": {
                   Row: {
                     "created_at": string,"id": string,"metadata": NonNullable<Json>,"metric_type": string,"metric_unit": string | null,"metric_value": number,"organization_id": string,"period_end": string,"period_start": string,"updated_at": string
@@ -1294,6 +1336,20 @@ isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
     }
+                  ]
+                },"usage_status_thresholds": {
+                  Row: {
+                    "created_at": string,"description": string,"max_percentage": number,"min_percentage": number,"status": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"description": string,"max_percentage": number,"min_percentage": number,"status": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"description"?: string,"max_percentage"?: number,"min_percentage"?: number,"status"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
                   ]
                 },"webhook_deliveries": {
                   Row: {
@@ -1961,6 +2017,9 @@ isOneToOne: false
                            },
 "redact_telemetry_metadata":
 { Args: { "raw_metadata": Json }; Returns: Json
+                           },
+"refresh_my_usage_analytics":
+{ Args: { "period_end": string,"period_start": string }; Returns: Json
                            },
 "remove_organization_member":
 { Args: { "organization_id": string,"user_id": string }; Returns: undefined

@@ -411,6 +411,28 @@ export interface Conversations {
   updated_at: Generated<Timestamp>;
 }
 
+export interface EfficiencyMetrics {
+  /**
+   * Days of the period with any app focus (the denominator of the usage percentages).
+   */
+  active_days: Generated<number>;
+  active_tools_count: Generated<number>;
+  computed_at: Generated<Timestamp>;
+  created_at: Generated<Timestamp>;
+  /**
+   * Focus-time-weighted mean of the period's usage percentages (0-100).
+   */
+  efficiency_score: number;
+  id: Generated<string>;
+  period_end: Timestamp;
+  period_start: Timestamp;
+  /**
+   * Hours saved by completed quick wins in the period (their weekly estimate for each day after completion).
+   */
+  time_saved_hours: Generated<Numeric>;
+  user_id: string;
+}
+
 export interface FeatureFlags {
   created_at: Generated<Timestamp>;
   description: string | null;
@@ -852,6 +874,31 @@ export interface Projects {
   visibility: Generated<string>;
 }
 
+export interface QuickWins {
+  /**
+   * Lower-case key such as automation, meetings, email (1-50 of a-z, 0-9, _ and -).
+   */
+  category: string;
+  completed_at: Timestamp | null;
+  created_at: Generated<Timestamp>;
+  deleted_at: Timestamp | null;
+  description: string | null;
+  effort: Generated<string>;
+  /**
+   * Time the win saves per week once completed (at most a week of time: 168 hours); the seed's free text became an interval.
+   */
+  estimated_time_saved: Interval | null;
+  id: Generated<string>;
+  impact: Generated<string>;
+  /**
+   * Derived: completed_at is set.
+   */
+  is_completed: Generated<boolean | null>;
+  title: string;
+  updated_at: Generated<Timestamp>;
+  user_id: Generated<string>;
+}
+
 export interface ReceptionistSettings {
   /**
    * Days after which conversations' caller fields, transcripts and recordings, messages' addresses and bodies, and (counted from the appointment's end) appointments' client contacts are cleared.
@@ -1111,6 +1158,35 @@ export interface TelemetryEvents {
   user_id: Generated<string>;
 }
 
+export interface UsageAnalytics {
+  /**
+   * Days of the period (user's time zone) on which this app had focus.
+   */
+  active_days: number;
+  computed_at: Generated<Timestamp>;
+  created_at: Generated<Timestamp>;
+  /**
+   * Sum of the app's app.focus durations in the period.
+   */
+  focus_ms: Int8;
+  id: Generated<string>;
+  period_end: Timestamp;
+  period_start: Timestamp;
+  /**
+   * The telemetry app_id the figures are about (the seed's platform).
+   */
+  platform: string;
+  /**
+   * From usage_status_thresholds at the time of computing.
+   */
+  status: string;
+  /**
+   * round(100 * days the app had focus / days with any app focus in the period).
+   */
+  usage_percentage: number;
+  user_id: string;
+}
+
 export interface UsageMetrics {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
@@ -1121,6 +1197,15 @@ export interface UsageMetrics {
   organization_id: string;
   period_end: Timestamp;
   period_start: Timestamp;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface UsageStatusThresholds {
+  created_at: Generated<Timestamp>;
+  description: string;
+  max_percentage: number;
+  min_percentage: number;
+  status: string;
   updated_at: Generated<Timestamp>;
 }
 
@@ -1351,6 +1436,7 @@ export interface DB {
   billing_customers: BillingCustomers;
   billing_sync_problems: BillingSyncProblems;
   conversations: Conversations;
+  efficiency_metrics: EfficiencyMetrics;
   feature_flags: FeatureFlags;
   file_events: FileEvents;
   file_patterns: FilePatterns;
@@ -1374,6 +1460,7 @@ export interface DB {
   project_favorites: ProjectFavorites;
   project_members: ProjectMembers;
   projects: Projects;
+  quick_wins: QuickWins;
   receptionist_settings: ReceptionistSettings;
   retention_policies: RetentionPolicies;
   role_permissions: RolePermissions;
@@ -1389,7 +1476,9 @@ export interface DB {
   task_dependencies: TaskDependencies;
   tasks: Tasks;
   telemetry_events: TelemetryEvents;
+  usage_analytics: UsageAnalytics;
   usage_metrics: UsageMetrics;
+  usage_status_thresholds: UsageStatusThresholds;
   webhook_deliveries: WebhookDeliveries;
   webhook_event_types: WebhookEventTypes;
   webhooks: Webhooks;

@@ -242,6 +242,12 @@ begin
       summary := summary || jsonb_build_object('file_insights',
                                                private.purge_expired_file_insights(cutoff, 'retention_policy'));
     end if;
+    -- ---- Auditor (issue 14): usage derived from telemetry expires with it (70-analytics-auditor.sql).
+    if policy.table_name = 'telemetry_events' then
+      summary := summary || jsonb_build_object('usage_analytics',
+                                               private.purge_expired_usage_analytics(cutoff, 'retention_policy'));
+    end if;
+    -- ---- end Auditor
   end loop;
   insert into public.metrics_log (source, metric, value, details)
   values ('cleanup_retention_data', 'rows_removed',
@@ -341,6 +347,9 @@ begin
   end loop;
   -- What was derived from file events expires on the same per-user horizon.
   total_deleted := total_deleted + private.purge_expired_file_insights(null, 'user_retention');
+  -- ---- Auditor (issue 14): so does the usage derived from telemetry (70-analytics-auditor.sql).
+  total_deleted := total_deleted + private.purge_expired_usage_analytics(null, 'user_retention');
+  -- ---- end Auditor
 
   insert into public.metrics_log (source, metric, value, details)
   values ('cleanup_telemetry_by_retention', 'rows_removed', total_dropped + total_deleted,

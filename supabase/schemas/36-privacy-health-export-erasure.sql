@@ -9,7 +9,9 @@ set timezone = 'UTC'
 as $$
 declare
   privacy_tables constant text[] := array['privacy_prefs', 'app_allowlist', 'signal_toggles', 'telemetry_events',
-    'file_events', 'file_patterns', 'file_relationships', 'privacy_transparency_log', 'retention_policies', 'metrics_log'];
+    'file_events', 'file_patterns', 'file_relationships', 'privacy_transparency_log', 'retention_policies', 'metrics_log',
+    -- Auditor (issue 14): usage derived from telemetry (70-analytics-auditor.sql).
+    'usage_analytics', 'efficiency_metrics'];
   rls jsonb;
   triggers jsonb;
   sampled integer;
@@ -142,6 +144,9 @@ begin
   -- ---- Work management (issue 12): projects owned, memberships, favourites, tasks (51-work-tasks.sql).
   result := result || private.work_personal_data(uid);
   -- ---- end Work management
+  -- ---- Auditor (issue 14): usage analytics, efficiency metrics, quick wins (70-analytics-auditor.sql).
+  result := result || private.auditor_personal_data(uid);
+  -- ---- end Auditor
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
@@ -163,6 +168,7 @@ declare
   files bigint;
   patterns bigint;
   relationships bigint;
+  derived_usage jsonb;
 begin
   -- The lock ingest_events() takes per user: a batch in flight commits before the erasure, not after it.
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('ingest:' || uid::text, 0));
@@ -175,11 +181,14 @@ begin
   delete from public.file_relationships r where r.user_id = uid;
   get diagnostics relationships = row_count;
   delete from private.event_month_counts m where m.user_id = uid;
+  -- ---- Auditor (issue 14): usage derived from the telemetry goes with it (70-analytics-auditor.sql).
+  derived_usage := private.erase_auditor_usage(uid);
+  -- ---- end Auditor
   perform private.append_transparency_entry(uid, 'erasure', 'erase_my_telemetry', null, null, null,
     jsonb_build_object('telemetry_events', telemetry, 'file_events', files, 'file_patterns', patterns,
-                       'file_relationships', relationships));
+                       'file_relationships', relationships) || derived_usage);
   return jsonb_build_object('telemetry_events', telemetry, 'file_events', files, 'file_patterns', patterns,
-                            'file_relationships', relationships);
+                            'file_relationships', relationships) || derived_usage;
 end;
 $$;
 comment on function public.erase_my_telemetry() is 'Erases the caller''s telemetry and file events (and what was derived from them); returns counts; logged in the transparency log.';

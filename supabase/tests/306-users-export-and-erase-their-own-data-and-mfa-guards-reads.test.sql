@@ -42,7 +42,7 @@ select is((select action from public.privacy_transparency_log order by seq desc 
 
 -- Erasure.
 select is(public.erase_my_telemetry(),
-  '{"telemetry_events": 2, "file_events": 1, "file_patterns": 1, "file_relationships": 1}'::jsonb,
+  '{"telemetry_events": 2, "file_events": 1, "file_patterns": 1, "file_relationships": 1, "usage_analytics": 0, "efficiency_metrics": 0}'::jsonb,
   'erasure removes the caller''s events and what was derived from them, and reports the counts');
 select is_empty($$select 1 from public.telemetry_events union all select 1 from public.file_events$$,
   'after erasure the caller has no events');
