@@ -367,3 +367,27 @@ values
   ('ca201000-0000-4000-8000-000000000003', '0a000000-0000-4000-8000-0000970a0001')
 on conflict do nothing;
 -- ---- end work management
+
+-- ---- Work management, time (issue 12, 54-work-time.sql): carol's and dave's time on the website tasks (one billable,
+-- one manual), two AI runs of the hero section (the first failed), which roll up into the tasks and the project.
+insert into public.time_entries (id, task_id, user_id, start_time, end_time, description, is_manual, is_billable, hourly_rate)
+values
+  ('0a000000-0000-4000-8000-0000713e0001', '0a000000-0000-4000-8000-00007a5c0001', 'ca201000-0000-4000-8000-000000000003',
+   '2026-11-20 09:00Z', '2026-11-20 12:30Z', 'Wireframes and review', false, true, 95),
+  ('0a000000-0000-4000-8000-0000713e0002', '0a000000-0000-4000-8000-00007a5c0003', 'ca201000-0000-4000-8000-000000000003',
+   '2026-11-23 13:00Z', '2026-11-23 15:15Z', 'Hero markup', false, false, null),
+  ('0a000000-0000-4000-8000-0000713e0003', '0a000000-0000-4000-8000-00007a5c0002', 'da7e0000-0000-4000-8000-000000000004',
+   '2026-11-24 10:00Z', '2026-11-24 10:45Z', 'Copy review call', true, false, null)
+on conflict (id) do nothing;
+insert into public.task_executions (id, task_id, started_by, prompt, response, ai_provider, model, temperature, max_tokens,
+                                    tokens_used, duration, cost, status, error_message, retry_count, rating, user_feedback)
+values
+  ('0a000000-0000-4000-8000-0000e8ec0001', '0a000000-0000-4000-8000-00007a5c0003', 'ca201000-0000-4000-8000-000000000003',
+   'Write the hero section copy for the product tour', null, 'openai', 'gpt-4o-mini', 0.7, 800,
+   '{"prompt_tokens": 220, "completion_tokens": 0, "total_tokens": 220}', 30000, 0.000033, 'failed', 'request timed out', 0, null, null),
+  ('0a000000-0000-4000-8000-0000e8ec0002', '0a000000-0000-4000-8000-00007a5c0003', 'ca201000-0000-4000-8000-000000000003',
+   'Write the hero section copy for the product tour', 'Ship AI workflows your whole team trusts.', 'openai', 'gpt-4o-mini',
+   0.7, 800, '{"prompt_tokens": 220, "completion_tokens": 180, "total_tokens": 400}', 4200, 0.000141, 'success', null, 1, 4,
+   'Good, shorten the subtitle')
+on conflict (id) do nothing;
+-- ---- end work management, time

@@ -837,14 +837,14 @@ isOneToOne: false
                   ]
                 },"projects": {
                   Row: {
-                    "actual_hours": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
+                    "actual_hours": number,"actual_minutes": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Update: {
-                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Relationships: [
                     {
@@ -1217,6 +1217,50 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"task_executions": {
+                  Row: {
+                    "ai_agent_task_id": string | null,"ai_provider": string,"completed_at": string | null,"context": string | null,"cost": number | null,"created_at": string,"duration": number | null,"error_message": string | null,"execution_number": number,"id": string,"max_tokens": number | null,"model": string,"organization_id": string,"project_id": string,"prompt": string,"rating": number | null,"response": string | null,"retry_count": number,"started_by": string | null,"status": string,"task_id": string,"temperature": number | null,"tokens_used": Json | null,"updated_at": string,"user_feedback": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "ai_agent_task_id"?: string | null,"ai_provider": string,"completed_at"?: string | null,"context"?: string | null,"cost"?: number | null,"created_at"?: string,"duration"?: number | null,"error_message"?: string | null,"execution_number": number,"id"?: string,"max_tokens"?: number | null,"model": string,"organization_id": string,"project_id": string,"prompt": string,"rating"?: number | null,"response"?: string | null,"retry_count"?: number,"started_by"?: string | null,"status"?: string,"task_id": string,"temperature"?: number | null,"tokens_used"?: Json | null,"updated_at"?: string,"user_feedback"?: string | null
+                  }
+                  Update: {
+                    "ai_agent_task_id"?: string | null,"ai_provider"?: string,"completed_at"?: string | null,"context"?: string | null,"cost"?: number | null,"created_at"?: string,"duration"?: number | null,"error_message"?: string | null,"execution_number"?: number,"id"?: string,"max_tokens"?: number | null,"model"?: string,"organization_id"?: string,"project_id"?: string,"prompt"?: string,"rating"?: number | null,"response"?: string | null,"retry_count"?: number,"started_by"?: string | null,"status"?: string,"task_id"?: string,"temperature"?: number | null,"tokens_used"?: Json | null,"updated_at"?: string,"user_feedback"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "task_executions_ai_agent_task_id_fkey"
+      columns: ["ai_agent_task_id"]
+isOneToOne: false
+      referencedRelation: "ai_agent_tasks"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_executions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "task_executions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_executions_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_executions_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"tasks": {
                   Row: {
                     "actual_cost": number,"actual_minutes": number,"ai_provider": string | null,"assignee_id": string | null,"blocked_reason": string | null,"completed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"description": string | null,"due_date": string | null,"estimated_minutes": number | null,"execution_type": string,"generated_prompt": string | null,"id": string,"mcp_config": Json | null,"organization_id": string,"parent_task_id": string | null,"position": number,"priority": string,"project_id": string,"started_at": string | null,"status": string,"tags": (string)[],"title": string,"token_usage": Json | null,"updated_at": string
@@ -1268,6 +1312,44 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"time_entries": {
+                  Row: {
+                    "created_at": string,"description": string | null,"duration": number | null,"end_time": string | null,"hourly_rate": number | null,"id": string,"is_billable": boolean,"is_manual": boolean,"organization_id": string,"project_id": string,"start_time": string,"task_id": string,"updated_at": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"description"?: string | null,"duration"?: never,"end_time"?: string | null,"hourly_rate"?: number | null,"id"?: string,"is_billable"?: boolean,"is_manual"?: boolean,"organization_id": string,"project_id": string,"start_time"?: string,"task_id": string,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "created_at"?: string,"description"?: string | null,"duration"?: never,"end_time"?: string | null,"hourly_rate"?: number | null,"id"?: string,"is_billable"?: boolean,"is_manual"?: boolean,"organization_id"?: string,"project_id"?: string,"start_time"?: string,"task_id"?: string,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "time_entries_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "time_entries_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "time_entries_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "time_entries_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"usage_metrics": {
                   Row: {

@@ -820,6 +820,10 @@ export interface Projects {
    * Derived: hours of the project's time entries, kept by the database; 0 until time entries exist. Not writable by clients.
    */
   actual_hours: Generated<Numeric>;
+  /**
+   * Derived: whole minutes of the project's live tasks' time entries (the sum of its live root tasks' actual_minutes); actual_hours is this over 60, rounded to 2 places. Kept by the database; not writable by clients.
+   */
+  actual_minutes: Generated<number>;
   ai_provider: string | null;
   /**
    * Set when status becomes archived (filled in by trigger when omitted), null otherwise (projects_archived_at_matches_status).
@@ -1043,6 +1047,55 @@ export interface TaskDependencies {
   task_id: string;
 }
 
+export interface TaskExecutions {
+  /**
+   * The workflow engine's ai_agent_tasks row when the engine ran it (same organization); null for runs recorded by an app.
+   */
+  ai_agent_task_id: string | null;
+  ai_provider: string;
+  /**
+   * Set when the status leaves running (filled in by trigger when omitted), null while running.
+   */
+  completed_at: Timestamp | null;
+  context: string | null;
+  /**
+   * Cost in USD; counts towards the task's actual_cost whatever the status (a failed call is paid for too).
+   */
+  cost: Numeric | null;
+  created_at: Generated<Timestamp>;
+  /**
+   * Run time in milliseconds.
+   */
+  duration: number | null;
+  error_message: string | null;
+  /**
+   * Run number within the task (1, 2, ...), assigned by trigger under a per-task lock.
+   */
+  execution_number: number;
+  id: Generated<string>;
+  max_tokens: number | null;
+  model: string;
+  organization_id: string;
+  project_id: string;
+  prompt: string;
+  rating: number | null;
+  response: string | null;
+  retry_count: Generated<number>;
+  /**
+   * Who started the run (the caller by default); null once their account is deleted.
+   */
+  started_by: Generated<string | null>;
+  status: Generated<string>;
+  task_id: string;
+  temperature: Numeric | null;
+  /**
+   * Token usage: an object of non-negative numbers keyed prompt_tokens, completion_tokens, total_tokens, cached_tokens.
+   */
+  tokens_used: Json | null;
+  updated_at: Generated<Timestamp>;
+  user_feedback: string | null;
+}
+
 export interface Tasks {
   /**
    * Derived from task executions, kept by the database; not writable by clients.
@@ -1109,6 +1162,44 @@ export interface TelemetryEvents {
   metadata_redacted: Generated<Json>;
   occurred_at: Timestamp;
   user_id: Generated<string>;
+}
+
+export interface TimeEntries {
+  created_at: Generated<Timestamp>;
+  description: string | null;
+  /**
+   * Derived: seconds between start_time and end_time; null while running. Each finished entry adds round(duration / 60) minutes to its task.
+   */
+  duration: Generated<number | null>;
+  /**
+   * Null while the timer runs; a running timer counts nothing towards the totals until it stops.
+   */
+  end_time: Timestamp | null;
+  /**
+   * Rate for billable time (only when is_billable, time_entries_hourly_rate_billable).
+   */
+  hourly_rate: Numeric | null;
+  id: Generated<string>;
+  is_billable: Generated<boolean>;
+  /**
+   * Entered by hand rather than by a timer (the seed's isManual).
+   */
+  is_manual: Generated<boolean>;
+  /**
+   * The task's organization (copied by trigger).
+   */
+  organization_id: string;
+  /**
+   * The task's project (copied by trigger, for policies and the roll-up).
+   */
+  project_id: string;
+  start_time: Generated<Timestamp>;
+  task_id: string;
+  updated_at: Generated<Timestamp>;
+  /**
+   * Who tracked the time (the caller by default). Null once their account is deleted: the entry and the organization's totals stay.
+   */
+  user_id: Generated<string | null>;
 }
 
 export interface UsageMetrics {
@@ -1387,8 +1478,10 @@ export interface DB {
   subscription_items: SubscriptionItems;
   subscriptions: Subscriptions;
   task_dependencies: TaskDependencies;
+  task_executions: TaskExecutions;
   tasks: Tasks;
   telemetry_events: TelemetryEvents;
+  time_entries: TimeEntries;
   usage_metrics: UsageMetrics;
   webhook_deliveries: WebhookDeliveries;
   webhook_event_types: WebhookEventTypes;
