@@ -391,3 +391,39 @@ values
    'Good, shorten the subtitle')
 on conflict (id) do nothing;
 -- ---- end work management, time
+
+-- ---- Work management, skills (issue 12, 55-work-skills.sql): Acme's private "Landing page copy" skill and public,
+-- official "Code review" skill (marked by the platform), their tags, a review from Globex's Grace, a suggestion on
+-- the hero section, and Frank's fork of the public skill into Globex.
+insert into public.skills (id, organization_id, author_id, name, description, prompt, category, ai_provider, input_schema,
+                           output_schema, is_public, is_official, changelog)
+values
+  ('0a000000-0000-4000-8000-00005c110001', '0a000000-0000-4000-8000-00000000ac3e', 'ca201000-0000-4000-8000-000000000003',
+   'Landing page copy', 'Writes a hero headline and subtitle in Acme''s voice',
+   'Write a headline and a subtitle for {{product}} aimed at {{audience}}.', 'writing', 'openai',
+   '{"type": "object", "required": ["product"], "properties": {"product": {"type": "string"}, "audience": {"type": "string"}}}',
+   '{"type": "object", "properties": {"headline": {"type": "string"}, "subtitle": {"type": "string"}}}', false, false, null),
+  ('0a000000-0000-4000-8000-00005c110002', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Code review', 'Reviews a diff for bugs, security issues and style', 'Review this diff and list problems by severity: {{diff}}',
+   'development', 'anthropic', '{"type": "object", "properties": {"diff": {"type": "string"}}}', '{"type": "array"}',
+   true, true, 'First public version')
+on conflict (id) do nothing;
+insert into public.skill_tags (skill_id, tag)
+values
+  ('0a000000-0000-4000-8000-00005c110001', 'copywriting'),
+  ('0a000000-0000-4000-8000-00005c110002', 'review'),
+  ('0a000000-0000-4000-8000-00005c110002', 'git')
+on conflict do nothing;
+insert into public.skill_reviews (id, skill_id, user_id, rating, comment)
+values ('0a000000-0000-4000-8000-00005c1e0001', '0a000000-0000-4000-8000-00005c110002', '92ace000-0000-4000-8000-000000000007',
+        5, 'Caught a SQL injection on day one')
+on conflict do nothing;
+insert into public.task_suggested_skills (task_id, skill_id)
+values ('0a000000-0000-4000-8000-00007a5c0003', '0a000000-0000-4000-8000-00005c110001')
+on conflict do nothing;
+insert into public.skills (id, organization_id, author_id, forked_from_id, name, description, prompt, category, changelog)
+values ('0a000000-0000-4000-8000-00005c110003', '0a000000-0000-4000-8000-0000000910be', 'f2a40000-0000-4000-8000-000000000006',
+        '0a000000-0000-4000-8000-00005c110002', 'Code review', 'Reviews a diff for bugs, security issues and style',
+        'Review this diff and list problems by severity: {{diff}}', 'development', 'Forked from Code review (version 1)')
+on conflict (id) do nothing;
+-- ---- end work management, skills

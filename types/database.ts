@@ -993,6 +993,102 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"skill_reviews": {
+                  Row: {
+                    "comment": string | null,"created_at": string,"id": string,"organization_id": string,"rating": number,"skill_id": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "comment"?: string | null,"created_at"?: string,"id"?: string,"organization_id": string,"rating": number,"skill_id": string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Update: {
+                    "comment"?: string | null,"created_at"?: string,"id"?: string,"organization_id"?: string,"rating"?: number,"skill_id"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "skill_reviews_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "skill_reviews_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "skill_reviews_skill_id_fkey"
+      columns: ["skill_id"]
+isOneToOne: false
+      referencedRelation: "skills"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"skill_tags": {
+                  Row: {
+                    "organization_id": string,"skill_id": string,"tag": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "organization_id": string,"skill_id": string,"tag": string
+                  }
+                  Update: {
+                    "organization_id"?: string,"skill_id"?: string,"tag"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "skill_tags_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "skill_tags_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "skill_tags_skill_id_fkey"
+      columns: ["skill_id"]
+isOneToOne: false
+      referencedRelation: "skills"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"skills": {
+                  Row: {
+                    "ai_provider": string | null,"author_id": string | null,"category": string,"changelog": string | null,"created_at": string,"description": string,"fork_count": number,"forked_from_id": string | null,"id": string,"input_schema": Json | null,"is_official": boolean,"is_public": boolean,"mcp_requirements": NonNullable<Json>,"name": string,"organization_id": string,"output_schema": Json | null,"prompt": string,"rating": number | null,"review_count": number,"updated_at": string,"usage_count": number,"version": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "ai_provider"?: string | null,"author_id"?: string | null,"category": string,"changelog"?: string | null,"created_at"?: string,"description": string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name": string,"organization_id": string,"output_schema"?: Json | null,"prompt": string,"rating"?: number | null,"review_count"?: number,"updated_at"?: string,"usage_count"?: number,"version"?: number
+                  }
+                  Update: {
+                    "ai_provider"?: string | null,"author_id"?: string | null,"category"?: string,"changelog"?: string | null,"created_at"?: string,"description"?: string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name"?: string,"organization_id"?: string,"output_schema"?: Json | null,"prompt"?: string,"rating"?: number | null,"review_count"?: number,"updated_at"?: string,"usage_count"?: number,"version"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "skills_forked_from_id_fkey"
+      columns: ["forked_from_id"]
+isOneToOne: false
+      referencedRelation: "skills"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"staff": {
                   Row: {
                     "created_at": string,"deleted_at": string | null,"email": string | null,"id": string,"is_active": boolean,"name": string,"organization_id": string,"phone": string | null,"role": string | null,"updated_at": string,"user_id": string | null
@@ -1255,6 +1351,44 @@ isOneToOne: false
       referencedColumns: ["id"]
     },{
       foreignKeyName: "task_executions_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"task_suggested_skills": {
+                  Row: {
+                    "added_by": string | null,"created_at": string,"organization_id": string,"skill_id": string,"task_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "added_by"?: string | null,"created_at"?: string,"organization_id": string,"skill_id": string,"task_id": string
+                  }
+                  Update: {
+                    "added_by"?: string | null,"created_at"?: string,"organization_id"?: string,"skill_id"?: string,"task_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "task_suggested_skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "task_suggested_skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_suggested_skills_skill_id_fkey"
+      columns: ["skill_id"]
+isOneToOne: false
+      referencedRelation: "skills"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_suggested_skills_task_id_fkey"
       columns: ["task_id"]
 isOneToOne: false
       referencedRelation: "tasks"
@@ -1987,6 +2121,9 @@ isOneToOne: false
                            },
 "fail_workflow_run":
 { Args: { "error": Json,"lease_token": string,"retryable"?: boolean,"run_id": string }; Returns: string
+                           },
+"fork_skill":
+{ Args: { "organization_id": string,"skill_id": string }; Returns: string
                            },
 "get_index_usage":
 { Args: Record<PropertyKey, never>; Returns: {

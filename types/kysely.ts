@@ -946,6 +946,90 @@ export interface SignalToggles {
   user_id: Generated<string>;
 }
 
+export interface SkillReviews {
+  comment: string | null;
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  /**
+   * The skill's organization (copied by trigger, for the audit log); the reviewer may belong to another one.
+   */
+  organization_id: string;
+  rating: number;
+  skill_id: string;
+  updated_at: Generated<Timestamp>;
+  user_id: Generated<string>;
+}
+
+export interface Skills {
+  ai_provider: string | null;
+  /**
+   * Who wrote the skill (the caller by default); null once their account is deleted (the skill stays with the organization).
+   */
+  author_id: Generated<string | null>;
+  category: string;
+  changelog: string | null;
+  created_at: Generated<Timestamp>;
+  description: string;
+  /**
+   * Derived: skills forked from this one, kept by the database.
+   */
+  fork_count: Generated<number>;
+  /**
+   * The skill this one was copied from by fork_skill(); null for originals or when the original is deleted.
+   */
+  forked_from_id: string | null;
+  id: Generated<string>;
+  /**
+   * JSON Schema of the skill's inputs: an object with a type (skills_input_schema_valid).
+   */
+  input_schema: Json | null;
+  /**
+   * Marked by a platform administrator (app_metadata.platform_admin); an official skill is public.
+   */
+  is_official: Generated<boolean>;
+  is_public: Generated<boolean>;
+  /**
+   * Names of the MCP servers the skill needs (a JSON array of strings).
+   */
+  mcp_requirements: Generated<Json>;
+  name: string;
+  organization_id: string;
+  /**
+   * JSON Schema of the skill's outputs: an object with a type (skills_output_schema_valid).
+   */
+  output_schema: Json | null;
+  /**
+   * The prompt template (the seed's prompt).
+   */
+  prompt: string;
+  /**
+   * Derived: average of the skill's reviews, null without reviews.
+   */
+  rating: Numeric | null;
+  /**
+   * Derived: number of reviews (a column the seed's reviews JSON implied).
+   */
+  review_count: Generated<number>;
+  updated_at: Generated<Timestamp>;
+  /**
+   * Derived: tasks suggesting this skill (task_suggested_skills), kept by the database.
+   */
+  usage_count: Generated<number>;
+  /**
+   * Starts at 1 and goes up by one, by trigger, whenever prompt, input_schema or output_schema change.
+   */
+  version: Generated<number>;
+}
+
+export interface SkillTags {
+  /**
+   * The skill's organization (copied by trigger).
+   */
+  organization_id: string;
+  skill_id: string;
+  tag: string;
+}
+
 export interface Staff {
   created_at: Generated<Timestamp>;
   deleted_at: Timestamp | null;
@@ -1148,6 +1232,17 @@ export interface Tasks {
   title: string;
   token_usage: Json | null;
   updated_at: Generated<Timestamp>;
+}
+
+export interface TaskSuggestedSkills {
+  added_by: Generated<string | null>;
+  created_at: Generated<Timestamp>;
+  /**
+   * The task's organization (copied by trigger).
+   */
+  organization_id: string;
+  skill_id: string;
+  task_id: string;
 }
 
 export interface TelemetryEvents {
@@ -1471,6 +1566,9 @@ export interface DB {
   roles: Roles;
   services: Services;
   signal_toggles: SignalToggles;
+  skill_reviews: SkillReviews;
+  skill_tags: SkillTags;
+  skills: Skills;
   staff: Staff;
   staff_services: StaffServices;
   staff_time_off: StaffTimeOff;
@@ -1479,6 +1577,7 @@ export interface DB {
   subscriptions: Subscriptions;
   task_dependencies: TaskDependencies;
   task_executions: TaskExecutions;
+  task_suggested_skills: TaskSuggestedSkills;
   tasks: Tasks;
   telemetry_events: TelemetryEvents;
   time_entries: TimeEntries;
