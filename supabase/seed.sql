@@ -427,3 +427,29 @@ values ('0a000000-0000-4000-8000-00005c110003', '0a000000-0000-4000-8000-0000000
         'Review this diff and list problems by severity: {{diff}}', 'development', 'Forked from Code review (version 1)')
 on conflict (id) do nothing;
 -- ---- end work management, skills
+
+-- ---- Work management, templates (issue 12, 56-work-templates.sql): Acme's public, official "Marketing site" template
+-- (tasks with subtasks and suggested skills) and one project made from it with create_project_from_template() as
+-- alice (the function reads the caller from the JWT claims, set for this statement only). Runs once.
+insert into public.templates (id, organization_id, author_id, name, description, category, tags, project_structure, is_public, is_official)
+values
+  ('0a000000-0000-4000-8000-00007e3b0001', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Marketing site', 'Plan, write and ship a marketing site', 'marketing', '{website,launch}',
+   '{"tasks": [{"title": "Write the copy", "priority": "high", "estimatedMinutes": 240, "skills": ["Landing page copy"],
+                "subtasks": [{"title": "Hero"}, {"title": "Pricing"}]},
+               {"title": "Build the pages", "estimatedMinutes": 960, "skills": ["Code review"]},
+               {"title": "Launch", "priority": "urgent", "estimatedMinutes": 60}],
+     "skills": [],
+     "automations": [{"name": "Tell the team", "trigger": {"type": "status_change", "to": "done"}, "actions": [{"type": "notify"}]}]}',
+   true, true)
+on conflict (id) do nothing;
+do $$
+begin
+  if not exists (select 1 from public.projects where template_id = '0a000000-0000-4000-8000-00007e3b0001') then
+    perform set_config('request.jwt.claims', '{"sub": "a11ce000-0000-4000-8000-000000000001", "role": "authenticated"}', true);
+    perform public.create_project_from_template('0a000000-0000-4000-8000-00007e3b0001', '0a000000-0000-4000-8000-00000000ac3e', 'Docs site');
+    perform set_config('request.jwt.claims', '', true);
+  end if;
+end;
+$$;
+-- ---- end work management, templates

@@ -837,14 +837,14 @@ isOneToOne: false
                   ]
                 },"projects": {
                   Row: {
-                    "actual_hours": number,"actual_minutes": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
+                    "actual_hours": number,"actual_minutes": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"status": string,"template_id": string | null,"title": string,"total_cost": number,"updated_at": string,"visibility": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"status"?: string,"template_id"?: string | null,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Update: {
-                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"status"?: string,"template_id"?: string | null,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Relationships: [
                     {
@@ -858,6 +858,12 @@ isOneToOne: false
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "projects_template_id_fkey"
+      columns: ["template_id"]
+isOneToOne: false
+      referencedRelation: "templates"
       referencedColumns: ["id"]
     }
                   ]
@@ -1446,6 +1452,70 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"template_tasks": {
+                  Row: {
+                    "description": string | null,"estimated_minutes": number | null,"id": string,"organization_id": string,"parent_template_task_id": string | null,"position": number,"priority": string,"skills": (string)[],"template_id": string,"title": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "description"?: string | null,"estimated_minutes"?: number | null,"id"?: string,"organization_id": string,"parent_template_task_id"?: string | null,"position": number,"priority"?: string,"skills"?: (string)[],"template_id": string,"title": string
+                  }
+                  Update: {
+                    "description"?: string | null,"estimated_minutes"?: number | null,"id"?: string,"organization_id"?: string,"parent_template_task_id"?: string | null,"position"?: number,"priority"?: string,"skills"?: (string)[],"template_id"?: string,"title"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "template_tasks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "template_tasks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "template_tasks_parent_template_task_id_fkey"
+      columns: ["parent_template_task_id"]
+isOneToOne: false
+      referencedRelation: "template_tasks"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "template_tasks_template_id_fkey"
+      columns: ["template_id"]
+isOneToOne: false
+      referencedRelation: "templates"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"templates": {
+                  Row: {
+                    "ai_provider_recommendations": Json | null,"author_id": string | null,"category": string,"cover_image_url": string | null,"created_at": string,"description": string,"id": string,"is_official": boolean,"is_public": boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"tags": (string)[],"updated_at": string,"usage_count": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category": string,"cover_image_url"?: string | null,"created_at"?: string,"description": string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
+                  }
+                  Update: {
+                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category"?: string,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name"?: string,"organization_id"?: string,"project_structure"?: NonNullable<Json>,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "templates_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "templates_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"time_entries": {
                   Row: {
@@ -2062,6 +2132,9 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"create_project_from_template":
+{ Args: { "organization_id": string,"template_id": string,"title": string }; Returns: string
+                           },
 "create_webhook":
 { Args: { "events": (string)[],"headers"?: Json,"name": string,"organization_id": string,"signing_secret": string,"url": string }; Returns: string
                            },

@@ -847,6 +847,10 @@ export interface Projects {
    */
   owner_id: Generated<string | null>;
   status: Generated<string>;
+  /**
+   * The template the project was created from (the seed's templateId); set by create_project_from_template(), null when the template is deleted. Not writable by clients.
+   */
+  template_id: string | null;
   title: string;
   /**
    * Derived: AI cost of the project's task executions, kept by the database; 0 until executions exist. Not writable by clients.
@@ -1259,6 +1263,64 @@ export interface TelemetryEvents {
   user_id: Generated<string>;
 }
 
+export interface Templates {
+  /**
+   * AI settings per provider (an object).
+   */
+  ai_provider_recommendations: Json | null;
+  /**
+   * Who wrote the template (the caller by default); null once their account is deleted.
+   */
+  author_id: Generated<string | null>;
+  category: string;
+  /**
+   * The seed's coverImage (named like projects.cover_image_url).
+   */
+  cover_image_url: string | null;
+  created_at: Generated<Timestamp>;
+  description: string;
+  id: Generated<string>;
+  /**
+   * Marked by a platform administrator; an official template is public.
+   */
+  is_official: Generated<boolean>;
+  is_public: Generated<boolean>;
+  name: string;
+  organization_id: string;
+  /**
+   * Seed 004's ProjectStructure: {tasks: [{title, description?, priority?, estimatedMinutes?, skills?, subtasks?}], skills?, automations?}; subtasks are our extension. Checked by templates_project_structure_shape.
+   */
+  project_structure: Json;
+  tags: Generated<string[]>;
+  updated_at: Generated<Timestamp>;
+  /**
+   * Derived: projects created from the template, counted by create_project_from_template().
+   */
+  usage_count: Generated<number>;
+}
+
+export interface TemplateTasks {
+  description: string | null;
+  estimated_minutes: number | null;
+  id: Generated<string>;
+  organization_id: string;
+  /**
+   * The task this one is a subtask of (project_structure's subtasks); null for top-level tasks.
+   */
+  parent_template_task_id: string | null;
+  /**
+   * Order among its siblings, from the array order (0, 1, ...).
+   */
+  position: number;
+  priority: Generated<string>;
+  /**
+   * Skill names or ids the task suggests, as written in project_structure; resolved when a project is created.
+   */
+  skills: Generated<string[]>;
+  template_id: string;
+  title: string;
+}
+
 export interface TimeEntries {
   created_at: Generated<Timestamp>;
   description: string | null;
@@ -1580,6 +1642,8 @@ export interface DB {
   task_suggested_skills: TaskSuggestedSkills;
   tasks: Tasks;
   telemetry_events: TelemetryEvents;
+  template_tasks: TemplateTasks;
+  templates: Templates;
   time_entries: TimeEntries;
   usage_metrics: UsageMetrics;
   webhook_deliveries: WebhookDeliveries;

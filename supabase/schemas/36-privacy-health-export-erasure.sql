@@ -142,9 +142,10 @@ begin
   -- ---- Work management (issue 12): projects owned, memberships, favourites, tasks (51-work-tasks.sql).
   result := result || private.work_personal_data(uid);
   -- ---- end Work management
-  -- ---- Work management, time and skills (issue 12): time entries, executions started, skills and reviews authored (54-56).
+  -- ---- Work management, time and skills (issue 12): time entries, executions started, skills, reviews, templates (54-56).
   result := result || private.work_time_personal_data(uid);
   result := result || private.work_skills_personal_data(uid);
+  result := result || private.work_templates_personal_data(uid);
   -- ---- end Work management, time and skills
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),

@@ -1,8 +1,8 @@
--- Personal data: export_my_data() holds a user's time entries, the task executions they started, the skills they
--- wrote and their reviews, and nothing of anyone else's; deleting the user keeps the organization's entries, runs,
--- totals and skills without the user's id, removes their reviews and recomputes the rating.
+-- Personal data: export_my_data() holds a user's time entries, the task executions they started, the skills and
+-- templates they wrote and their reviews, and nothing of anyone else's; deleting the user keeps the organization's
+-- entries, runs, totals, skills and templates without the user's id, removes their reviews and recomputes the rating.
 begin;
-select plan(8);
+select plan(10);
 
 select tests.create_user(h) from unnest(array['tx_owner', 'tx_worker', 'tx_other']) h;
 select tests.create_organization('tx_owner', 'test-tx-personal');
@@ -27,6 +27,8 @@ insert into public.task_executions (task_id, prompt, ai_provider, model, cost, s
 with s as (insert into public.skills (organization_id, name, description, prompt, category, is_public)
            values (tests.org_id('test-tx-personal'), 'Announcer', 'Writes announcements', 'Announce {{thing}}', 'writing', true) returning id)
 insert into ids select 'skill', id from s;
+insert into public.templates (organization_id, name, description, category, project_structure)
+  values (tests.org_id('test-tx-personal'), 'Launch kit', 'Announce a launch', 'writing', '{"tasks": [{"title": "Announce"}]}');
 select tests.authenticate_as('tx_other');
 insert into public.skill_reviews (skill_id, rating, comment) values ((select id from ids where name = 'skill'), 4, 'Handy');
 select tests.authenticate_as('tx_owner');
@@ -40,6 +42,8 @@ select results_eq(
   'the worker''s export holds their time entries and the run they started');
 select results_eq($$select d -> 'skills_authored' -> 0 ->> 'name', jsonb_array_length(d -> 'skill_reviews') from (select public.export_my_data() d) x$$,
   $$values ('Announcer'::text, 0)$$, 'and the skill they wrote');
+select results_eq($$select d -> 'templates_authored' -> 0 ->> 'name' from (select public.export_my_data() d) x$$,
+  $$values ('Launch kit'::text)$$, 'and the template they wrote');
 select tests.authenticate_as('tx_other');
 select results_eq($$select jsonb_array_length(d -> 'time_entries') + jsonb_array_length(d -> 'task_executions')
                          + jsonb_array_length(d -> 'skills_authored'), d -> 'skill_reviews' -> 0 ->> 'comment'
@@ -58,6 +62,8 @@ select results_eq($$select t.actual_cost, p.total_cost from public.tasks t join 
   $$values (0.02::numeric, 0.02::numeric)$$, 'so the organization''s cost figures stay');
 select results_eq($$select author_id from public.skills where id = (select id from ids where name = 'skill')$$,
   $$values (null::uuid)$$, 'the skill stays with the organization without its author');
+select results_eq($$select author_id from public.templates where organization_id = tests.org_id('test-tx-personal')$$,
+  $$values (null::uuid)$$, 'and so does the template');
 delete from auth.users where id = tests.user_id('tx_other');
 select results_eq($$select rating, review_count from public.skills where id = (select id from ids where name = 'skill')$$,
   $$values (2.00::numeric, 1)$$, 'deleting a reviewer removes their review and the rating is recomputed');
