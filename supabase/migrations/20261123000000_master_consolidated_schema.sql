@@ -9582,6 +9582,20 @@ begin
 end;
 $$;
 
+-- The entry's user is a member of the organization (an AFTER trigger, so that row-level security answers first).
+create function private.check_time_entry_user() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from public.organization_members m where m.organization_id = new.organization_id and m.user_id = new.user_id) then
+    raise exception 'time is tracked only for members of the task''s organization' using errcode = '23514',
+      constraint = 'time_entries_user_is_member';
+  end if;
+  return null;
+end;
+$$;
+
 -- Each finished entry adds round(duration / 60) whole minutes to its task and up the tree.
 create function private.roll_up_time_entry() returns trigger
 language plpgsql security definer
@@ -9607,6 +9621,8 @@ $$;
 
 create trigger time_entries_check before insert or update on public.time_entries
   for each row execute function private.check_time_entry();
+create trigger time_entries_check_user after insert or update of user_id on public.time_entries
+  for each row when (new.user_id is not null) execute function private.check_time_entry_user();
 create trigger time_entries_set_updated_at before update on public.time_entries
   for each row execute function private.set_updated_at();
 create trigger time_entries_roll_up after insert or delete on public.time_entries

@@ -1,7 +1,7 @@
 -- Time entries: who logs time (owners, editors, commenters, projects.admin; never viewers), someone else's entry only
 -- with projects.admin, one running timer per user, no overlaps (23P01), the derived duration, and the actor matrix.
 begin;
-select plan(34);
+select plan(35);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -51,6 +51,8 @@ select throws_ok($$insert into public.time_entries (task_id, start_time, end_tim
 select tests.authenticate_as('te_owner');
 select lives_ok($$insert into public.time_entries (task_id, user_id, start_time, end_time) values (pg_temp.id('task'), tests.user_id('te_commenter'), pg_temp.at('13:00'), pg_temp.at('13:30'))$$,
                 'a projects.admin holder logs time for a project member');
+select throws_ok($$insert into public.time_entries (task_id, user_id, start_time, end_time) values (pg_temp.id('task'), tests.user_id('te_stranger'), pg_temp.at('13:00'), pg_temp.at('13:30'))$$,
+                 '23514', null, 'but not for someone outside the organization');
 
 -- Shape rules.
 select tests.authenticate_as('te_editor');
