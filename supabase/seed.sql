@@ -382,7 +382,7 @@ values ('0a000000-0000-4000-8000-00007a5c0002', '3f786850e387550fdab836ed7e6dc88
         'Carol Chen <carol@acme.test>', now() - interval '1 day',
         'https://github.com/acme/website/commit/3f786850e387550fdab836ed7e6dc881de23001b')
 on conflict do nothing;
-insert into public.comments (id, task_id, author_id, parent_comment_id, content)
+insert into public.comments (id, task_id, user_id, parent_comment_id, content)
 values
   ('0a000000-0000-4000-8000-0000c0e70001', '0a000000-0000-4000-8000-00007a5c0002', 'ca201000-0000-4000-8000-000000000003', null,
    'The hero is in. @alice@acme.test can you review the copy?'),
@@ -393,5 +393,5 @@ insert into public.comment_reactions (comment_id, user_id, emoji)
 values ('0a000000-0000-4000-8000-0000c0e70001', 'da7e0000-0000-4000-8000-000000000004', '🎉')
 on conflict do nothing;
 update public.notifications set read_at = now()
-where recipient_id = 'a11ce000-0000-4000-8000-000000000001' and type = 'mention' and read_at is null;
+where user_id = 'a11ce000-0000-4000-8000-000000000001' and type = 'mention' and read_at is null;
 -- ---- end work collaboration

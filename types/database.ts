@@ -7,14 +7,14 @@ export type Database = {
           Tables: {
             "activities": {
                   Row: {
-                    "actor_id": string | null,"changes": NonNullable<Json>,"created_at": string,"description": string,"id": string,"metadata": NonNullable<Json>,"organization_id": string,"project_id": string | null,"task_id": string | null,"type": string
+                    "changes": NonNullable<Json>,"created_at": string,"description": string,"id": string,"metadata": NonNullable<Json>,"organization_id": string,"project_id": string | null,"task_id": string | null,"type": string,"user_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "actor_id"?: string | null,"changes"?: NonNullable<Json>,"created_at"?: string,"description": string,"id"?: string,"metadata"?: NonNullable<Json>,"organization_id": string,"project_id"?: string | null,"task_id"?: string | null,"type": string
+                    "changes"?: NonNullable<Json>,"created_at"?: string,"description": string,"id"?: string,"metadata"?: NonNullable<Json>,"organization_id": string,"project_id"?: string | null,"task_id"?: string | null,"type": string,"user_id"?: string | null
                   }
                   Update: {
-                    "actor_id"?: string | null,"changes"?: NonNullable<Json>,"created_at"?: string,"description"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string,"project_id"?: string | null,"task_id"?: string | null,"type"?: string
+                    "changes"?: NonNullable<Json>,"created_at"?: string,"description"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string,"project_id"?: string | null,"task_id"?: string | null,"type"?: string,"user_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -463,14 +463,14 @@ isOneToOne: false
                   ]
                 },"comments": {
                   Row: {
-                    "author_id": string | null,"content": string,"created_at": string,"deleted_at": string | null,"edited_at": string | null,"id": string,"organization_id": string,"parent_comment_id": string | null,"project_id": string,"task_id": string,"updated_at": string
+                    "content": string,"content_type": string,"created_at": string,"deleted_at": string | null,"edited_at": string | null,"id": string,"organization_id": string,"parent_comment_id": string | null,"project_id": string,"task_id": string,"updated_at": string,"user_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "author_id"?: string | null,"content": string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id": string,"parent_comment_id"?: string | null,"project_id": string,"task_id": string,"updated_at"?: string
+                    "content": string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id": string,"parent_comment_id"?: string | null,"project_id": string,"task_id": string,"updated_at"?: string,"user_id"?: string | null
                   }
                   Update: {
-                    "author_id"?: string | null,"content"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id"?: string,"parent_comment_id"?: string | null,"project_id"?: string,"task_id"?: string,"updated_at"?: string
+                    "content"?: string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id"?: string,"parent_comment_id"?: string | null,"project_id"?: string,"task_id"?: string,"updated_at"?: string,"user_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -737,14 +737,14 @@ isOneToOne: false
                   ]
                 },"notifications": {
                   Row: {
-                    "action_url": string | null,"content": string | null,"created_at": string,"dedupe_key": string | null,"id": string,"is_read": boolean,"organization_id": string,"project_id": string | null,"read_at": string | null,"recipient_id": string,"task_id": string | null,"title": string,"type": string
+                    "action_url": string | null,"content": string,"created_at": string,"dedupe_key": string | null,"id": string,"is_read": boolean,"organization_id": string,"read_at": string | null,"related_project_id": string,"related_task_id": string | null,"title": string,"type": string,"user_id": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "action_url"?: string | null,"content"?: string | null,"created_at"?: string,"dedupe_key"?: string | null,"id"?: string,"is_read"?: never,"organization_id": string,"project_id"?: string | null,"read_at"?: string | null,"recipient_id": string,"task_id"?: string | null,"title": string,"type": string
+                    "action_url"?: string | null,"content": string,"created_at"?: string,"dedupe_key"?: string | null,"id"?: string,"is_read"?: never,"organization_id": string,"read_at"?: string | null,"related_project_id": string,"related_task_id"?: string | null,"title": string,"type": string,"user_id": string
                   }
                   Update: {
-                    "action_url"?: string | null,"content"?: string | null,"created_at"?: string,"dedupe_key"?: string | null,"id"?: string,"is_read"?: never,"organization_id"?: string,"project_id"?: string | null,"read_at"?: string | null,"recipient_id"?: string,"task_id"?: string | null,"title"?: string,"type"?: string
+                    "action_url"?: string | null,"content"?: string,"created_at"?: string,"dedupe_key"?: string | null,"id"?: string,"is_read"?: never,"organization_id"?: string,"read_at"?: string | null,"related_project_id"?: string,"related_task_id"?: string | null,"title"?: string,"type"?: string,"user_id"?: string
                   }
                   Relationships: [
                     {
@@ -760,14 +760,14 @@ isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
     },{
-      foreignKeyName: "notifications_project_id_fkey"
-      columns: ["project_id"]
+      foreignKeyName: "notifications_related_project_id_fkey"
+      columns: ["related_project_id"]
 isOneToOne: false
       referencedRelation: "projects"
       referencedColumns: ["id"]
     },{
-      foreignKeyName: "notifications_task_id_fkey"
-      columns: ["task_id"]
+      foreignKeyName: "notifications_related_task_id_fkey"
+      columns: ["related_task_id"]
 isOneToOne: false
       referencedRelation: "tasks"
       referencedColumns: ["id"]

@@ -32,10 +32,6 @@ export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
 export interface Activities {
   /**
-   * Who did it; null for the system (workers, pg_cron) and once the account is erased.
-   */
-  actor_id: string | null;
-  /**
    * Only the changed columns: {"column": {"before": ..., "after": ...}}, text values passed through redact_text.
    */
   changes: Generated<Json>;
@@ -50,6 +46,10 @@ export interface Activities {
    * Dotted event name (task.created, task.status_changed, task.assigned, comment.created, webhook.disabled, ...).
    */
   type: string;
+  /**
+   * Who did it (the seed's userId, the actor); null for the system (workers, pg_cron) and once the account is erased.
+   */
+  user_id: string | null;
 }
 
 export interface AiAgentApiKeys {
@@ -423,13 +423,13 @@ export interface CommentReactions {
 
 export interface Comments {
   /**
-   * Who wrote it; null once their account is erased (the organization keeps the comment).
-   */
-  author_id: Generated<string | null>;
-  /**
-   * Markdown. Mentions: @[<user uuid>] or @<email address> of a project member become comment_mentions rows (a mention of anyone else stays plain text).
+   * Markdown (or plain text, see content_type). Mentions: @[<user uuid>] or @<email address> of a project member become comment_mentions rows (a mention of anyone else stays plain text).
    */
   content: string;
+  /**
+   * How content is rendered: markdown (the default) or text.
+   */
+  content_type: Generated<string>;
   created_at: Generated<Timestamp>;
   /**
    * Soft delete: hidden from readers other than its author and project editors, who can restore it by clearing it.
@@ -454,6 +454,10 @@ export interface Comments {
   project_id: string;
   task_id: string;
   updated_at: Generated<Timestamp>;
+  /**
+   * The author (the seed's userId); null once their account is erased (the organization keeps the comment).
+   */
+  user_id: Generated<string | null>;
 }
 
 export interface Conversations {
@@ -676,7 +680,7 @@ export interface Notifications {
    * Where the app takes the user: a path of the app (/projects/<id>/tasks/<id>) or an https URL.
    */
   action_url: string | null;
-  content: string | null;
+  content: string;
   created_at: Generated<Timestamp>;
   /**
    * Set when a notification must exist at most once per recipient (task_due_soon: one per task and due date).
@@ -691,15 +695,24 @@ export interface Notifications {
    * The organization the notification is about (the project's).
    */
   organization_id: string;
-  project_id: string | null;
   read_at: Timestamp | null;
-  recipient_id: string;
-  task_id: string | null;
+  /**
+   * The project it is about (the seed's relatedProjectId); the recipient must be able to read it.
+   */
+  related_project_id: string;
+  /**
+   * The task it is about, if any (the seed's relatedTaskId).
+   */
+  related_task_id: string | null;
   title: string;
   /**
    * task_assigned, mention, comment (on a watched task), status_changed (of a watched task), task_due_soon.
    */
   type: string;
+  /**
+   * The recipient (the seed's userId).
+   */
+  user_id: string;
 }
 
 export interface Offers {

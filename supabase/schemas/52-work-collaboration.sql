@@ -103,9 +103,10 @@ create table public.comments (
   task_id uuid not null,
   organization_id uuid not null,
   project_id uuid not null,
-  author_id uuid default auth.uid(),
+  user_id uuid default auth.uid(),
   parent_comment_id uuid,
   content text not null,
+  content_type text not null default 'markdown',
   edited_at timestamptz,
   deleted_at timestamptz,
   created_at timestamptz not null default now(),
@@ -114,14 +115,16 @@ create table public.comments (
   constraint comments_task_id_fkey foreign key (task_id) references public.tasks (id) on delete cascade,
   constraint comments_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint comments_project_id_fkey foreign key (project_id) references public.projects (id) on delete cascade,
-  constraint comments_author_id_fkey foreign key (author_id) references auth.users (id) on delete set null,
+  constraint comments_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
   constraint comments_parent_comment_id_fkey foreign key (parent_comment_id) references public.comments (id) on delete cascade,
   constraint comments_content_length check (char_length(btrim(content)) between 1 and 20000),
+  constraint comments_content_type_known check (content_type in ('markdown', 'text')),
   constraint comments_not_own_parent check (parent_comment_id is distinct from id)
 );
 comment on table public.comments is 'Comments on a task (markdown), threaded by parent_comment_id within the same task. Readable with the project while the task is not soft-deleted; written by project owners, editors, commenters and projects.admin holders; only the author edits the content; the author or a project editor soft-deletes.';
-comment on column public.comments.content is 'Markdown. Mentions: @[<user uuid>] or @<email address> of a project member become comment_mentions rows (a mention of anyone else stays plain text).';
-comment on column public.comments.author_id is 'Who wrote it; null once their account is erased (the organization keeps the comment).';
+comment on column public.comments.content_type is 'How content is rendered: markdown (the default) or text.';
+comment on column public.comments.content is 'Markdown (or plain text, see content_type). Mentions: @[<user uuid>] or @<email address> of a project member become comment_mentions rows (a mention of anyone else stays plain text).';
+comment on column public.comments.user_id is 'The author (the seed''s userId); null once their account is erased (the organization keeps the comment).';
 comment on column public.comments.parent_comment_id is 'The comment this one answers; always a comment of the same task (comments_parent_same_task).';
 comment on column public.comments.edited_at is 'Set by trigger when the author changes the content.';
 comment on column public.comments.deleted_at is 'Soft delete: hidden from readers other than its author and project editors, who can restore it by clearing it.';
@@ -131,7 +134,7 @@ comment on column public.comments.project_id is 'The task''s project (copied by 
 create index comments_task_id_idx on public.comments (task_id, created_at);
 create index comments_organization_id_idx on public.comments (organization_id);
 create index comments_project_id_idx on public.comments (project_id);
-create index comments_author_id_idx on public.comments (author_id);
+create index comments_user_id_idx on public.comments (user_id);
 create index comments_parent_comment_id_idx on public.comments (parent_comment_id);
 
 create table public.comment_mentions (
@@ -218,7 +221,7 @@ begin
     return new;
   end if;
   if new.content is distinct from old.content then
-    if old.author_id is distinct from uid then
+    if old.user_id is distinct from uid then
       raise exception 'only the author edits a comment' using errcode = '42501';
     end if;
     if old.deleted_at is not null then
@@ -226,7 +229,7 @@ begin
     end if;
     new.edited_at := pg_catalog.now();
   end if;
-  if new.deleted_at is distinct from old.deleted_at and old.author_id is distinct from uid
+  if new.deleted_at is distinct from old.deleted_at and old.user_id is distinct from uid
      and not private.can_edit_project(old.project_id) then
     raise exception 'only the author or a project editor deletes or restores a comment' using errcode = '42501';
   end if;
@@ -342,26 +345,26 @@ create policy task_commits_delete on public.task_commits for delete to authentic
 create policy comments_select on public.comments for select to authenticated
   using (private.can_read_project(project_id)
          and exists (select 1 from public.tasks t where t.id = task_id and t.deleted_at is null)
-         and (deleted_at is null or author_id = (select auth.uid()) or private.can_edit_project(project_id)));
+         and (deleted_at is null or user_id = (select auth.uid()) or private.can_edit_project(project_id)));
 -- comments_insert: commenters and above, as themselves, on a task that is not deleted.
 create policy comments_insert on public.comments for insert to authenticated
-  with check (author_id = (select auth.uid())
+  with check (user_id = (select auth.uid())
               and exists (select 1 from public.tasks t where t.id = task_id and t.deleted_at is null
                           and private.can_comment_on_project(t.project_id)));
 -- comments_update: the author (content, delete) or a project editor (delete and restore); see check_comment_update.
 create policy comments_update on public.comments for update to authenticated
-  using (author_id = (select auth.uid()) or private.can_edit_project(project_id))
-  with check (author_id = (select auth.uid()) or private.can_edit_project(project_id));
+  using (user_id = (select auth.uid()) or private.can_edit_project(project_id))
+  with check (user_id = (select auth.uid()) or private.can_edit_project(project_id));
 
 -- comment_mentions: readable with the comment; the comment's author adds or removes explicit mentions.
 create policy comment_mentions_select on public.comment_mentions for select to authenticated
   using (exists (select 1 from public.comments c where c.id = comment_id));
 create policy comment_mentions_insert on public.comment_mentions for insert to authenticated
   with check (source = 'explicit'
-              and exists (select 1 from public.comments c where c.id = comment_id and c.author_id = (select auth.uid())
+              and exists (select 1 from public.comments c where c.id = comment_id and c.user_id = (select auth.uid())
                           and c.deleted_at is null));
 create policy comment_mentions_delete on public.comment_mentions for delete to authenticated
-  using (exists (select 1 from public.comments c where c.id = comment_id and c.author_id = (select auth.uid())));
+  using (exists (select 1 from public.comments c where c.id = comment_id and c.user_id = (select auth.uid())));
 
 -- comment_reactions: readable with the comment; anyone who reads a live comment reacts as themself.
 create policy comment_reactions_select on public.comment_reactions for select to authenticated
@@ -377,8 +380,8 @@ grant insert (task_id, user_id) on public.task_watchers to authenticated, servic
 grant select, delete on public.task_commits to authenticated, service_role;
 grant insert (task_id, sha, message, author, committed_at, url) on public.task_commits to authenticated, service_role;
 grant select on public.comments to authenticated, service_role;
-grant insert (task_id, parent_comment_id, content) on public.comments to authenticated, service_role;
-grant update (content, deleted_at) on public.comments to authenticated, service_role;
+grant insert (task_id, parent_comment_id, content, content_type) on public.comments to authenticated, service_role;
+grant update (content, content_type, deleted_at) on public.comments to authenticated, service_role;
 grant select, delete on public.comment_mentions to authenticated, service_role;
 grant insert (comment_id, user_id) on public.comment_mentions to authenticated, service_role;
 grant select, delete on public.comment_reactions to authenticated, service_role;

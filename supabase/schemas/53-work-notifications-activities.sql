@@ -2,53 +2,56 @@
 -- (private.record_activity), what writes them, the comment.created event and the realtime publication.
 
 insert into public.webhook_event_types (key, description) values
-  ('comment.created', 'A comment was added to a task (payload: comment_id, task_id, project_id, author_id, parent_comment_id)');
+  ('comment.created', 'A comment was added to a task (payload: comment_id, task_id, project_id, user_id, parent_comment_id)');
 
 create table public.notifications (
   id uuid not null default gen_random_uuid(),
-  recipient_id uuid not null,
+  user_id uuid not null,
   organization_id uuid not null,
   type text not null,
   title text not null,
-  content text,
-  project_id uuid,
-  task_id uuid,
+  content text not null,
+  related_project_id uuid not null,
+  related_task_id uuid,
   action_url text,
   dedupe_key text,
   read_at timestamptz,
   is_read boolean not null generated always as (read_at is not null) stored,
   created_at timestamptz not null default now(),
   constraint notifications_pkey primary key (id),
-  constraint notifications_recipient_id_fkey foreign key (recipient_id) references auth.users (id) on delete cascade,
+  constraint notifications_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
   constraint notifications_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint notifications_project_id_fkey foreign key (project_id) references public.projects (id) on delete cascade,
-  constraint notifications_task_id_fkey foreign key (task_id) references public.tasks (id) on delete cascade,
-  constraint notifications_recipient_dedupe_key unique (recipient_id, dedupe_key),
+  constraint notifications_related_project_id_fkey foreign key (related_project_id) references public.projects (id) on delete cascade,
+  constraint notifications_related_task_id_fkey foreign key (related_task_id) references public.tasks (id) on delete cascade,
+  constraint notifications_user_dedupe_key unique (user_id, dedupe_key),
   constraint notifications_type_known check (type in ('task_assigned', 'mention', 'comment', 'status_changed', 'task_due_soon')),
   constraint notifications_title_length check (char_length(btrim(title)) between 1 and 300),
-  constraint notifications_content_length check (content is null or char_length(content) <= 2000),
+  constraint notifications_content_length check (char_length(content) <= 2000),
   constraint notifications_action_url_format check (action_url is null or action_url ~ '^/[^/\s][^\s]*$' or action_url ~ '^https://[^\s]+$')
 );
 comment on table public.notifications is 'A user''s notifications (seed 004): assignment, mention, a comment or status change on a watched task, a due date within 24 hours. Written only by private.notify(); each user reads, marks read (mark_notifications_read) and deletes only their own. Published to realtime.';
+comment on column public.notifications.user_id is 'The recipient (the seed''s userId).';
+comment on column public.notifications.related_project_id is 'The project it is about (the seed''s relatedProjectId); the recipient must be able to read it.';
+comment on column public.notifications.related_task_id is 'The task it is about, if any (the seed''s relatedTaskId).';
 comment on column public.notifications.type is 'task_assigned, mention, comment (on a watched task), status_changed (of a watched task), task_due_soon.';
 comment on column public.notifications.action_url is 'Where the app takes the user: a path of the app (/projects/<id>/tasks/<id>) or an https URL.';
 comment on column public.notifications.dedupe_key is 'Set when a notification must exist at most once per recipient (task_due_soon: one per task and due date).';
 comment on column public.notifications.is_read is 'Derived from read_at.';
 comment on column public.notifications.organization_id is 'The organization the notification is about (the project''s).';
 
-create index notifications_recipient_id_idx on public.notifications (recipient_id, created_at desc);
-create index notifications_unread_idx on public.notifications (recipient_id) where read_at is null;
+create index notifications_user_id_idx on public.notifications (user_id, created_at desc);
+create index notifications_unread_idx on public.notifications (user_id) where read_at is null;
 create index notifications_organization_id_idx on public.notifications (organization_id);
-create index notifications_project_id_idx on public.notifications (project_id);
-create index notifications_task_id_idx on public.notifications (task_id);
+create index notifications_related_project_id_idx on public.notifications (related_project_id);
+create index notifications_related_task_id_idx on public.notifications (related_task_id);
 
 alter table public.notifications enable row level security;
 
 -- notifications: each user reads and deletes their own; read_at changes only through mark_notifications_read().
 create policy notifications_select on public.notifications for select to authenticated
-  using (recipient_id = (select auth.uid()));
+  using (user_id = (select auth.uid()));
 create policy notifications_delete on public.notifications for delete to authenticated
-  using (recipient_id = (select auth.uid()));
+  using (user_id = (select auth.uid()));
 
 grant select, delete on public.notifications to authenticated, service_role;
 
@@ -79,15 +82,17 @@ begin
   if not private.user_can_read_project(project, recipient) then
     return null;
   end if;
-  insert into public.notifications (recipient_id, organization_id, type, title, content, project_id, task_id, action_url, dedupe_key)
-  values (recipient, organization, notify.type, left(notify.title, 300), left(private.redact_text(notify.content), 2000),
+  insert into public.notifications (user_id, organization_id, type, title, content, related_project_id, related_task_id,
+                                    action_url, dedupe_key)
+  values (recipient, organization, notify.type, left(notify.title, 300),
+          left(private.redact_text(coalesce(nullif(btrim(notify.content), ''), notify.title)), 2000),
           project, notify.task_id, notify.action_url, notify.dedupe_key)
-  on conflict on constraint notifications_recipient_dedupe_key do nothing
+  on conflict on constraint notifications_user_dedupe_key do nothing
   returning id into new_id;
   return new_id;
 end;
 $$;
-comment on function private.notify(uuid, text, text, text, uuid, uuid, text, text) is 'Writes one notification unless the recipient caused it or cannot read the project (returns null then); content passes through redact_text; at most one per recipient and dedupe_key. Not granted to API roles.';
+comment on function private.notify(uuid, text, text, text, uuid, uuid, text, text) is 'Writes one notification unless the recipient caused it or cannot read the project (returns null then); content (the title when omitted) passes through redact_text; at most one per recipient and dedupe_key. Not granted to API roles.';
 
 create function public.mark_notifications_read(ids uuid[] default null) returns integer
 language plpgsql security definer
@@ -98,7 +103,7 @@ declare
   marked integer;
 begin
   update public.notifications n set read_at = pg_catalog.now()
-  where n.recipient_id = uid and n.read_at is null and (ids is null or n.id = any (ids));
+  where n.user_id = uid and n.read_at is null and (ids is null or n.id = any (ids));
   get diagnostics marked = row_count;
   return marked;
 end;
@@ -110,7 +115,7 @@ grant execute on function public.mark_notifications_read(uuid[]) to authenticate
 create table public.activities (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
-  actor_id uuid,
+  user_id uuid,
   project_id uuid,
   task_id uuid,
   type text not null,
@@ -120,7 +125,7 @@ create table public.activities (
   created_at timestamptz not null default now(),
   constraint activities_pkey primary key (id),
   constraint activities_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint activities_actor_id_fkey foreign key (actor_id) references auth.users (id) on delete set null,
+  constraint activities_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
   constraint activities_project_id_fkey foreign key (project_id) references public.projects (id) on delete cascade,
   constraint activities_task_id_fkey foreign key (task_id) references public.tasks (id) on delete cascade,
   constraint activities_type_format check (type ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'),
@@ -129,12 +134,12 @@ create table public.activities (
   constraint activities_metadata_object check (jsonb_typeof(metadata) = 'object')
 );
 comment on table public.activities is 'The activity feed (seed 004 activities, seed 000 activity_logs): who did what in the organization. Written only by private.record_activity(); readable by whoever reads its project, or, without a project, by the actor and audit.read holders. Never changed.';
-comment on column public.activities.actor_id is 'Who did it; null for the system (workers, pg_cron) and once the account is erased.';
+comment on column public.activities.user_id is 'Who did it (the seed''s userId, the actor); null for the system (workers, pg_cron) and once the account is erased.';
 comment on column public.activities.type is 'Dotted event name (task.created, task.status_changed, task.assigned, comment.created, webhook.disabled, ...).';
 comment on column public.activities.changes is 'Only the changed columns: {"column": {"before": ..., "after": ...}}, text values passed through redact_text.';
 
 create index activities_organization_id_idx on public.activities (organization_id, created_at desc);
-create index activities_actor_id_idx on public.activities (actor_id);
+create index activities_user_id_idx on public.activities (user_id);
 create index activities_project_id_idx on public.activities (project_id, created_at desc);
 create index activities_task_id_idx on public.activities (task_id);
 
@@ -143,7 +148,7 @@ alter table public.activities enable row level security;
 -- activities_select: with a project, its readers; without one, the actor and audit.read holders of the organization.
 create policy activities_select on public.activities for select to authenticated
   using (case when project_id is not null then private.can_read_project(project_id)
-              else actor_id = (select auth.uid())
+              else user_id = (select auth.uid())
                    or organization_id in (select private.organizations_with_permission('audit.read')) end);
 
 grant select on public.activities to authenticated, service_role;
@@ -188,7 +193,7 @@ begin
   from (select jsonb_object_keys(coalesce(before, '{}'::jsonb)) union select jsonb_object_keys(coalesce(after, '{}'::jsonb))) x(k)
   where k not in ('updated_at', 'search_vector')
     and coalesce(before -> k, 'null'::jsonb) is distinct from coalesce(after -> k, 'null'::jsonb);
-  insert into public.activities (organization_id, actor_id, project_id, task_id, type, description, changes, metadata)
+  insert into public.activities (organization_id, user_id, project_id, task_id, type, description, changes, metadata)
   values (record_activity.organization_id, record_activity.actor_id, record_activity.project_id, record_activity.task_id,
           record_activity.type, left(private.redact_text(record_activity.description), 1000), changed,
           private.redact_json_value(coalesce(record_activity.metadata, '{}'::jsonb)))
@@ -203,7 +208,7 @@ language sql immutable
 set search_path = ''
 as $$ select '/projects/' || project::text || '/tasks/' || task::text $$;
 
--- tasks: created, status changed (watchers are told), assigned (the assignee is told).
+-- tasks: created, deleted or restored, status changed (watchers are told), assigned (the assignee is told).
 create function private.task_activity() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -215,6 +220,16 @@ begin
     perform private.record_activity(new.organization_id, 'task.created', format('Task "%s" was created', new.title),
       new.project_id, new.id, null, jsonb_build_object('title', new.title, 'status', new.status, 'assignee_id', new.assignee_id));
   else
+    -- Soft delete and restore, once for the task deleted or restored: a subtask that goes with its parent (deleted with
+    -- the parent's timestamp, or restored in the transaction that restored the parent) is not recorded on its own.
+    if new.deleted_at is distinct from old.deleted_at and not exists (
+         select 1 from public.tasks p where p.id = new.parent_task_id
+         and case when new.deleted_at is not null then p.deleted_at = new.deleted_at
+                  else p.deleted_at is null and p.updated_at = pg_catalog.now() end) then
+      perform private.record_activity(new.organization_id, case when new.deleted_at is null then 'task.restored' else 'task.deleted' end,
+        format(case when new.deleted_at is null then 'Task "%s" was restored' else 'Task "%s" was deleted' end, new.title),
+        new.project_id, new.id, jsonb_build_object('deleted_at', old.deleted_at), jsonb_build_object('deleted_at', new.deleted_at));
+    end if;
     if new.status is distinct from old.status then
       perform private.record_activity(new.organization_id, 'task.status_changed',
         format('Task "%s" moved from %s to %s', new.title, old.status, new.status), new.project_id, new.id,
@@ -241,7 +256,7 @@ begin
 end;
 $$;
 
-create trigger tasks_record_activity after insert or update of status, assignee_id on public.tasks
+create trigger tasks_record_activity after insert or update of status, assignee_id, deleted_at on public.tasks
   for each row execute function private.task_activity();
 
 -- comments: the activity, the comment.created event, and the watchers' notification (those the comment mentions are
@@ -259,13 +274,13 @@ begin
   url := private.task_action_url(new.project_id, new.task_id) || '#comment-' || new.id::text;
   perform private.record_activity(new.organization_id, 'comment.created', format('Comment on "%s"', task.title),
     new.project_id, new.task_id, null, null,
-    jsonb_build_object('comment_id', new.id, 'parent_comment_id', new.parent_comment_id), new.author_id);
+    jsonb_build_object('comment_id', new.id, 'parent_comment_id', new.parent_comment_id), new.user_id);
   perform private.emit_event(new.organization_id, 'comment.created',
     jsonb_build_object('comment_id', new.id, 'task_id', new.task_id, 'project_id', new.project_id,
-                       'author_id', new.author_id, 'parent_comment_id', new.parent_comment_id),
+                       'user_id', new.user_id, 'parent_comment_id', new.parent_comment_id),
     project_id => new.project_id);
   for watcher in select w.user_id from public.task_watchers w where w.task_id = new.task_id
-                 and w.user_id is distinct from new.author_id
+                 and w.user_id is distinct from new.user_id
                  and not exists (select 1 from public.comment_mentions m where m.comment_id = new.id and m.user_id = w.user_id) loop
     perform private.notify(watcher, 'comment', format('New comment on "%s"', task.title), left(new.content, 280),
       new.project_id, new.task_id, url);
@@ -302,9 +317,9 @@ as $$
 declare
   c record;
 begin
-  select cm.project_id, cm.task_id, cm.content, cm.author_id, t.title into c
+  select cm.project_id, cm.task_id, cm.content, cm.user_id, t.title into c
   from public.comments cm join public.tasks t on t.id = cm.task_id where cm.id = new.comment_id;
-  if c.author_id is distinct from new.user_id then
+  if c.user_id is distinct from new.user_id then
     perform private.notify(new.user_id, 'mention', format('You were mentioned on "%s"', c.title), left(c.content, 280),
       c.project_id, c.task_id, private.task_action_url(c.project_id, c.task_id) || '#comment-' || new.comment_id::text);
   end if;
@@ -379,7 +394,7 @@ as $$
     'comments', coalesce((select jsonb_agg(jsonb_build_object('id', c.id, 'task_id', c.task_id, 'project_id', c.project_id,
         'parent_comment_id', c.parent_comment_id, 'content', c.content, 'created_at', c.created_at, 'edited_at', c.edited_at,
         'deleted_at', c.deleted_at) order by c.created_at, c.id)
-      from public.comments c where c.author_id = uid), '[]'::jsonb),
+      from public.comments c where c.user_id = uid), '[]'::jsonb),
     'comment_reactions', coalesce((select jsonb_agg(jsonb_build_object('comment_id', r.comment_id, 'emoji', r.emoji,
         'created_at', r.created_at) order by r.created_at, r.comment_id, r.emoji)
       from public.comment_reactions r where r.user_id = uid), '[]'::jsonb),
@@ -387,13 +402,13 @@ as $$
         'created_at', w.created_at) order by w.created_at, w.task_id)
       from public.task_watchers w where w.user_id = uid), '[]'::jsonb),
     'notifications', coalesce((select jsonb_agg(jsonb_build_object('id', n.id, 'type', n.type, 'title', n.title,
-        'content', n.content, 'project_id', n.project_id, 'task_id', n.task_id, 'read_at', n.read_at, 'created_at', n.created_at)
-        order by n.created_at, n.id)
-      from public.notifications n where n.recipient_id = uid), '[]'::jsonb),
+        'content', n.content, 'related_project_id', n.related_project_id, 'related_task_id', n.related_task_id,
+        'read_at', n.read_at, 'created_at', n.created_at) order by n.created_at, n.id)
+      from public.notifications n where n.user_id = uid), '[]'::jsonb),
     'activities', coalesce((select jsonb_agg(jsonb_build_object('id', a.id, 'organization_id', a.organization_id,
         'project_id', a.project_id, 'task_id', a.task_id, 'type', a.type, 'description', a.description,
         'changes', a.changes, 'created_at', a.created_at) order by a.created_at, a.id)
-      from public.activities a where a.actor_id = uid), '[]'::jsonb))
+      from public.activities a where a.user_id = uid), '[]'::jsonb))
 $$;
 comment on function private.work_collab_personal_data(uuid) is 'A user''s collaboration data for their export: comments, reactions, watched tasks, notifications, activities as actor.';
 

@@ -2,7 +2,7 @@
 -- (organization owner, project editor, commenter, viewer, organization member outside a private project, stranger,
 -- anon, service_role).
 begin;
-select plan(56);
+select plan(57);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -88,6 +88,8 @@ select results_eq($$select user_id from public.comment_mentions where comment_id
   'the content''s @[uuid] and @email mentions of project members become mentions; non-members and a bare address do not');
 select throws_ok($$insert into public.comments (task_id, content) values (pg_temp.id('task'), '   ')$$,
                  '23514', null, 'a comment has content');
+select throws_ok($$insert into public.comments (task_id, content, content_type) values (pg_temp.id('task'), 'x', 'html')$$,
+                 '23514', null, 'a comment is markdown or text (comments_content_type_known)');
 select throws_ok(format($f$insert into public.comment_mentions (comment_id, user_id) values (pg_temp.id('comment'), '%s')$f$, tests.user_id('wc_outsider')),
                  '23514', null, 'an explicit mention of a non-member is refused (comment_mentions_user_is_project_member)');
 select lives_ok(format($f$insert into public.comment_mentions (comment_id, user_id) values (pg_temp.id('comment'), '%s')$f$, tests.user_id('wc_owner')),

@@ -2,7 +2,7 @@
 -- never the actor, never someone who cannot read the project), derived is_read, mark_notifications_read(), the actor
 -- matrix, and the realtime publication.
 begin;
-select plan(39);
+select plan(41);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -10,7 +10,7 @@ create function pg_temp.id(key text) returns uuid language sql stable as $$ sele
 grant execute on function pg_temp.id(text) to anon, authenticated, service_role;
 -- How many notifications of a type a user has about the test task (read as the table owner).
 create function pg_temp.n(handle text, kind text, task text default 'task') returns int language sql stable security definer as $$
-  select count(*)::int from public.notifications where recipient_id = tests.user_id(handle) and type = kind and task_id = pg_temp.id(task) $$;
+  select count(*)::int from public.notifications where user_id = tests.user_id(handle) and type = kind and related_task_id = pg_temp.id(task) $$;
 grant execute on function pg_temp.n(text, text, text) to anon, authenticated, service_role;
 
 select tests.create_user(h) from unnest(array['wn_owner', 'wn_editor', 'wn_commenter', 'wn_viewer', 'wn_outsider', 'wn_stranger']) h;
@@ -37,7 +37,7 @@ select is(pg_temp.n('wn_owner', 'task_assigned', 'own'), 0, 'assigning oneself n
 update public.tasks set assignee_id = tests.user_id('wn_commenter') where id = pg_temp.id('task');
 select is(pg_temp.n('wn_commenter', 'task_assigned'), 1, 'a new assignee is notified on reassignment');
 select tests.clear_authentication();
-select is((select action_url from public.notifications where recipient_id = tests.user_id('wn_commenter') and type = 'task_assigned'),
+select is((select action_url from public.notifications where user_id = tests.user_id('wn_commenter') and type = 'task_assigned'),
           '/projects/' || pg_temp.id('private') || '/tasks/' || pg_temp.id('task'), 'the notification links to the task');
 
 -- Status changes reach the task's watchers, except whoever made the change.
@@ -52,7 +52,7 @@ select is(pg_temp.n('wn_editor', 'status_changed'), 0, 'the watcher who changed 
 select is(pg_temp.n('wn_commenter', 'status_changed'), 0, 'a member who does not watch the task is not');
 update public.tasks set title = 'Ship it now' where id = pg_temp.id('task');
 select tests.clear_authentication();
-select is((select count(*)::int from public.notifications where task_id = pg_temp.id('task') and type = 'status_changed'), 2,
+select is((select count(*)::int from public.notifications where related_task_id = pg_temp.id('task') and type = 'status_changed'), 2,
           'a change that is not a status change notifies no watcher');
 
 -- Comments reach the watchers; a watcher the comment mentions gets the mention instead; the author gets neither.
@@ -79,18 +79,18 @@ select throws_ok($$select private.notify(tests.user_id('wn_viewer'), 'mention', 
 
 -- Reading and marking: only one's own; is_read is derived from read_at.
 select tests.authenticate_as('wn_viewer');
-select is((select count(*)::int from public.notifications where recipient_id <> tests.user_id('wn_viewer')), 0, 'a user reads only their own notifications');
+select is((select count(*)::int from public.notifications where user_id <> tests.user_id('wn_viewer')), 0, 'a user reads only their own notifications');
 select is((select bool_or(is_read) from public.notifications), false, 'new notifications are unread');
 insert into ids select 'viewer_mention', id from public.notifications where type = 'mention';
 select is(public.mark_notifications_read(array[pg_temp.id('viewer_mention')]), 1, 'marking one notification read changes one');
 select results_eq($$select is_read, read_at is not null from public.notifications where id = pg_temp.id('viewer_mention')$$,
                   $$values (true, true)$$, 'is_read follows read_at');
 select throws_ok($$update public.notifications set read_at = null$$, '42501', null, 'read_at is not written directly');
-select throws_ok($$insert into public.notifications (recipient_id, organization_id, type, title) values (auth.uid(), tests.org_id('test-wn'), 'mention', 'fake')$$,
+select throws_ok($$insert into public.notifications (user_id, organization_id, type, title) values (auth.uid(), tests.org_id('test-wn'), 'mention', 'fake')$$,
                  '42501', null, 'a client cannot write a notification');
 select throws_ok($$select private.notify(auth.uid(), 'mention', 'x', null, pg_temp.id('private'))$$, '42501', null, 'nor call notify()');
 select tests.clear_authentication();
-insert into ids select 'editor_comment', id from public.notifications where recipient_id = tests.user_id('wn_editor') and type = 'comment';
+insert into ids select 'editor_comment', id from public.notifications where user_id = tests.user_id('wn_editor') and type = 'comment';
 select tests.authenticate_as('wn_viewer');
 select is(public.mark_notifications_read(array[pg_temp.id('editor_comment')]), 0, 'someone else''s notification is not marked');
 select is(public.mark_notifications_read(), 1, 'with no ids, every unread notification of the caller is marked');
@@ -102,6 +102,9 @@ select tests.authenticate_as('wn_stranger');
 select is((select count(*)::int from public.notifications), 0, 'a stranger reads no notification');
 select tests.authenticate_as_anon();
 select throws_ok($$select count(*) from public.notifications$$, '42501', null, 'anon cannot read notifications');
+select throws_ok($$select public.mark_notifications_read()$$, '42501', null, 'nor mark any read');
+select tests.authenticate_as_service_role();
+select is((select count(*)::int from public.notifications where related_task_id = pg_temp.id('task')), 7, 'service_role reads every notification');
 
 -- Due within 24 hours (the pg_cron sweep): the assignee and the watchers, once per task and due date.
 select tests.clear_authentication();

@@ -2,7 +2,7 @@
 -- a webhook disabled by its owner or the dispatcher), changes limited to the changed columns and redacted, readable
 -- with the project or, without one, by the actor and audit.read holders; comment.created reaches webhooks.
 begin;
-select plan(30);
+select plan(31);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -28,7 +28,7 @@ insert into ids select 'hook', public.create_webhook(tests.org_id('test-wa'), 'C
 select tests.authenticate_as('wa_editor');
 with t as (insert into public.tasks (project_id, title) values (pg_temp.id('private'), 'Ship it') returning id)
 insert into ids select 'task', id from t;
-select results_eq($$select type, actor_id, project_id from public.activities where task_id = pg_temp.id('task')$$,
+select results_eq($$select type, user_id, project_id from public.activities where task_id = pg_temp.id('task')$$,
   $$values ('task.created'::text, tests.user_id('wa_editor'), pg_temp.id('private'))$$, 'creating a task records task.created with its actor and project');
 update public.tasks set status = 'blocked', blocked_reason = 'Waiting for legal' where id = pg_temp.id('task');
 select is((select changes from public.activities where task_id = pg_temp.id('task') and type = 'task.status_changed'),
@@ -81,7 +81,7 @@ select tests.authenticate_as('wa_owner');
 insert into ids select 'hook2', public.create_webhook(tests.org_id('test-wa'), 'Old', 'https://old.example.com/in',
   array['comment.created'], 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
 update public.webhooks set is_enabled = false where id = pg_temp.id('hook2');
-select results_eq($$select actor_id, project_id, description, changes from public.activities where type = 'webhook.disabled' and metadata ->> 'webhook_id' = pg_temp.id('hook2')::text$$,
+select results_eq($$select user_id, project_id, description, changes from public.activities where type = 'webhook.disabled' and metadata ->> 'webhook_id' = pg_temp.id('hook2')::text$$,
   $$values (tests.user_id('wa_owner'), null::uuid, 'Webhook "Old" was disabled'::text, '{"is_enabled": {"before": true, "after": false}}'::jsonb)$$,
   'disabling a webhook records webhook.disabled with its actor');
 select tests.clear_authentication();
@@ -93,7 +93,7 @@ select is(public.record_webhook_deliveries(jsonb_build_array(jsonb_build_object(
             (select id from public.webhook_deliveries where webhook_id = pg_temp.id('hook')),
             'lease_id', '00000000-0000-4000-8000-0000000000aa', 'status_code', 500))), 1, 'the dispatcher records a fifth dead delivery');
 select tests.clear_authentication();
-select results_eq($$select w.is_enabled, a.actor_id, a.description like 'Webhook "Comments" was disabled: disabled after 5 consecutive%', (a.metadata ->> 'by_dispatcher')::boolean
+select results_eq($$select w.is_enabled, a.user_id, a.description like 'Webhook "Comments" was disabled: disabled after 5 consecutive%', (a.metadata ->> 'by_dispatcher')::boolean
                     from public.webhooks w join public.activities a on a.metadata ->> 'webhook_id' = w.id::text and a.type = 'webhook.disabled'
                     where w.id = pg_temp.id('hook')$$,
   $$values (false, null::uuid, true, true)$$, 'the dispatcher disabling a webhook records webhook.disabled with the reason and no actor');
@@ -121,11 +121,17 @@ select throws_ok($$select count(*) from public.activities$$, '42501', null, 'ano
 select tests.authenticate_as_service_role();
 select is((select count(*)::int from public.activities where organization_id = tests.org_id('test-wa')), 9, 'service_role reads every activity');
 
--- Soft-deleting the task keeps its activities readable with the project.
+-- Soft delete and restore are recorded once for the task deleted, not for each subtask that goes with it; the
+-- history stays readable.
 select tests.authenticate_as('wa_owner');
+insert into public.tasks (project_id, parent_task_id, title) values (pg_temp.id('private'), pg_temp.id('task'), 'Subtask');
 update public.tasks set deleted_at = now() where id = pg_temp.id('task');
+update public.tasks set deleted_at = null where id = pg_temp.id('task');
+select results_eq($$select type, count(*)::int from public.activities where project_id = pg_temp.id('private') and type in ('task.deleted', 'task.restored')
+                    group by type order by type$$,
+  $$values ('task.deleted'::text, 1), ('task.restored', 1)$$, 'deleting and restoring a task with a subtask records one activity each');
 select ok((select count(*) from public.activities where task_id = pg_temp.id('task') and type = 'task.created') = 1,
-          'a soft-deleted task''s history stays in the feed');
+          'a task''s history stays in the feed');
 
 select * from finish();
 rollback;

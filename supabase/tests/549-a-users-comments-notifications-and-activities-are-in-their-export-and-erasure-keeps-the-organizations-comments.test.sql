@@ -45,22 +45,22 @@ select results_eq($$select jsonb_array_length(d -> 'comments') + jsonb_array_len
   $$values (0)$$, 'a member with no collaboration data exports none of the others''');
 
 select tests.clear_authentication();
-select is((select count(*)::int from public.notifications where recipient_id = tests.user_id('we_worker')), 1,
+select is((select count(*)::int from public.notifications where user_id = tests.user_id('we_worker')), 1,
           'before erasure the worker has a notification');
 delete from auth.users where id = tests.user_id('we_worker');
-select results_eq($$select author_id, content from public.comments where id = (select id from ids where name = 'comment')$$,
+select results_eq($$select user_id, content from public.comments where id = (select id from ids where name = 'comment')$$,
   $$values (null::uuid, 'Yes. @we_owner@example.test see the outline'::text)$$,
   'erasure keeps the organization''s comment with the author set to null');
-select is_empty($$select 1 from public.notifications n where n.recipient_id not in (select id from auth.users)$$,
+select is_empty($$select 1 from public.notifications n where n.user_id not in (select id from auth.users)$$,
   'and deletes their notifications');
 select is_empty($$select 1 from public.comment_reactions r where r.user_id not in (select id from auth.users)
                   union all select 1 from public.task_watchers w where w.user_id not in (select id from auth.users)
                   union all select 1 from public.comment_mentions m where m.user_id not in (select id from auth.users)$$,
   'and their reactions, watches and mentions');
-select is((select count(*)::int from public.activities where task_id = (select id from ids where name = 'task') and actor_id is null
+select is((select count(*)::int from public.activities where task_id = (select id from ids where name = 'task') and user_id is null
            and type in ('comment.created', 'task.status_changed')), 2,
           'their activities stay in the organization''s feed without their id');
-select is((select count(*)::int from public.notifications where recipient_id = tests.user_id('we_owner') and type = 'mention'), 1,
+select is((select count(*)::int from public.notifications where user_id = tests.user_id('we_owner') and type = 'mention'), 1,
           'the owner keeps the mention they were sent');
 
 select * from finish();
