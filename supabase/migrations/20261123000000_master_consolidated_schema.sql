@@ -9378,7 +9378,18 @@ end;
 $$;
 comment on function private.can_comment_on_project(uuid) is 'Whether the caller may comment on the project''s tasks: project owner, editor or commenter, or projects.admin (a viewer or a reader without a project role may not).';
 
-grant execute on function private.can_comment_on_project(uuid) to authenticated, service_role;
+-- For policies that already checked the project: one indexed lookup, without evaluating the tasks policy again.
+create function private.task_is_live(task uuid) returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  return exists (select 1 from public.tasks t where t.id = task_is_live.task and t.deleted_at is null);
+end;
+$$;
+comment on function private.task_is_live(uuid) is 'Whether the task exists and is not soft-deleted (no access check: for policies that check the project).';
+
+grant execute on function private.can_comment_on_project(uuid), private.task_is_live(uuid) to authenticated, service_role;
 
 create table public.task_watchers (
   task_id uuid not null,
@@ -9666,7 +9677,7 @@ alter table public.comment_reactions enable row level security;
 create policy task_watchers_select on public.task_watchers for select to authenticated
   using (private.can_read_project(project_id));
 create policy task_watchers_insert on public.task_watchers for insert to authenticated
-  with check (exists (select 1 from public.tasks t where t.id = task_id and t.deleted_at is null)
+  with check (private.task_is_live(task_id) and private.can_read_project(project_id)
               and (user_id = (select auth.uid()) or private.can_edit_project(project_id)));
 create policy task_watchers_delete on public.task_watchers for delete to authenticated
   using (user_id = (select auth.uid()) or private.can_edit_project(project_id));
@@ -9681,14 +9692,11 @@ create policy task_commits_delete on public.task_commits for delete to authentic
 
 -- comments_select: readers of a task that is not soft-deleted; a deleted comment only for its author and project editors.
 create policy comments_select on public.comments for select to authenticated
-  using (private.can_read_project(project_id)
-         and exists (select 1 from public.tasks t where t.id = task_id and t.deleted_at is null)
+  using (private.can_read_project(project_id) and private.task_is_live(task_id)
          and (deleted_at is null or user_id = (select auth.uid()) or private.can_edit_project(project_id)));
 -- comments_insert: commenters and above, as themselves, on a task that is not deleted.
 create policy comments_insert on public.comments for insert to authenticated
-  with check (user_id = (select auth.uid())
-              and exists (select 1 from public.tasks t where t.id = task_id and t.deleted_at is null
-                          and private.can_comment_on_project(t.project_id)));
+  with check (user_id = (select auth.uid()) and private.task_is_live(task_id) and private.can_comment_on_project(project_id));
 -- comments_update: the author (content, delete) or a project editor (delete and restore); see check_comment_update.
 create policy comments_update on public.comments for update to authenticated
   using (user_id = (select auth.uid()) or private.can_edit_project(project_id))

@@ -2,7 +2,7 @@
 -- never the actor, never someone who cannot read the project), derived is_read, mark_notifications_read(), the actor
 -- matrix, and the realtime publication.
 begin;
-select plan(41);
+select plan(42);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -118,6 +118,9 @@ select is(private.notify_tasks_due_soon(), 0, 'running it again writes nothing n
 update public.tasks set due_date = now() + interval '5 hours' where id = pg_temp.id('task');
 select is(private.notify_tasks_due_soon(), 4, 'a moved due date is notified again to each of them');
 select is(pg_temp.n('wn_commenter', 'task_due_soon'), 2, 'a moved due date is notified again, once');
+
+select results_eq($$select schedule::text collate "default", command::text collate "default" from cron.job where jobname = 'work-due-soon-notifications'$$,
+  $$values ('*/15 * * * *'::text, 'select private.notify_tasks_due_soon()'::text)$$, 'pg_cron runs the due-soon sweep every 15 minutes');
 
 -- Realtime.
 select results_eq($$select tablename::text collate "default" from pg_catalog.pg_publication_tables where pubname = 'supabase_realtime' and schemaname = 'public'
