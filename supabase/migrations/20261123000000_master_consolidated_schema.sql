@@ -8587,8 +8587,9 @@ declare
 begin
   perform 1 from public.workflow_executions e
   where e.id = (select r.execution_id from public.workflow_runs r where r.id = emit_workflow_event.run_id) for update;
-  select r.id, r.organization_id, r.input, e.causation_depth into run
+  select r.id, r.organization_id, r.input, e.causation_depth, w.project_id into run
   from public.workflow_runs r join public.workflow_executions e on e.id = r.execution_id
+  join public.workflows w on w.id = e.workflow_id
   where r.id = emit_workflow_event.run_id and r.lease_token = emit_workflow_event.lease_token and r.status = 'running'
     and r.locked_until >= pg_catalog.now();
   if run.id is null then
@@ -8603,7 +8604,9 @@ begin
     return 'failed';
   end if;
   perform pg_catalog.set_config('workflows.causation_depth', (run.causation_depth + 1)::text, true);
-  perform private.emit_event(run.organization_id, params ->> 'event_type', coalesce(params -> 'payload', '{}'::jsonb), run.id);
+  -- A project's workflow (57-work-automations.sql) emits its events as the project's.
+  perform private.emit_event(run.organization_id, params ->> 'event_type', coalesce(params -> 'payload', '{}'::jsonb), run.id,
+                             run.project_id);
   perform pg_catalog.set_config('workflows.causation_depth', '', true);
   return public.complete_workflow_run(run.id, emit_workflow_event.lease_token,
     jsonb_build_object('event_id', run.id, 'event_type', params ->> 'event_type', 'causation_depth', run.causation_depth + 1));

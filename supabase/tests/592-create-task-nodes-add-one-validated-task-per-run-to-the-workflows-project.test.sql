@@ -3,7 +3,7 @@
 -- organization, not archived, a private one only by its own workflows), once per run: a stale attempt whose lease
 -- ran out creates nothing, and a retried run finds the task its earlier attempt created.
 begin;
-select plan(31);
+select plan(33);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to authenticated, service_role;
@@ -171,6 +171,28 @@ select throws_ok($$select public.create_workflow_task(gen_random_uuid(), gen_ran
 select throws_ok($$insert into public.tasks (project_id, title, workflow_run_id) values (pg_temp.id('open'), 'forged', gen_random_uuid())$$,
                  '42501', null, 'nor set a task''s workflow_run_id');
 select tests.clear_authentication();
+
+-- A project's workflow emits its events (emit_event nodes) as the project's: its webhooks get them, organization-wide
+-- ones do not (the project is private).
+select tests.authenticate_as('ct_owner');
+insert into ids select h.name, public.create_webhook(tests.org_id('test-ct'), h.name, 'https://hooks.example.com/' || h.name,
+  array['workflow.event'], 'whsec_' || encode(extensions.gen_random_bytes(32), 'base64'), '{}', pg_temp.id(h.project))
+from (values ('project_events', 'private'), ('org_events', null)) h (name, project);
+select tests.clear_authentication();
+with w as (insert into public.workflows (organization_id, project_id, name, definition)
+           values (tests.org_id('test-ct'), pg_temp.id('private'), 'Announce',
+                   '{"nodes": [{"id": "say", "type": "task", "name": "Say", "config": {"action": "emit_event", "params": {"event_type": "workflow.event", "payload": {"note": "term sheet signed"}}}}], "edges": []}')
+           returning id)
+insert into ids select 'emitter', id from w;
+select tests.authenticate_as_service_role();
+select pg_temp.start_and_claim('emitted', 'emitter', '{}');
+select is((select public.emit_workflow_event(run_id, lease_token) from claims where name = 'emitted'), 'completed',
+          'the project workflow''s emit_event node completes');
+select tests.clear_authentication();
+select results_eq($$select w.name, d.project_id from public.webhook_deliveries d join public.webhooks w on w.id = d.webhook_id
+                    where d.event_type = 'workflow.event' and w.organization_id = tests.org_id('test-ct')$$,
+                  $$values ('project_events'::text, pg_temp.id('private'))$$,
+                  'its event reaches the project''s webhook, as the project''s, and not the organization-wide one');
 
 select * from finish();
 rollback;
