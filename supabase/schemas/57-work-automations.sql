@@ -75,17 +75,19 @@ as $$
 $$;
 comment on function private.can_read_workflow_project(uuid) is 'Whether the caller may see this workflow as far as its project goes: organization-wide, or the caller reads its project. False for an unknown workflow.';
 
-create function private.event_has_listeners(organization uuid, event_types text[]) returns boolean
+create function private.event_has_listeners(organization uuid, project uuid, event_types text[]) returns boolean
 language sql stable security definer
 set search_path = ''
 as $$
   select exists (select 1 from public.webhooks w
-                 where w.organization_id = organization and w.is_enabled and w.events && event_types)
+                 where w.organization_id = organization and w.is_enabled and w.events && event_types
+                   and (w.project_id is null or w.project_id = project))
       or exists (select 1 from public.workflows x
                  where x.organization_id = organization and x.trigger_type = 'event' and x.is_active and x.deleted_at is null
-                   and x.trigger_config ->> 'event_type' = any (event_types))
+                   and x.trigger_config ->> 'event_type' = any (event_types)
+                   and (x.project_id is null or x.project_id = project))
 $$;
-comment on function private.event_has_listeners(uuid, text[]) is 'Whether any enabled webhook or active event-triggered workflow of the organization listens to one of these event types (the task triggers skip emitting otherwise).';
+comment on function private.event_has_listeners(uuid, uuid, text[]) is 'Whether any enabled webhook or active event-triggered workflow of the organization, organization-wide or of this project, listens to one of these event types (the task triggers skip emitting otherwise).';
 
 grant execute on function private.event_reaches_organization(uuid), private.can_read_workflow_project(uuid)
   to authenticated, service_role;
@@ -145,7 +147,7 @@ alter policy webhook_deliveries_select on public.webhook_deliveries
          and exists (select 1 from public.webhooks w where w.id = webhook_id)
          and (project_id is null or private.can_read_project(project_id)));
 
--- Task events. Creation is a statement trigger (a bulk insert checks for listeners once per organization); status
+-- Task events. Creation is a statement trigger (a bulk insert checks for listeners once per project); status
 -- and assignment changes are row triggers that fire only when the column really changed. Soft-deleted tasks emit
 -- nothing. The actor (created_by, changed_by, assigned_by) is the signed-in user, null for the service or a workflow.
 create function private.task_created_payload(t public.tasks) returns jsonb
@@ -167,8 +169,9 @@ begin
   for t in
     select n.* from new_tasks n
     where n.deleted_at is null
-      and n.organization_id in (select o.organization_id from (select distinct x.organization_id from new_tasks x) o
-                                where private.event_has_listeners(o.organization_id, array['task.created', 'task.assigned']))
+      and (n.organization_id, n.project_id) in (
+            select o.organization_id, o.project_id from (select distinct x.organization_id, x.project_id from new_tasks x) o
+            where private.event_has_listeners(o.organization_id, o.project_id, array['task.created', 'task.assigned']))
     order by n.created_at, n.position, n.id
   loop
     perform private.emit_event(t.organization_id, 'task.created', private.task_created_payload(t), gen_random_uuid(), t.project_id);
@@ -188,7 +191,7 @@ language plpgsql security definer
 set search_path = ''
 as $$
 begin
-  if not private.event_has_listeners(new.organization_id, array[tg_argv[0]]) then
+  if not private.event_has_listeners(new.organization_id, new.project_id, array[tg_argv[0]]) then
     return null;
   end if;
   perform private.emit_event(new.organization_id, tg_argv[0], case tg_argv[0]
