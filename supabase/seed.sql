@@ -513,3 +513,34 @@ on conflict do nothing;
 update public.notifications set read_at = now()
 where user_id = 'a11ce000-0000-4000-8000-000000000001' and type = 'mention' and read_at is null;
 -- ---- end work collaboration
+-- ---- Work management automations (issue 12): the private "Series A" project's automation (a new task there gets a
+-- "Review: ..." subtask assigned to Alice, through a create_task node) and a "Website relaunch" webhook on its task
+-- events. One new data-room task starts the automation (a worker under `npm start` creates the review subtask), and
+-- a status change in the Website project queues a delivery.
+insert into public.workflows (id, organization_id, created_by, project_id, name, description, definition, trigger_type, trigger_config)
+values
+  ('0a000000-0000-4000-8000-00000000f201', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   '0a000000-0000-4000-8000-0000970a0002', 'Series A: review new tasks', 'Every task someone adds gets a review subtask for Alice',
+   '{"nodes": [{"id": "review", "type": "task", "name": "Add a review subtask", "config": {"action": "create_task", "params": {
+       "title": "Review: {{input.data.title}}", "parent_task_id": "{{input.data.task_id}}",
+       "assignee_id": "a11ce000-0000-4000-8000-000000000001", "priority": "high", "tags": ["review"]}}}], "edges": []}',
+   'event', '{"event_type": "task.created", "filter": {"workflow_run_id": null}}')
+on conflict (id) do nothing;
+do $$
+begin
+  perform set_config('role', 'authenticated', true);
+  perform set_config('request.jwt.claims', '{"sub": "a11ce000-0000-4000-8000-000000000001", "role": "authenticated"}', true);
+  if not exists (select 1 from public.webhooks w where w.project_id = '0a000000-0000-4000-8000-0000970a0001' and w.name = 'Website tasks') then
+    perform public.create_webhook('0a000000-0000-4000-8000-00000000ac3e', 'Website tasks', 'http://127.0.0.1:8787/webhooks',
+      array['task.created', 'task.status_changed', 'task.assigned'],
+      'whsec_ZGVtby13ZWJzaXRlLXRhc2tzLXNlY3JldC1ub3QtcmVhbA==', '{}', '0a000000-0000-4000-8000-0000970a0001');
+  end if;
+  perform set_config('role', 'postgres', true);
+end $$;
+insert into public.tasks (id, project_id, title, priority, assignee_id, tags)
+values ('0a000000-0000-4000-8000-00007a5c0006', '0a000000-0000-4000-8000-0000970a0002', 'Draft the investor update', 'medium',
+        'ca201000-0000-4000-8000-000000000003', '{finance}')
+on conflict (id) do nothing;
+-- Carol starts the hero section: a task.status_changed delivery for the Website webhook.
+update public.tasks set status = 'in_progress' where id = '0a000000-0000-4000-8000-00007a5c0003' and status = 'todo';
+-- ---- end work management automations

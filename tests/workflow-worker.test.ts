@@ -3,14 +3,15 @@
 // that knows only this machine, and the SSRF flag for private targets). Proves: an ai_agent node end to end (prompt
 // rendered from the input and an earlier http_request node, the key read through the audited connector function,
 // tokens and cost from the response and ai_model_prices), the monthly budget stop, retry classification, the SSRF
-// guard on a provider's base URL, an http_request through an integration's credentials, and event-triggered
-// workflows stopping 8 levels deep, the last through the edge function and the gateway.
+// guard on a provider's base URL, an http_request through an integration's credentials, event-triggered
+// workflows stopping 8 levels deep (through the edge function and the gateway), and a project automation whose
+// create_task node adds one task even when a stale worker retries the run.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sql, type Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase, type UntypedDatabase } from "../supabase/functions/_shared/db.ts";
-import { drain, type WorkerOptions } from "../supabase/functions/workflow-worker/worker.ts";
+import { drain, executeRun, type ClaimedRun, type WorkerOptions } from "../supabase/functions/workflow-worker/worker.ts";
 import { testEnv } from "./helpers/env.ts";
 import { anonKey, serviceRoleKey } from "./helpers/jwt.ts";
 
@@ -367,4 +368,40 @@ describe("the workflow worker", () => {
       select causation_depth, reason from public.workflow_event_refusals where workflow_id = ${looping}::uuid`.execute(db)).rows;
     expect(refusals).toEqual([{ causation_depth: 8, reason: "causation_depth_exceeded" }]);
   }, 60_000);
+  it("runs a project automation: a new task starts the project's event workflow, whose create_task node adds one review subtask although a stale worker tries the run too", async () => {
+    const project = (await one(sql<{ id: string }>`
+      insert into public.projects (organization_id, owner_id, title, visibility)
+      values (${organizationId}::uuid, ${ownerId}::uuid, ${"Launch " + run}, 'private') returning id`)).id;
+    const definition = { nodes: [{ id: "review", type: "task", name: "Review", config: { action: "create_task",
+      params: { title: "Review: {{input.data.title}}", parent_task_id: "{{input.data.task_id}}", priority: "high", tags: ["review"] } } }], edges: [] };
+    // Only tasks people create (workflow_run_id null): the review task the workflow adds does not start it again.
+    const trigger = { event_type: "task.created", filter: { workflow_run_id: null } };
+    const workflow = (await one(sql<{ id: string }>`
+      insert into public.workflows (organization_id, project_id, name, definition, trigger_type, trigger_config, retry_delay)
+      values (${organizationId}::uuid, ${project}::uuid, ${"review " + run}, cast(${JSON.stringify(definition)}::text as jsonb),
+              'event', cast(${JSON.stringify(trigger)}::text as jsonb), interval '1 second')
+      returning id`)).id;
+    const taskId = await asOwner(async (trx) => (await sql<{ id: string }>`
+      insert into public.tasks (project_id, title) values (${project}::uuid, 'Write the launch post') returning id`.execute(trx)).rows[0]!.id);
+    const started = await one(sql<{ id: string }>`select id from public.workflow_executions where workflow_id = ${workflow}::uuid`);
+
+    // A first worker claims the run and stops answering; its lease runs out (moved into the past here).
+    const claimed = (await sql<ClaimedRun>`select * from public.claim_workflow_runs(${"stale-" + run}, 10, interval '5 minutes')`.execute(db)).rows;
+    const stale = claimed.find((r) => r.execution_id === started.id);
+    expect(stale).toBeDefined();
+    await sql`update public.workflow_runs set run_at = now() - interval '1 second', locked_until = now() - interval '1 second'
+              where id = ${stale!.id}::uuid`.execute(db);
+    expect(await drain(options())).toMatchObject({ claimed: 1, completed: 1, failed: 0 });
+    // The stale worker comes back with its old lease: refused, and nothing is created twice.
+    expect(await executeRun(stale!, options())).toBe("lease_lost");
+
+    const created = (await sql<{ id: string; title: string; parent_task_id: string; priority: string; tags: string[]; created_by: string | null; workflow_run_id: string }>`
+      select id, title, parent_task_id, priority, tags, created_by, workflow_run_id from public.tasks
+      where project_id = ${project}::uuid and id <> ${taskId}::uuid`.execute(db)).rows;
+    expect(created).toHaveLength(1);
+    expect(created[0]).toMatchObject({ title: "Review: Write the launch post", parent_task_id: taskId, priority: "high", tags: ["review"],
+      created_by: null, workflow_run_id: stale!.id });
+    expect(await execution(started.id)).toMatchObject({ status: "succeeded", output: { review: { task_id: created[0]!.id, created: true } } });
+    expect((await one(sql<{ n: number }>`select count(*)::int as n from public.workflow_executions where workflow_id = ${workflow}::uuid`)).n).toBe(1);
+  });
 });

@@ -1691,14 +1691,14 @@ isOneToOne: false
                   ]
                 },"tasks": {
                   Row: {
-                    "actual_cost": number,"actual_minutes": number,"ai_provider": string | null,"assignee_id": string | null,"blocked_reason": string | null,"completed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"description": string | null,"due_date": string | null,"estimated_minutes": number | null,"execution_type": string,"generated_prompt": string | null,"id": string,"mcp_config": Json | null,"organization_id": string,"parent_task_id": string | null,"position": number,"priority": string,"project_id": string,"started_at": string | null,"status": string,"tags": (string)[],"title": string,"token_usage": Json | null,"updated_at": string
+                    "actual_cost": number,"actual_minutes": number,"ai_provider": string | null,"assignee_id": string | null,"blocked_reason": string | null,"completed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"description": string | null,"due_date": string | null,"estimated_minutes": number | null,"execution_type": string,"generated_prompt": string | null,"id": string,"mcp_config": Json | null,"organization_id": string,"parent_task_id": string | null,"position": number,"priority": string,"project_id": string,"started_at": string | null,"status": string,"tags": (string)[],"title": string,"token_usage": Json | null,"updated_at": string,"workflow_run_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id": string,"parent_task_id"?: string | null,"position": number,"priority"?: string,"project_id": string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title": string,"token_usage"?: Json | null,"updated_at"?: string
+                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id": string,"parent_task_id"?: string | null,"position": number,"priority"?: string,"project_id": string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title": string,"token_usage"?: Json | null,"updated_at"?: string,"workflow_run_id"?: string | null
                   }
                   Update: {
-                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id"?: string,"parent_task_id"?: string | null,"position"?: number,"priority"?: string,"project_id"?: string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title"?: string,"token_usage"?: Json | null,"updated_at"?: string
+                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id"?: string,"parent_task_id"?: string | null,"position"?: number,"priority"?: string,"project_id"?: string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title"?: string,"token_usage"?: Json | null,"updated_at"?: string,"workflow_run_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1724,6 +1724,12 @@ isOneToOne: false
       columns: ["project_id"]
 isOneToOne: false
       referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "tasks_workflow_run_id_fkey"
+      columns: ["workflow_run_id"]
+isOneToOne: true
+      referencedRelation: "workflow_runs"
       referencedColumns: ["id"]
     }
                   ]
@@ -1922,6 +1928,12 @@ isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
     },{
+      foreignKeyName: "webhook_deliveries_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
       foreignKeyName: "webhook_deliveries_webhook_id_fkey"
       columns: ["webhook_id"]
 isOneToOne: false
@@ -1945,14 +1957,14 @@ isOneToOne: false
                   ]
                 },"webhooks": {
                   Row: {
-                    "created_at": string,"created_by": string | null,"credentials_secret_id": string,"credentials_updated_at": string,"disabled_reason": string | null,"events": (string)[],"failure_count": number,"has_credentials": boolean,"headers": NonNullable<Json>,"id": string,"is_enabled": boolean,"last_triggered_at": string | null,"name": string,"organization_id": string,"updated_at": string,"url": string
+                    "created_at": string,"created_by": string | null,"credentials_secret_id": string,"credentials_updated_at": string,"disabled_reason": string | null,"events": (string)[],"failure_count": number,"has_credentials": boolean,"headers": NonNullable<Json>,"id": string,"is_enabled": boolean,"last_triggered_at": string | null,"name": string,"organization_id": string,"project_id": string | null,"updated_at": string,"url": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "created_at"?: string,"created_by"?: string | null,"credentials_secret_id": string,"credentials_updated_at"?: string,"disabled_reason"?: string | null,"events": (string)[],"failure_count"?: number,"has_credentials"?: never,"headers"?: NonNullable<Json>,"id"?: string,"is_enabled"?: boolean,"last_triggered_at"?: string | null,"name": string,"organization_id": string,"updated_at"?: string,"url": string
+                    "created_at"?: string,"created_by"?: string | null,"credentials_secret_id": string,"credentials_updated_at"?: string,"disabled_reason"?: string | null,"events": (string)[],"failure_count"?: number,"has_credentials"?: never,"headers"?: NonNullable<Json>,"id"?: string,"is_enabled"?: boolean,"last_triggered_at"?: string | null,"name": string,"organization_id": string,"project_id"?: string | null,"updated_at"?: string,"url": string
                   }
                   Update: {
-                    "created_at"?: string,"created_by"?: string | null,"credentials_secret_id"?: string,"credentials_updated_at"?: string,"disabled_reason"?: string | null,"events"?: (string)[],"failure_count"?: number,"has_credentials"?: never,"headers"?: NonNullable<Json>,"id"?: string,"is_enabled"?: boolean,"last_triggered_at"?: string | null,"name"?: string,"organization_id"?: string,"updated_at"?: string,"url"?: string
+                    "created_at"?: string,"created_by"?: string | null,"credentials_secret_id"?: string,"credentials_updated_at"?: string,"disabled_reason"?: string | null,"events"?: (string)[],"failure_count"?: number,"has_credentials"?: never,"headers"?: NonNullable<Json>,"id"?: string,"is_enabled"?: boolean,"last_triggered_at"?: string | null,"name"?: string,"organization_id"?: string,"project_id"?: string | null,"updated_at"?: string,"url"?: string
                   }
                   Relationships: [
                     {
@@ -1966,6 +1978,12 @@ isOneToOne: false
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "webhooks_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
       referencedColumns: ["id"]
     }
                   ]
@@ -2105,14 +2123,14 @@ isOneToOne: false
                   ]
                 },"workflows": {
                   Row: {
-                    "created_at": string,"created_by": string | null,"current_version": number,"definition": NonNullable<Json>,"deleted_at": string | null,"description": string | null,"id": string,"is_active": boolean,"max_attempts": number,"name": string,"organization_id": string,"retry_delay": string,"timeout": string | null,"trigger_config": NonNullable<Json>,"trigger_type": string,"updated_at": string
+                    "created_at": string,"created_by": string | null,"current_version": number,"definition": NonNullable<Json>,"deleted_at": string | null,"description": string | null,"id": string,"is_active": boolean,"max_attempts": number,"name": string,"organization_id": string,"project_id": string | null,"retry_delay": string,"timeout": string | null,"trigger_config": NonNullable<Json>,"trigger_type": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "created_at"?: string,"created_by"?: string | null,"current_version"?: number,"definition": NonNullable<Json>,"deleted_at"?: string | null,"description"?: string | null,"id"?: string,"is_active"?: boolean,"max_attempts"?: number,"name": string,"organization_id": string,"retry_delay"?: string,"timeout"?: string | null,"trigger_config"?: NonNullable<Json>,"trigger_type"?: string,"updated_at"?: string
+                    "created_at"?: string,"created_by"?: string | null,"current_version"?: number,"definition": NonNullable<Json>,"deleted_at"?: string | null,"description"?: string | null,"id"?: string,"is_active"?: boolean,"max_attempts"?: number,"name": string,"organization_id": string,"project_id"?: string | null,"retry_delay"?: string,"timeout"?: string | null,"trigger_config"?: NonNullable<Json>,"trigger_type"?: string,"updated_at"?: string
                   }
                   Update: {
-                    "created_at"?: string,"created_by"?: string | null,"current_version"?: number,"definition"?: NonNullable<Json>,"deleted_at"?: string | null,"description"?: string | null,"id"?: string,"is_active"?: boolean,"max_attempts"?: number,"name"?: string,"organization_id"?: string,"retry_delay"?: string,"timeout"?: string | null,"trigger_config"?: NonNullable<Json>,"trigger_type"?: string,"updated_at"?: string
+                    "created_at"?: string,"created_by"?: string | null,"current_version"?: number,"definition"?: NonNullable<Json>,"deleted_at"?: string | null,"description"?: string | null,"id"?: string,"is_active"?: boolean,"max_attempts"?: number,"name"?: string,"organization_id"?: string,"project_id"?: string | null,"retry_delay"?: string,"timeout"?: string | null,"trigger_config"?: NonNullable<Json>,"trigger_type"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -2126,6 +2144,12 @@ isOneToOne: false
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "workflows_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
       referencedColumns: ["id"]
     }
                   ]
@@ -2452,7 +2476,10 @@ isOneToOne: false
 { Args: { "organization_id": string,"template_id": string,"title": string }; Returns: string
                            },
 "create_webhook":
-{ Args: { "events": (string)[],"headers"?: Json,"name": string,"organization_id": string,"signing_secret": string,"url": string }; Returns: string
+{ Args: { "events": (string)[],"headers"?: Json,"name": string,"organization_id": string,"project_id"?: string,"signing_secret": string,"url": string }; Returns: string
+                           },
+"create_workflow_task":
+{ Args: { "lease_token": string,"run_id": string }; Returns: string
                            },
 "decide_approval":
 { Args: { "comment"?: string,"decision": string,"form_data"?: Json,"request_id": string }; Returns: {

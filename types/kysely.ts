@@ -1438,6 +1438,10 @@ export interface Tasks {
   title: string;
   token_usage: Json | null;
   updated_at: Generated<Timestamp>;
+  /**
+   * The workflow run (a create_task node) that created this task; null for tasks people created. Unique: a retried run finds its task instead of creating another. Not writable by clients.
+   */
+  workflow_run_id: string | null;
 }
 
 export interface TaskSuggestedSkills {
@@ -1653,7 +1657,7 @@ export interface WebhookDeliveries {
   organization_id: string;
   payload: Json;
   /**
-   * Project the event belongs to, if any (the work-management issue adds the foreign key).
+   * Project the event belongs to, if any (foreign key added in 57-work-automations.sql).
    */
   project_id: string | null;
   /**
@@ -1705,6 +1709,10 @@ export interface Webhooks {
   last_triggered_at: Timestamp | null;
   name: string;
   organization_id: string;
+  /**
+   * The project whose events this webhook receives, or null for organization-wide (which gets no event of a private project). Set: seen only by webhooks.manage holders who read the project, changed only by those who edit it. Deleted with the project.
+   */
+  project_id: string | null;
   updated_at: Generated<Timestamp>;
   url: string;
 }
@@ -1812,6 +1820,10 @@ export interface Workflows {
   max_attempts: Generated<number>;
   name: string;
   organization_id: string;
+  /**
+   * The project this workflow automates, or null for an organization-wide workflow. Set: seen only by workflows.read holders who read the project, written only by workflows.manage holders who edit it; started only by its project's events. Deleted with the project.
+   */
+  project_id: string | null;
   /**
    * Default retry policy: the first backoff; each retry doubles it (capped at 1 hour), with jitter.
    */

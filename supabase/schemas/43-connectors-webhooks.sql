@@ -1,7 +1,7 @@
 -- Connectors: webhook_event_types (reference) and webhooks.
 -- Outgoing webhook endpoints of an organization: URL, subscribed events, extra headers; signing secret in Vault.
 
--- Seed 004's webhooks, organization-level (the project link is added by the work-management issue). Deliveries are
+-- Seed 004's webhooks, organization-level or of one project (project_id, added in 57-work-automations.sql). Deliveries are
 -- signed per the Standard Webhooks specification with the endpoint's secret (`whsec_` + base64 of 24-64 random
 -- bytes), which lives in Vault; the webhook-dispatcher edge function reads it through claim_webhook_deliveries().
 
@@ -117,6 +117,8 @@ alter table public.webhooks enable row level security;
 -- webhook_event_types_select: every signed-in user may read the event catalogue.
 create policy webhook_event_types_select on public.webhook_event_types for select to authenticated
   using (true);
+-- webhooks_select, webhooks_update, webhooks_delete: narrowed in 57-work-automations.sql (alter policy) so that a
+-- project's webhook is seen only by those who read the project and changed only by those who edit it.
 -- webhooks_select: webhooks.manage holders see their organization's webhooks.
 create policy webhooks_select on public.webhooks for select to authenticated
   using (organization_id in (select private.organizations_with_permission('webhooks.manage')));
@@ -149,23 +151,29 @@ begin
 end;
 $$;
 
-create function private.require_webhook_manager(organization uuid) returns void
+-- A project's webhooks are managed only by those who can also edit the project (not found unless they read it).
+create function private.require_webhook_manager(organization uuid, project uuid default null) returns void
 language plpgsql stable
 set search_path = ''
 as $$
 begin
   perform private.require_user();
-  if organization is null or organization not in (select private.user_organization_ids()) then
+  if organization is null or organization not in (select private.user_organization_ids())
+     or (project is not null and not private.can_read_project(project)) then
     raise exception 'organization % not found', organization using errcode = 'P0002';
   end if;
   if not private.has_permission(organization, 'webhooks.manage') then
     raise exception 'managing webhooks needs webhooks.manage' using errcode = '42501';
   end if;
+  if project is not null and not private.can_edit_project(project) then
+    raise exception 'managing a project''s webhooks needs editing the project' using errcode = '42501';
+  end if;
 end;
 $$;
 
+-- project_id: a webhook of that project (its events only); the column is added in 57-work-automations.sql.
 create function public.create_webhook(organization_id uuid, name text, url text, events text[], signing_secret text,
-                                      headers jsonb default '{}'::jsonb)
+                                      headers jsonb default '{}'::jsonb, project_id uuid default null)
 returns uuid
 language plpgsql security definer
 set search_path = ''
@@ -173,17 +181,17 @@ as $$
 declare
   new_id uuid := gen_random_uuid();
 begin
-  perform private.require_webhook_manager(create_webhook.organization_id);
+  perform private.require_webhook_manager(create_webhook.organization_id, create_webhook.project_id);
   perform private.validate_webhook_secret(signing_secret);
-  insert into public.webhooks (id, organization_id, name, url, events, headers, credentials_secret_id, created_by)
-  values (new_id, create_webhook.organization_id, create_webhook.name, create_webhook.url, create_webhook.events,
-          coalesce(create_webhook.headers, '{}'::jsonb),
+  insert into public.webhooks (id, organization_id, project_id, name, url, events, headers, credentials_secret_id, created_by)
+  values (new_id, create_webhook.organization_id, create_webhook.project_id, create_webhook.name, create_webhook.url,
+          create_webhook.events, coalesce(create_webhook.headers, '{}'::jsonb),
           private.vault_store(null, signing_secret, 'webhook:' || new_id, 'signing secret of webhook ' || new_id),
           (select auth.uid()));
   return new_id;
 end;
 $$;
-comment on function public.create_webhook(uuid, text, text, text[], text, jsonb) is 'Creates a webhook with its Standard Webhooks signing secret (stored in Vault); webhooks.manage. Returns its id.';
+comment on function public.create_webhook(uuid, text, text, text[], text, jsonb, uuid) is 'Creates a webhook with its Standard Webhooks signing secret (stored in Vault); webhooks.manage, and editing the project for a project''s webhook (project_id). Returns its id.';
 
 create function public.set_webhook_signing_secret(webhook_id uuid, signing_secret text) returns void
 language plpgsql security definer
@@ -193,7 +201,7 @@ declare
   target public.webhooks;
 begin
   select w.* into target from public.webhooks w where w.id = webhook_id for update;
-  perform private.require_webhook_manager(target.organization_id);
+  perform private.require_webhook_manager(target.organization_id, target.project_id);
   perform private.validate_webhook_secret(signing_secret);
   perform private.vault_store(target.credentials_secret_id, signing_secret, 'webhook:' || target.id,
                               'signing secret of webhook ' || target.id);
@@ -202,6 +210,6 @@ end;
 $$;
 comment on function public.set_webhook_signing_secret(uuid, text) is 'Replaces a webhook''s signing secret (rotation); webhooks.manage. Never returns it.';
 
-grant execute on function public.create_webhook(uuid, text, text, text[], text, jsonb),
+grant execute on function public.create_webhook(uuid, text, text, text[], text, jsonb, uuid),
   public.set_webhook_signing_secret(uuid, text) to authenticated;
 grant execute on function private.webhook_headers_allowed(jsonb) to authenticated, service_role;

@@ -44,7 +44,7 @@ create table public.webhook_deliveries (
   constraint webhook_deliveries_duration_not_negative check (duration_ms is null or duration_ms >= 0)
 );
 comment on table public.webhook_deliveries is 'Outbound webhook queue and its recent log: one row per (webhook, event), retried on the Standard Webhooks schedule. Written by emit_event() and the dispatcher''s functions only.';
-comment on column public.webhook_deliveries.project_id is 'Project the event belongs to, if any (the work-management issue adds the foreign key).';
+comment on column public.webhook_deliveries.project_id is 'Project the event belongs to, if any (foreign key added in 57-work-automations.sql).';
 comment on column public.webhook_deliveries.attempt is 'Attempts made so far (at most 8: the first, then 7 retries).';
 comment on column public.webhook_deliveries.lease_id is 'Identifies the dispatcher''s claim while delivering; an outcome with another lease is ignored.';
 comment on column public.webhook_deliveries.response_body is 'First 2048 characters of the receiver''s last response.';
@@ -60,7 +60,8 @@ create trigger webhook_deliveries_set_updated_at before update on public.webhook
 
 alter table public.webhook_deliveries enable row level security;
 
--- webhook_deliveries_select: webhooks.manage holders see their organization's delivery log.
+-- webhook_deliveries_select: webhooks.manage holders see their organization's delivery log (narrowed in
+-- 57-work-automations.sql: only deliveries of webhooks they see, and of events of projects they read).
 create policy webhook_deliveries_select on public.webhook_deliveries for select to authenticated
   using (organization_id in (select private.organizations_with_permission('webhooks.manage')));
 
@@ -107,13 +108,17 @@ begin
   select w.organization_id, w.id, emit_event.event_id, emit_event.event_type, emit_event.project_id, emit_event.payload
   from public.webhooks w
   where w.organization_id = emit_event.organization_id and w.is_enabled and emit_event.event_type = any (w.events)
+    -- A project's webhooks get only its events; organization-wide ones no event of a private project (57).
+    and (w.project_id = emit_event.project_id
+         or (w.project_id is null and (select private.event_reaches_organization(emit_event.project_id))))
   on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
   -- Event-triggered workflows (49-workflows-triggers-and-actions.sql; resolved when called, after every file loaded).
-  perform private.start_event_workflows(emit_event.organization_id, emit_event.event_type, emit_event.payload, emit_event.event_id);
+  perform private.start_event_workflows(emit_event.organization_id, emit_event.event_type, emit_event.payload, emit_event.event_id,
+                                        emit_event.project_id);
   return event_id;
 end;
 $$;
-comment on function private.emit_event(uuid, text, jsonb, uuid, uuid) is 'Announces a business event: enqueues one delivery per enabled subscribing webhook of the organization (idempotent per webhook and event id) and starts the matching event-triggered workflows; returns the event id. Not granted to API roles.';
+comment on function private.emit_event(uuid, text, jsonb, uuid, uuid) is 'Announces a business event: enqueues one delivery per enabled subscribing webhook of the organization (idempotent per webhook and event id) and starts the matching event-triggered workflows; returns the event id. An event of a project reaches that project''s webhooks and workflows, and the organization-wide ones only when the project is organization-visible. Not granted to API roles.';
 
 -- A client may ask for a test delivery to one of its own webhooks (subscribed to webhook.test or not).
 create function public.send_test_webhook(webhook_id uuid) returns uuid
@@ -125,7 +130,7 @@ declare
   new_event uuid := gen_random_uuid();
 begin
   select w.* into target from public.webhooks w where w.id = webhook_id;
-  perform private.require_webhook_manager(target.organization_id);
+  perform private.require_webhook_manager(target.organization_id, target.project_id);
   if not target.is_enabled then
     raise exception 'webhook % is disabled', webhook_id using errcode = '55000', hint = 'Enable it first.';
   end if;

@@ -277,6 +277,10 @@ begin
       if config ? 'params' and jsonb_typeof(config -> 'params') <> 'object' then
         return '"params" must be an object';
       end if;
+      if config ->> 'action' = 'create_task' then
+        -- The create_task params' shape (57-work-automations.sql; resolved when called).
+        return private.create_task_params_problem(coalesce(config -> 'params', '{}'::jsonb));
+      end if;
   end case;
   return null;
 end;
@@ -543,6 +547,8 @@ create trigger workflow_versions_audit after insert on public.workflow_versions
 alter table public.workflows enable row level security;
 alter table public.workflow_versions enable row level security;
 
+-- These policies are narrowed in 57-work-automations.sql (alter policy): a workflow with a project_id is seen only by
+-- those who also read the project, and written only by those who also edit it; versions follow their workflow.
 -- workflows_select: members holding workflows.read see their organization's workflows (soft-deleted ones too, so
 -- that a manager's update setting deleted_at still reads back its row).
 create policy workflows_select on public.workflows for select to authenticated

@@ -137,6 +137,7 @@ create trigger workflow_runs_set_updated_at before update on public.workflow_run
 alter table public.workflow_executions enable row level security;
 alter table public.workflow_runs enable row level security;
 
+-- Narrowed in 57-work-automations.sql (alter policy): executions and runs follow their workflow's project.
 -- workflow_executions_select: members holding workflows.read see their organization's executions.
 create policy workflow_executions_select on public.workflow_executions for select to authenticated
   using (organization_id in (select private.organizations_with_permission('workflows.read')));
@@ -371,10 +372,13 @@ declare
   caller uuid := (select auth.uid());
   organization uuid;
   workflow_trigger text;
+  project uuid;
 begin
-  select w.organization_id, w.trigger_type into organization, workflow_trigger
+  select w.organization_id, w.trigger_type, w.project_id into organization, workflow_trigger, project
   from public.workflows w where w.id = start_workflow.workflow_id;
-  if caller is not null and (organization is null or not private.has_permission(organization, 'workflows.execute')) then
+  -- A project's workflow (project_id, 57-work-automations.sql) runs only for those who read the project.
+  if caller is not null and (organization is null or not private.has_permission(organization, 'workflows.execute')
+                             or (project is not null and not private.can_read_project(project))) then
     raise exception 'workflow % does not exist or you may not run it', start_workflow.workflow_id
       using errcode = '42501', hint = 'Running a workflow needs workflows.execute in its organization.';
   end if;
@@ -532,7 +536,8 @@ declare
   ex public.workflow_executions;
 begin
   select * into ex from public.workflow_executions e where e.id = cancel_workflow_execution.execution_id for update;
-  if ex.id is null or (caller is not null and not private.has_permission(ex.organization_id, 'workflows.execute')) then
+  if ex.id is null or (caller is not null and (not private.has_permission(ex.organization_id, 'workflows.execute')
+                                               or not private.can_read_workflow_project(ex.workflow_id))) then
     raise exception 'execution % does not exist or you may not cancel it', cancel_workflow_execution.execution_id
       using errcode = '42501', hint = 'Cancelling needs workflows.execute in the execution''s organization.';
   end if;

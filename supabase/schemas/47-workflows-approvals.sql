@@ -181,6 +181,8 @@ alter table public.approval_requests enable row level security;
 alter table public.approval_request_approvers enable row level security;
 alter table public.approval_decisions enable row level security;
 
+-- Narrowed in 57-work-automations.sql (alter policy): for workflows.read holders, only requests of executions they
+-- see (a project's workflow: its readers); the request's approvers always see what they are asked to decide.
 -- approval_requests_select: workflows.read holders of the organization, and the request's approvers.
 create policy approval_requests_select on public.approval_requests for select to authenticated
   using (organization_id in (select private.organizations_with_permission('workflows.read'))

@@ -111,7 +111,8 @@ create trigger ai_agent_tasks_audit after insert or update or delete on public.a
 
 alter table public.ai_agent_tasks enable row level security;
 
--- ai_agent_tasks_select: members holding workflows.read see their organization's AI tasks (prompts, answers, cost).
+-- ai_agent_tasks_select: members holding workflows.read see their organization's AI tasks (prompts, answers, cost);
+-- narrowed in 57-work-automations.sql: a task of an execution follows the execution's visibility.
 create policy ai_agent_tasks_select on public.ai_agent_tasks for select to authenticated
   using (organization_id in (select private.organizations_with_permission('workflows.read')));
 

@@ -46,16 +46,20 @@ create index workflows_event_trigger_idx on public.workflows (organization_id, (
   where trigger_type = 'event' and is_active and deleted_at is null;
 
 alter table public.workflow_event_refusals enable row level security;
--- workflow_event_refusals_select: members holding workflows.read see their organization's refused starts.
+-- workflow_event_refusals_select: members holding workflows.read see their organization's refused starts (narrowed
+-- in 57-work-automations.sql: those of workflows they see).
 create policy workflow_event_refusals_select on public.workflow_event_refusals for select to authenticated
   using (organization_id in (select private.organizations_with_permission('workflows.read')));
 grant select on public.workflow_event_refusals to authenticated, service_role;
 
 -- Called by private.emit_event() (44-connectors-webhook-deliveries.sql) for every event: starts each active workflow
--- of the organization whose trigger_config names the event type and whose filter the payload contains (@>). The event
+-- of the organization whose trigger_config names the event type and whose filter the payload contains (@>), and
+-- whose project fits (57-work-automations.sql): a project's workflow starts only on that project's events, an
+-- organization-wide one on no event of a private project. The event
 -- id makes the start idempotent (a repeated event starts nothing new). One workflow that cannot start never stops the
 -- event or the others: its refusal is logged.
-create function private.start_event_workflows(organization_id uuid, event_type text, payload jsonb, event_id uuid)
+create function private.start_event_workflows(organization_id uuid, event_type text, payload jsonb, event_id uuid,
+                                              project_id uuid default null)
 returns integer
 language plpgsql security definer
 set search_path = ''
@@ -70,6 +74,8 @@ begin
     where x.organization_id = start_event_workflows.organization_id and x.trigger_type = 'event' and x.is_active
       and x.deleted_at is null and x.trigger_config ->> 'event_type' = start_event_workflows.event_type
       and payload @> coalesce(x.trigger_config -> 'filter', '{}'::jsonb)
+      and (x.project_id = start_event_workflows.project_id
+           or (x.project_id is null and (select private.event_reaches_organization(start_event_workflows.project_id))))
     order by x.created_at, x.id
   loop
     if depth >= 8 then
@@ -81,7 +87,9 @@ begin
     end if;
     begin
       perform private.start_workflow_execution(w.id,
-        jsonb_build_object('event_id', event_id, 'event_type', event_type, 'causation_depth', depth, 'data', payload),
+        jsonb_build_object('event_id', event_id, 'event_type', event_type, 'causation_depth', depth, 'data', payload)
+          || case when start_event_workflows.project_id is null then '{}'::jsonb
+                  else jsonb_build_object('project_id', start_event_workflows.project_id) end,
         'event:' || event_id::text, 'event', null);
       started := started + 1;
     exception when others then
@@ -94,7 +102,7 @@ begin
   return started;
 end;
 $$;
-comment on function private.start_event_workflows(uuid, text, jsonb, uuid) is 'emit_event hook: starts the active event-triggered workflows whose event_type and filter (JSON containment) match, with input {"event_id", "event_type", "causation_depth", "data"}; refuses (and logs in workflow_event_refusals) at causation depth 8.';
+comment on function private.start_event_workflows(uuid, text, jsonb, uuid, uuid) is 'emit_event hook: starts the active event-triggered workflows whose event_type and filter (JSON containment) match and whose project fits the event''s, with input {"event_id", "event_type", "causation_depth", "data", "project_id"?}; refuses (and logs in workflow_event_refusals) at causation depth 8.';
 
 -- The emit_event task action, run by the worker in one call: emits params.event_type with params.payload as the
 -- run's organization, one causation level deeper than the run's execution, and completes the run with the event id.
@@ -109,8 +117,9 @@ declare
 begin
   perform 1 from public.workflow_executions e
   where e.id = (select r.execution_id from public.workflow_runs r where r.id = emit_workflow_event.run_id) for update;
-  select r.id, r.organization_id, r.input, e.causation_depth into run
+  select r.id, r.organization_id, r.input, e.causation_depth, w.project_id into run
   from public.workflow_runs r join public.workflow_executions e on e.id = r.execution_id
+  join public.workflows w on w.id = e.workflow_id
   where r.id = emit_workflow_event.run_id and r.lease_token = emit_workflow_event.lease_token and r.status = 'running'
     and r.locked_until >= pg_catalog.now();
   if run.id is null then
@@ -125,7 +134,9 @@ begin
     return 'failed';
   end if;
   perform pg_catalog.set_config('workflows.causation_depth', (run.causation_depth + 1)::text, true);
-  perform private.emit_event(run.organization_id, params ->> 'event_type', coalesce(params -> 'payload', '{}'::jsonb), run.id);
+  -- A project's workflow (57-work-automations.sql) emits its events as the project's.
+  perform private.emit_event(run.organization_id, params ->> 'event_type', coalesce(params -> 'payload', '{}'::jsonb), run.id,
+                             run.project_id);
   perform pg_catalog.set_config('workflows.causation_depth', '', true);
   return public.complete_workflow_run(run.id, emit_workflow_event.lease_token,
     jsonb_build_object('event_id', run.id, 'event_type', params ->> 'event_type', 'causation_depth', run.causation_depth + 1));
@@ -246,11 +257,13 @@ declare
 begin
   perform private.require_user();
   select w.* into target from public.workflows w where w.id = set_workflow_webhook_secret.workflow_id;
-  if target.id is null or not private.has_permission(target.organization_id, 'workflows.read') then
+  if target.id is null or not private.has_permission(target.organization_id, 'workflows.read')
+     or not private.can_read_workflow_project(target.id) then
     raise exception 'workflow % not found', set_workflow_webhook_secret.workflow_id using errcode = 'P0002';
   end if;
-  if not private.has_permission(target.organization_id, 'workflows.manage') then
-    raise exception 'setting a workflow''s webhook secret needs workflows.manage' using errcode = '42501';
+  if not private.has_permission(target.organization_id, 'workflows.manage')
+     or (target.project_id is not null and not private.can_edit_project(target.project_id)) then
+    raise exception 'setting a workflow''s webhook secret needs workflows.manage (and editing its project)' using errcode = '42501';
   end if;
   if target.trigger_type <> 'webhook' then
     raise exception 'workflow % is triggered by %, not by a webhook', target.id, target.trigger_type using errcode = '55000',

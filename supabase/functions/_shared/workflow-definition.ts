@@ -81,9 +81,25 @@ export const aiAgentConfig = z.strictObject({
   max_retries: wholeNumber.min(0).max(10).optional(),
   timeout_ms: wholeNumber.min(1).max(600_000).optional(),
 });
+// create_task params (private.create_task_params_problem, 57-work-automations.sql); strings may hold templates.
+export const createTaskParams = z.strictObject({
+  title: z.string().refine((title) => title.replace(/^ +| +$/g, "") !== "", "params.title must not be empty"),
+  description: z.string().optional(),
+  project_id: z.string().optional(),
+  parent_task_id: z.string().optional(),
+  assignee_id: z.string().optional(),
+  priority: z.enum(["low", "medium", "high", "urgent"]).optional(),
+  due_date: z.string().optional(),
+  estimated_minutes: wholeNumber.min(0).max(1_000_000).optional(),
+  tags: z.array(z.string()).optional(),
+});
 export const taskConfig = z.strictObject({
   action: z.enum(["http_request", "emit_event", "create_task"]),
   params: z.record(z.string(), z.unknown()).optional(),
+}).superRefine((config, ctx) => {
+  if (config.action !== "create_task") return;
+  const params = createTaskParams.safeParse(config.params ?? {});
+  if (!params.success) ctx.addIssue({ code: "custom", message: `create_task: ${params.error.issues[0]?.message ?? "bad params"}` });
 });
 
 const nodeConfigs = { condition: conditionConfig, approval: approvalConfig, ai_agent: aiAgentConfig, task: taskConfig };

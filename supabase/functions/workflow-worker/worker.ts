@@ -6,7 +6,8 @@
 //   ai_agent  begin_ai_agent_task (provider, budget, prompt), the key through ai_provider_api_key_for_request, the
 //             provider's official SDK (openai for openai, google and local OpenAI-compatible endpoints,
 //             @anthropic-ai/sdk for anthropic), then complete_ai_agent_task with the response's token counts.
-//   task      a small registry of actions: emit_event (in SQL: emit_workflow_event) and http_request (rendered and
+//   task      a small registry of actions: emit_event (in SQL: emit_workflow_event), create_task (in SQL:
+//             create_workflow_task, 57-work-automations.sql) and http_request (rendered and
 //             authorised in SQL by prepare_workflow_http_request, sent here through the SSRF guard).
 //
 // Failures are classified: timeouts, lost connections, 408, 409, 429 and 5xx answers are retried (the run's
@@ -301,12 +302,15 @@ export async function executeRun(run: ClaimedRun, options: WorkerOptions): Promi
     case "emit_event":
       return await scalar<RunOutcome>(options.db, sql<{ value: RunOutcome }>`
         select public.emit_workflow_event(${run.id}::uuid, ${run.lease_token}::uuid) as value`);
+    case "create_task":
+      return await scalar<RunOutcome>(options.db, sql<{ value: RunOutcome }>`
+        select public.create_workflow_task(${run.id}::uuid, ${run.lease_token}::uuid) as value`);
     case "http_request":
       return await runHttpRequest(run, options);
     default:
       return await failRun(options.db, run, {
         code: "unsupported_action",
-        message: `this worker has no action "${String(action)}" (it runs emit_event and http_request)`,
+        message: `this worker has no action "${String(action)}" (it runs emit_event, create_task and http_request)`,
       }, false);
   }
 }
