@@ -247,12 +247,75 @@ grant insert (service_id, staff_id, conversation_id, client_name, client_phone, 
               metadata, calendar_event_id)
   on public.appointments to authenticated, service_role;
 
--- Free slots of a service: qualified active staff, business hours and working hours in the organization's time zone,
--- existing appointments and buffers (the candidate's and theirs), time off, minimum notice and advance window. A
--- candidate start s is free for a staff member when no forbidden-start range contains it: an appointment blocking
--- [a, b) forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids (t1 - duration, t2). Candidates step
--- by slot_step_minutes, by default the service's duration (as Cal.com does), from the start of each open window.
--- Every window lies within one local day, so a staff member's working hours meet the business hours of that day only.
+-- The candidate starts of available_slots(), once it has found the service and its staff under RLS: the schedule of
+-- those staff members (working hours, appointments, time off) read as the definer, so that no table's policy runs
+-- its permission subquery again and the busy ranges can come from the exclusion constraint's index (a range overlap
+-- is not leakproof, so under RLS it is checked row by row over every appointment of the organization). A candidate
+-- start s is free for a staff member when no forbidden-start range contains it: an appointment blocking [a, b)
+-- forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids (t1 - duration, t2). Every window lies
+-- within one local day, so a staff member's working hours meet the business hours of that day only.
+create function private.slot_candidates(organization uuid, staff_ids uuid[], zone text, hours jsonb, earliest timestamptz,
+                                        latest timestamptz, duration interval, buffer interval, step interval)
+returns table (staff_id uuid, starts_at timestamptz, ends_at timestamptz)
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  booked_probe tstzrange := tstzrange(earliest - duration - buffer, latest + duration + buffer);
+  off_probe tstzrange := tstzrange(earliest - duration, latest + duration);
+begin
+  return query
+  with days as (
+    select g::date as day,
+           hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
+                    [extract(dow from g)::integer + 1] as spec,
+           extract(dow from g)::integer as dow
+    from generate_series((earliest at time zone zone)::date - 1, ((latest + duration) at time zone zone)::date,
+                         interval '1 day') g
+  ),
+  windows as (
+    select w.staff_id,
+           case when hours = '{}'::jsonb
+                then tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
+                else tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
+                     * tstzrange((d.day + (d.spec ->> 'open')::time) at time zone zone,
+                                 (d.day + (d.spec ->> 'close')::time) at time zone zone) end as open_range
+    from days d
+    join public.staff_working_hours w on w.weekday = d.dow
+    where w.staff_id = any (staff_ids) and (hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object')
+  ),
+  forbidden as materialized (
+    select f.staff_id, range_agg(f.r) as starts
+    from (
+      select a.staff_id, tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
+      from public.appointments a
+      where a.organization_id = organization and a.staff_id = any (staff_ids) and a.status in ('scheduled', 'confirmed')
+        and a.blocked_range && booked_probe
+      union all
+      select t.staff_id, tstzrange(lower(t.period) - duration, upper(t.period), '()')
+      from public.staff_time_off t
+      where t.organization_id = organization and t.staff_id = any (staff_ids) and t.period && off_probe
+    ) f
+    group by f.staff_id
+  )
+  select c.staff_id, c.s, c.s + duration
+  from (
+    select w.staff_id, f.starts, generate_series(lower(w.open_range), upper(w.open_range) - duration, step) as s
+    from windows w left join forbidden f on f.staff_id = w.staff_id
+    where not isempty(w.open_range)
+  ) c
+  where c.s >= earliest and c.s < latest and (c.starts is null or not c.starts @> c.s)
+  order by 2, 1;
+end;
+$$;
+comment on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval) is 'Free starts of the given staff members between two instants (working and business hours in the zone, appointments with buffers, time off), ordered by start and staff. Internal to available_slots(), which checks the caller''s access first.';
+grant execute on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval)
+  to authenticated, service_role;
+
+-- Free slots of a service: the service and its qualified active staff read under RLS (the caller's access), then
+-- private.slot_candidates() for business and working hours in the organization's time zone, existing appointments and
+-- buffers (the candidate's and theirs), time off, minimum notice and advance window. Candidates step by
+-- slot_step_minutes, by default the service's duration (as Cal.com does), from the start of each open window.
 create function public.available_slots(service_id uuid, range_start timestamptz, range_end timestamptz,
                                        only_staff_id uuid default null, slot_step_minutes int default null)
 returns table (staff_id uuid, starts_at timestamptz, ends_at timestamptz)
@@ -269,8 +332,6 @@ declare
   earliest timestamptz;
   latest timestamptz;
   staff_ids uuid[];
-  booked_probe tstzrange;
-  off_probe tstzrange;
 begin
   if range_start is null or range_end is null or range_end <= range_start then
     raise exception 'range_end must be after range_start' using errcode = '22023';
@@ -306,51 +367,9 @@ begin
   if staff_ids is null then
     return;
   end if;
-  booked_probe := tstzrange(earliest - duration - buffer, latest + duration + buffer);
-  off_probe := tstzrange(earliest - duration, latest + duration);
-
   return query
-  with days as (
-    select g::date as day,
-           hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
-                    [extract(dow from g)::integer + 1] as spec,
-           extract(dow from g)::integer as dow
-    from generate_series((earliest at time zone zone)::date - 1, ((latest + duration) at time zone zone)::date,
-                         interval '1 day') g
-  ),
-  windows as (
-    select w.staff_id,
-           case when hours = '{}'::jsonb
-                then tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
-                else tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
-                     * tstzrange((d.day + (d.spec ->> 'open')::time) at time zone zone,
-                                 (d.day + (d.spec ->> 'close')::time) at time zone zone) end as open_range
-    from days d
-    join public.staff_working_hours w on w.weekday = d.dow
-    where w.staff_id = any (staff_ids) and (hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object')
-  ),
-  forbidden as materialized (
-    select f.staff_id, range_agg(f.r) as starts
-    from (
-      select a.staff_id, tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
-      from public.appointments a
-      where a.organization_id = svc.organization_id and a.staff_id = any (staff_ids) and a.status in ('scheduled', 'confirmed')
-        and a.blocked_range && booked_probe
-      union all
-      select t.staff_id, tstzrange(lower(t.period) - duration, upper(t.period), '()')
-      from public.staff_time_off t
-      where t.organization_id = svc.organization_id and t.staff_id = any (staff_ids) and t.period && off_probe
-    ) f
-    group by f.staff_id
-  )
-  select c.staff_id, c.s, c.s + duration
-  from (
-    select w.staff_id, f.starts, generate_series(lower(w.open_range), upper(w.open_range) - duration, step) as s
-    from windows w left join forbidden f on f.staff_id = w.staff_id
-    where not isempty(w.open_range)
-  ) c
-  where c.s >= earliest and c.s < latest and (c.starts is null or not c.starts @> c.s)
-  order by 2, 1;
+  select c.staff_id, c.starts_at, c.ends_at
+  from private.slot_candidates(svc.organization_id, staff_ids, zone, hours, earliest, latest, duration, buffer, step) c;
 end;
 $$;
 comment on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) is 'Free slots (staff, start, end) of a service in a range of at most 62 days (22023 beyond): business and working hours in the organization''s time zone (DST-correct), buffers, time off, existing appointments, notice and advance window. Steps of slot_step_minutes (default: the service''s duration) from the start of each open window. Under RLS (receptionist.read).';
