@@ -1,10 +1,26 @@
 #!/usr/bin/env bash
 # Benchmarks (`npm run bench`): a throwaway stack on its own ports (database BENCH_DB_PORT 54360, functions
 # BENCH_FUNCTIONS_PORT 54361), then every scripts/bench/*.ts (or the ones named: npm run bench -- ingest).
-# They print figures and ratios; they assert nothing about speed. Leaves nothing running.
+# Options after the names go to each named benchmark: npm run bench -- ingest --retention-rows 0 --ingest-rounds 3
+# (a benchmark's own options: npm run bench -- <name> --help). They print figures and ratios; they assert nothing
+# about speed. Leaves nothing running.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-[ "${1:-}" = "--help" ] && { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[ "${1:-}" = "--help" ] && { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+
+# Names first, then options (the first argument starting with "-" and everything after it).
+names=()
+while [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; do names+=("$1"); shift; done
+bench_args=("$@")
+[ ${#bench_args[@]} -gt 0 ] && [ ${#names[@]} -eq 0 ] && die "options ($*) need the benchmarks' names before them: npm run bench -- ingest $*"
+for name in ${names[@]+"${names[@]}"}; do [ -f "$ROOT/scripts/bench/$name.ts" ] || die "no benchmark scripts/bench/$name.ts"; done
+# A benchmark's own --help needs no stack.
+for arg in ${bench_args[@]+"${bench_args[@]}"}; do
+  if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then
+    for name in "${names[@]}"; do (cd "$ROOT" && tsx "scripts/bench/$name.ts" --help); done
+    exit 0
+  fi
+done
 
 export DB_PORT="${BENCH_DB_PORT:-54360}"
 export DB_DIR="$ROOT/.local/bench-db"
@@ -41,13 +57,13 @@ grep -q "functions gateway listening" "$gateway_log" || { cat "$gateway_log" >&2
 echo "note: the benchmark cluster runs with fsync, synchronous_commit and full_page_writes off (DB_DURABILITY=fast):"
 echo "      commits do not wait for the disk, unlike npm start's durable cluster; compare ratios, not absolute commit rates."
 benches=()
-if [ $# -gt 0 ]; then
-  for name in "$@"; do benches+=("scripts/bench/$name.ts"); done
+if [ ${#names[@]} -gt 0 ]; then
+  for name in "${names[@]}"; do benches+=("scripts/bench/$name.ts"); done
 else
   benches=(scripts/bench/*.ts)
 fi
 for bench in "${benches[@]}"; do
   [ -f "$bench" ] || die "no benchmark $bench"
-  echo "=== $(basename "$bench" .ts)"
-  tsx "$bench"
+  echo "=== $(basename "$bench" .ts)${bench_args[*]:+ ${bench_args[*]}}"
+  tsx "$bench" ${bench_args[@]+"${bench_args[@]}"}
 done

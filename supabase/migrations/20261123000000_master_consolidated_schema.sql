@@ -7067,11 +7067,6 @@ comment on column public.workflow_executions.deadline is 'started_at + the workf
 create index workflow_executions_workflow_version_id_idx on public.workflow_executions (workflow_version_id);
 create index workflow_executions_organization_id_idx on public.workflow_executions (organization_id, created_at desc);
 create index workflow_executions_triggered_by_idx on public.workflow_executions (triggered_by);
--- Unfinished executions by deadline, for the timeout job. The predicate names completed_at (set once, at the end)
--- rather than status, so that the engine's running/waiting flips stay HOT updates (no index touched; fillfactor
--- leaves room on the page for them).
-create index workflow_executions_deadline_idx on public.workflow_executions (deadline)
-  where completed_at is null and deadline is not null;
 
 create function private.workflow_execution_transition() returns trigger
 language plpgsql
@@ -7112,6 +7107,45 @@ create trigger workflow_executions_audit after insert or delete on public.workfl
 create trigger workflow_executions_audit_cancel after update on public.workflow_executions
   for each row when (old.status is distinct from new.status and new.status = 'cancelled')
   execute function private.audit_row_change();
+
+-- Unfinished executions that have a deadline, for the timeout job: kept beside the execution rather than as a partial
+-- index on it, because such an index names columns that finishing changes (completed_at or status), and PostgreSQL
+-- then writes every finishing UPDATE as a new row version in all of the table's indexes (not HOT). Kept by the
+-- triggers below: a row when an execution starts with a deadline or gets one, none once it finishes.
+create table private.workflow_execution_deadlines (
+  execution_id uuid not null,
+  deadline timestamptz not null,
+  constraint workflow_execution_deadlines_pkey primary key (execution_id),
+  constraint workflow_execution_deadlines_execution_id_fkey foreign key (execution_id)
+    references public.workflow_executions (id) on delete cascade
+);
+comment on table private.workflow_execution_deadlines is 'Unfinished executions with a deadline (a copy of workflow_executions.deadline kept by trigger), walked by expire_workflow_executions() in deadline order.';
+
+create index workflow_execution_deadlines_deadline_idx on private.workflow_execution_deadlines (deadline);
+
+create function private.track_workflow_execution_deadline() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if new.deadline is null or new.completed_at is not null then
+    delete from private.workflow_execution_deadlines d where d.execution_id = new.id;
+  else
+    insert into private.workflow_execution_deadlines as d (execution_id, deadline) values (new.id, new.deadline)
+    on conflict (execution_id) do update set deadline = excluded.deadline;
+  end if;
+  return null;
+end;
+$$;
+comment on function private.track_workflow_execution_deadline() is 'AFTER INSERT or UPDATE on workflow_executions (only where the deadline is set, changed or the execution finishes): keeps private.workflow_execution_deadlines to the unfinished executions with a deadline.';
+
+-- The WHEN clauses are the only cost for executions without a deadline (no trigger call).
+create trigger workflow_executions_deadline_insert after insert on public.workflow_executions
+  for each row when (new.deadline is not null) execute function private.track_workflow_execution_deadline();
+create trigger workflow_executions_deadline_update after update on public.workflow_executions
+  for each row when (new.deadline is distinct from old.deadline
+                     or (new.deadline is not null and old.completed_at is null and new.completed_at is not null))
+  execute function private.track_workflow_execution_deadline();
 
 create table public.workflow_runs (
   id uuid not null default gen_random_uuid(),
@@ -7582,9 +7616,11 @@ declare
   expired integer := 0;
 begin
   for ex in
-    select e.id from public.workflow_executions e
-    where e.completed_at is null and e.deadline < pg_catalog.now()
-    for update skip locked
+    select e.id from private.workflow_execution_deadlines d
+    join public.workflow_executions e on e.id = d.execution_id
+    where d.deadline < pg_catalog.now() and e.completed_at is null and e.deadline < pg_catalog.now()
+    order by d.deadline
+    for update of e skip locked
   loop
     perform private.finish_workflow_execution(ex.id, 'timed_out', jsonb_build_object('code', 'deadline_exceeded'));
     expired := expired + 1;
@@ -12693,48 +12729,6 @@ create index appointments_client_phone_idx on public.appointments (organization_
 alter table public.messages add constraint messages_appointment_id_fkey
   foreign key (appointment_id) references public.appointments (id) on delete set null;
 
--- Business-hours windows of an organization between two instants, in its time zone: a 09:00-17:00 day is 09:00-17:00
--- local on both sides of a DST change. Empty business_hours ({}) means no restriction (whole days).
-create function private.business_windows(organization uuid, from_at timestamptz, to_at timestamptz)
-returns setof tstzrange
-language sql stable security definer
-set search_path = ''
-as $$
-  select case when o.business_hours = '{}'::jsonb
-              then tstzrange(d.day::timestamp at time zone o.timezone, (d.day + 1)::timestamp at time zone o.timezone)
-              else tstzrange((d.day + (d.spec ->> 'open')::time) at time zone o.timezone,
-                             (d.day + (d.spec ->> 'close')::time) at time zone o.timezone) end
-  from public.organizations o
-  cross join lateral (
-    select g::date as day,
-           o.business_hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
-                                [extract(dow from g)::integer + 1] as spec
-    from generate_series((from_at at time zone o.timezone)::date - 1, (to_at at time zone o.timezone)::date,
-                         interval '1 day') g) d
-  where o.id = organization
-    and (o.business_hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object')
-$$;
-comment on function private.business_windows(uuid, timestamptz, timestamptz) is 'The organization''s opening hours between two instants as ranges, computed in its time zone (DST-correct).';
-
--- Working-hours windows of staff members between two instants, in the organization's time zone.
-create function private.working_windows(organization uuid, staff_ids uuid[], from_at timestamptz, to_at timestamptz)
-returns table (staff_id uuid, working tstzrange)
-language sql stable security definer
-set search_path = ''
-as $$
-  select w.staff_id, tstzrange((g::date + w.start_time) at time zone o.timezone,
-                               (g::date + w.end_time) at time zone o.timezone)
-  from public.organizations o
-  cross join generate_series((from_at at time zone o.timezone)::date - 1, (to_at at time zone o.timezone)::date,
-                             interval '1 day') g
-  join public.staff_working_hours w on w.weekday = extract(dow from g)::integer
-  where o.id = organization and w.staff_id = any (staff_ids) and w.organization_id = organization
-$$;
-comment on function private.working_windows(uuid, uuid[], timestamptz, timestamptz) is 'Staff members'' working hours between two instants as ranges, in the organization''s time zone (DST-correct).';
-
-grant execute on function private.business_windows(uuid, timestamptz, timestamptz),
-  private.working_windows(uuid, uuid[], timestamptz, timestamptz) to authenticated, service_role;
-
 -- Copies the service, derives ends_at and blocked_range, enforces the status lifecycle and, whenever an active
 -- appointment gets a time or a staff member, checks it against the schedule. security definer: the checks must see
 -- every appointment and the schedule whatever the writer may read; the write itself is gated by RLS.
@@ -12820,7 +12814,7 @@ begin
         using errcode = '23514', constraint = 'appointments_max_advance', hint = 'Offer an earlier slot (available_slots).';
     end if;
     -- Every window lies within one local day (a close of 24:00 at the latest), so only the start's local day can
-    -- hold the slot: the same windows as business_windows() and working_windows(), for that one day.
+    -- hold the slot: the same windows as available_slots() computes, for that one day.
     select o.* into org from public.organizations o where o.id = new.organization_id;
     local_day := (new.scheduled_at at time zone org.timezone)::date;
     day_hours := org.business_hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
@@ -12911,10 +12905,75 @@ grant insert (service_id, staff_id, conversation_id, client_name, client_phone, 
               metadata, calendar_event_id)
   on public.appointments to authenticated, service_role;
 
--- Free slots of a service: qualified active staff, business hours and working hours in the organization's time zone,
--- existing appointments and buffers (the candidate's and theirs), time off, minimum notice and advance window. A
--- candidate start s is free for a staff member when no forbidden-start range contains it: an appointment blocking
--- [a, b) forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids (t1 - duration, t2).
+-- The candidate starts of available_slots(), once it has found the service and its staff under RLS: the schedule of
+-- those staff members (working hours, appointments, time off) read as the definer, so that no table's policy runs
+-- its permission subquery again and the busy ranges can come from the exclusion constraint's index (a range overlap
+-- is not leakproof, so under RLS it is checked row by row over every appointment of the organization). A candidate
+-- start s is free for a staff member when no forbidden-start range contains it: an appointment blocking [a, b)
+-- forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids (t1 - duration, t2). Every window lies
+-- within one local day, so a staff member's working hours meet the business hours of that day only.
+create function private.slot_candidates(organization uuid, staff_ids uuid[], zone text, hours jsonb, earliest timestamptz,
+                                        latest timestamptz, duration interval, buffer interval, step interval)
+returns table (staff_id uuid, starts_at timestamptz, ends_at timestamptz)
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  booked_probe tstzrange := tstzrange(earliest - duration - buffer, latest + duration + buffer);
+  off_probe tstzrange := tstzrange(earliest - duration, latest + duration);
+begin
+  return query
+  with days as (
+    select g::date as day,
+           hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
+                    [extract(dow from g)::integer + 1] as spec,
+           extract(dow from g)::integer as dow
+    from generate_series((earliest at time zone zone)::date - 1, ((latest + duration) at time zone zone)::date,
+                         interval '1 day') g
+  ),
+  windows as (
+    select w.staff_id,
+           case when hours = '{}'::jsonb
+                then tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
+                else tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
+                     * tstzrange((d.day + (d.spec ->> 'open')::time) at time zone zone,
+                                 (d.day + (d.spec ->> 'close')::time) at time zone zone) end as open_range
+    from days d
+    join public.staff_working_hours w on w.weekday = d.dow
+    where w.staff_id = any (staff_ids) and (hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object')
+  ),
+  forbidden as materialized (
+    select f.staff_id, range_agg(f.r) as starts
+    from (
+      select a.staff_id, tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
+      from public.appointments a
+      where a.organization_id = organization and a.staff_id = any (staff_ids) and a.status in ('scheduled', 'confirmed')
+        and a.blocked_range && booked_probe
+      union all
+      select t.staff_id, tstzrange(lower(t.period) - duration, upper(t.period), '()')
+      from public.staff_time_off t
+      where t.organization_id = organization and t.staff_id = any (staff_ids) and t.period && off_probe
+    ) f
+    group by f.staff_id
+  )
+  select c.staff_id, c.s, c.s + duration
+  from (
+    select w.staff_id, f.starts, generate_series(lower(w.open_range), upper(w.open_range) - duration, step) as s
+    from windows w left join forbidden f on f.staff_id = w.staff_id
+    where not isempty(w.open_range)
+  ) c
+  where c.s >= earliest and c.s < latest and (c.starts is null or not c.starts @> c.s)
+  order by 2, 1;
+end;
+$$;
+comment on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval) is 'Free starts of the given staff members between two instants (working and business hours in the zone, appointments with buffers, time off), ordered by start and staff. Internal to available_slots(), which checks the caller''s access first.';
+grant execute on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval)
+  to authenticated, service_role;
+
+-- Free slots of a service: the service and its qualified active staff read under RLS (the caller's access), then
+-- private.slot_candidates() for business and working hours in the organization's time zone, existing appointments and
+-- buffers (the candidate's and theirs), time off, minimum notice and advance window. Candidates step by
+-- slot_step_minutes, by default the service's duration (as Cal.com does), from the start of each open window.
 create function public.available_slots(service_id uuid, range_start timestamptz, range_end timestamptz,
                                        only_staff_id uuid default null, slot_step_minutes int default null)
 returns table (staff_id uuid, starts_at timestamptz, ends_at timestamptz)
@@ -12923,6 +12982,8 @@ set search_path = ''
 as $$
 declare
   svc public.services;
+  zone text;
+  hours jsonb;
   duration interval;
   buffer interval;
   step interval;
@@ -12949,12 +13010,13 @@ begin
   end if;
   duration := make_interval(mins => svc.duration);
   buffer := make_interval(mins => svc.booking_buffer);
-  step := make_interval(mins => coalesce(slot_step_minutes, 15));
+  step := make_interval(mins => coalesce(slot_step_minutes, svc.duration));
   earliest := greatest(range_start, pg_catalog.now() + make_interval(mins => svc.min_notice_minutes));
   latest := least(range_end, pg_catalog.now() + make_interval(days => svc.max_advance_booking_days) + interval '1 microsecond');
   if earliest >= latest then
     return;
   end if;
+  select o.timezone, o.business_hours into zone, hours from public.organizations o where o.id = svc.organization_id;
 
   select array_agg(st.id) into staff_ids
   from public.staff st join public.staff_services ss on ss.staff_id = st.id
@@ -12963,37 +13025,12 @@ begin
   if staff_ids is null then
     return;
   end if;
-
   return query
-  with windows as (
-    select w.staff_id, w.working * b.business as open_range
-    from private.working_windows(svc.organization_id, staff_ids, earliest, latest + duration) w
-    join private.business_windows(svc.organization_id, earliest, latest + duration) b(business) on b.business && w.working
-  ),
-  forbidden as (
-    select f.staff_id, range_agg(f.r) as starts
-    from (
-      select a.staff_id, tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
-      from public.appointments a
-      where a.staff_id = any (staff_ids) and a.status in ('scheduled', 'confirmed')
-        and a.blocked_range && tstzrange(earliest - duration - buffer, latest + duration + buffer)
-      union all
-      select t.staff_id, tstzrange(lower(t.period) - duration, upper(t.period), '()')
-      from public.staff_time_off t
-      where t.staff_id = any (staff_ids) and t.period && tstzrange(earliest - duration, latest + duration)
-    ) f
-    group by f.staff_id
-  )
-  select w.staff_id, s.s, s.s + duration
-  from windows w
-  cross join lateral generate_series(lower(w.open_range), upper(w.open_range) - duration, step) s(s)
-  left join forbidden f on f.staff_id = w.staff_id
-  where not isempty(w.open_range) and s.s >= earliest and s.s < latest
-    and (f.starts is null or not f.starts @> s.s)
-  order by 2, 1;
+  select c.staff_id, c.starts_at, c.ends_at
+  from private.slot_candidates(svc.organization_id, staff_ids, zone, hours, earliest, latest, duration, buffer, step) c;
 end;
 $$;
-comment on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) is 'Free slots (staff, start, end) of a service in a range of at most 62 days (22023 beyond): business and working hours in the organization''s time zone (DST-correct), buffers, time off, existing appointments, notice and advance window. Steps of slot_step_minutes (default 15) from the start of each open window. Under RLS (receptionist.read).';
+comment on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) is 'Free slots (staff, start, end) of a service in a range of at most 62 days (22023 beyond): business and working hours in the organization''s time zone (DST-correct), buffers, time off, existing appointments, notice and advance window. Steps of slot_step_minutes (default: the service''s duration) from the start of each open window. Under RLS (receptionist.read).';
 grant execute on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) to authenticated, service_role;
 
 create function public.book_appointment(service_id uuid, starts_at timestamptz, client_name text, client_phone text,

@@ -47,11 +47,6 @@ comment on column public.workflow_executions.deadline is 'started_at + the workf
 create index workflow_executions_workflow_version_id_idx on public.workflow_executions (workflow_version_id);
 create index workflow_executions_organization_id_idx on public.workflow_executions (organization_id, created_at desc);
 create index workflow_executions_triggered_by_idx on public.workflow_executions (triggered_by);
--- Unfinished executions by deadline, for the timeout job. The predicate names completed_at (set once, at the end)
--- rather than status, so that the engine's running/waiting flips stay HOT updates (no index touched; fillfactor
--- leaves room on the page for them).
-create index workflow_executions_deadline_idx on public.workflow_executions (deadline)
-  where completed_at is null and deadline is not null;
 
 create function private.workflow_execution_transition() returns trigger
 language plpgsql
@@ -92,6 +87,45 @@ create trigger workflow_executions_audit after insert or delete on public.workfl
 create trigger workflow_executions_audit_cancel after update on public.workflow_executions
   for each row when (old.status is distinct from new.status and new.status = 'cancelled')
   execute function private.audit_row_change();
+
+-- Unfinished executions that have a deadline, for the timeout job: kept beside the execution rather than as a partial
+-- index on it, because such an index names columns that finishing changes (completed_at or status), and PostgreSQL
+-- then writes every finishing UPDATE as a new row version in all of the table's indexes (not HOT). Kept by the
+-- triggers below: a row when an execution starts with a deadline or gets one, none once it finishes.
+create table private.workflow_execution_deadlines (
+  execution_id uuid not null,
+  deadline timestamptz not null,
+  constraint workflow_execution_deadlines_pkey primary key (execution_id),
+  constraint workflow_execution_deadlines_execution_id_fkey foreign key (execution_id)
+    references public.workflow_executions (id) on delete cascade
+);
+comment on table private.workflow_execution_deadlines is 'Unfinished executions with a deadline (a copy of workflow_executions.deadline kept by trigger), walked by expire_workflow_executions() in deadline order.';
+
+create index workflow_execution_deadlines_deadline_idx on private.workflow_execution_deadlines (deadline);
+
+create function private.track_workflow_execution_deadline() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if new.deadline is null or new.completed_at is not null then
+    delete from private.workflow_execution_deadlines d where d.execution_id = new.id;
+  else
+    insert into private.workflow_execution_deadlines as d (execution_id, deadline) values (new.id, new.deadline)
+    on conflict (execution_id) do update set deadline = excluded.deadline;
+  end if;
+  return null;
+end;
+$$;
+comment on function private.track_workflow_execution_deadline() is 'AFTER INSERT or UPDATE on workflow_executions (only where the deadline is set, changed or the execution finishes): keeps private.workflow_execution_deadlines to the unfinished executions with a deadline.';
+
+-- The WHEN clauses are the only cost for executions without a deadline (no trigger call).
+create trigger workflow_executions_deadline_insert after insert on public.workflow_executions
+  for each row when (new.deadline is not null) execute function private.track_workflow_execution_deadline();
+create trigger workflow_executions_deadline_update after update on public.workflow_executions
+  for each row when (new.deadline is distinct from old.deadline
+                     or (new.deadline is not null and old.completed_at is null and new.completed_at is not null))
+  execute function private.track_workflow_execution_deadline();
 
 create table public.workflow_runs (
   id uuid not null default gen_random_uuid(),
@@ -562,9 +596,11 @@ declare
   expired integer := 0;
 begin
   for ex in
-    select e.id from public.workflow_executions e
-    where e.completed_at is null and e.deadline < pg_catalog.now()
-    for update skip locked
+    select e.id from private.workflow_execution_deadlines d
+    join public.workflow_executions e on e.id = d.execution_id
+    where d.deadline < pg_catalog.now() and e.completed_at is null and e.deadline < pg_catalog.now()
+    order by d.deadline
+    for update of e skip locked
   loop
     perform private.finish_workflow_execution(ex.id, 'timed_out', jsonb_build_object('code', 'deadline_exceeded'));
     expired := expired + 1;

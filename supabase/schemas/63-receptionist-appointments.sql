@@ -71,48 +71,6 @@ create index appointments_client_phone_idx on public.appointments (organization_
 alter table public.messages add constraint messages_appointment_id_fkey
   foreign key (appointment_id) references public.appointments (id) on delete set null;
 
--- Business-hours windows of an organization between two instants, in its time zone: a 09:00-17:00 day is 09:00-17:00
--- local on both sides of a DST change. Empty business_hours ({}) means no restriction (whole days).
-create function private.business_windows(organization uuid, from_at timestamptz, to_at timestamptz)
-returns setof tstzrange
-language sql stable security definer
-set search_path = ''
-as $$
-  select case when o.business_hours = '{}'::jsonb
-              then tstzrange(d.day::timestamp at time zone o.timezone, (d.day + 1)::timestamp at time zone o.timezone)
-              else tstzrange((d.day + (d.spec ->> 'open')::time) at time zone o.timezone,
-                             (d.day + (d.spec ->> 'close')::time) at time zone o.timezone) end
-  from public.organizations o
-  cross join lateral (
-    select g::date as day,
-           o.business_hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
-                                [extract(dow from g)::integer + 1] as spec
-    from generate_series((from_at at time zone o.timezone)::date - 1, (to_at at time zone o.timezone)::date,
-                         interval '1 day') g) d
-  where o.id = organization
-    and (o.business_hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object')
-$$;
-comment on function private.business_windows(uuid, timestamptz, timestamptz) is 'The organization''s opening hours between two instants as ranges, computed in its time zone (DST-correct).';
-
--- Working-hours windows of staff members between two instants, in the organization's time zone.
-create function private.working_windows(organization uuid, staff_ids uuid[], from_at timestamptz, to_at timestamptz)
-returns table (staff_id uuid, working tstzrange)
-language sql stable security definer
-set search_path = ''
-as $$
-  select w.staff_id, tstzrange((g::date + w.start_time) at time zone o.timezone,
-                               (g::date + w.end_time) at time zone o.timezone)
-  from public.organizations o
-  cross join generate_series((from_at at time zone o.timezone)::date - 1, (to_at at time zone o.timezone)::date,
-                             interval '1 day') g
-  join public.staff_working_hours w on w.weekday = extract(dow from g)::integer
-  where o.id = organization and w.staff_id = any (staff_ids) and w.organization_id = organization
-$$;
-comment on function private.working_windows(uuid, uuid[], timestamptz, timestamptz) is 'Staff members'' working hours between two instants as ranges, in the organization''s time zone (DST-correct).';
-
-grant execute on function private.business_windows(uuid, timestamptz, timestamptz),
-  private.working_windows(uuid, uuid[], timestamptz, timestamptz) to authenticated, service_role;
-
 -- Copies the service, derives ends_at and blocked_range, enforces the status lifecycle and, whenever an active
 -- appointment gets a time or a staff member, checks it against the schedule. security definer: the checks must see
 -- every appointment and the schedule whatever the writer may read; the write itself is gated by RLS.
@@ -198,7 +156,7 @@ begin
         using errcode = '23514', constraint = 'appointments_max_advance', hint = 'Offer an earlier slot (available_slots).';
     end if;
     -- Every window lies within one local day (a close of 24:00 at the latest), so only the start's local day can
-    -- hold the slot: the same windows as business_windows() and working_windows(), for that one day.
+    -- hold the slot: the same windows as available_slots() computes, for that one day.
     select o.* into org from public.organizations o where o.id = new.organization_id;
     local_day := (new.scheduled_at at time zone org.timezone)::date;
     day_hours := org.business_hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
@@ -289,10 +247,75 @@ grant insert (service_id, staff_id, conversation_id, client_name, client_phone, 
               metadata, calendar_event_id)
   on public.appointments to authenticated, service_role;
 
--- Free slots of a service: qualified active staff, business hours and working hours in the organization's time zone,
--- existing appointments and buffers (the candidate's and theirs), time off, minimum notice and advance window. A
--- candidate start s is free for a staff member when no forbidden-start range contains it: an appointment blocking
--- [a, b) forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids (t1 - duration, t2).
+-- The candidate starts of available_slots(), once it has found the service and its staff under RLS: the schedule of
+-- those staff members (working hours, appointments, time off) read as the definer, so that no table's policy runs
+-- its permission subquery again and the busy ranges can come from the exclusion constraint's index (a range overlap
+-- is not leakproof, so under RLS it is checked row by row over every appointment of the organization). A candidate
+-- start s is free for a staff member when no forbidden-start range contains it: an appointment blocking [a, b)
+-- forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids (t1 - duration, t2). Every window lies
+-- within one local day, so a staff member's working hours meet the business hours of that day only.
+create function private.slot_candidates(organization uuid, staff_ids uuid[], zone text, hours jsonb, earliest timestamptz,
+                                        latest timestamptz, duration interval, buffer interval, step interval)
+returns table (staff_id uuid, starts_at timestamptz, ends_at timestamptz)
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  booked_probe tstzrange := tstzrange(earliest - duration - buffer, latest + duration + buffer);
+  off_probe tstzrange := tstzrange(earliest - duration, latest + duration);
+begin
+  return query
+  with days as (
+    select g::date as day,
+           hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
+                    [extract(dow from g)::integer + 1] as spec,
+           extract(dow from g)::integer as dow
+    from generate_series((earliest at time zone zone)::date - 1, ((latest + duration) at time zone zone)::date,
+                         interval '1 day') g
+  ),
+  windows as (
+    select w.staff_id,
+           case when hours = '{}'::jsonb
+                then tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
+                else tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
+                     * tstzrange((d.day + (d.spec ->> 'open')::time) at time zone zone,
+                                 (d.day + (d.spec ->> 'close')::time) at time zone zone) end as open_range
+    from days d
+    join public.staff_working_hours w on w.weekday = d.dow
+    where w.staff_id = any (staff_ids) and (hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object')
+  ),
+  forbidden as materialized (
+    select f.staff_id, range_agg(f.r) as starts
+    from (
+      select a.staff_id, tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
+      from public.appointments a
+      where a.organization_id = organization and a.staff_id = any (staff_ids) and a.status in ('scheduled', 'confirmed')
+        and a.blocked_range && booked_probe
+      union all
+      select t.staff_id, tstzrange(lower(t.period) - duration, upper(t.period), '()')
+      from public.staff_time_off t
+      where t.organization_id = organization and t.staff_id = any (staff_ids) and t.period && off_probe
+    ) f
+    group by f.staff_id
+  )
+  select c.staff_id, c.s, c.s + duration
+  from (
+    select w.staff_id, f.starts, generate_series(lower(w.open_range), upper(w.open_range) - duration, step) as s
+    from windows w left join forbidden f on f.staff_id = w.staff_id
+    where not isempty(w.open_range)
+  ) c
+  where c.s >= earliest and c.s < latest and (c.starts is null or not c.starts @> c.s)
+  order by 2, 1;
+end;
+$$;
+comment on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval) is 'Free starts of the given staff members between two instants (working and business hours in the zone, appointments with buffers, time off), ordered by start and staff. Internal to available_slots(), which checks the caller''s access first.';
+grant execute on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval)
+  to authenticated, service_role;
+
+-- Free slots of a service: the service and its qualified active staff read under RLS (the caller's access), then
+-- private.slot_candidates() for business and working hours in the organization's time zone, existing appointments and
+-- buffers (the candidate's and theirs), time off, minimum notice and advance window. Candidates step by
+-- slot_step_minutes, by default the service's duration (as Cal.com does), from the start of each open window.
 create function public.available_slots(service_id uuid, range_start timestamptz, range_end timestamptz,
                                        only_staff_id uuid default null, slot_step_minutes int default null)
 returns table (staff_id uuid, starts_at timestamptz, ends_at timestamptz)
@@ -301,6 +324,8 @@ set search_path = ''
 as $$
 declare
   svc public.services;
+  zone text;
+  hours jsonb;
   duration interval;
   buffer interval;
   step interval;
@@ -327,12 +352,13 @@ begin
   end if;
   duration := make_interval(mins => svc.duration);
   buffer := make_interval(mins => svc.booking_buffer);
-  step := make_interval(mins => coalesce(slot_step_minutes, 15));
+  step := make_interval(mins => coalesce(slot_step_minutes, svc.duration));
   earliest := greatest(range_start, pg_catalog.now() + make_interval(mins => svc.min_notice_minutes));
   latest := least(range_end, pg_catalog.now() + make_interval(days => svc.max_advance_booking_days) + interval '1 microsecond');
   if earliest >= latest then
     return;
   end if;
+  select o.timezone, o.business_hours into zone, hours from public.organizations o where o.id = svc.organization_id;
 
   select array_agg(st.id) into staff_ids
   from public.staff st join public.staff_services ss on ss.staff_id = st.id
@@ -341,37 +367,12 @@ begin
   if staff_ids is null then
     return;
   end if;
-
   return query
-  with windows as (
-    select w.staff_id, w.working * b.business as open_range
-    from private.working_windows(svc.organization_id, staff_ids, earliest, latest + duration) w
-    join private.business_windows(svc.organization_id, earliest, latest + duration) b(business) on b.business && w.working
-  ),
-  forbidden as (
-    select f.staff_id, range_agg(f.r) as starts
-    from (
-      select a.staff_id, tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
-      from public.appointments a
-      where a.staff_id = any (staff_ids) and a.status in ('scheduled', 'confirmed')
-        and a.blocked_range && tstzrange(earliest - duration - buffer, latest + duration + buffer)
-      union all
-      select t.staff_id, tstzrange(lower(t.period) - duration, upper(t.period), '()')
-      from public.staff_time_off t
-      where t.staff_id = any (staff_ids) and t.period && tstzrange(earliest - duration, latest + duration)
-    ) f
-    group by f.staff_id
-  )
-  select w.staff_id, s.s, s.s + duration
-  from windows w
-  cross join lateral generate_series(lower(w.open_range), upper(w.open_range) - duration, step) s(s)
-  left join forbidden f on f.staff_id = w.staff_id
-  where not isempty(w.open_range) and s.s >= earliest and s.s < latest
-    and (f.starts is null or not f.starts @> s.s)
-  order by 2, 1;
+  select c.staff_id, c.starts_at, c.ends_at
+  from private.slot_candidates(svc.organization_id, staff_ids, zone, hours, earliest, latest, duration, buffer, step) c;
 end;
 $$;
-comment on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) is 'Free slots (staff, start, end) of a service in a range of at most 62 days (22023 beyond): business and working hours in the organization''s time zone (DST-correct), buffers, time off, existing appointments, notice and advance window. Steps of slot_step_minutes (default 15) from the start of each open window. Under RLS (receptionist.read).';
+comment on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) is 'Free slots (staff, start, end) of a service in a range of at most 62 days (22023 beyond): business and working hours in the organization''s time zone (DST-correct), buffers, time off, existing appointments, notice and advance window. Steps of slot_step_minutes (default: the service''s duration) from the start of each open window. Under RLS (receptionist.read).';
 grant execute on function public.available_slots(uuid, timestamptz, timestamptz, uuid, integer) to authenticated, service_role;
 
 create function public.book_appointment(service_id uuid, starts_at timestamptz, client_name text, client_phone text,

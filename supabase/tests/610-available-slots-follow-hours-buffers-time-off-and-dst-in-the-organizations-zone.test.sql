@@ -2,7 +2,7 @@
 -- qualified staff member, idempotent retries, reschedule keeping the old slot, and DST changes in Europe/Warsaw and
 -- America/New_York (09:00-17:00 stays local on both sides).
 begin;
-select plan(23);
+select plan(24);
 
 -- Fixture (tests.create_receptionist_salon in 000): a salon in Warsaw open Monday-Friday 09:00-17:00; Anna works
 -- those hours and cuts hair (60 min, 15 min buffer, 60 min notice, 60 days ahead); Bob works Monday 12:00-17:00.
@@ -15,8 +15,10 @@ select results_eq($$select to_char(starts_at at time zone 'Europe/Warsaw', 'HH24
   'an empty working day offers every hour from opening to the last full slot');
 select is((select count(*)::integer from public.available_slots(pg_temp.id('haircut'), pg_temp.at('monday', '00:00'), pg_temp.at('monday', '23:59'), null, 60)), 13,
   'without a staff member, every qualified staff member''s slots are offered');
-select is((select count(*)::integer from public.available_slots(pg_temp.id('haircut'), pg_temp.at('monday', '00:00'), pg_temp.at('monday', '23:59'), pg_temp.id('anna'))), 29,
-  'the default step is 15 minutes');
+select is((select count(*)::integer from public.available_slots(pg_temp.id('haircut'), pg_temp.at('monday', '00:00'), pg_temp.at('monday', '23:59'), pg_temp.id('anna'))), 8,
+  'the default step is the service''s duration (60 minutes: 09:00 to 16:00)');
+select is((select count(*)::integer from public.available_slots(pg_temp.id('haircut'), pg_temp.at('monday', '00:00'), pg_temp.at('monday', '23:59'), pg_temp.id('anna'), 15)), 29,
+  'an explicit 15-minute step offers every quarter hour from 09:00 to 16:00');
 
 -- Buffers: a booking at 12:00-13:00 blocks 11:45-13:15; a 60-minute slot with its own 15 minutes may touch that, no more:
 -- the last start before is 10:30, the first after 13:30.
