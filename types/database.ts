@@ -159,6 +159,32 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"analytics_events": {
+                  Row: {
+                    "agent_id": string | null,"anonymous_id": string | null,"category": string | null,"event_id": string,"event_name": string,"ip_address": unknown,"occurred_at": string,"organization_id": string,"props": NonNullable<Json>,"received_at": string,"session_id": string | null,"user_agent": string | null,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "agent_id"?: string | null,"anonymous_id"?: string | null,"category"?: string | null,"event_id": string,"event_name": string,"ip_address"?: unknown,"occurred_at": string,"organization_id": string,"props"?: NonNullable<Json>,"received_at"?: string,"session_id"?: string | null,"user_agent"?: string | null,"user_id"?: string | null
+                  }
+                  Update: {
+                    "agent_id"?: string | null,"anonymous_id"?: string | null,"category"?: string | null,"event_id"?: string,"event_name"?: string,"ip_address"?: unknown,"occurred_at"?: string,"organization_id"?: string,"props"?: NonNullable<Json>,"received_at"?: string,"session_id"?: string | null,"user_agent"?: string | null,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "analytics_events_agent_id_fkey"
+      columns: ["agent_id"]
+isOneToOne: false
+      referencedRelation: "ai_agent_performance"
+      referencedColumns: ["agent_id"]
+    },{
+      foreignKeyName: "analytics_events_agent_id_fkey"
+      columns: ["agent_id"]
+isOneToOne: false
+      referencedRelation: "ai_agents"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"app_allowlist": {
                   Row: {
                     "app_id": string,"app_name": string | null,"created_at": string,"enabled": boolean,"id": string,"scope": string,"updated_at": string,"user_id": string
@@ -992,6 +1018,32 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"spend": {
+                  Row: {
+                    "adset_id": string | null,"campaign_id": string,"clicks": number,"conversions": number,"created_at": string,"date": string,"id": string,"impressions": number,"organization_id": string,"platform": string,"spend_cents": number,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "adset_id"?: string | null,"campaign_id": string,"clicks"?: number,"conversions"?: number,"created_at"?: string,"date": string,"id"?: string,"impressions"?: number,"organization_id": string,"platform": string,"spend_cents"?: number,"updated_at"?: string
+                  }
+                  Update: {
+                    "adset_id"?: string | null,"campaign_id"?: string,"clicks"?: number,"conversions"?: number,"created_at"?: string,"date"?: string,"id"?: string,"impressions"?: number,"organization_id"?: string,"platform"?: string,"spend_cents"?: number,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "spend_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "spend_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"staff": {
                   Row: {
@@ -2026,6 +2078,12 @@ isOneToOne: false
                            },
 "system_healthcheck":
 { Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"upsert_events":
+{ Args: { "_rows": Json }; Returns: Json
+                           },
+"upsert_spend":
+{ Args: { "_rows": Json }; Returns: Json
                            },
 "verify_transparency_log":
 { Args: { "target_user"?: string }; Returns: Json

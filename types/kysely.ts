@@ -187,6 +187,43 @@ export interface AiProviderConfigs {
   updated_at: Generated<Timestamp>;
 }
 
+export interface AnalyticsEvents {
+  agent_id: string | null;
+  /**
+   * The visitor's id when they are not (yet) a user.
+   */
+  anonymous_id: string | null;
+  /**
+   * Seed 003's event_category.
+   */
+  category: string | null;
+  /**
+   * Client-supplied idempotency key: an event sent twice, in one batch or in two, is stored once.
+   */
+  event_id: string;
+  /**
+   * Seed 003's event_type (session.started, page.viewed, cart.added, order.completed, call.started, ...).
+   */
+  event_name: string;
+  /**
+   * Truncated on insert to its /24 (IPv4) or /48 (IPv6) network.
+   */
+  ip_address: string | null;
+  /**
+   * When it happened (seed 003's created_at); received_at is when it was stored.
+   */
+  occurred_at: Timestamp;
+  organization_id: string;
+  /**
+   * Seed 003's event_data, after public.redact_telemetry_metadata() (never stored unredacted).
+   */
+  props: Generated<Json>;
+  received_at: Generated<Timestamp>;
+  session_id: string | null;
+  user_agent: string | null;
+  user_id: string | null;
+}
+
 export interface AppAllowlist {
   app_id: string;
   app_name: string | null;
@@ -942,6 +979,30 @@ export interface SignalToggles {
   user_id: Generated<string>;
 }
 
+export interface Spend {
+  /**
+   * Ad set (or ad group); null when the platform reports per campaign. Part of the natural key (nulls not distinct).
+   */
+  adset_id: string | null;
+  campaign_id: string;
+  clicks: Generated<Int8>;
+  conversions: Generated<Int8>;
+  created_at: Generated<Timestamp>;
+  /**
+   * The day the platform reports the spend for (the organization's calendar day, as metrics_daily).
+   */
+  date: Timestamp;
+  id: Generated<string>;
+  impressions: Generated<Int8>;
+  organization_id: string;
+  platform: string;
+  /**
+   * Spend in cents of the organization's reporting currency (see metrics_daily.currency).
+   */
+  spend_cents: Generated<Int8>;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface Staff {
   created_at: Generated<Timestamp>;
   deleted_at: Timestamp | null;
@@ -1342,6 +1403,7 @@ export interface DB {
   ai_agents: AiAgents;
   ai_model_prices: AiModelPrices;
   ai_provider_configs: AiProviderConfigs;
+  analytics_events: AnalyticsEvents;
   app_allowlist: AppAllowlist;
   appointments: Appointments;
   approval_decisions: ApprovalDecisions;
@@ -1380,6 +1442,7 @@ export interface DB {
   roles: Roles;
   services: Services;
   signal_toggles: SignalToggles;
+  spend: Spend;
   staff: Staff;
   staff_services: StaffServices;
   staff_time_off: StaffTimeOff;

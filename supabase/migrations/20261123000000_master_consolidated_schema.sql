@@ -86,6 +86,10 @@
 --                                               availability helpers; available_slots(), book_appointment(), cancel_appointment(), reschedule_appointment().
 --   64-receptionist-caller-data.sql             AI receptionist: caller-data retention per organization (receptionist_settings, pg_cron), erase_caller_data(),
 --                                               and a staff member's own receptionist data for export_my_data().
+--   71-analytics-events.sql                     Growth analytics: analytics_events (monthly partitions), the private exact-once key table, upsert_events().
+--                                               Events are redacted and their IP truncated on the way in; the receptionist's calls and appointments land here too.
+--   72-analytics-spend.sql                      Growth analytics: spend (ad spend per platform, campaign, ad set and day) and upsert_spend().
+--                                               Written by the server-side pipeline only; read by members with analytics.read.
 --   90-scheduled-jobs.sql                       Scheduled jobs (pg_cron) and what spans domains.
 --                                               Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
@@ -4734,7 +4738,7 @@ create table public.retention_policies (
   updated_at timestamptz not null default now(),
   constraint retention_policies_pkey primary key (id),
   constraint retention_policies_table_name_key unique (table_name),
-  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log', 'webhook_deliveries')),
+  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log', 'webhook_deliveries', 'analytics_events')),
   constraint retention_policies_days_range check (retention_days between 1 and 3650)
 );
 comment on table public.retention_policies is 'How long each append-only table keeps rows (reference data created by this migration; operators tune it).';
@@ -4952,6 +4956,9 @@ begin
     elsif policy.table_name = 'webhook_deliveries' then
       -- Not partitioned (44-connectors-webhook-deliveries.sql): finished rows are deleted in batches.
       removed := private.prune_webhook_deliveries(cutoff);
+    elsif policy.table_name = 'analytics_events' then
+      -- Whole months, with their exact-once keys (71-analytics-events.sql).
+      removed := private.purge_expired_analytics_events(cutoff);
     else
       removed := private.drop_expired_partitions(('public.' || policy.table_name)::regclass, cutoff, 'retention_policy');
     end if;
@@ -10907,6 +10914,553 @@ as $$
       from public.appointments a join public.staff s on s.id = a.staff_id where s.user_id = uid), '[]'::jsonb))
 $$;
 comment on function private.receptionist_personal_data(uuid) is 'A user''s receptionist data for their export: their staff records (with hours and time off) and the appointments booked with them (without the clients'' contacts).';
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/71-analytics-events.sql
+-- =====================================================================================================================
+-- Growth analytics: analytics_events (monthly partitions), the private exact-once key table, upsert_events().
+-- Events are redacted and their IP truncated on the way in; the receptionist's calls and appointments land here too.
+
+-- analytics_events is append-only and partitioned by month on occurred_at (partitions in `private`, upkeep by
+-- private.ensure_monthly_partitions). A unique index on a partitioned table must include the partition key, so
+-- exact-once per (organization_id, event_id) is decided by private.analytics_event_keys, one row per stored event,
+-- kept as long as the event (retention_policies 'analytics_events' drops both).
+
+create table private.analytics_event_keys (
+  organization_id uuid not null,
+  event_id uuid not null,
+  occurred_at timestamptz not null,
+  constraint analytics_event_keys_pkey primary key (organization_id, event_id),
+  constraint analytics_event_keys_organization_id_fkey foreign key (organization_id)
+    references public.organizations (id) on delete cascade
+);
+comment on table private.analytics_event_keys is 'One row per stored analytics event: its primary key decides exact-once per (organization_id, event_id) across partitions and concurrent batches. Removed with the event by retention.';
+comment on column private.analytics_event_keys.occurred_at is 'The event''s occurred_at (which partition holds it; retention removes keys older than the cutoff).';
+
+create function private.truncate_ip(address inet) returns inet
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select pg_catalog.network(pg_catalog.set_masklen(address, case when pg_catalog.family(address) = 4 then 24 else 48 end))::inet
+$$;
+comment on function private.truncate_ip(inet) is 'The /24 (IPv4) or /48 (IPv6) network an address belongs to: what analytics keeps of an IP address.';
+
+create table public.analytics_events (
+  organization_id uuid not null,
+  event_id uuid not null,
+  occurred_at timestamptz not null,
+  event_name text not null,
+  category text,
+  agent_id uuid,
+  user_id uuid,
+  anonymous_id text,
+  session_id text,
+  props jsonb not null default '{}'::jsonb,
+  ip_address inet,
+  user_agent text,
+  received_at timestamptz not null default now(),
+  constraint analytics_events_pkey primary key (organization_id, event_id, occurred_at),
+  constraint analytics_events_agent_id_fkey foreign key (agent_id) references public.ai_agents (id) on delete set null,
+  constraint analytics_events_event_name_format check (char_length(event_name) <= 100 and event_name ~ '^[a-z0-9][a-z0-9._:-]*$'),
+  constraint analytics_events_category_length check (category is null or char_length(category) between 1 and 100),
+  constraint analytics_events_anonymous_id_length check (anonymous_id is null or char_length(anonymous_id) between 1 and 255),
+  constraint analytics_events_session_id_length check (session_id is null or char_length(session_id) between 1 and 255),
+  constraint analytics_events_user_agent_length check (user_agent is null or char_length(user_agent) <= 1024),
+  constraint analytics_events_props_object check (jsonb_typeof(props) = 'object'),
+  constraint analytics_events_ip_truncated check (ip_address is null or ip_address = private.truncate_ip(ip_address))
+) partition by range (occurred_at);
+comment on table public.analytics_events is 'Product and business events per organization (seed 002 "events", seed 003 "analytics_events"), partitioned by month on occurred_at. Written only by upsert_events() and the receptionist''s triggers (no client or service-role table writes); exact-once per (organization_id, event_id) through private.analytics_event_keys. No foreign keys to organizations or auth.users (a lookup per event): events go with their organization and are anonymised with their user, by triggers.';
+comment on column public.analytics_events.event_id is 'Client-supplied idempotency key: an event sent twice, in one batch or in two, is stored once.';
+comment on column public.analytics_events.event_name is 'Seed 003''s event_type (session.started, page.viewed, cart.added, order.completed, call.started, ...).';
+comment on column public.analytics_events.category is 'Seed 003''s event_category.';
+comment on column public.analytics_events.props is 'Seed 003''s event_data, after public.redact_telemetry_metadata() (never stored unredacted).';
+comment on column public.analytics_events.anonymous_id is 'The visitor''s id when they are not (yet) a user.';
+comment on column public.analytics_events.ip_address is 'Truncated on insert to its /24 (IPv4) or /48 (IPv6) network.';
+comment on column public.analytics_events.occurred_at is 'When it happened (seed 003''s created_at); received_at is when it was stored.';
+
+create table private.analytics_events_default partition of public.analytics_events default;
+
+create index analytics_events_org_name_occurred_idx on public.analytics_events (organization_id, event_name, occurred_at);
+create index analytics_events_agent_id_idx on public.analytics_events (agent_id) where agent_id is not null;
+create index analytics_events_user_id_idx on public.analytics_events (user_id) where user_id is not null;
+
+-- No foreign key to organizations either (the key table has one): the events go with their organization by trigger.
+create function private.delete_organization_analytics() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  delete from public.analytics_events e where e.organization_id = old.id;
+  return old;
+end;
+$$;
+comment on function private.delete_organization_analytics() is 'AFTER DELETE on organizations: removes the organization''s analytics events (their keys go by foreign key).';
+
+create trigger organizations_delete_analytics after delete on public.organizations
+  for each row execute function private.delete_organization_analytics();
+
+alter table public.analytics_events enable row level security;
+
+-- analytics_events_select: members holding analytics.read read their organization's events.
+create policy analytics_events_select on public.analytics_events for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.analytics_events to authenticated, service_role;
+
+-- Two years, then whole months go (cleanup_retention_data(), with their keys); upsert_events() refuses older events.
+insert into public.retention_policies (table_name, retention_days) values ('analytics_events', 730);
+
+-- Retention (cleanup_retention_data() in 35): whole expired months go, then the keys older than the cutoff. A key
+-- may go while its event still sits in a month that stays: upsert_events() refuses events older than the cutoff, so
+-- no second copy can arrive for it.
+create function private.purge_expired_analytics_events(cutoff timestamptz) returns bigint
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  removed bigint;
+begin
+  removed := private.drop_expired_partitions('public.analytics_events'::regclass, cutoff, 'retention_policy');
+  delete from private.analytics_event_keys k where k.occurred_at < cutoff;
+  return removed;
+end;
+$$;
+comment on function private.purge_expired_analytics_events(timestamptz) is 'Drops the analytics_events months that ended before the cutoff and the exact-once keys older than it; returns the rows dropped (from statistics).';
+
+-- Stores rows already validated and redacted, exact-once: the key insert decides, the event follows its key.
+-- Used by the receptionist's triggers (below); upsert_events() does the same inline for a whole batch.
+create function private.record_analytics_events(rows jsonb) returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  stored integer;
+begin
+  with candidates as (
+    select r.organization_id, r.event_id, r.occurred_at, r.event_name, r.category, r.agent_id, r.props
+    from jsonb_to_recordset(rows) as r(organization_id uuid, event_id uuid, occurred_at timestamptz, event_name text,
+                                       category text, agent_id uuid, props jsonb)
+  ),
+  keys as (
+    insert into private.analytics_event_keys (organization_id, event_id, occurred_at)
+    select c.organization_id, c.event_id, c.occurred_at from candidates c
+    on conflict do nothing
+    returning organization_id, event_id
+  ),
+  written as (
+    insert into public.analytics_events (organization_id, event_id, occurred_at, event_name, category, agent_id, props)
+    select c.organization_id, c.event_id, c.occurred_at, c.event_name, c.category, c.agent_id,
+           public.redact_telemetry_metadata(coalesce(c.props, '{}'::jsonb))
+    from candidates c join keys k on k.organization_id = c.organization_id and k.event_id = c.event_id
+    returning 1
+  )
+  select count(*) into stored from written;
+  return stored;
+end;
+$$;
+comment on function private.record_analytics_events(jsonb) is 'Stores trusted events ({organization_id, event_id, occurred_at, event_name, category, agent_id, props}) exact-once; returns how many were new. Not granted to API roles.';
+
+-- The server-side pipeline's batch RPC. One statement classifies every row, claims the keys of the first valid copy
+-- of each (organization_id, event_id), and stores exactly the rows whose key it claimed: a concurrent batch with the
+-- same key waits on the key's unique index entry and then finds it taken, so it reports a duplicate.
+create function public.upsert_events(_rows jsonb) returns jsonb
+language plpgsql security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  retention_days integer := coalesce((select p.retention_days from public.retention_policies p
+                                      where p.table_name = 'analytics_events' and p.enabled), 3650);
+  earliest timestamptz := pg_catalog.now() - make_interval(days => retention_days);
+  latest timestamptz := pg_catalog.now() + interval '5 minutes';
+  report jsonb;
+begin
+  if _rows is null or jsonb_typeof(_rows) <> 'array' then
+    raise exception '_rows must be a JSON array of events' using errcode = '22023';
+  end if;
+  if jsonb_array_length(_rows) > 10000 then
+    raise exception 'at most 10000 events per call (got %)', jsonb_array_length(_rows) using errcode = '54000',
+      hint = 'Split the batch; nothing was stored.';
+  end if;
+
+  with fields as (
+    select e.n::integer as n, e.value as v,
+           case when jsonb_typeof(e.value) = 'object' then e.value end as o
+    from jsonb_array_elements(_rows) with ordinality e(value, n)
+  ),
+  raw as materialized (
+    select f.n, f.o,
+      case when f.o ->> 'organization_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           then (f.o ->> 'organization_id')::uuid end as organization_id,
+      case when f.o ->> 'event_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           then (f.o ->> 'event_id')::uuid end as event_id,
+      case when f.o ->> 'agent_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           then (f.o ->> 'agent_id')::uuid end as agent_id,
+      case when f.o ->> 'user_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           then (f.o ->> 'user_id')::uuid end as user_id,
+      case when f.o ->> 'occurred_at' ~ '^(?:19|2[0-9])[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)$'
+           then (f.o ->> 'occurred_at')::timestamptz
+           else private.try_timestamptz(f.o ->> 'occurred_at') end as occurred_at,
+      case when f.o ->> 'ip_address' ~ '^[0-9]{1,3}(\.[0-9]{1,3}){3}$|^[0-9A-Fa-f:.]{2,45}$'
+           then private.try_inet(f.o ->> 'ip_address') end as ip_address,
+      f.o ->> 'event_name' as event_name,
+      f.o ->> 'category' as category,
+      f.o ->> 'anonymous_id' as anonymous_id,
+      f.o ->> 'session_id' as session_id,
+      f.o ->> 'user_agent' as user_agent,
+      coalesce(f.o -> 'props', '{}'::jsonb) as props
+    from fields f
+  ),
+  checked as materialized (
+    select r.*,
+      case
+        when r.o is null then 'not_an_object'
+        when r.organization_id is null then 'invalid_organization_id'
+        when r.event_id is null then 'invalid_event_id'
+        when r.occurred_at is null then 'invalid_occurred_at'
+        when r.event_name is null or char_length(r.event_name) > 100 or r.event_name !~ '^[a-z0-9][a-z0-9._:-]*$' then 'invalid_event_name'
+        when jsonb_typeof(r.props) <> 'object' or pg_catalog.pg_column_size(r.props) > 32768 then 'invalid_props'
+        when r.o ? 'agent_id' and jsonb_typeof(r.o -> 'agent_id') <> 'null' and r.agent_id is null then 'invalid_agent_id'
+        when r.o ? 'user_id' and jsonb_typeof(r.o -> 'user_id') <> 'null' and r.user_id is null then 'invalid_user_id'
+        when r.o ? 'ip_address' and jsonb_typeof(r.o -> 'ip_address') <> 'null' and r.ip_address is null then 'invalid_ip_address'
+        when (r.category is not null and char_length(r.category) not between 1 and 100)
+          or (r.anonymous_id is not null and char_length(r.anonymous_id) not between 1 and 255)
+          or (r.session_id is not null and char_length(r.session_id) not between 1 and 255)
+          or (r.user_agent is not null and char_length(r.user_agent) > 1024) then 'field_too_long'
+        when r.occurred_at < earliest then 'outside_retention'
+        when r.occurred_at > latest then 'in_the_future'
+      end as invalid_reason
+    from raw r
+  ),
+  orgs as (
+    select o.id from public.organizations o
+    where o.id in (select distinct c.organization_id from checked c where c.invalid_reason is null) and o.deleted_at is null
+  ),
+  agents as (
+    select a.id, a.organization_id from public.ai_agents a
+    where a.id in (select distinct c.agent_id from checked c where c.invalid_reason is null and c.agent_id is not null)
+  ),
+  users as (
+    select u.id from auth.users u
+    where u.id in (select distinct c.user_id from checked c where c.invalid_reason is null and c.user_id is not null)
+  ),
+  gated as materialized (
+    select c.*,
+      case
+        when c.invalid_reason is not null then c.invalid_reason
+        when not exists (select 1 from orgs o where o.id = c.organization_id) then 'unknown_organization'
+        when c.agent_id is not null
+             and not exists (select 1 from agents a where a.id = c.agent_id and a.organization_id = c.organization_id) then 'unknown_agent'
+        when c.user_id is not null and not exists (select 1 from users u where u.id = c.user_id) then 'unknown_user'
+      end as reason
+    from checked c
+  ),
+  firsts as (
+    select g.organization_id, g.event_id, min(g.n) as first_n
+    from gated g where g.reason is null group by g.organization_id, g.event_id
+  ),
+  candidates as materialized (
+    select g.* from gated g
+    join firsts f on f.organization_id = g.organization_id and f.event_id = g.event_id and f.first_n = g.n
+  ),
+  keys as (
+    insert into private.analytics_event_keys (organization_id, event_id, occurred_at)
+    select c.organization_id, c.event_id, c.occurred_at from candidates c
+    -- In key order, so that two batches sharing keys wait for each other instead of deadlocking.
+    order by c.organization_id, c.event_id
+    on conflict do nothing
+    returning organization_id, event_id
+  ),
+  written as (
+    insert into public.analytics_events (organization_id, event_id, occurred_at, event_name, category, agent_id, user_id,
+                                         anonymous_id, session_id, props, ip_address, user_agent)
+    select c.organization_id, c.event_id, c.occurred_at, c.event_name, c.category, c.agent_id, c.user_id,
+           c.anonymous_id, c.session_id, public.redact_telemetry_metadata(c.props), private.truncate_ip(c.ip_address),
+           c.user_agent
+    from candidates c
+    join keys k on k.organization_id = c.organization_id and k.event_id = c.event_id
+    returning organization_id, event_id
+  ),
+  decided as (
+    select g.n, g.event_id, g.reason,
+      case
+        when g.reason is not null then 'rejected'
+        when exists (select 1 from written w where w.organization_id = g.organization_id and w.event_id = g.event_id)
+             and exists (select 1 from firsts f where f.organization_id = g.organization_id and f.event_id = g.event_id
+                                                  and f.first_n = g.n) then 'inserted'
+        else 'duplicate'
+      end as status
+    from gated g
+  )
+  select jsonb_build_object(
+           'inserted', count(*) filter (where d.status = 'inserted'),
+           'duplicate', count(*) filter (where d.status = 'duplicate'),
+           'rejected', count(*) filter (where d.status = 'rejected'),
+           'results', coalesce(jsonb_agg(
+             case when d.reason is null then jsonb_build_object('index', d.n - 1, 'event_id', d.event_id, 'status', d.status)
+                  when d.event_id is null then jsonb_build_object('index', d.n - 1, 'status', d.status, 'reason', d.reason)
+                  else jsonb_build_object('index', d.n - 1, 'event_id', d.event_id, 'status', d.status, 'reason', d.reason)
+             end order by d.n), '[]'::jsonb))
+  into report
+  from decided d;
+  return report;
+end;
+$$;
+comment on function public.upsert_events(jsonb) is 'Stores up to 10,000 analytics events ({organization_id, event_id, occurred_at, event_name, category, agent_id, user_id, anonymous_id, session_id, props, ip_address, user_agent}) exact-once per (organization_id, event_id), in one statement; returns {inserted, duplicate, rejected, results: [{index, event_id, status, reason}]}. Service role only.';
+
+grant execute on function public.upsert_events(jsonb) to service_role;
+
+create function private.derived_uuid(seed text) returns uuid
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select pg_catalog.md5(seed)::uuid
+$$;
+comment on function private.derived_uuid(text) is 'A stable uuid for an event the database derives from a row and a change (the same change gives the same id).';
+
+-- The receptionist's conversations and appointments as analytics events (60-64 announce them to webhooks through
+-- private.emit_event; these triggers are separate so that the two domains evolve apart). Event ids are derived from
+-- the row and the change, so a replayed change is not counted twice.
+create function private.analytics_from_conversation() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  perform private.record_analytics_events(jsonb_build_array(jsonb_build_object(
+    'organization_id', new.organization_id,
+    'event_id', private.derived_uuid(new.id::text || case when tg_op = 'INSERT' then ':call.started' else ':call.ended' end),
+    'occurred_at', case when tg_op = 'INSERT' then new.started_at else new.ended_at end,
+    'event_name', case when tg_op = 'INSERT' then 'call.started' else 'call.ended' end,
+    'category', 'receptionist',
+    'agent_id', new.agent_id,
+    'props', jsonb_strip_nulls(jsonb_build_object('conversation_id', new.id, 'direction', new.direction,
+                                                  'status', new.status, 'duration_seconds', new.duration_seconds,
+                                                  'intent', new.intent, 'outcome', new.outcome)))));
+  return null;
+end;
+$$;
+comment on function private.analytics_from_conversation() is 'AFTER INSERT / ended_at set on conversations: records call.started / call.ended in analytics_events (with agent_id).';
+
+create trigger conversations_analytics_started after insert on public.conversations
+  for each row execute function private.analytics_from_conversation();
+create trigger conversations_analytics_ended after update of ended_at on public.conversations
+  for each row when (old.ended_at is null and new.ended_at is not null)
+  execute function private.analytics_from_conversation();
+
+create function private.analytics_from_appointment() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  event text;
+begin
+  if tg_op = 'INSERT' then
+    event := 'appointment.booked';
+  elsif new.status is distinct from old.status then
+    event := 'appointment.' || new.status;
+  elsif (new.scheduled_at, new.staff_id) is distinct from (old.scheduled_at, old.staff_id) then
+    event := 'appointment.rescheduled';
+  else
+    return null;
+  end if;
+  perform private.record_analytics_events(jsonb_build_array(jsonb_build_object(
+    'organization_id', new.organization_id,
+    'event_id', private.derived_uuid(new.id::text || ':' || event || ':' || pg_catalog.now()::text),
+    'occurred_at', pg_catalog.now(),
+    'event_name', event,
+    'category', 'receptionist',
+    'agent_id', (select c.agent_id from public.conversations c where c.id = new.conversation_id),
+    'props', jsonb_strip_nulls(jsonb_build_object('appointment_id', new.id, 'service_id', new.service_id,
+                                                  'staff_id', new.staff_id, 'conversation_id', new.conversation_id,
+                                                  'status', new.status, 'scheduled_at', new.scheduled_at)))));
+  return null;
+end;
+$$;
+comment on function private.analytics_from_appointment() is 'AFTER INSERT / status or time change on appointments: records appointment.booked, appointment.<status> or appointment.rescheduled in analytics_events (agent_id from the conversation that booked it).';
+
+create trigger appointments_analytics after insert or update of status, scheduled_at, staff_id on public.appointments
+  for each row execute function private.analytics_from_appointment();
+
+-- A deleted user's events stay with their organization, without the user: anonymised, like an erased visitor.
+create function private.anonymise_deleted_user_analytics() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  update public.analytics_events e
+  set user_id = null, anonymous_id = null, session_id = null, ip_address = null, user_agent = null
+  where e.user_id = old.id;
+  return old;
+end;
+$$;
+comment on function private.anonymise_deleted_user_analytics() is 'AFTER DELETE on auth.users: strips the user (and their visitor and session ids, IP and user agent) from analytics events (their cohort and attribution rows go by foreign key).';
+
+create trigger on_auth_user_deleted_analytics after delete on auth.users
+  for each row execute function private.anonymise_deleted_user_analytics();
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/72-analytics-spend.sql
+-- =====================================================================================================================
+-- Growth analytics: spend (ad spend per platform, campaign, ad set and day) and upsert_spend().
+-- Written by the server-side pipeline only; read by members with analytics.read.
+
+create table public.spend (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  platform text not null,
+  campaign_id text not null,
+  adset_id text,
+  date date not null,
+  spend_cents bigint not null default 0,
+  clicks bigint not null default 0,
+  impressions bigint not null default 0,
+  conversions bigint not null default 0,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint spend_pkey primary key (id),
+  constraint spend_natural_key unique nulls not distinct (organization_id, platform, campaign_id, adset_id, date),
+  constraint spend_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint spend_platform_format check (char_length(platform) <= 50 and platform ~ '^[a-z0-9][a-z0-9_.-]*$'),
+  constraint spend_campaign_id_length check (char_length(campaign_id) between 1 and 255),
+  constraint spend_adset_id_length check (adset_id is null or char_length(adset_id) between 1 and 255),
+  constraint spend_amounts_non_negative check (spend_cents >= 0 and clicks >= 0 and impressions >= 0 and conversions >= 0),
+  constraint spend_clicks_within_impressions check (impressions = 0 or clicks <= impressions)
+);
+comment on table public.spend is 'Advertising spend per organization, platform, campaign, ad set and day (seed 002 "spend"; conv -> conversions). Written by upsert_spend() only; feeds metrics_daily (CAC).';
+comment on column public.spend.date is 'The day the platform reports the spend for (the organization''s calendar day, as metrics_daily).';
+comment on column public.spend.adset_id is 'Ad set (or ad group); null when the platform reports per campaign. Part of the natural key (nulls not distinct).';
+comment on column public.spend.spend_cents is 'Spend in cents of the organization''s reporting currency (see metrics_daily.currency).';
+
+create index spend_organization_date_idx on public.spend (organization_id, date);
+
+create trigger spend_set_updated_at before update on public.spend
+  for each row execute function private.set_updated_at();
+create trigger spend_audit after insert or update or delete on public.spend
+  for each row execute function private.audit_row_change();
+
+alter table public.spend enable row level security;
+
+-- spend_select: members holding analytics.read read their organization's spend.
+create policy spend_select on public.spend for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.spend to authenticated, service_role;
+
+-- Inserts or updates spend rows by their natural key in one statement; a key given twice in a batch keeps its last
+-- row (the earlier ones are reported superseded). Report per row: inserted, updated, unchanged, superseded, rejected.
+create function public.upsert_spend(_rows jsonb) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  report jsonb;
+begin
+  if _rows is null or jsonb_typeof(_rows) <> 'array' then
+    raise exception '_rows must be a JSON array of spend rows' using errcode = '22023';
+  end if;
+  if jsonb_array_length(_rows) > 10000 then
+    raise exception 'at most 10000 spend rows per call (got %)', jsonb_array_length(_rows) using errcode = '54000',
+      hint = 'Split the batch; nothing was stored.';
+  end if;
+
+  with raw as materialized (
+    select e.n::integer as n, case when jsonb_typeof(e.value) = 'object' then e.value end as o
+    from jsonb_array_elements(_rows) with ordinality e(value, n)
+  ),
+  parsed as materialized (
+    select r.n, r.o,
+      case when r.o ->> 'organization_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           then (r.o ->> 'organization_id')::uuid end as organization_id,
+      r.o ->> 'platform' as platform,
+      r.o ->> 'campaign_id' as campaign_id,
+      r.o ->> 'adset_id' as adset_id,
+      case when r.o ->> 'date' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' then private.try_date(r.o ->> 'date') end as date,
+      case when coalesce(r.o ->> 'spend_cents', '0') ~ '^[0-9]{1,15}$' then coalesce(r.o ->> 'spend_cents', '0')::bigint end as spend_cents,
+      case when coalesce(r.o ->> 'clicks', '0') ~ '^[0-9]{1,15}$' then coalesce(r.o ->> 'clicks', '0')::bigint end as clicks,
+      case when coalesce(r.o ->> 'impressions', '0') ~ '^[0-9]{1,15}$' then coalesce(r.o ->> 'impressions', '0')::bigint end as impressions,
+      case when coalesce(r.o ->> 'conversions', '0') ~ '^[0-9]{1,15}$' then coalesce(r.o ->> 'conversions', '0')::bigint end as conversions
+    from raw r
+  ),
+  checked as materialized (
+    select p.*,
+      case
+        when p.o is null then 'not_an_object'
+        when p.organization_id is null then 'invalid_organization_id'
+        when p.platform is null or char_length(p.platform) > 50 or p.platform !~ '^[a-z0-9][a-z0-9_.-]*$' then 'invalid_platform'
+        when p.campaign_id is null or char_length(p.campaign_id) not between 1 and 255 then 'invalid_campaign_id'
+        when p.adset_id is not null and char_length(p.adset_id) not between 1 and 255 then 'invalid_adset_id'
+        when p.date is null then 'invalid_date'
+        when p.spend_cents is null or p.clicks is null or p.impressions is null or p.conversions is null then 'invalid_number'
+        when p.impressions > 0 and p.clicks > p.impressions then 'clicks_exceed_impressions'
+        when not exists (select 1 from public.organizations o where o.id = p.organization_id and o.deleted_at is null) then 'unknown_organization'
+      end as reason
+    from parsed p
+  ),
+  lasts as (
+    select c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date, max(c.n) as last_n
+    from checked c where c.reason is null
+    group by c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date
+  ),
+  chosen as (
+    select c.* from checked c join lasts l on l.last_n = c.n
+  ),
+  written as (
+    insert into public.spend as s (organization_id, platform, campaign_id, adset_id, date, spend_cents, clicks,
+                                   impressions, conversions)
+    select c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date, c.spend_cents, c.clicks, c.impressions,
+           c.conversions
+    from chosen c
+    on conflict on constraint spend_natural_key do update set
+      spend_cents = excluded.spend_cents, clicks = excluded.clicks, impressions = excluded.impressions,
+      conversions = excluded.conversions
+    where (s.spend_cents, s.clicks, s.impressions, s.conversions)
+          is distinct from (excluded.spend_cents, excluded.clicks, excluded.impressions, excluded.conversions)
+    returning s.id, s.organization_id, s.platform, s.campaign_id, s.adset_id, s.date, (s.xmax = 0) as was_inserted
+  ),
+  decided as (
+    select c.n, c.reason, w.id,
+      case
+        when c.reason is not null then 'rejected'
+        when not exists (select 1 from lasts l where l.last_n = c.n) then 'superseded'
+        when w.id is null then 'unchanged'
+        when w.was_inserted then 'inserted'
+        else 'updated'
+      end as status
+    from checked c
+    left join written w on c.reason is null and w.organization_id = c.organization_id and w.platform = c.platform
+      and w.campaign_id = c.campaign_id and w.adset_id is not distinct from c.adset_id and w.date = c.date
+      and exists (select 1 from lasts l where l.last_n = c.n)
+  )
+  select jsonb_build_object(
+           'inserted', count(*) filter (where d.status = 'inserted'),
+           'updated', count(*) filter (where d.status = 'updated'),
+           'unchanged', count(*) filter (where d.status = 'unchanged'),
+           'superseded', count(*) filter (where d.status = 'superseded'),
+           'rejected', count(*) filter (where d.status = 'rejected'),
+           'results', coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+             'index', d.n - 1, 'id', d.id, 'status', d.status, 'reason', d.reason)) order by d.n), '[]'::jsonb))
+  into report
+  from decided d;
+  return report;
+end;
+$$;
+comment on function public.upsert_spend(jsonb) is 'Inserts or updates up to 10,000 spend rows ({organization_id, platform, campaign_id, adset_id, date, spend_cents, clicks, impressions, conversions}) by (organization, platform, campaign, ad set, date) in one statement; returns {inserted, updated, unchanged, superseded, rejected, results: [{index, id, status, reason}]}. Service role only.';
+
+create function private.try_date(value text) returns date
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return value::date;
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_date(text) is 'The date, or null when the text is not a valid one.';
+
+grant execute on function public.upsert_spend(jsonb) to service_role;
 
 
 -- =====================================================================================================================
