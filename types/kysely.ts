@@ -224,6 +224,28 @@ export interface AnalyticsEvents {
   user_id: string | null;
 }
 
+export interface AnalyticsMetricEvents {
+  /**
+   * Path in props of the amount in cents (orders: revenue; refunds: refunded amount).
+   */
+  amount_path: string[] | null;
+  /**
+   * Path in props of the cost of goods in cents (gross margin); absent means none known.
+   */
+  cost_path: string[] | null;
+  /**
+   * Path in props of the ISO 4217 currency; amounts in another currency than the organization's reporting currency are not summed (events without one count as that currency).
+   */
+  currency_path: string[] | null;
+  /**
+   * A subject's first such event makes them a new customer that day (CAC).
+   */
+  customer_event: Generated<boolean>;
+  description: string;
+  event_name: string;
+  metric: string;
+}
+
 export interface AppAllowlist {
   app_id: string;
   app_name: string | null;
@@ -409,6 +431,21 @@ export interface BillingSyncProblems {
   sqlstate: string | null;
   state: string | null;
   type: string | null;
+}
+
+export interface Cohorts {
+  acquired_at: Timestamp;
+  anonymous_id: string | null;
+  cohort_month: Timestamp;
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  organization_id: string;
+  /**
+   * user:<uuid> or anonymous:<id>: one row per subject and organization.
+   */
+  subject_key: Generated<string | null>;
+  updated_at: Generated<Timestamp>;
+  user_id: string | null;
 }
 
 export interface Conversations {
@@ -614,6 +651,47 @@ export interface Messages {
   to_email: string | null;
   to_number: string | null;
   updated_at: Generated<Timestamp>;
+}
+
+export interface MetricsDaily {
+  add_to_carts: Generated<Int8>;
+  /**
+   * Average order value: revenue / orders (null without orders).
+   */
+  aov_cents: Int8 | null;
+  /**
+   * Customer acquisition cost: spend / new customers (null without new customers).
+   */
+  cac_cents: Int8 | null;
+  computed_at: Generated<Timestamp>;
+  /**
+   * Orders per session (null without sessions).
+   */
+  conversion_rate: Numeric | null;
+  cost_cents: Generated<Int8>;
+  /**
+   * The organization's reporting currency (organizations.settings ->> 'currency', default usd) the amounts are in.
+   */
+  currency: string;
+  day: Timestamp;
+  /**
+   * Revenue less refunds less the cost of goods the order events carry.
+   */
+  gross_margin_cents: Generated<Int8>;
+  /**
+   * Subjects (user or anonymous id) whose first order ever was that day.
+   */
+  new_customers: Generated<Int8>;
+  orders: Generated<Int8>;
+  organization_id: string;
+  refunds_cents: Generated<Int8>;
+  revenue_cents: Generated<Int8>;
+  sessions: Generated<Int8>;
+  spend_cents: Generated<Int8>;
+  /**
+   * Page views.
+   */
+  traffic: Generated<Int8>;
 }
 
 export interface MetricsLog {
@@ -1185,6 +1263,44 @@ export interface UsageMetrics {
   updated_at: Generated<Timestamp>;
 }
 
+export interface UtmTracks {
+  anonymous_id: string | null;
+  created_at: Generated<Timestamp>;
+  first_campaign: string | null;
+  first_click_id: string | null;
+  first_content: string | null;
+  first_medium: string | null;
+  /**
+   * Null means direct (no UTM source, click id or referrer).
+   */
+  first_source: string | null;
+  first_term: string | null;
+  first_touch_at: Timestamp;
+  id: Generated<string>;
+  last_campaign: string | null;
+  last_click_id: string | null;
+  last_content: string | null;
+  last_medium: string | null;
+  last_non_direct_campaign: string | null;
+  last_non_direct_click_id: string | null;
+  last_non_direct_content: string | null;
+  last_non_direct_medium: string | null;
+  last_non_direct_source: string | null;
+  last_non_direct_term: string | null;
+  /**
+   * The latest touch with a source; null when every touch was direct.
+   */
+  last_non_direct_touch_at: Timestamp | null;
+  last_source: string | null;
+  last_term: string | null;
+  last_touch_at: Timestamp;
+  organization_id: string;
+  subject_key: Generated<string | null>;
+  touches: Int8;
+  updated_at: Generated<Timestamp>;
+  user_id: string | null;
+}
+
 export interface WebhookDeliveries {
   /**
    * Attempts made so far (at most 8: the first, then 7 retries).
@@ -1404,6 +1520,7 @@ export interface DB {
   ai_model_prices: AiModelPrices;
   ai_provider_configs: AiProviderConfigs;
   analytics_events: AnalyticsEvents;
+  analytics_metric_events: AnalyticsMetricEvents;
   app_allowlist: AppAllowlist;
   appointments: Appointments;
   approval_decisions: ApprovalDecisions;
@@ -1412,6 +1529,7 @@ export interface DB {
   audit_logs: AuditLogs;
   billing_customers: BillingCustomers;
   billing_sync_problems: BillingSyncProblems;
+  cohorts: Cohorts;
   conversations: Conversations;
   feature_flags: FeatureFlags;
   file_events: FileEvents;
@@ -1421,6 +1539,7 @@ export interface DB {
   integrations: Integrations;
   invoices: Invoices;
   messages: Messages;
+  metrics_daily: MetricsDaily;
   metrics_log: MetricsLog;
   offers: Offers;
   organization_billing: OrganizationBilling;
@@ -1453,6 +1572,7 @@ export interface DB {
   tasks: Tasks;
   telemetry_events: TelemetryEvents;
   usage_metrics: UsageMetrics;
+  utm_tracks: UtmTracks;
   webhook_deliveries: WebhookDeliveries;
   webhook_event_types: WebhookEventTypes;
   webhooks: Webhooks;

@@ -90,6 +90,10 @@
 --                                               Events are redacted and their IP truncated on the way in; the receptionist's calls and appointments land here too.
 --   72-analytics-spend.sql                      Growth analytics: spend (ad spend per platform, campaign, ad set and day) and upsert_spend().
 --                                               Written by the server-side pipeline only; read by members with analytics.read.
+--   73-analytics-rollups.sql                    Growth analytics: analytics_metric_events (which events feed which metric), metrics_daily, recompute_metrics_daily().
+--                                               Daily rollups per organization in its own time zone, derived only from analytics_events and spend, safe to recompute.
+--   74-analytics-attribution.sql                Growth analytics: cohorts and utm_tracks (first, last and last non-direct touch), derived from analytics_events.
+--                                               Maintained set-based as events are stored, rebuilt by recompute_metrics_daily(); cohort_retention() reads them.
 --   90-scheduled-jobs.sql                       Scheduled jobs (pg_cron) and what spans domains.
 --                                               Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
@@ -11045,6 +11049,7 @@ begin
   keys as (
     insert into private.analytics_event_keys (organization_id, event_id, occurred_at)
     select c.organization_id, c.event_id, c.occurred_at from candidates c
+    order by c.organization_id, c.event_id
     on conflict do nothing
     returning organization_id, event_id
   ),
@@ -11068,6 +11073,7 @@ create function public.upsert_events(_rows jsonb) returns jsonb
 language plpgsql security definer
 set search_path = ''
 set plan_cache_mode = force_generic_plan
+set enable_nestloop = off
 as $$
 declare
   retention_days integer := coalesce((select p.retention_days from public.retention_policies p
@@ -11133,28 +11139,32 @@ begin
       end as invalid_reason
     from raw r
   ),
+  -- Lookups by array (index scans), then hash joins: the batch is joined as a set, never row by row.
   orgs as (
     select o.id from public.organizations o
-    where o.id in (select distinct c.organization_id from checked c where c.invalid_reason is null) and o.deleted_at is null
+    where o.id = any (array(select distinct c.organization_id from checked c where c.invalid_reason is null))
+      and o.deleted_at is null
   ),
   agents as (
     select a.id, a.organization_id from public.ai_agents a
-    where a.id in (select distinct c.agent_id from checked c where c.invalid_reason is null and c.agent_id is not null)
+    where a.id = any (array(select distinct c.agent_id from checked c where c.invalid_reason is null and c.agent_id is not null))
   ),
   users as (
     select u.id from auth.users u
-    where u.id in (select distinct c.user_id from checked c where c.invalid_reason is null and c.user_id is not null)
+    where u.id = any (array(select distinct c.user_id from checked c where c.invalid_reason is null and c.user_id is not null))
   ),
   gated as materialized (
     select c.*,
       case
         when c.invalid_reason is not null then c.invalid_reason
-        when not exists (select 1 from orgs o where o.id = c.organization_id) then 'unknown_organization'
-        when c.agent_id is not null
-             and not exists (select 1 from agents a where a.id = c.agent_id and a.organization_id = c.organization_id) then 'unknown_agent'
-        when c.user_id is not null and not exists (select 1 from users u where u.id = c.user_id) then 'unknown_user'
+        when o.id is null then 'unknown_organization'
+        when c.agent_id is not null and a.id is null then 'unknown_agent'
+        when c.user_id is not null and u.id is null then 'unknown_user'
       end as reason
     from checked c
+    left join orgs o on o.id = c.organization_id
+    left join agents a on a.id = c.agent_id and a.organization_id = c.organization_id
+    left join users u on u.id = c.user_id
   ),
   firsts as (
     select g.organization_id, g.event_id, min(g.n) as first_n
@@ -11186,12 +11196,12 @@ begin
     select g.n, g.event_id, g.reason,
       case
         when g.reason is not null then 'rejected'
-        when exists (select 1 from written w where w.organization_id = g.organization_id and w.event_id = g.event_id)
-             and exists (select 1 from firsts f where f.organization_id = g.organization_id and f.event_id = g.event_id
-                                                  and f.first_n = g.n) then 'inserted'
+        when w.event_id is not null then 'inserted'
         else 'duplicate'
       end as status
     from gated g
+    left join candidates c on c.n = g.n
+    left join written w on c.n is not null and w.organization_id = c.organization_id and w.event_id = c.event_id
   )
   select jsonb_build_object(
            'inserted', count(*) filter (where d.status = 'inserted'),
@@ -11461,6 +11471,576 @@ $$;
 comment on function private.try_date(text) is 'The date, or null when the text is not a valid one.';
 
 grant execute on function public.upsert_spend(jsonb) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/73-analytics-rollups.sql
+-- =====================================================================================================================
+-- Growth analytics: analytics_metric_events (which events feed which metric), metrics_daily, recompute_metrics_daily().
+-- Daily rollups per organization in its own time zone, derived only from analytics_events and spend, safe to recompute.
+
+create table public.analytics_metric_events (
+  event_name text not null,
+  metric text not null,
+  amount_path text[],
+  currency_path text[],
+  cost_path text[],
+  customer_event boolean not null default false,
+  description text not null,
+  constraint analytics_metric_events_pkey primary key (event_name),
+  constraint analytics_metric_events_metric_known check (metric in ('sessions', 'traffic', 'add_to_carts', 'orders', 'refunds')),
+  constraint analytics_metric_events_amounts_for_money check (
+    (metric in ('orders', 'refunds')) = (amount_path is not null)
+    and (currency_path is null or amount_path is not null)
+    and (cost_path is null or metric = 'orders')),
+  constraint analytics_metric_events_customer_is_order check (not customer_event or metric = 'orders')
+);
+comment on table public.analytics_metric_events is 'Reference data: which event names count toward which metrics_daily metric, and where their amounts (cents), currency and cost of goods (cents) sit in props. The only way events reach the rollups.';
+comment on column public.analytics_metric_events.amount_path is 'Path in props of the amount in cents (orders: revenue; refunds: refunded amount).';
+comment on column public.analytics_metric_events.currency_path is 'Path in props of the ISO 4217 currency; amounts in another currency than the organization''s reporting currency are not summed (events without one count as that currency).';
+comment on column public.analytics_metric_events.cost_path is 'Path in props of the cost of goods in cents (gross margin); absent means none known.';
+comment on column public.analytics_metric_events.customer_event is 'A subject''s first such event makes them a new customer that day (CAC).';
+
+alter table public.analytics_metric_events enable row level security;
+
+-- analytics_metric_events_select: reference data, readable by every signed-in user.
+create policy analytics_metric_events_select on public.analytics_metric_events for select to authenticated
+  using (true);
+
+grant select on public.analytics_metric_events to authenticated, service_role;
+
+insert into public.analytics_metric_events (event_name, metric, amount_path, currency_path, cost_path, customer_event, description) values
+  ('session.started', 'sessions', null, null, null, false, 'A visit began'),
+  ('page.viewed', 'traffic', null, null, null, false, 'A page view'),
+  ('cart.added', 'add_to_carts', null, null, null, false, 'A product was added to the cart'),
+  ('order.completed', 'orders', '{amount_cents}', '{currency}', '{cost_cents}', true, 'An order was paid'),
+  ('order.refunded', 'refunds', '{amount_cents}', '{currency}', null, false, 'An order was (partly) refunded');
+
+create table public.metrics_daily (
+  organization_id uuid not null,
+  day date not null,
+  currency text not null,
+  sessions bigint not null default 0,
+  traffic bigint not null default 0,
+  add_to_carts bigint not null default 0,
+  orders bigint not null default 0,
+  new_customers bigint not null default 0,
+  revenue_cents bigint not null default 0,
+  refunds_cents bigint not null default 0,
+  cost_cents bigint not null default 0,
+  spend_cents bigint not null default 0,
+  aov_cents bigint,
+  cac_cents bigint,
+  conversion_rate numeric(12, 6),
+  gross_margin_cents bigint not null default 0,
+  computed_at timestamptz not null default now(),
+  constraint metrics_daily_pkey primary key (organization_id, day),
+  constraint metrics_daily_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint metrics_daily_currency_iso4217 check (currency ~ '^[a-z]{3}$'),
+  constraint metrics_daily_counts_non_negative check (sessions >= 0 and traffic >= 0 and add_to_carts >= 0 and orders >= 0
+    and new_customers >= 0 and new_customers <= orders and revenue_cents >= 0 and refunds_cents >= 0 and cost_cents >= 0
+    and spend_cents >= 0),
+  constraint metrics_daily_aov_derived check (aov_cents is not distinct from
+    case when orders > 0 then round(revenue_cents::numeric / orders)::bigint end),
+  constraint metrics_daily_cac_derived check (cac_cents is not distinct from
+    case when new_customers > 0 then round(spend_cents::numeric / new_customers)::bigint end),
+  constraint metrics_daily_conversion_derived check (conversion_rate is not distinct from
+    case when sessions > 0 then round(orders::numeric / sessions, 6) end),
+  constraint metrics_daily_margin_derived check (gross_margin_cents = revenue_cents - refunds_cents - cost_cents)
+);
+comment on table public.metrics_daily is 'Daily rollup per organization (seed 002 "metrics_daily"), days in the organization''s time zone. Derived only, by recompute_metrics_daily(), from analytics_events (through analytics_metric_events) and spend; the ratios are checked against their parts.';
+comment on column public.metrics_daily.currency is 'The organization''s reporting currency (organizations.settings ->> ''currency'', default usd) the amounts are in.';
+comment on column public.metrics_daily.traffic is 'Page views.';
+comment on column public.metrics_daily.new_customers is 'Subjects (user or anonymous id) whose first order ever was that day.';
+comment on column public.metrics_daily.aov_cents is 'Average order value: revenue / orders (null without orders).';
+comment on column public.metrics_daily.cac_cents is 'Customer acquisition cost: spend / new customers (null without new customers).';
+comment on column public.metrics_daily.conversion_rate is 'Orders per session (null without sessions).';
+comment on column public.metrics_daily.gross_margin_cents is 'Revenue less refunds less the cost of goods the order events carry.';
+
+alter table public.metrics_daily enable row level security;
+
+-- metrics_daily_select: members holding analytics.read read their organization's rollups.
+create policy metrics_daily_select on public.metrics_daily for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.metrics_daily to authenticated, service_role;
+
+create function private.reporting_currency(settings jsonb) returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case when lower(settings ->> 'currency') ~ '^[a-z]{3}$' then lower(settings ->> 'currency') else 'usd' end
+$$;
+comment on function private.reporting_currency(jsonb) is 'An organization''s reporting currency from its settings (settings.currency, ISO 4217), usd by default.';
+
+-- Replaces the rollup rows of [_start, _end] (the organizations' own calendar days) in one transaction: deletes them
+-- and inserts what the events and spend of those days add up to (only days with data get a row). Recomputes run one
+-- at a time. It also rebuilds the attribution (cohorts, utm_tracks) of every subject with an event in the range,
+-- from all that subject's events (74-analytics-attribution.sql).
+create function public.recompute_metrics_daily(_start date, _end date, _organization_id uuid default null)
+returns int
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  written integer;
+  scope uuid[];
+begin
+  if _start is null or _end is null or _start > _end then
+    raise exception 'need _start <= _end (got % and %)', _start, _end using errcode = '22023';
+  end if;
+  if _end - _start > 3660 then
+    raise exception 'at most 10 years per recompute (got % days)', _end - _start + 1 using errcode = '54000';
+  end if;
+  if _organization_id is not null
+     and not exists (select 1 from public.organizations o where o.id = _organization_id) then
+    raise exception 'no organization %', _organization_id using errcode = 'P0002';
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('recompute_metrics_daily', 0));
+
+  select coalesce(array_agg(o.id), '{}') into scope
+  from public.organizations o
+  where (_organization_id is null or o.id = _organization_id);
+
+  delete from public.metrics_daily m where m.organization_id = any (scope) and m.day between _start and _end;
+
+  with orgs as (
+    select o.id, o.timezone, private.reporting_currency(o.settings) as currency,
+           (_start::timestamp at time zone o.timezone) as from_at,
+           ((_end + 1)::timestamp at time zone o.timezone) as to_at
+    from public.organizations o where o.id = any (scope)
+  ),
+  -- Time zones are at most 26 hours apart: the constant bounds prune partitions, the per-organization ones decide.
+  events as (
+    select e.organization_id, (e.occurred_at at time zone o.timezone)::date as day, m.metric,
+           case when m.amount_path is not null
+                 and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+                 and (e.props #>> m.amount_path) ~ '^[0-9]{1,15}$'
+                then (e.props #>> m.amount_path)::bigint end as amount,
+           case when m.cost_path is not null
+                 and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+                 and (e.props #>> m.cost_path) ~ '^[0-9]{1,15}$'
+                then (e.props #>> m.cost_path)::bigint end as cost
+    from public.analytics_events e
+    join orgs o on o.id = e.organization_id
+    join public.analytics_metric_events m on m.event_name = e.event_name
+    where e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
+      and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
+      and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
+  ),
+  event_days as (
+    select v.organization_id, v.day,
+           count(*) filter (where v.metric = 'sessions') as sessions,
+           count(*) filter (where v.metric = 'traffic') as traffic,
+           count(*) filter (where v.metric = 'add_to_carts') as add_to_carts,
+           count(*) filter (where v.metric = 'orders') as orders,
+           coalesce(sum(v.amount) filter (where v.metric = 'orders'), 0) as revenue_cents,
+           coalesce(sum(v.amount) filter (where v.metric = 'refunds'), 0) as refunds_cents,
+           coalesce(sum(v.cost) filter (where v.metric = 'orders'), 0) as cost_cents
+    from events v
+    group by v.organization_id, v.day
+  ),
+  -- A new customer's first order ever (earlier than the range too), by user or anonymous id.
+  first_orders as (
+    select e.organization_id, min(e.occurred_at) as first_at
+    from public.analytics_events e
+    join public.analytics_metric_events m on m.event_name = e.event_name and m.customer_event
+    where e.organization_id = any (scope) and (e.user_id is not null or e.anonymous_id is not null)
+      and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
+    group by e.organization_id, coalesce(e.user_id::text, 'anonymous:' || e.anonymous_id)
+  ),
+  customer_days as (
+    select f.organization_id, (f.first_at at time zone o.timezone)::date as day, count(*) as new_customers
+    from first_orders f join orgs o on o.id = f.organization_id
+    where f.first_at >= o.from_at and f.first_at < o.to_at
+    group by 1, 2
+  ),
+  spend_days as (
+    select s.organization_id, s.date as day, sum(s.spend_cents) as spend_cents
+    from public.spend s
+    where s.organization_id = any (scope) and s.date between _start and _end
+    group by 1, 2
+  ),
+  days as (
+    select d.organization_id, d.day from event_days d
+    union select s.organization_id, s.day from spend_days s
+  ),
+  totals as (
+    select d.organization_id, d.day, o.currency,
+           coalesce(ev.sessions, 0) as sessions, coalesce(ev.traffic, 0) as traffic,
+           coalesce(ev.add_to_carts, 0) as add_to_carts, coalesce(ev.orders, 0) as orders,
+           least(coalesce(c.new_customers, 0), coalesce(ev.orders, 0)) as new_customers,
+           coalesce(ev.revenue_cents, 0) as revenue_cents, coalesce(ev.refunds_cents, 0) as refunds_cents,
+           coalesce(ev.cost_cents, 0) as cost_cents, coalesce(s.spend_cents, 0) as spend_cents
+    from days d
+    join orgs o on o.id = d.organization_id
+    left join event_days ev on ev.organization_id = d.organization_id and ev.day = d.day
+    left join customer_days c on c.organization_id = d.organization_id and c.day = d.day
+    left join spend_days s on s.organization_id = d.organization_id and s.day = d.day
+  )
+  insert into public.metrics_daily (organization_id, day, currency, sessions, traffic, add_to_carts, orders,
+                                    new_customers, revenue_cents, refunds_cents, cost_cents, spend_cents, aov_cents,
+                                    cac_cents, conversion_rate, gross_margin_cents)
+  select t.organization_id, t.day, t.currency, t.sessions, t.traffic, t.add_to_carts, t.orders, t.new_customers,
+         t.revenue_cents, t.refunds_cents, t.cost_cents, t.spend_cents,
+         case when t.orders > 0 then round(t.revenue_cents::numeric / t.orders)::bigint end,
+         case when t.new_customers > 0 then round(t.spend_cents::numeric / t.new_customers)::bigint end,
+         case when t.sessions > 0 then round(t.orders::numeric / t.sessions, 6) end,
+         t.revenue_cents - t.refunds_cents - t.cost_cents
+  from totals t;
+  get diagnostics written = row_count;
+
+  perform private.rebuild_attribution(scope, _start, _end);
+  return written;
+end;
+$$;
+comment on function public.recompute_metrics_daily(date, date, uuid) is 'Replaces metrics_daily rows of the days _start.._end (organization-local) for one organization or all (null), from analytics_events through analytics_metric_events and spend, in one transaction; also rebuilds cohorts and utm_tracks of the subjects active in the range. Repeatable; returns the rows written. Service role only (pg_cron recomputes the last 3 days nightly).';
+
+grant execute on function public.recompute_metrics_daily(date, date, uuid) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/74-analytics-attribution.sql
+-- =====================================================================================================================
+-- Growth analytics: cohorts and utm_tracks (first, last and last non-direct touch), derived from analytics_events.
+-- Maintained set-based as events are stored, rebuilt by recompute_metrics_daily(); cohort_retention() reads them.
+
+-- A subject is a user (user_id) or, for a visitor who is not one, their anonymous_id; an event with both counts for
+-- the user. A touch is an event that says where a visit came from: every session.started, and any event carrying
+-- UTM parameters or an ad click id. Its source is utm_source, else the click id's platform, else the referrer's host;
+-- a touch without any of them is direct.
+
+create table public.cohorts (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  user_id uuid,
+  anonymous_id text,
+  subject_key text generated always as (coalesce('user:' || user_id::text, 'anonymous:' || anonymous_id)) stored,
+  cohort_month date not null,
+  acquired_at timestamptz not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint cohorts_pkey primary key (id),
+  constraint cohorts_subject_key unique (organization_id, subject_key),
+  constraint cohorts_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint cohorts_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint cohorts_one_subject check (num_nonnulls(user_id, anonymous_id) = 1),
+  constraint cohorts_anonymous_id_length check (anonymous_id is null or char_length(anonymous_id) between 1 and 255),
+  constraint cohorts_month_first check (cohort_month = date_trunc('month', cohort_month)::date)
+);
+comment on table public.cohorts is 'When each user or visitor was first seen by an organization (seed 002 "cohorts"): acquired_at is their first event, cohort_month its month in the organization''s time zone. Derived from analytics_events only.';
+comment on column public.cohorts.subject_key is 'user:<uuid> or anonymous:<id>: one row per subject and organization.';
+
+create index cohorts_user_id_idx on public.cohorts (user_id) where user_id is not null;
+create index cohorts_organization_month_idx on public.cohorts (organization_id, cohort_month);
+
+create table public.utm_tracks (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  user_id uuid,
+  anonymous_id text,
+  subject_key text generated always as (coalesce('user:' || user_id::text, 'anonymous:' || anonymous_id)) stored,
+  touches bigint not null,
+  first_source text, first_medium text, first_campaign text, first_term text, first_content text, first_click_id text,
+  first_touch_at timestamptz not null,
+  last_source text, last_medium text, last_campaign text, last_term text, last_content text, last_click_id text,
+  last_touch_at timestamptz not null,
+  last_non_direct_source text, last_non_direct_medium text, last_non_direct_campaign text, last_non_direct_term text,
+  last_non_direct_content text, last_non_direct_click_id text,
+  last_non_direct_touch_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint utm_tracks_pkey primary key (id),
+  constraint utm_tracks_subject_key unique (organization_id, subject_key),
+  constraint utm_tracks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint utm_tracks_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint utm_tracks_one_subject check (num_nonnulls(user_id, anonymous_id) = 1),
+  constraint utm_tracks_anonymous_id_length check (anonymous_id is null or char_length(anonymous_id) between 1 and 255),
+  constraint utm_tracks_touches_positive check (touches >= 1),
+  constraint utm_tracks_touches_ordered check (first_touch_at <= last_touch_at
+    and (last_non_direct_touch_at is null or last_non_direct_touch_at between first_touch_at and last_touch_at)),
+  constraint utm_tracks_non_direct_has_source check ((last_non_direct_touch_at is null) = (last_non_direct_source is null))
+);
+comment on table public.utm_tracks is 'Attribution per user or visitor and organization (seed 002 "utm_tracks"): the first touch, the last touch and the last non-direct touch across all their sessions, each with source, medium, campaign, term, content, click id and time. Derived from analytics_events only.';
+comment on column public.utm_tracks.first_source is 'Null means direct (no UTM source, click id or referrer).';
+comment on column public.utm_tracks.last_non_direct_touch_at is 'The latest touch with a source; null when every touch was direct.';
+
+create index utm_tracks_user_id_idx on public.utm_tracks (user_id) where user_id is not null;
+
+create trigger cohorts_set_updated_at before update on public.cohorts
+  for each row execute function private.set_updated_at();
+create trigger utm_tracks_set_updated_at before update on public.utm_tracks
+  for each row execute function private.set_updated_at();
+
+alter table public.cohorts enable row level security;
+alter table public.utm_tracks enable row level security;
+
+-- cohorts_select: members holding analytics.read read their organization's cohorts.
+create policy cohorts_select on public.cohorts for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+-- utm_tracks_select: members holding analytics.read read their organization's attribution.
+create policy utm_tracks_select on public.utm_tracks for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.cohorts, public.utm_tracks to authenticated, service_role;
+
+create function private.referrer_host(referrer text) returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select nullif(lower(substring(referrer from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)')), '')
+$$;
+comment on function private.referrer_host(text) is 'The host of a referrer URL, lower case, or null.';
+
+-- What an event says about where its visit came from: is_touch, and its source (null: direct), medium, campaign,
+-- term, content and click id. PL/pgSQL without queries: a few microseconds per event.
+create function private.analytics_touch(event_name text, props jsonb, out is_touch boolean, out source text,
+                                        out medium text, out campaign text, out term text, out content text,
+                                        out click_id text)
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+declare
+  host text;
+begin
+  is_touch := event_name = 'session.started'
+    or props ?| array['utm_source', 'utm_medium', 'utm_campaign', 'gclid', 'fbclid', 'msclkid', 'ttclid'];
+  if not is_touch then
+    return;
+  end if;
+  host := private.referrer_host(props ->> 'referrer');
+  click_id := coalesce(props ->> 'gclid', props ->> 'fbclid', props ->> 'msclkid', props ->> 'ttclid');
+  source := coalesce(nullif(props ->> 'utm_source', ''),
+                     case when props ? 'gclid' then 'google' when props ? 'fbclid' then 'facebook'
+                          when props ? 'msclkid' then 'bing' when props ? 'ttclid' then 'tiktok' end,
+                     host);
+  medium := coalesce(nullif(props ->> 'utm_medium', ''),
+                     case when click_id is not null then 'cpc' when host is not null then 'referral' end);
+  campaign := nullif(props ->> 'utm_campaign', '');
+  term := nullif(props ->> 'utm_term', '');
+  content := nullif(props ->> 'utm_content', '');
+end;
+$$;
+comment on function private.analytics_touch(text, jsonb) is 'Whether an event is a touch (session.started, or UTM parameters or an ad click id in props) and its source (utm_source, else the click id''s platform, else the referrer host; null = direct), medium, campaign, term, content and click id.';
+
+-- Adds newly stored events to cohorts and utm_tracks (set-based, one statement each): an earlier first event or
+-- touch replaces the stored one, a later last touch replaces the last, a later non-direct one the last non-direct.
+create function private.derive_attribution() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into public.cohorts as c (organization_id, user_id, anonymous_id, cohort_month, acquired_at)
+  select s.organization_id, s.user_id, s.anonymous_id,
+         date_trunc('month', s.acquired_at at time zone o.timezone)::date, s.acquired_at
+  from (select i.organization_id, i.user_id, case when i.user_id is null then i.anonymous_id end as anonymous_id,
+               min(i.occurred_at) as acquired_at
+        from inserted i
+        where i.user_id is not null or i.anonymous_id is not null
+        group by 1, 2, 3) s
+  join public.organizations o on o.id = s.organization_id
+  on conflict (organization_id, subject_key) do update set
+    acquired_at = excluded.acquired_at, cohort_month = excluded.cohort_month
+  where excluded.acquired_at < c.acquired_at;
+
+  with t as materialized (
+    select i.organization_id, i.user_id, case when i.user_id is null then i.anonymous_id end as anonymous_id,
+           i.occurred_at, i.event_id, x.*
+    from inserted i
+    cross join lateral private.analytics_touch(i.event_name, i.props) x
+    where (i.user_id is not null or i.anonymous_id is not null) and x.is_touch
+  )
+  insert into public.utm_tracks as u (organization_id, user_id, anonymous_id, touches,
+    first_source, first_medium, first_campaign, first_term, first_content, first_click_id, first_touch_at,
+    last_source, last_medium, last_campaign, last_term, last_content, last_click_id, last_touch_at,
+    last_non_direct_source, last_non_direct_medium, last_non_direct_campaign, last_non_direct_term,
+    last_non_direct_content, last_non_direct_click_id, last_non_direct_touch_at)
+  select a.organization_id, a.user_id, a.anonymous_id, a.touches,
+         f.source, f.medium, f.campaign, f.term, f.content, f.click_id, f.occurred_at,
+         l.source, l.medium, l.campaign, l.term, l.content, l.click_id, l.occurred_at,
+         n.source, n.medium, n.campaign, n.term, n.content, n.click_id, n.occurred_at
+  from (select t.organization_id, t.user_id, t.anonymous_id, count(*) as touches from t group by 1, 2, 3) a
+  join (select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.* from t
+        order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at, t.event_id) f
+    on f.organization_id = a.organization_id and f.user_id is not distinct from a.user_id
+   and f.anonymous_id is not distinct from a.anonymous_id
+  join (select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.* from t
+        order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at desc, t.event_id desc) l
+    on l.organization_id = a.organization_id and l.user_id is not distinct from a.user_id
+   and l.anonymous_id is not distinct from a.anonymous_id
+  left join (select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.* from t where t.source is not null
+             order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at desc, t.event_id desc) n
+    on n.organization_id = a.organization_id and n.user_id is not distinct from a.user_id
+   and n.anonymous_id is not distinct from a.anonymous_id
+  on conflict (organization_id, subject_key) do update set
+    touches = u.touches + excluded.touches,
+    first_source = case when excluded.first_touch_at < u.first_touch_at then excluded.first_source else u.first_source end,
+    first_medium = case when excluded.first_touch_at < u.first_touch_at then excluded.first_medium else u.first_medium end,
+    first_campaign = case when excluded.first_touch_at < u.first_touch_at then excluded.first_campaign else u.first_campaign end,
+    first_term = case when excluded.first_touch_at < u.first_touch_at then excluded.first_term else u.first_term end,
+    first_content = case when excluded.first_touch_at < u.first_touch_at then excluded.first_content else u.first_content end,
+    first_click_id = case when excluded.first_touch_at < u.first_touch_at then excluded.first_click_id else u.first_click_id end,
+    first_touch_at = least(u.first_touch_at, excluded.first_touch_at),
+    last_source = case when excluded.last_touch_at > u.last_touch_at then excluded.last_source else u.last_source end,
+    last_medium = case when excluded.last_touch_at > u.last_touch_at then excluded.last_medium else u.last_medium end,
+    last_campaign = case when excluded.last_touch_at > u.last_touch_at then excluded.last_campaign else u.last_campaign end,
+    last_term = case when excluded.last_touch_at > u.last_touch_at then excluded.last_term else u.last_term end,
+    last_content = case when excluded.last_touch_at > u.last_touch_at then excluded.last_content else u.last_content end,
+    last_click_id = case when excluded.last_touch_at > u.last_touch_at then excluded.last_click_id else u.last_click_id end,
+    last_touch_at = greatest(u.last_touch_at, excluded.last_touch_at),
+    last_non_direct_source = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_source else u.last_non_direct_source end,
+    last_non_direct_medium = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_medium else u.last_non_direct_medium end,
+    last_non_direct_campaign = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_campaign else u.last_non_direct_campaign end,
+    last_non_direct_term = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_term else u.last_non_direct_term end,
+    last_non_direct_content = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_content else u.last_non_direct_content end,
+    last_non_direct_click_id = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_click_id else u.last_non_direct_click_id end,
+    last_non_direct_touch_at = greatest(u.last_non_direct_touch_at, excluded.last_non_direct_touch_at);
+  return null;
+end;
+$$;
+comment on function private.derive_attribution() is 'AFTER INSERT statement trigger on analytics_events: merges the inserted events into cohorts and utm_tracks, set-based.';
+
+create trigger analytics_events_derive_attribution after insert on public.analytics_events
+  referencing new table as inserted
+  for each statement execute function private.derive_attribution();
+
+-- Rebuilds cohorts and utm_tracks of every subject with an event in [_start, _end] (UTC days, widened by the time
+-- zones) of these organizations, from all their events: the same result as if the events had arrived in order.
+create function private.rebuild_attribution(organizations uuid[], _start date, _end date) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  subjects text[];
+begin
+  -- organization_id/subject_key of everyone active in the range.
+  select coalesce(array_agg(distinct e.organization_id::text || '/' || coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id)), '{}')
+  into subjects
+  from public.analytics_events e
+  where e.organization_id = any (organizations) and (e.user_id is not null or e.anonymous_id is not null)
+    and e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC' and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC';
+
+  delete from public.cohorts c using unnest(subjects) s(k)
+  where c.organization_id = any (organizations) and c.organization_id::text || '/' || c.subject_key = s.k;
+  delete from public.utm_tracks u using unnest(subjects) s(k)
+  where u.organization_id = any (organizations) and u.organization_id::text || '/' || u.subject_key = s.k;
+
+  insert into public.cohorts (organization_id, user_id, anonymous_id, cohort_month, acquired_at)
+  select s.organization_id, s.user_id, s.anonymous_id, date_trunc('month', s.acquired_at at time zone o.timezone)::date,
+         s.acquired_at
+  from (select e.organization_id, e.user_id, case when e.user_id is null then e.anonymous_id end as anonymous_id,
+               min(e.occurred_at) as acquired_at
+        from public.analytics_events e
+        join unnest(subjects) x(k)
+          on x.k = e.organization_id::text || '/' || coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id)
+        where e.organization_id = any (organizations)
+        group by 1, 2, 3) s
+  join public.organizations o on o.id = s.organization_id;
+
+  with t as materialized (
+    select e.organization_id, e.user_id, case when e.user_id is null then e.anonymous_id end as anonymous_id,
+           e.occurred_at, e.event_id, x.*
+    from public.analytics_events e
+    join unnest(subjects) k(k)
+      on k.k = e.organization_id::text || '/' || coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id)
+    cross join lateral private.analytics_touch(e.event_name, e.props) x
+    where e.organization_id = any (organizations) and x.is_touch
+  ),
+  firsts as (
+    select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.*
+    from t order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at, t.event_id
+  ),
+  lasts as (
+    select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.*
+    from t order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at desc, t.event_id desc
+  ),
+  non_direct as (
+    select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.*
+    from t where t.source is not null
+    order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at desc, t.event_id desc
+  ),
+  counts as (
+    select t.organization_id, t.user_id, t.anonymous_id, count(*) as touches from t group by 1, 2, 3
+  )
+  insert into public.utm_tracks (organization_id, user_id, anonymous_id, touches,
+    first_source, first_medium, first_campaign, first_term, first_content, first_click_id, first_touch_at,
+    last_source, last_medium, last_campaign, last_term, last_content, last_click_id, last_touch_at,
+    last_non_direct_source, last_non_direct_medium, last_non_direct_campaign, last_non_direct_term,
+    last_non_direct_content, last_non_direct_click_id, last_non_direct_touch_at)
+  select c.organization_id, c.user_id, c.anonymous_id, c.touches,
+         f.source, f.medium, f.campaign, f.term, f.content, f.click_id, f.occurred_at,
+         l.source, l.medium, l.campaign, l.term, l.content, l.click_id, l.occurred_at,
+         n.source, n.medium, n.campaign, n.term, n.content, n.click_id, n.occurred_at
+  from counts c
+  join firsts f on f.organization_id = c.organization_id and f.user_id is not distinct from c.user_id
+   and f.anonymous_id is not distinct from c.anonymous_id
+  join lasts l on l.organization_id = c.organization_id and l.user_id is not distinct from c.user_id
+   and l.anonymous_id is not distinct from c.anonymous_id
+  left join non_direct n on n.organization_id = c.organization_id and n.user_id is not distinct from c.user_id
+   and n.anonymous_id is not distinct from c.anonymous_id;
+end;
+$$;
+comment on function private.rebuild_attribution(uuid[], date, date) is 'Recomputes cohorts and utm_tracks of the subjects active in the date range from all their events (called by recompute_metrics_daily).';
+
+-- Retention triangle: for each cohort month in [from_month, to_month], its size and how many of it were active
+-- (any event) in each month since, through to_month (months in the organization's time zone).
+create function public.cohort_retention(organization_id uuid, from_month date, to_month date)
+returns table (cohort_month date, months_since int, users int, retained int)
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  tz text;
+  first_month date := date_trunc('month', from_month)::date;
+  last_month date := date_trunc('month', to_month)::date;
+begin
+  if from_month is null or to_month is null or from_month > to_month then
+    raise exception 'need from_month <= to_month' using errcode = '22023';
+  end if;
+  if current_user in ('anon', 'authenticated')
+     and cohort_retention.organization_id not in (select private.organizations_with_permission('analytics.read')) then
+    raise exception 'analytics.read is required in this organization' using errcode = '42501';
+  end if;
+  select o.timezone into tz from public.organizations o where o.id = cohort_retention.organization_id;
+  return query
+    with members as (
+      select c.subject_key, c.cohort_month from public.cohorts c
+      where c.organization_id = cohort_retention.organization_id and c.cohort_month between first_month and last_month
+    ),
+    activity as (
+      select distinct coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id) as subject_key,
+             date_trunc('month', e.occurred_at at time zone tz)::date as active_month
+      from public.analytics_events e
+      where e.organization_id = cohort_retention.organization_id
+        and (e.user_id is not null or e.anonymous_id is not null)
+        and e.occurred_at >= (first_month::timestamp at time zone tz)
+        and e.occurred_at < ((last_month + interval '1 month')::timestamp at time zone tz)
+    ),
+    sizes as (
+      select m.cohort_month, count(*)::int as users from members m group by 1
+    ),
+    grid as (
+      select s.cohort_month, s.users, g.k::int as months_since
+      from sizes s cross join lateral generate_series(0, ((extract(year from age(last_month, s.cohort_month)) * 12
+                                                          + extract(month from age(last_month, s.cohort_month))))::int) g(k)
+    )
+    select g.cohort_month, g.months_since, g.users,
+           (select count(distinct m.subject_key)::int from members m join activity a on a.subject_key = m.subject_key
+            where m.cohort_month = g.cohort_month
+              and a.active_month = (g.cohort_month + make_interval(months => g.months_since))::date)
+    from grid g
+    order by 1, 2;
+end;
+$$;
+comment on function public.cohort_retention(uuid, date, date) is 'Per cohort month in the range: its size and how many were active in each month since (through to_month). Members with analytics.read and the service role; others get 42501.';
+
+grant execute on function public.cohort_retention(uuid, date, date) to authenticated, service_role;
 
 
 -- =====================================================================================================================

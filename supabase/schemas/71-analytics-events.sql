@@ -124,6 +124,7 @@ begin
   keys as (
     insert into private.analytics_event_keys (organization_id, event_id, occurred_at)
     select c.organization_id, c.event_id, c.occurred_at from candidates c
+    order by c.organization_id, c.event_id
     on conflict do nothing
     returning organization_id, event_id
   ),
@@ -147,6 +148,7 @@ create function public.upsert_events(_rows jsonb) returns jsonb
 language plpgsql security definer
 set search_path = ''
 set plan_cache_mode = force_generic_plan
+set enable_nestloop = off
 as $$
 declare
   retention_days integer := coalesce((select p.retention_days from public.retention_policies p
@@ -212,28 +214,32 @@ begin
       end as invalid_reason
     from raw r
   ),
+  -- Lookups by array (index scans), then hash joins: the batch is joined as a set, never row by row.
   orgs as (
     select o.id from public.organizations o
-    where o.id in (select distinct c.organization_id from checked c where c.invalid_reason is null) and o.deleted_at is null
+    where o.id = any (array(select distinct c.organization_id from checked c where c.invalid_reason is null))
+      and o.deleted_at is null
   ),
   agents as (
     select a.id, a.organization_id from public.ai_agents a
-    where a.id in (select distinct c.agent_id from checked c where c.invalid_reason is null and c.agent_id is not null)
+    where a.id = any (array(select distinct c.agent_id from checked c where c.invalid_reason is null and c.agent_id is not null))
   ),
   users as (
     select u.id from auth.users u
-    where u.id in (select distinct c.user_id from checked c where c.invalid_reason is null and c.user_id is not null)
+    where u.id = any (array(select distinct c.user_id from checked c where c.invalid_reason is null and c.user_id is not null))
   ),
   gated as materialized (
     select c.*,
       case
         when c.invalid_reason is not null then c.invalid_reason
-        when not exists (select 1 from orgs o where o.id = c.organization_id) then 'unknown_organization'
-        when c.agent_id is not null
-             and not exists (select 1 from agents a where a.id = c.agent_id and a.organization_id = c.organization_id) then 'unknown_agent'
-        when c.user_id is not null and not exists (select 1 from users u where u.id = c.user_id) then 'unknown_user'
+        when o.id is null then 'unknown_organization'
+        when c.agent_id is not null and a.id is null then 'unknown_agent'
+        when c.user_id is not null and u.id is null then 'unknown_user'
       end as reason
     from checked c
+    left join orgs o on o.id = c.organization_id
+    left join agents a on a.id = c.agent_id and a.organization_id = c.organization_id
+    left join users u on u.id = c.user_id
   ),
   firsts as (
     select g.organization_id, g.event_id, min(g.n) as first_n
@@ -265,12 +271,12 @@ begin
     select g.n, g.event_id, g.reason,
       case
         when g.reason is not null then 'rejected'
-        when exists (select 1 from written w where w.organization_id = g.organization_id and w.event_id = g.event_id)
-             and exists (select 1 from firsts f where f.organization_id = g.organization_id and f.event_id = g.event_id
-                                                  and f.first_n = g.n) then 'inserted'
+        when w.event_id is not null then 'inserted'
         else 'duplicate'
       end as status
     from gated g
+    left join candidates c on c.n = g.n
+    left join written w on c.n is not null and w.organization_id = c.organization_id and w.event_id = c.event_id
   )
   select jsonb_build_object(
            'inserted', count(*) filter (where d.status = 'inserted'),
