@@ -94,6 +94,8 @@
 --                                               Daily rollups per organization in its own time zone, derived only from analytics_events and spend, safe to recompute.
 --   74-analytics-attribution.sql                Growth analytics: cohorts and utm_tracks (first, last and last non-direct touch), derived from analytics_events.
 --                                               Maintained set-based as events are stored, rebuilt by recompute_metrics_daily(); cohort_retention() reads them.
+--   75-analytics-personal-data.sql              Growth analytics: a user's analytics data in export_my_data() (36); erasure is by account deletion (71, 74).
+--                                               Events keep serving their organization without the user; cohorts and attribution go with the user.
 --   90-scheduled-jobs.sql                       Scheduled jobs (pg_cron) and what spans domains.
 --                                               Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
@@ -5232,6 +5234,9 @@ begin
   -- ---- Work management (issue 12): projects owned, memberships, favourites, tasks (51-work-tasks.sql).
   result := result || private.work_personal_data(uid);
   -- ---- end Work management
+  -- ---- Growth analytics (issue 14): events with the user's id, their cohort and attribution (75-analytics-personal-data.sql).
+  result := result || private.analytics_personal_data(uid);
+  -- ---- end Growth analytics
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
@@ -12044,6 +12049,30 @@ grant execute on function public.cohort_retention(uuid, date, date) to authentic
 
 
 -- =====================================================================================================================
+-- source: supabase/schemas/75-analytics-personal-data.sql
+-- =====================================================================================================================
+-- Growth analytics: a user's analytics data in export_my_data() (36); erasure is by account deletion (71, 74).
+-- Events keep serving their organization without the user; cohorts and attribution go with the user.
+
+-- What the analytics domain holds about a user, in every organization: the events that carry their user id (props
+-- already redacted, IP truncated), their cohort rows and their attribution. A visitor's anonymous_id history is not
+-- theirs to export: nothing ties it to an account but the events that carry both, which are included.
+create function private.analytics_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'analytics_events', (select coalesce(jsonb_agg(to_jsonb(e) order by e.occurred_at, e.event_id), '[]')
+                         from public.analytics_events e where e.user_id = uid),
+    'analytics_cohorts', (select coalesce(jsonb_agg(to_jsonb(c) order by c.acquired_at), '[]')
+                          from public.cohorts c where c.user_id = uid),
+    'analytics_attribution', (select coalesce(jsonb_agg(to_jsonb(u) order by u.first_touch_at), '[]')
+                              from public.utm_tracks u where u.user_id = uid))
+$$;
+comment on function private.analytics_personal_data(uuid) is 'The user''s analytics events, cohort rows and attribution, for export_my_data(). Not granted to API roles.';
+
+
+-- =====================================================================================================================
 -- source: supabase/schemas/90-scheduled-jobs.sql
 -- =====================================================================================================================
 -- Scheduled jobs (pg_cron) and what spans domains.
@@ -12070,3 +12099,8 @@ select cron.schedule('workflow-deadlines', '* * * * *', $$select private.expire_
 select cron.schedule('workflow-schedules', '* * * * *', $$select private.start_scheduled_workflows()$$);
 select cron.schedule('approval-escalation', '* * * * *', $$select private.escalate_approval_requests()$$);
 select cron.schedule('approval-expiry', '* * * * *', $$select private.expire_approval_requests()$$);
+
+-- Growth analytics (73): every night the rollups, cohorts and attribution of the last 3 days (and today, in every
+-- organization's time zone) are recomputed, so late events are picked up; older days are recomputed on demand.
+select cron.schedule('analytics-recompute', '15 3 * * *',
+  $$select public.recompute_metrics_daily(current_date - 3, current_date)$$);

@@ -22,3 +22,8 @@ select cron.schedule('workflow-deadlines', '* * * * *', $$select private.expire_
 select cron.schedule('workflow-schedules', '* * * * *', $$select private.start_scheduled_workflows()$$);
 select cron.schedule('approval-escalation', '* * * * *', $$select private.escalate_approval_requests()$$);
 select cron.schedule('approval-expiry', '* * * * *', $$select private.expire_approval_requests()$$);
+
+-- Growth analytics (73): every night the rollups, cohorts and attribution of the last 3 days (and today, in every
+-- organization's time zone) are recomputed, so late events are picked up; older days are recomputed on demand.
+select cron.schedule('analytics-recompute', '15 3 * * *',
+  $$select public.recompute_metrics_daily(current_date - 3, current_date)$$);
