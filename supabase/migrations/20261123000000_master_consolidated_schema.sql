@@ -10947,14 +10947,6 @@ create table private.analytics_event_keys (
 comment on table private.analytics_event_keys is 'One row per stored analytics event: its primary key decides exact-once per (organization_id, event_id) across partitions and concurrent batches. Removed with the event by retention.';
 comment on column private.analytics_event_keys.occurred_at is 'The event''s occurred_at (which partition holds it; retention removes keys older than the cutoff).';
 
-create function private.truncate_ip(address inet) returns inet
-language sql immutable parallel safe
-set search_path = ''
-as $$
-  select pg_catalog.network(pg_catalog.set_masklen(address, case when pg_catalog.family(address) = 4 then 24 else 48 end))::inet
-$$;
-comment on function private.truncate_ip(inet) is 'The /24 (IPv4) or /48 (IPv6) network an address belongs to: what analytics keeps of an IP address.';
-
 create table public.analytics_events (
   organization_id uuid not null,
   event_id uuid not null,
@@ -10977,7 +10969,8 @@ create table public.analytics_events (
   constraint analytics_events_session_id_length check (session_id is null or char_length(session_id) between 1 and 255),
   constraint analytics_events_user_agent_length check (user_agent is null or char_length(user_agent) <= 1024),
   constraint analytics_events_props_object check (jsonb_typeof(props) = 'object'),
-  constraint analytics_events_ip_truncated check (ip_address is null or ip_address = private.truncate_ip(ip_address))
+  constraint analytics_events_ip_truncated check (ip_address is null or ip_address
+    = pg_catalog.network(pg_catalog.set_masklen(ip_address, case when pg_catalog.family(ip_address) = 4 then 24 else 48 end))::inet)
 ) partition by range (occurred_at);
 comment on table public.analytics_events is 'Product and business events per organization (seed 002 "events", seed 003 "analytics_events"), partitioned by month on occurred_at. Written only by upsert_events() and the receptionist''s triggers (no client or service-role table writes); exact-once per (organization_id, event_id) through private.analytics_event_keys. No foreign keys to organizations or auth.users (a lookup per event): events go with their organization and are anonymised with their user, by triggers.';
 comment on column public.analytics_events.event_id is 'Client-supplied idempotency key: an event sent twice, in one batch or in two, is stored once.';
@@ -10985,7 +10978,7 @@ comment on column public.analytics_events.event_name is 'Seed 003''s event_type 
 comment on column public.analytics_events.category is 'Seed 003''s event_category.';
 comment on column public.analytics_events.props is 'Seed 003''s event_data, after public.redact_telemetry_metadata() (never stored unredacted).';
 comment on column public.analytics_events.anonymous_id is 'The visitor''s id when they are not (yet) a user.';
-comment on column public.analytics_events.ip_address is 'Truncated on insert to its /24 (IPv4) or /48 (IPv6) network.';
+comment on column public.analytics_events.ip_address is 'Truncated on insert to its /24 (IPv4) or /48 (IPv6) network (the CHECK holds it there).';
 comment on column public.analytics_events.occurred_at is 'When it happened (seed 003''s created_at); received_at is when it was stored.';
 
 create table private.analytics_events_default partition of public.analytics_events default;
@@ -11071,14 +11064,41 @@ end;
 $$;
 comment on function private.record_analytics_events(jsonb) is 'Stores trusted events ({organization_id, event_id, occurred_at, event_name, category, agent_id, props}) exact-once; returns how many were new. Not granted to API roles.';
 
+create function private.try_uuid(value text) returns uuid
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return value::uuid;
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_uuid(text) is 'The text as uuid, or null when it is not one.';
+
+create function private.try_cast_timestamptz(value text) returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  return value::timestamptz;
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_cast_timestamptz(text) is 'The text as timestamptz, or null when it is not one.';
+
 -- The server-side pipeline's batch RPC. One statement classifies every row, claims the keys of the first valid copy
 -- of each (organization_id, event_id), and stores exactly the rows whose key it claimed: a concurrent batch with the
--- same key waits on the key's unique index entry and then finds it taken, so it reports a duplicate.
+-- same key waits on the key's unique index entry and then finds it taken, so it reports a duplicate. The batch is
+-- joined by hash (enable_nestloop off: the JSON rows have no statistics, and a nested loop over them is quadratic);
+-- JIT is off because the penalised plan costs would make every batch pay seconds of compilation.
 create function public.upsert_events(_rows jsonb) returns jsonb
 language plpgsql security definer
 set search_path = ''
 set plan_cache_mode = force_generic_plan
 set enable_nestloop = off
+set jit = off
 as $$
 declare
   retention_days integer := coalesce((select p.retention_days from public.retention_policies p
@@ -11086,6 +11106,7 @@ declare
   earliest timestamptz := pg_catalog.now() - make_interval(days => retention_days);
   latest timestamptz := pg_catalog.now() + interval '5 minutes';
   report jsonb;
+  fast boolean := true;
 begin
   if _rows is null or jsonb_typeof(_rows) <> 'array' then
     raise exception '_rows must be a JSON array of events' using errcode = '22023';
@@ -11095,26 +11116,27 @@ begin
       hint = 'Split the batch; nothing was stored.';
   end if;
 
+  <<attempt>>
+  loop
+  begin
   with fields as (
     select e.n::integer as n, e.value as v,
            case when jsonb_typeof(e.value) = 'object' then e.value end as o
     from jsonb_array_elements(_rows) with ordinality e(value, n)
   ),
+  -- Fast: every value cast directly (one batch, no per-row exception handling). Careful (after a data exception in the
+  -- fast attempt): the same casts, each one caught. Both read the same values the same way; only the cost differs.
   raw as materialized (
     select f.n, f.o,
-      case when f.o ->> 'organization_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-           then (f.o ->> 'organization_id')::uuid end as organization_id,
-      case when f.o ->> 'event_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-           then (f.o ->> 'event_id')::uuid end as event_id,
-      case when f.o ->> 'agent_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-           then (f.o ->> 'agent_id')::uuid end as agent_id,
-      case when f.o ->> 'user_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-           then (f.o ->> 'user_id')::uuid end as user_id,
-      case when f.o ->> 'occurred_at' ~ '^(?:19|2[0-9])[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)$'
-           then (f.o ->> 'occurred_at')::timestamptz
-           else private.try_timestamptz(f.o ->> 'occurred_at') end as occurred_at,
-      case when f.o ->> 'ip_address' ~ '^[0-9]{1,3}(\.[0-9]{1,3}){3}$|^[0-9A-Fa-f:.]{2,45}$'
-           then private.try_inet(f.o ->> 'ip_address') end as ip_address,
+      case when fast then (f.o ->> 'organization_id')::uuid else private.try_uuid(f.o ->> 'organization_id') end as organization_id,
+      case when fast then (f.o ->> 'event_id')::uuid else private.try_uuid(f.o ->> 'event_id') end as event_id,
+      case when fast then (f.o ->> 'agent_id')::uuid else private.try_uuid(f.o ->> 'agent_id') end as agent_id,
+      case when fast then (f.o ->> 'user_id')::uuid else private.try_uuid(f.o ->> 'user_id') end as user_id,
+      -- Only timestamps with an explicit offset (Z or +hh[:mm]): a bare local time would depend on the session.
+      case when f.o ->> 'occurred_at' ~ '[0-9](Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$'
+           then case when fast then (f.o ->> 'occurred_at')::timestamptz
+                     else private.try_cast_timestamptz(f.o ->> 'occurred_at') end end as occurred_at,
+      case when fast then (f.o ->> 'ip_address')::inet else private.try_inet(f.o ->> 'ip_address') end as ip_address,
       f.o ->> 'event_name' as event_name,
       f.o ->> 'category' as category,
       f.o ->> 'anonymous_id' as anonymous_id,
@@ -11191,7 +11213,8 @@ begin
     insert into public.analytics_events (organization_id, event_id, occurred_at, event_name, category, agent_id, user_id,
                                          anonymous_id, session_id, props, ip_address, user_agent)
     select c.organization_id, c.event_id, c.occurred_at, c.event_name, c.category, c.agent_id, c.user_id,
-           c.anonymous_id, c.session_id, public.redact_telemetry_metadata(c.props), private.truncate_ip(c.ip_address),
+           c.anonymous_id, c.session_id, public.redact_telemetry_metadata(c.props),
+           pg_catalog.network(pg_catalog.set_masklen(c.ip_address, case when pg_catalog.family(c.ip_address) = 4 then 24 else 48 end))::inet,
            c.user_agent
     from candidates c
     join keys k on k.organization_id = c.organization_id and k.event_id = c.event_id
@@ -11219,6 +11242,15 @@ begin
              end order by d.n), '[]'::jsonb))
   into report
   from decided d;
+  exit attempt;
+  exception when data_exception then
+    -- A malformed value in the batch: nothing of the fast attempt stays; the careful attempt rejects just that row.
+    if not fast then
+      raise;
+    end if;
+    fast := false;
+  end;
+  end loop;
   return report;
 end;
 $$;
