@@ -206,7 +206,7 @@ export interface AnalyticsEvents {
    */
   event_name: string;
   /**
-   * Truncated on insert to its /24 (IPv4) or /48 (IPv6) network.
+   * Truncated on insert to its /24 (IPv4) or /48 (IPv6) network (the CHECK holds it there).
    */
   ip_address: string | null;
   /**

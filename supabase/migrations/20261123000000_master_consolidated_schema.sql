@@ -11612,12 +11612,13 @@ comment on function private.reporting_currency(jsonb) is 'An organization''s rep
 
 -- Replaces the rollup rows of [_start, _end] (the organizations' own calendar days) in one transaction: deletes them
 -- and inserts what the events and spend of those days add up to (only days with data get a row). Recomputes run one
--- at a time. It also rebuilds the attribution (cohorts, utm_tracks) of every subject with an event in the range,
+-- at a time. It also rebuilds the attribution (cohorts, utm_tracks) of every subject seen since the range began,
 -- from all that subject's events (74-analytics-attribution.sql).
 create function public.recompute_metrics_daily(_start date, _end date, _organization_id uuid default null)
 returns int
 language plpgsql security definer
 set search_path = ''
+set jit = off
 as $$
 declare
   written integer;
@@ -11727,7 +11728,7 @@ begin
   from totals t;
   get diagnostics written = row_count;
 
-  perform private.rebuild_attribution(scope, _start, _end);
+  perform private.rebuild_attribution(scope, _start);
   return written;
 end;
 $$;
@@ -11745,7 +11746,8 @@ grant execute on function public.recompute_metrics_daily(date, date, uuid) to se
 -- A subject is a user (user_id) or, for a visitor who is not one, their anonymous_id; an event with both counts for
 -- the user. A touch is an event that says where a visit came from: every session.started, and any event carrying
 -- UTM parameters or an ad click id. Its source is utm_source, else the click id's platform, else the referrer's host;
--- a touch without any of them is direct.
+-- a touch without any of them is direct. That rule is written out twice below (the incremental merge and the
+-- rebuild), as SQL inside each statement: a function per event cost more than the rest of the statement.
 
 create table public.cohorts (
   id uuid not null default gen_random_uuid(),
@@ -11821,45 +11823,6 @@ create policy utm_tracks_select on public.utm_tracks for select to authenticated
 
 grant select on public.cohorts, public.utm_tracks to authenticated, service_role;
 
-create function private.referrer_host(referrer text) returns text
-language sql immutable parallel safe
-set search_path = ''
-as $$
-  select nullif(lower(substring(referrer from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)')), '')
-$$;
-comment on function private.referrer_host(text) is 'The host of a referrer URL, lower case, or null.';
-
--- What an event says about where its visit came from: is_touch, and its source (null: direct), medium, campaign,
--- term, content and click id. PL/pgSQL without queries: a few microseconds per event.
-create function private.analytics_touch(event_name text, props jsonb, out is_touch boolean, out source text,
-                                        out medium text, out campaign text, out term text, out content text,
-                                        out click_id text)
-language plpgsql immutable parallel safe
-set search_path = ''
-as $$
-declare
-  host text;
-begin
-  is_touch := event_name = 'session.started'
-    or props ?| array['utm_source', 'utm_medium', 'utm_campaign', 'gclid', 'fbclid', 'msclkid', 'ttclid'];
-  if not is_touch then
-    return;
-  end if;
-  host := private.referrer_host(props ->> 'referrer');
-  click_id := coalesce(props ->> 'gclid', props ->> 'fbclid', props ->> 'msclkid', props ->> 'ttclid');
-  source := coalesce(nullif(props ->> 'utm_source', ''),
-                     case when props ? 'gclid' then 'google' when props ? 'fbclid' then 'facebook'
-                          when props ? 'msclkid' then 'bing' when props ? 'ttclid' then 'tiktok' end,
-                     host);
-  medium := coalesce(nullif(props ->> 'utm_medium', ''),
-                     case when click_id is not null then 'cpc' when host is not null then 'referral' end);
-  campaign := nullif(props ->> 'utm_campaign', '');
-  term := nullif(props ->> 'utm_term', '');
-  content := nullif(props ->> 'utm_content', '');
-end;
-$$;
-comment on function private.analytics_touch(text, jsonb) is 'Whether an event is a touch (session.started, or UTM parameters or an ad click id in props) and its source (utm_source, else the click id''s platform, else the referrer host; null = direct), medium, campaign, term, content and click id.';
-
 -- Adds newly stored events to cohorts and utm_tracks (set-based, one statement each): an earlier first event or
 -- touch replaces the stored one, a later last touch replaces the last, a later non-direct one the last non-direct.
 create function private.derive_attribution() returns trigger
@@ -11882,10 +11845,24 @@ begin
 
   with t as materialized (
     select i.organization_id, i.user_id, case when i.user_id is null then i.anonymous_id end as anonymous_id,
-           i.occurred_at, i.event_id, x.*
+           coalesce('user:' || i.user_id::text, 'anonymous:' || i.anonymous_id) collate "C" as sk, i.occurred_at, i.event_id, x.*
     from inserted i
-    cross join lateral private.analytics_touch(i.event_name, i.props) x
-    where (i.user_id is not null or i.anonymous_id is not null) and x.is_touch
+    cross join lateral (
+      -- The touch (keep in step with the other copy in this file): source = utm_source, else the click id's platform,
+      -- else the referrer's host (null = direct); medium = utm_medium, else cpc for a click id, referral for a referrer.
+      select coalesce(nullif(i.props ->> 'utm_source', ''),
+                      case when i.props ? 'gclid' then 'google' when i.props ? 'fbclid' then 'facebook'
+                           when i.props ? 'msclkid' then 'bing' when i.props ? 'ttclid' then 'tiktok' end,
+                      r.host) as source,
+             coalesce(nullif(i.props ->> 'utm_medium', ''),
+                      case when i.props ?| array['gclid', 'fbclid', 'msclkid', 'ttclid'] then 'cpc'
+                           when r.host is not null then 'referral' end) as medium,
+             nullif(i.props ->> 'utm_campaign', '') as campaign, nullif(i.props ->> 'utm_term', '') as term,
+             nullif(i.props ->> 'utm_content', '') as content,
+             coalesce(i.props ->> 'gclid', i.props ->> 'fbclid', i.props ->> 'msclkid', i.props ->> 'ttclid') as click_id
+      from (select nullif(lower(substring(i.props ->> 'referrer' from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)')), '') as host) r) x
+    where (i.user_id is not null or i.anonymous_id is not null)
+      and (i.event_name = 'session.started' or i.props ?| array['utm_source', 'utm_medium', 'utm_campaign', 'gclid', 'fbclid', 'msclkid', 'ttclid'])
   )
   insert into public.utm_tracks as u (organization_id, user_id, anonymous_id, touches,
     first_source, first_medium, first_campaign, first_term, first_content, first_click_id, first_touch_at,
@@ -11896,19 +11873,18 @@ begin
          f.source, f.medium, f.campaign, f.term, f.content, f.click_id, f.occurred_at,
          l.source, l.medium, l.campaign, l.term, l.content, l.click_id, l.occurred_at,
          n.source, n.medium, n.campaign, n.term, n.content, n.click_id, n.occurred_at
-  from (select t.organization_id, t.user_id, t.anonymous_id, count(*) as touches from t group by 1, 2, 3) a
-  join (select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.* from t
-        order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at, t.event_id) f
-    on f.organization_id = a.organization_id and f.user_id is not distinct from a.user_id
-   and f.anonymous_id is not distinct from a.anonymous_id
-  join (select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.* from t
-        order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at desc, t.event_id desc) l
-    on l.organization_id = a.organization_id and l.user_id is not distinct from a.user_id
-   and l.anonymous_id is not distinct from a.anonymous_id
-  left join (select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.* from t where t.source is not null
-             order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at desc, t.event_id desc) n
-    on n.organization_id = a.organization_id and n.user_id is not distinct from a.user_id
-   and n.anonymous_id is not distinct from a.anonymous_id
+  from (select t.organization_id, t.sk, min(t.user_id::text)::uuid as user_id, min(t.anonymous_id) as anonymous_id,
+               count(*) as touches
+        from t group by 1, 2) a
+  join (select distinct on (t.organization_id, t.sk) t.* from t
+        order by t.organization_id, t.sk, t.occurred_at, t.event_id) f
+    on f.organization_id = a.organization_id and f.sk = a.sk
+  join (select distinct on (t.organization_id, t.sk) t.* from t
+        order by t.organization_id, t.sk, t.occurred_at desc, t.event_id desc) l
+    on l.organization_id = a.organization_id and l.sk = a.sk
+  left join (select distinct on (t.organization_id, t.sk) t.* from t where t.source is not null
+             order by t.organization_id, t.sk, t.occurred_at desc, t.event_id desc) n
+    on n.organization_id = a.organization_id and n.sk = a.sk
   on conflict (organization_id, subject_key) do update set
     touches = u.touches + excluded.touches,
     first_source = case when excluded.first_touch_at < u.first_touch_at then excluded.first_source else u.first_source end,
@@ -11947,83 +11923,126 @@ create trigger analytics_events_derive_attribution after insert on public.analyt
   referencing new table as inserted
   for each statement execute function private.derive_attribution();
 
--- Rebuilds cohorts and utm_tracks of every subject with an event in [_start, _end] (UTC days, widened by the time
--- zones) of these organizations, from all their events: the same result as if the events had arrived in order.
-create function private.rebuild_attribution(organizations uuid[], _start date, _end date) returns void
+-- Rebuilds cohorts and utm_tracks of every subject of these organizations seen since _start (widened by the time
+-- zones), from all their events: the same result as if the events had arrived in order.
+-- Subject keys compare in the C collation and join by hash (no JIT: its compilation costs more than it saves here).
+create function private.rebuild_attribution(organizations uuid[], _start date) returns void
 language plpgsql security definer
 set search_path = ''
+set jit = off
+set enable_mergejoin = off
 as $$
 declare
-  subjects text[];
+  active_from timestamptz := (_start - 2)::timestamp at time zone 'UTC';
 begin
-  -- organization_id/subject_key of everyone active in the range.
-  select coalesce(array_agg(distinct e.organization_id::text || '/' || coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id)), '{}')
-  into subjects
-  from public.analytics_events e
-  where e.organization_id = any (organizations) and (e.user_id is not null or e.anonymous_id is not null)
-    and e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC' and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC';
-
-  delete from public.cohorts c using unnest(subjects) s(k)
-  where c.organization_id = any (organizations) and c.organization_id::text || '/' || c.subject_key = s.k;
-  delete from public.utm_tracks u using unnest(subjects) s(k)
-  where u.organization_id = any (organizations) and u.organization_id::text || '/' || u.subject_key = s.k;
-
-  insert into public.cohorts (organization_id, user_id, anonymous_id, cohort_month, acquired_at)
+  -- One pass over the organizations' events: every subject seen since the range began (a superset of those active in
+  -- it, which is harmless: a rebuild writes what is already right) gets its first event afresh.
+  insert into public.cohorts as c (organization_id, user_id, anonymous_id, cohort_month, acquired_at)
   select s.organization_id, s.user_id, s.anonymous_id, date_trunc('month', s.acquired_at at time zone o.timezone)::date,
          s.acquired_at
   from (select e.organization_id, e.user_id, case when e.user_id is null then e.anonymous_id end as anonymous_id,
                min(e.occurred_at) as acquired_at
         from public.analytics_events e
-        join unnest(subjects) x(k)
-          on x.k = e.organization_id::text || '/' || coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id)
-        where e.organization_id = any (organizations)
-        group by 1, 2, 3) s
-  join public.organizations o on o.id = s.organization_id;
+        where e.organization_id = any (organizations) and (e.user_id is not null or e.anonymous_id is not null)
+        group by 1, 2, 3
+        having max(e.occurred_at) >= active_from) s
+  join public.organizations o on o.id = s.organization_id
+  on conflict (organization_id, subject_key) do update set
+    acquired_at = excluded.acquired_at, cohort_month = excluded.cohort_month
+  where (c.acquired_at, c.cohort_month) is distinct from (excluded.acquired_at, excluded.cohort_month);
 
-  with t as materialized (
+  -- Attribution depends on touches only: every subject with a touch since the range began is rebuilt from all of
+  -- their touches (in the C collation, which sorts subject keys fastest).
+  with all_touches as (
     select e.organization_id, e.user_id, case when e.user_id is null then e.anonymous_id end as anonymous_id,
+           (e.organization_id::text || '/' || coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id)) collate "C" as sk,
            e.occurred_at, e.event_id, x.*
     from public.analytics_events e
-    join unnest(subjects) k(k)
-      on k.k = e.organization_id::text || '/' || coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id)
-    cross join lateral private.analytics_touch(e.event_name, e.props) x
-    where e.organization_id = any (organizations) and x.is_touch
+    cross join lateral (
+      -- The touch (keep in step with the other copy in this file): source = utm_source, else the click id's platform,
+      -- else the referrer's host (null = direct); medium = utm_medium, else cpc for a click id, referral for a referrer.
+      select coalesce(nullif(e.props ->> 'utm_source', ''),
+                      case when e.props ? 'gclid' then 'google' when e.props ? 'fbclid' then 'facebook'
+                           when e.props ? 'msclkid' then 'bing' when e.props ? 'ttclid' then 'tiktok' end,
+                      r.host) as source,
+             coalesce(nullif(e.props ->> 'utm_medium', ''),
+                      case when e.props ?| array['gclid', 'fbclid', 'msclkid', 'ttclid'] then 'cpc'
+                           when r.host is not null then 'referral' end) as medium,
+             nullif(e.props ->> 'utm_campaign', '') as campaign, nullif(e.props ->> 'utm_term', '') as term,
+             nullif(e.props ->> 'utm_content', '') as content,
+             coalesce(e.props ->> 'gclid', e.props ->> 'fbclid', e.props ->> 'msclkid', e.props ->> 'ttclid') as click_id
+      from (select nullif(lower(substring(e.props ->> 'referrer' from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)')), '') as host) r) x
+    where e.organization_id = any (organizations)
+      and (e.event_name = 'session.started' or e.props ?| array['utm_source', 'utm_medium', 'utm_campaign', 'gclid', 'fbclid', 'msclkid', 'ttclid'])
+      and (e.user_id is not null or e.anonymous_id is not null)
+  ),
+  t as materialized (
+    select a.* from all_touches a
+    where a.sk in (select b.sk from all_touches b group by b.sk having max(b.occurred_at) >= active_from)
   ),
   firsts as (
-    select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.*
-    from t order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at, t.event_id
+    select distinct on (t.sk) t.* from t order by t.sk, t.occurred_at, t.event_id
   ),
   lasts as (
-    select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.*
-    from t order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at desc, t.event_id desc
+    select distinct on (t.sk) t.* from t order by t.sk, t.occurred_at desc, t.event_id desc
   ),
   non_direct as (
-    select distinct on (t.organization_id, t.user_id, t.anonymous_id) t.*
-    from t where t.source is not null
-    order by t.organization_id, t.user_id, t.anonymous_id, t.occurred_at desc, t.event_id desc
+    select distinct on (t.sk) t.* from t where t.source is not null order by t.sk, t.occurred_at desc, t.event_id desc
   ),
   counts as (
-    select t.organization_id, t.user_id, t.anonymous_id, count(*) as touches from t group by 1, 2, 3
+    select t.sk, count(*) as touches from t group by 1
   )
-  insert into public.utm_tracks (organization_id, user_id, anonymous_id, touches,
+  insert into public.utm_tracks as u (organization_id, user_id, anonymous_id, touches,
     first_source, first_medium, first_campaign, first_term, first_content, first_click_id, first_touch_at,
     last_source, last_medium, last_campaign, last_term, last_content, last_click_id, last_touch_at,
     last_non_direct_source, last_non_direct_medium, last_non_direct_campaign, last_non_direct_term,
     last_non_direct_content, last_non_direct_click_id, last_non_direct_touch_at)
-  select c.organization_id, c.user_id, c.anonymous_id, c.touches,
+  select f.organization_id, f.user_id, f.anonymous_id, c.touches,
          f.source, f.medium, f.campaign, f.term, f.content, f.click_id, f.occurred_at,
          l.source, l.medium, l.campaign, l.term, l.content, l.click_id, l.occurred_at,
          n.source, n.medium, n.campaign, n.term, n.content, n.click_id, n.occurred_at
   from counts c
-  join firsts f on f.organization_id = c.organization_id and f.user_id is not distinct from c.user_id
-   and f.anonymous_id is not distinct from c.anonymous_id
-  join lasts l on l.organization_id = c.organization_id and l.user_id is not distinct from c.user_id
-   and l.anonymous_id is not distinct from c.anonymous_id
-  left join non_direct n on n.organization_id = c.organization_id and n.user_id is not distinct from c.user_id
-   and n.anonymous_id is not distinct from c.anonymous_id;
+  join firsts f on f.sk = c.sk
+  join lasts l on l.sk = c.sk
+  left join non_direct n on n.sk = c.sk
+  on conflict (organization_id, subject_key) do update set
+    touches = excluded.touches,
+    first_source = excluded.first_source,
+    first_medium = excluded.first_medium,
+    first_campaign = excluded.first_campaign,
+    first_term = excluded.first_term,
+    first_content = excluded.first_content,
+    first_click_id = excluded.first_click_id,
+    first_touch_at = excluded.first_touch_at,
+    last_source = excluded.last_source,
+    last_medium = excluded.last_medium,
+    last_campaign = excluded.last_campaign,
+    last_term = excluded.last_term,
+    last_content = excluded.last_content,
+    last_click_id = excluded.last_click_id,
+    last_touch_at = excluded.last_touch_at,
+    last_non_direct_source = excluded.last_non_direct_source,
+    last_non_direct_medium = excluded.last_non_direct_medium,
+    last_non_direct_campaign = excluded.last_non_direct_campaign,
+    last_non_direct_term = excluded.last_non_direct_term,
+    last_non_direct_content = excluded.last_non_direct_content,
+    last_non_direct_click_id = excluded.last_non_direct_click_id,
+    last_non_direct_touch_at = excluded.last_non_direct_touch_at
+  where (
+      u.touches, u.first_source, u.first_medium, u.first_campaign, u.first_term, u.first_content, u.first_click_id,
+      u.first_touch_at, u.last_source, u.last_medium, u.last_campaign, u.last_term, u.last_content, u.last_click_id,
+      u.last_touch_at, u.last_non_direct_source, u.last_non_direct_medium, u.last_non_direct_campaign,
+      u.last_non_direct_term, u.last_non_direct_content, u.last_non_direct_click_id, u.last_non_direct_touch_at)
+    is distinct from (
+      excluded.touches, excluded.first_source, excluded.first_medium, excluded.first_campaign, excluded.first_term,
+      excluded.first_content, excluded.first_click_id, excluded.first_touch_at, excluded.last_source,
+      excluded.last_medium, excluded.last_campaign, excluded.last_term, excluded.last_content,
+      excluded.last_click_id, excluded.last_touch_at, excluded.last_non_direct_source,
+      excluded.last_non_direct_medium, excluded.last_non_direct_campaign, excluded.last_non_direct_term,
+      excluded.last_non_direct_content, excluded.last_non_direct_click_id, excluded.last_non_direct_touch_at);
 end;
 $$;
-comment on function private.rebuild_attribution(uuid[], date, date) is 'Recomputes cohorts and utm_tracks of the subjects active in the date range from all their events (called by recompute_metrics_daily).';
+comment on function private.rebuild_attribution(uuid[], date) is 'Recomputes cohorts and utm_tracks of the subjects seen since _start from all their events (called by recompute_metrics_daily).';
 
 -- Retention triangle: for each cohort month in [from_month, to_month], its size and how many of it were active
 -- (any event) in each month since, through to_month (months in the organization's time zone).

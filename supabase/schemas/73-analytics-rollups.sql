@@ -97,12 +97,13 @@ comment on function private.reporting_currency(jsonb) is 'An organization''s rep
 
 -- Replaces the rollup rows of [_start, _end] (the organizations' own calendar days) in one transaction: deletes them
 -- and inserts what the events and spend of those days add up to (only days with data get a row). Recomputes run one
--- at a time. It also rebuilds the attribution (cohorts, utm_tracks) of every subject with an event in the range,
+-- at a time. It also rebuilds the attribution (cohorts, utm_tracks) of every subject seen since the range began,
 -- from all that subject's events (74-analytics-attribution.sql).
 create function public.recompute_metrics_daily(_start date, _end date, _organization_id uuid default null)
 returns int
 language plpgsql security definer
 set search_path = ''
+set jit = off
 as $$
 declare
   written integer;
@@ -212,7 +213,7 @@ begin
   from totals t;
   get diagnostics written = row_count;
 
-  perform private.rebuild_attribution(scope, _start, _end);
+  perform private.rebuild_attribution(scope, _start);
   return written;
 end;
 $$;
