@@ -11649,34 +11649,40 @@ begin
     from public.organizations o where o.id = any (scope)
   ),
   -- Time zones are at most 26 hours apart: the constant bounds prune partitions, the per-organization ones decide.
-  events as (
-    select e.organization_id, (e.occurred_at at time zone o.timezone)::date as day, m.metric,
-           case when m.amount_path is not null
-                 and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
-                 and (e.props #>> m.amount_path) ~ '^[0-9]{1,15}$'
-                then (e.props #>> m.amount_path)::bigint end as amount,
-           case when m.cost_path is not null
-                 and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
-                 and (e.props #>> m.cost_path) ~ '^[0-9]{1,15}$'
-                then (e.props #>> m.cost_path)::bigint end as cost
+  -- Events are first summed per organization, metric and quarter hour (UTC): every time zone's offset is a whole
+  -- number of quarter hours, so a quarter hour lies within one local day, and the time zone is applied per bucket,
+  -- not per event.
+  buckets as (
+    select e.organization_id, m.metric,
+           date_bin('15 minutes', e.occurred_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
+           count(*) as events,
+           sum(case when m.amount_path is not null
+                     and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+                     and (e.props #>> m.amount_path) ~ '^[0-9]{1,15}$'
+                    then (e.props #>> m.amount_path)::bigint end) as amount,
+           sum(case when m.cost_path is not null
+                     and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+                     and (e.props #>> m.cost_path) ~ '^[0-9]{1,15}$'
+                    then (e.props #>> m.cost_path)::bigint end) as cost
     from public.analytics_events e
     join orgs o on o.id = e.organization_id
     join public.analytics_metric_events m on m.event_name = e.event_name
     where e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
       and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
       and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
+    group by 1, 2, 3
   ),
   event_days as (
-    select v.organization_id, v.day,
-           count(*) filter (where v.metric = 'sessions') as sessions,
-           count(*) filter (where v.metric = 'traffic') as traffic,
-           count(*) filter (where v.metric = 'add_to_carts') as add_to_carts,
-           count(*) filter (where v.metric = 'orders') as orders,
-           coalesce(sum(v.amount) filter (where v.metric = 'orders'), 0) as revenue_cents,
-           coalesce(sum(v.amount) filter (where v.metric = 'refunds'), 0) as refunds_cents,
-           coalesce(sum(v.cost) filter (where v.metric = 'orders'), 0) as cost_cents
-    from events v
-    group by v.organization_id, v.day
+    select b.organization_id, (b.bucket at time zone o.timezone)::date as day,
+           coalesce(sum(b.events) filter (where b.metric = 'sessions'), 0) as sessions,
+           coalesce(sum(b.events) filter (where b.metric = 'traffic'), 0) as traffic,
+           coalesce(sum(b.events) filter (where b.metric = 'add_to_carts'), 0) as add_to_carts,
+           coalesce(sum(b.events) filter (where b.metric = 'orders'), 0) as orders,
+           coalesce(sum(b.amount) filter (where b.metric = 'orders'), 0) as revenue_cents,
+           coalesce(sum(b.amount) filter (where b.metric = 'refunds'), 0) as refunds_cents,
+           coalesce(sum(b.cost) filter (where b.metric = 'orders'), 0) as cost_cents
+    from buckets b join orgs o on o.id = b.organization_id
+    group by 1, 2
   ),
   -- A new customer's first order ever (earlier than the range too), by user or anonymous id.
   first_orders as (
