@@ -11618,6 +11618,7 @@ returns int
 language plpgsql security definer
 set search_path = ''
 set jit = off
+set work_mem = '128MB'
 as $$
 declare
   written integer;
@@ -11930,11 +11931,13 @@ create trigger analytics_events_derive_attribution after insert on public.analyt
 
 -- Rebuilds cohorts and utm_tracks of every subject of these organizations seen since _start (widened by the time
 -- zones), from all their events: the same result as if the events had arrived in order.
--- Subject keys compare in the C collation and join by hash (no JIT: its compilation costs more than it saves here).
+-- Subject keys compare in the C collation and join by hash (no JIT: its compilation costs more than it saves here;
+-- work_mem for the sorts and hashes over every touch and subject, which spilled to disk at 2,000,000 events).
 create function private.rebuild_attribution(organizations uuid[], _start date) returns void
 language plpgsql security definer
 set search_path = ''
 set jit = off
+set work_mem = '128MB'
 set enable_mergejoin = off
 as $$
 declare

@@ -104,6 +104,7 @@ returns int
 language plpgsql security definer
 set search_path = ''
 set jit = off
+set work_mem = '128MB'
 as $$
 declare
   written integer;
