@@ -544,3 +544,39 @@ on conflict (id) do nothing;
 -- Carol starts the hero section: a task.status_changed delivery for the Website webhook.
 update public.tasks set status = 'in_progress' where id = '0a000000-0000-4000-8000-00007a5c0003' and status = 'todo';
 -- ---- end work management automations
+-- ---- Growth analytics (issue 14): two weeks of Acme's web shop as the analytics pipeline sends them (through
+-- upsert_events and upsert_spend as the service role would, so keys, redaction, cohorts and attribution are real):
+-- 40 visitors, sessions from Google ads, a newsletter and direct visits, page views, carts, orders (one note with an
+-- e-mail address, stored redacted) and a refund; Carol signs in and buys too. Then the rollups of those days. Event
+-- ids are fixed, so running it again stores nothing new.
+select public.upsert_events((
+  select jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+    'organization_id', '0a000000-0000-4000-8000-00000000ac3e',
+    'event_id', '0a000000-0000-4000-8000-' || lpad(to_hex(v * 16 + k), 12, '0'),
+    'occurred_at', date_trunc('day', now()) - make_interval(days => v % 14) + make_interval(hours => 8 + v % 10, mins => k * 3),
+    'event_name', (array['session.started', 'page.viewed', 'page.viewed', 'cart.added', 'order.completed', 'order.refunded'])[k + 1],
+    'category', 'web',
+    'user_id', case when v = 7 then 'ca201000-0000-4000-8000-000000000003' end,
+    'anonymous_id', 'visitor-' || v,
+    'session_id', 'session-' || v,
+    'ip_address', '203.0.113.' || (10 + v),
+    'user_agent', 'Mozilla/5.0 (demo)',
+    'props', case
+      when k = 0 and v % 3 = 0 then jsonb_build_object('utm_source', 'google', 'utm_medium', 'cpc', 'utm_campaign', 'winter-sale', 'gclid', 'demo-' || v)
+      when k = 0 and v % 3 = 1 then jsonb_build_object('utm_source', 'newsletter', 'utm_medium', 'email', 'utm_campaign', 'december')
+      when k = 0 then '{}'::jsonb
+      when k in (1, 2) then jsonb_build_object('path', (array['/', '/shoes', '/checkout'])[k + 1], 'referrer', 'https://www.google.com/')
+      when k = 3 then jsonb_build_object('sku', 'BOOT-' || (v % 5))
+      when k = 4 then jsonb_build_object('amount_cents', 4900 + v * 100, 'currency', 'usd', 'cost_cents', 2000,
+                                         'note', case when v = 4 then 'gift wrap, call me at jan.kowalski@example.com' end)
+      else jsonb_build_object('amount_cents', 4900, 'currency', 'usd')
+    end)))
+  from generate_series(0, 39) v, generate_series(0, 5) k
+  where k <= 3 or (k = 4 and v % 4 = 0) or (k = 5 and v = 8)));
+select public.upsert_spend((
+  select jsonb_agg(jsonb_build_object('organization_id', '0a000000-0000-4000-8000-00000000ac3e', 'platform', 'google',
+                                      'campaign_id', 'winter-sale', 'adset_id', 'boots', 'date', (current_date - d)::text,
+                                      'spend_cents', 2500 + d * 50, 'clicks', 40 + d, 'impressions', 2000, 'conversions', 1))
+  from generate_series(0, 13) d));
+select public.recompute_metrics_daily(current_date - 14, current_date, '0a000000-0000-4000-8000-00000000ac3e');
+-- ---- end Growth analytics

@@ -197,6 +197,46 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"analytics_events": {
+                  Row: {
+                    "agent_id": string | null,"anonymous_id": string | null,"category": string | null,"event_id": string,"event_name": string,"ip_address": unknown,"occurred_at": string,"organization_id": string,"props": NonNullable<Json>,"received_at": string,"session_id": string | null,"user_agent": string | null,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "agent_id"?: string | null,"anonymous_id"?: string | null,"category"?: string | null,"event_id": string,"event_name": string,"ip_address"?: unknown,"occurred_at": string,"organization_id": string,"props"?: NonNullable<Json>,"received_at"?: string,"session_id"?: string | null,"user_agent"?: string | null,"user_id"?: string | null
+                  }
+                  Update: {
+                    "agent_id"?: string | null,"anonymous_id"?: string | null,"category"?: string | null,"event_id"?: string,"event_name"?: string,"ip_address"?: unknown,"occurred_at"?: string,"organization_id"?: string,"props"?: NonNullable<Json>,"received_at"?: string,"session_id"?: string | null,"user_agent"?: string | null,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "analytics_events_agent_id_fkey"
+      columns: ["agent_id"]
+isOneToOne: false
+      referencedRelation: "ai_agent_performance"
+      referencedColumns: ["agent_id"]
+    },{
+      foreignKeyName: "analytics_events_agent_id_fkey"
+      columns: ["agent_id"]
+isOneToOne: false
+      referencedRelation: "ai_agents"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"analytics_metric_events": {
+                  Row: {
+                    "amount_path": (string)[] | null,"cost_path": (string)[] | null,"currency_path": (string)[] | null,"customer_event": boolean,"description": string,"event_name": string,"metric": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "amount_path"?: (string)[] | null,"cost_path"?: (string)[] | null,"currency_path"?: (string)[] | null,"customer_event"?: boolean,"description": string,"event_name": string,"metric": string
+                  }
+                  Update: {
+                    "amount_path"?: (string)[] | null,"cost_path"?: (string)[] | null,"currency_path"?: (string)[] | null,"customer_event"?: boolean,"description"?: string,"event_name"?: string,"metric"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"app_allowlist": {
                   Row: {
                     "app_id": string,"app_name": string | null,"created_at": string,"enabled": boolean,"id": string,"scope": string,"updated_at": string,"user_id": string
@@ -391,6 +431,32 @@ isOneToOne: false
       referencedColumns: ["organization_id"]
     },{
       foreignKeyName: "billing_customers_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"cohorts": {
+                  Row: {
+                    "acquired_at": string,"anonymous_id": string | null,"cohort_month": string,"created_at": string,"id": string,"organization_id": string,"subject_key": string | null,"updated_at": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "acquired_at": string,"anonymous_id"?: string | null,"cohort_month": string,"created_at"?: string,"id"?: string,"organization_id": string,"subject_key"?: never,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "acquired_at"?: string,"anonymous_id"?: string | null,"cohort_month"?: string,"created_at"?: string,"id"?: string,"organization_id"?: string,"subject_key"?: never,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "cohorts_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "cohorts_organization_id_fkey"
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
@@ -729,6 +795,32 @@ isOneToOne: false
       referencedColumns: ["organization_id"]
     },{
       foreignKeyName: "messages_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"metrics_daily": {
+                  Row: {
+                    "add_to_carts": number,"aov_cents": number | null,"cac_cents": number | null,"computed_at": string,"conversion_rate": number | null,"cost_cents": number,"currency": string,"day": string,"gross_margin_cents": number,"new_customers": number,"orders": number,"organization_id": string,"refunds_cents": number,"revenue_cents": number,"sessions": number,"spend_cents": number,"traffic": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "add_to_carts"?: number,"aov_cents"?: number | null,"cac_cents"?: number | null,"computed_at"?: string,"conversion_rate"?: number | null,"cost_cents"?: number,"currency": string,"day": string,"gross_margin_cents"?: number,"new_customers"?: number,"orders"?: number,"organization_id": string,"refunds_cents"?: number,"revenue_cents"?: number,"sessions"?: number,"spend_cents"?: number,"traffic"?: number
+                  }
+                  Update: {
+                    "add_to_carts"?: number,"aov_cents"?: number | null,"cac_cents"?: number | null,"computed_at"?: string,"conversion_rate"?: number | null,"cost_cents"?: number,"currency"?: string,"day"?: string,"gross_margin_cents"?: number,"new_customers"?: number,"orders"?: number,"organization_id"?: string,"refunds_cents"?: number,"revenue_cents"?: number,"sessions"?: number,"spend_cents"?: number,"traffic"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "metrics_daily_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "metrics_daily_organization_id_fkey"
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
@@ -1301,6 +1393,32 @@ isOneToOne: false
       referencedColumns: ["organization_id"]
     },{
       foreignKeyName: "skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"spend": {
+                  Row: {
+                    "adset_id": string | null,"campaign_id": string,"clicks": number,"conversions": number,"created_at": string,"date": string,"id": string,"impressions": number,"organization_id": string,"platform": string,"spend_cents": number,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "adset_id"?: string | null,"campaign_id": string,"clicks"?: number,"conversions"?: number,"created_at"?: string,"date": string,"id"?: string,"impressions"?: number,"organization_id": string,"platform": string,"spend_cents"?: number,"updated_at"?: string
+                  }
+                  Update: {
+                    "adset_id"?: string | null,"campaign_id"?: string,"clicks"?: number,"conversions"?: number,"created_at"?: string,"date"?: string,"id"?: string,"impressions"?: number,"organization_id"?: string,"platform"?: string,"spend_cents"?: number,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "spend_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "spend_organization_id_fkey"
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
@@ -1903,6 +2021,32 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
+                },"utm_tracks": {
+                  Row: {
+                    "anonymous_id": string | null,"created_at": string,"first_campaign": string | null,"first_click_id": string | null,"first_content": string | null,"first_medium": string | null,"first_source": string | null,"first_term": string | null,"first_touch_at": string,"id": string,"last_campaign": string | null,"last_click_id": string | null,"last_content": string | null,"last_medium": string | null,"last_non_direct_campaign": string | null,"last_non_direct_click_id": string | null,"last_non_direct_content": string | null,"last_non_direct_medium": string | null,"last_non_direct_source": string | null,"last_non_direct_term": string | null,"last_non_direct_touch_at": string | null,"last_source": string | null,"last_term": string | null,"last_touch_at": string,"organization_id": string,"subject_key": string | null,"touches": number,"updated_at": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "anonymous_id"?: string | null,"created_at"?: string,"first_campaign"?: string | null,"first_click_id"?: string | null,"first_content"?: string | null,"first_medium"?: string | null,"first_source"?: string | null,"first_term"?: string | null,"first_touch_at": string,"id"?: string,"last_campaign"?: string | null,"last_click_id"?: string | null,"last_content"?: string | null,"last_medium"?: string | null,"last_non_direct_campaign"?: string | null,"last_non_direct_click_id"?: string | null,"last_non_direct_content"?: string | null,"last_non_direct_medium"?: string | null,"last_non_direct_source"?: string | null,"last_non_direct_term"?: string | null,"last_non_direct_touch_at"?: string | null,"last_source"?: string | null,"last_term"?: string | null,"last_touch_at": string,"organization_id": string,"subject_key"?: never,"touches": number,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "anonymous_id"?: string | null,"created_at"?: string,"first_campaign"?: string | null,"first_click_id"?: string | null,"first_content"?: string | null,"first_medium"?: string | null,"first_source"?: string | null,"first_term"?: string | null,"first_touch_at"?: string,"id"?: string,"last_campaign"?: string | null,"last_click_id"?: string | null,"last_content"?: string | null,"last_medium"?: string | null,"last_non_direct_campaign"?: string | null,"last_non_direct_click_id"?: string | null,"last_non_direct_content"?: string | null,"last_non_direct_medium"?: string | null,"last_non_direct_source"?: string | null,"last_non_direct_term"?: string | null,"last_non_direct_touch_at"?: string | null,"last_source"?: string | null,"last_term"?: string | null,"last_touch_at"?: string,"organization_id"?: string,"subject_key"?: never,"touches"?: number,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "utm_tracks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "utm_tracks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"webhook_deliveries": {
                   Row: {
                     "attempt": number,"created_at": string,"delivered_at": string | null,"duration_ms": number | null,"error": string | null,"event_id": string,"event_type": string,"id": string,"last_attempt_at": string | null,"lease_id": string | null,"locked_until": string | null,"next_attempt_at": string,"occurred_at": string,"organization_id": string,"payload": NonNullable<Json>,"project_id": string | null,"response_body": string | null,"response_status": number | null,"status": string,"updated_at": string,"webhook_id": string
@@ -2404,6 +2548,11 @@ isOneToOne: false
 "clear_integration_credentials":
 { Args: { "integration_id": string }; Returns: undefined
                            },
+"cohort_retention":
+{ Args: { "from_month": string,"organization_id": string,"to_month": string }; Returns: {
+              "cohort_month": string,"months_since": number,"retained": number,"users": number
+            }[]
+                           },
 "complete_ai_agent_task":
 { Args: { "completion_tokens": number,"latency_ms": number,"lease_token": string,"output_text": string,"prompt_tokens": number,"response_model": string,"task_id": string }; Returns: string
                            },
@@ -2594,6 +2743,9 @@ isOneToOne: false
 "privacy_guardian_health_check":
 { Args: Record<PropertyKey, never>; Returns: Json
                            },
+"recompute_metrics_daily":
+{ Args: { "_end": string,"_organization_id"?: string,"_start": string }; Returns: number
+                           },
 "record_webhook_deliveries":
 { Args: { "outcomes": Json }; Returns: number
                            },
@@ -2667,6 +2819,12 @@ isOneToOne: false
                            },
 "system_healthcheck":
 { Args: Record<PropertyKey, never>; Returns: Json
+                           },
+"upsert_events":
+{ Args: { "_rows": Json }; Returns: Json
+                           },
+"upsert_spend":
+{ Args: { "_rows": Json }; Returns: Json
                            },
 "verify_transparency_log":
 { Args: { "target_user"?: string }; Returns: Json

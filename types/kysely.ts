@@ -209,6 +209,65 @@ export interface AiProviderConfigs {
   updated_at: Generated<Timestamp>;
 }
 
+export interface AnalyticsEvents {
+  agent_id: string | null;
+  /**
+   * The visitor's id when they are not (yet) a user.
+   */
+  anonymous_id: string | null;
+  /**
+   * Seed 003's event_category.
+   */
+  category: string | null;
+  /**
+   * Client-supplied idempotency key: an event sent twice, in one batch or in two, is stored once.
+   */
+  event_id: string;
+  /**
+   * Seed 003's event_type (session.started, page.viewed, cart.added, order.completed, call.started, ...).
+   */
+  event_name: string;
+  /**
+   * Truncated on insert to its /24 (IPv4) or /48 (IPv6) network (the CHECK holds it there).
+   */
+  ip_address: string | null;
+  /**
+   * When it happened (seed 003's created_at); received_at is when it was stored.
+   */
+  occurred_at: Timestamp;
+  organization_id: string;
+  /**
+   * Seed 003's event_data, after public.redact_telemetry_metadata() (never stored unredacted).
+   */
+  props: Generated<Json>;
+  received_at: Generated<Timestamp>;
+  session_id: string | null;
+  user_agent: string | null;
+  user_id: string | null;
+}
+
+export interface AnalyticsMetricEvents {
+  /**
+   * Path in props of the amount in cents (orders: revenue; refunds: refunded amount).
+   */
+  amount_path: string[] | null;
+  /**
+   * Path in props of the cost of goods in cents (gross margin); absent means none known.
+   */
+  cost_path: string[] | null;
+  /**
+   * Path in props of the ISO 4217 currency; amounts in another currency than the organization's reporting currency are not summed (events without one count as that currency).
+   */
+  currency_path: string[] | null;
+  /**
+   * A subject's first such event makes them a new customer that day (CAC).
+   */
+  customer_event: Generated<boolean>;
+  description: string;
+  event_name: string;
+  metric: string;
+}
+
 export interface AppAllowlist {
   app_id: string;
   app_name: string | null;
@@ -394,6 +453,21 @@ export interface BillingSyncProblems {
   sqlstate: string | null;
   state: string | null;
   type: string | null;
+}
+
+export interface Cohorts {
+  acquired_at: Timestamp;
+  anonymous_id: string | null;
+  cohort_month: Timestamp;
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  organization_id: string;
+  /**
+   * user:<uuid> or anonymous:<id>: one row per subject and organization.
+   */
+  subject_key: Generated<string | null>;
+  updated_at: Generated<Timestamp>;
+  user_id: string | null;
 }
 
 export interface CommentMentions {
@@ -685,6 +759,47 @@ export interface Messages {
   to_email: string | null;
   to_number: string | null;
   updated_at: Generated<Timestamp>;
+}
+
+export interface MetricsDaily {
+  add_to_carts: Generated<Int8>;
+  /**
+   * Average order value: revenue / orders (null without orders).
+   */
+  aov_cents: Int8 | null;
+  /**
+   * Customer acquisition cost: spend / new customers (null without new customers).
+   */
+  cac_cents: Int8 | null;
+  computed_at: Generated<Timestamp>;
+  /**
+   * Orders per session (null without sessions).
+   */
+  conversion_rate: Numeric | null;
+  cost_cents: Generated<Int8>;
+  /**
+   * The organization's reporting currency (organizations.settings ->> 'currency', default usd) the amounts are in.
+   */
+  currency: string;
+  day: Timestamp;
+  /**
+   * Revenue less refunds less the cost of goods the order events carry.
+   */
+  gross_margin_cents: Generated<Int8>;
+  /**
+   * Subjects (user or anonymous id) whose first order ever was that day.
+   */
+  new_customers: Generated<Int8>;
+  orders: Generated<Int8>;
+  organization_id: string;
+  refunds_cents: Generated<Int8>;
+  revenue_cents: Generated<Int8>;
+  sessions: Generated<Int8>;
+  spend_cents: Generated<Int8>;
+  /**
+   * Page views.
+   */
+  traffic: Generated<Int8>;
 }
 
 export interface MetricsLog {
@@ -1207,6 +1322,30 @@ export interface SkillTags {
   tag: string;
 }
 
+export interface Spend {
+  /**
+   * Ad set (or ad group); null when the platform reports per campaign. Part of the natural key (nulls not distinct).
+   */
+  adset_id: string | null;
+  campaign_id: string;
+  clicks: Generated<Int8>;
+  conversions: Generated<Int8>;
+  created_at: Generated<Timestamp>;
+  /**
+   * The day the platform reports the spend for (the organization's calendar day, as metrics_daily).
+   */
+  date: Timestamp;
+  id: Generated<string>;
+  impressions: Generated<Int8>;
+  organization_id: string;
+  platform: string;
+  /**
+   * Spend in cents of the organization's reporting currency (see metrics_daily.currency).
+   */
+  spend_cents: Generated<Int8>;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface Staff {
   created_at: Generated<Timestamp>;
   deleted_at: Timestamp | null;
@@ -1631,6 +1770,44 @@ export interface UsageStatusThresholds {
   updated_at: Generated<Timestamp>;
 }
 
+export interface UtmTracks {
+  anonymous_id: string | null;
+  created_at: Generated<Timestamp>;
+  first_campaign: string | null;
+  first_click_id: string | null;
+  first_content: string | null;
+  first_medium: string | null;
+  /**
+   * Null means direct (no UTM source, click id or referrer).
+   */
+  first_source: string | null;
+  first_term: string | null;
+  first_touch_at: Timestamp;
+  id: Generated<string>;
+  last_campaign: string | null;
+  last_click_id: string | null;
+  last_content: string | null;
+  last_medium: string | null;
+  last_non_direct_campaign: string | null;
+  last_non_direct_click_id: string | null;
+  last_non_direct_content: string | null;
+  last_non_direct_medium: string | null;
+  last_non_direct_source: string | null;
+  last_non_direct_term: string | null;
+  /**
+   * The latest touch with a source; null when every touch was direct.
+   */
+  last_non_direct_touch_at: Timestamp | null;
+  last_source: string | null;
+  last_term: string | null;
+  last_touch_at: Timestamp;
+  organization_id: string;
+  subject_key: Generated<string | null>;
+  touches: Int8;
+  updated_at: Generated<Timestamp>;
+  user_id: string | null;
+}
+
 export interface WebhookDeliveries {
   /**
    * Attempts made so far (at most 8: the first, then 7 retries).
@@ -1858,6 +2035,8 @@ export interface DB {
   ai_agents: AiAgents;
   ai_model_prices: AiModelPrices;
   ai_provider_configs: AiProviderConfigs;
+  analytics_events: AnalyticsEvents;
+  analytics_metric_events: AnalyticsMetricEvents;
   app_allowlist: AppAllowlist;
   appointments: Appointments;
   approval_decisions: ApprovalDecisions;
@@ -1866,6 +2045,7 @@ export interface DB {
   audit_logs: AuditLogs;
   billing_customers: BillingCustomers;
   billing_sync_problems: BillingSyncProblems;
+  cohorts: Cohorts;
   comment_mentions: CommentMentions;
   comment_reactions: CommentReactions;
   comments: Comments;
@@ -1879,6 +2059,7 @@ export interface DB {
   integrations: Integrations;
   invoices: Invoices;
   messages: Messages;
+  metrics_daily: MetricsDaily;
   metrics_log: MetricsLog;
   notifications: Notifications;
   offers: Offers;
@@ -1905,6 +2086,7 @@ export interface DB {
   skill_reviews: SkillReviews;
   skill_tags: SkillTags;
   skills: Skills;
+  spend: Spend;
   staff: Staff;
   staff_services: StaffServices;
   staff_time_off: StaffTimeOff;
@@ -1924,6 +2106,7 @@ export interface DB {
   usage_analytics: UsageAnalytics;
   usage_metrics: UsageMetrics;
   usage_status_thresholds: UsageStatusThresholds;
+  utm_tracks: UtmTracks;
   webhook_deliveries: WebhookDeliveries;
   webhook_event_types: WebhookEventTypes;
   webhooks: Webhooks;

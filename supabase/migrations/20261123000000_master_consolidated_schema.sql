@@ -100,6 +100,16 @@
 --                                               and a staff member's own receptionist data for export_my_data().
 --   70-analytics-auditor.sql                    Analytics, auditor (seed 000): usage_status_thresholds, usage_analytics, efficiency_metrics, quick_wins.
 --                                               refresh_my_usage_analytics() derives a user's usage from their own telemetry, as that user; it expires with it.
+--   71-analytics-events.sql                     Growth analytics: analytics_events (monthly partitions), the private exact-once key table, upsert_events().
+--                                               Events are redacted and their IP truncated on the way in; the receptionist's calls and appointments land here too.
+--   72-analytics-spend.sql                      Growth analytics: spend (ad spend per platform, campaign, ad set and day) and upsert_spend().
+--                                               Written by the server-side pipeline only; read by members with analytics.read.
+--   73-analytics-rollups.sql                    Growth analytics: analytics_metric_events (which events feed which metric), metrics_daily, recompute_metrics_daily().
+--                                               Daily rollups per organization in its own time zone, derived only from analytics_events and spend, safe to recompute.
+--   74-analytics-attribution.sql                Growth analytics: cohorts and utm_tracks (first, last and last non-direct touch), derived from analytics_events.
+--                                               Maintained set-based as events are stored, rebuilt by recompute_metrics_daily(); cohort_retention() reads them.
+--   75-analytics-personal-data.sql              Growth analytics: a user's analytics data in export_my_data() (36); erasure is by account deletion (71, 74).
+--                                               Events keep serving their organization without the user; cohorts and attribution go with the user.
 --   90-scheduled-jobs.sql                       Scheduled jobs (pg_cron) and what spans domains.
 --                                               Partition upkeep, ledger cleanup and privacy retention; times are UTC.
 -- =====================================================================================================================
@@ -4748,7 +4758,7 @@ create table public.retention_policies (
   updated_at timestamptz not null default now(),
   constraint retention_policies_pkey primary key (id),
   constraint retention_policies_table_name_key unique (table_name),
-  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log', 'webhook_deliveries')),
+  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log', 'webhook_deliveries', 'analytics_events')),
   constraint retention_policies_days_range check (retention_days between 1 and 3650)
 );
 comment on table public.retention_policies is 'How long each append-only table keeps rows (reference data created by this migration; operators tune it).';
@@ -4966,6 +4976,9 @@ begin
     elsif policy.table_name = 'webhook_deliveries' then
       -- Not partitioned (44-connectors-webhook-deliveries.sql): finished rows are deleted in batches.
       removed := private.prune_webhook_deliveries(cutoff);
+    elsif policy.table_name = 'analytics_events' then
+      -- Whole months, with their exact-once keys (71-analytics-events.sql).
+      removed := private.purge_expired_analytics_events(cutoff);
     else
       removed := private.drop_expired_partitions(('public.' || policy.table_name)::regclass, cutoff, 'retention_policy');
     end if;
@@ -5258,6 +5271,9 @@ begin
   -- (53-work-notifications-activities.sql).
   result := result || private.work_collab_personal_data(uid);
   -- ---- end Work collaboration
+  -- ---- Growth analytics (issue 14): events with the user's id, their cohort and attribution (75-analytics-personal-data.sql).
+  result := result || private.analytics_personal_data(uid);
+  -- ---- end Growth analytics
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
@@ -13780,6 +13796,1212 @@ comment on function private.erase_auditor_usage(uuid) is 'Deletes the user''s us
 
 
 -- =====================================================================================================================
+-- source: supabase/schemas/71-analytics-events.sql
+-- =====================================================================================================================
+-- Growth analytics: analytics_events (monthly partitions), the private exact-once key table, upsert_events().
+-- Events are redacted and their IP truncated on the way in; the receptionist's calls and appointments land here too.
+
+-- analytics_events is append-only and partitioned by month on occurred_at (partitions in `private`, upkeep by
+-- private.ensure_monthly_partitions). A unique index on a partitioned table must include the partition key, so
+-- exact-once per (organization_id, event_id) is decided by private.analytics_event_keys, one row per stored event,
+-- kept as long as the event (retention_policies 'analytics_events' drops both).
+
+create table private.analytics_event_keys (
+  organization_id uuid not null,
+  event_id uuid not null,
+  occurred_at timestamptz not null,
+  constraint analytics_event_keys_pkey primary key (organization_id, event_id)
+);
+comment on table private.analytics_event_keys is 'One row per stored analytics event: its primary key decides exact-once per (organization_id, event_id) across partitions and concurrent batches. Removed with the event by retention, and with the organization by trigger (no foreign key: it cost a lookup per event, a third of a batch''s time).';
+comment on column private.analytics_event_keys.occurred_at is 'The event''s occurred_at (which partition holds it; retention removes keys older than the cutoff).';
+
+create table public.analytics_events (
+  organization_id uuid not null,
+  event_id uuid not null,
+  occurred_at timestamptz not null,
+  event_name text not null,
+  category text,
+  agent_id uuid,
+  user_id uuid,
+  anonymous_id text,
+  session_id text,
+  props jsonb not null default '{}'::jsonb,
+  ip_address inet,
+  user_agent text,
+  received_at timestamptz not null default now(),
+  constraint analytics_events_pkey primary key (organization_id, event_id, occurred_at),
+  constraint analytics_events_agent_id_fkey foreign key (agent_id) references public.ai_agents (id) on delete set null,
+  constraint analytics_events_event_name_format check (char_length(event_name) <= 100 and event_name ~ '^[a-z0-9][a-z0-9._:-]*$'),
+  constraint analytics_events_category_length check (category is null or char_length(category) between 1 and 100),
+  constraint analytics_events_anonymous_id_length check (anonymous_id is null or char_length(anonymous_id) between 1 and 255),
+  constraint analytics_events_session_id_length check (session_id is null or char_length(session_id) between 1 and 255),
+  constraint analytics_events_user_agent_length check (user_agent is null or char_length(user_agent) <= 1024),
+  constraint analytics_events_props_object check (jsonb_typeof(props) = 'object'),
+  constraint analytics_events_ip_truncated check (ip_address is null or ip_address
+    = pg_catalog.network(pg_catalog.set_masklen(ip_address, case when pg_catalog.family(ip_address) = 4 then 24 else 48 end))::inet)
+) partition by range (occurred_at);
+comment on table public.analytics_events is 'Product and business events per organization (seed 002 "events", seed 003 "analytics_events"), partitioned by month on occurred_at. Written only by upsert_events() and the receptionist''s triggers (no client or service-role table writes); exact-once per (organization_id, event_id) through private.analytics_event_keys. No foreign keys to organizations or auth.users (a lookup per event): events go with their organization and are anonymised with their user, by triggers.';
+comment on column public.analytics_events.event_id is 'Client-supplied idempotency key: an event sent twice, in one batch or in two, is stored once.';
+comment on column public.analytics_events.event_name is 'Seed 003''s event_type (session.started, page.viewed, cart.added, order.completed, call.started, ...).';
+comment on column public.analytics_events.category is 'Seed 003''s event_category.';
+comment on column public.analytics_events.props is 'Seed 003''s event_data, after public.redact_telemetry_metadata() (never stored unredacted).';
+comment on column public.analytics_events.anonymous_id is 'The visitor''s id when they are not (yet) a user.';
+comment on column public.analytics_events.ip_address is 'Truncated on insert to its /24 (IPv4) or /48 (IPv6) network (the CHECK holds it there).';
+comment on column public.analytics_events.occurred_at is 'When it happened (seed 003''s created_at); received_at is when it was stored.';
+
+create table private.analytics_events_default partition of public.analytics_events default;
+
+create index analytics_events_org_name_occurred_idx on public.analytics_events (organization_id, event_name, occurred_at);
+create index analytics_events_agent_id_idx on public.analytics_events (agent_id) where agent_id is not null;
+create index analytics_events_user_id_idx on public.analytics_events (user_id) where user_id is not null;
+
+-- No foreign key to organizations (a lookup per event): the events and their keys go with their organization by trigger.
+create function private.delete_organization_analytics() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  delete from public.analytics_events e where e.organization_id = old.id;
+  delete from private.analytics_event_keys k where k.organization_id = old.id;
+  return old;
+end;
+$$;
+comment on function private.delete_organization_analytics() is 'AFTER DELETE on organizations: removes the organization''s analytics events and their keys.';
+
+create trigger organizations_delete_analytics after delete on public.organizations
+  for each row execute function private.delete_organization_analytics();
+
+alter table public.analytics_events enable row level security;
+
+-- analytics_events_select: members holding analytics.read read their organization's events.
+create policy analytics_events_select on public.analytics_events for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.analytics_events to authenticated, service_role;
+
+-- Two years, then whole months go (cleanup_retention_data(), with their keys); upsert_events() refuses older events.
+insert into public.retention_policies (table_name, retention_days) values ('analytics_events', 730);
+
+-- Retention (cleanup_retention_data() in 35): whole expired months go, then the keys older than the cutoff. A key
+-- may go while its event still sits in a month that stays: upsert_events() refuses events older than the cutoff, so
+-- no second copy can arrive for it.
+create function private.purge_expired_analytics_events(cutoff timestamptz) returns bigint
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  removed bigint;
+begin
+  removed := private.drop_expired_partitions('public.analytics_events'::regclass, cutoff, 'retention_policy');
+  delete from private.analytics_event_keys k where k.occurred_at < cutoff;
+  return removed;
+end;
+$$;
+comment on function private.purge_expired_analytics_events(timestamptz) is 'Drops the analytics_events months that ended before the cutoff and the exact-once keys older than it; returns the rows dropped (from statistics).';
+
+-- Stores rows already validated and redacted, exact-once: the key insert decides, the event follows its key.
+-- Used by the receptionist's triggers (below); upsert_events() does the same inline for a whole batch.
+create function private.record_analytics_events(rows jsonb) returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  stored integer;
+begin
+  with candidates as (
+    select r.organization_id, r.event_id, r.occurred_at, r.event_name, r.category, r.agent_id, r.props
+    from jsonb_to_recordset(rows) as r(organization_id uuid, event_id uuid, occurred_at timestamptz, event_name text,
+                                       category text, agent_id uuid, props jsonb)
+  ),
+  keys as (
+    insert into private.analytics_event_keys (organization_id, event_id, occurred_at)
+    select c.organization_id, c.event_id, c.occurred_at from candidates c
+    order by c.organization_id, c.event_id
+    on conflict do nothing
+    returning organization_id, event_id
+  ),
+  written as (
+    insert into public.analytics_events (organization_id, event_id, occurred_at, event_name, category, agent_id, props)
+    select c.organization_id, c.event_id, c.occurred_at, c.event_name, c.category, c.agent_id,
+           public.redact_telemetry_metadata(coalesce(c.props, '{}'::jsonb))
+    from candidates c join keys k on k.organization_id = c.organization_id and k.event_id = c.event_id
+    returning 1
+  )
+  select count(*) into stored from written;
+  return stored;
+end;
+$$;
+comment on function private.record_analytics_events(jsonb) is 'Stores trusted events ({organization_id, event_id, occurred_at, event_name, category, agent_id, props}) exact-once; returns how many were new. Not granted to API roles.';
+
+create function private.try_uuid(value text) returns uuid
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return value::uuid;
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_uuid(text) is 'The text as uuid, or null when it is not one.';
+
+create function private.try_cast_timestamptz(value text) returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  return value::timestamptz;
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_cast_timestamptz(text) is 'The text as timestamptz, or null when it is not one.';
+
+-- The server-side pipeline's batch RPC. One statement classifies every row, claims the keys of the first valid copy
+-- of each (organization_id, event_id), and stores exactly the rows whose key it claimed: a concurrent batch with the
+-- same key waits on the key's unique index entry and then finds it taken, so it reports a duplicate. The batch is
+-- joined by hash (enable_nestloop off: the JSON rows have no statistics, and a nested loop over them is quadratic);
+-- JIT is off because the penalised plan costs would make every batch pay seconds of compilation.
+create function public.upsert_events(_rows jsonb) returns jsonb
+language plpgsql security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+set enable_nestloop = off
+set jit = off
+as $$
+declare
+  retention_days integer := coalesce((select p.retention_days from public.retention_policies p
+                                      where p.table_name = 'analytics_events' and p.enabled), 3650);
+  earliest timestamptz := pg_catalog.now() - make_interval(days => retention_days);
+  latest timestamptz := pg_catalog.now() + interval '5 minutes';
+  report jsonb;
+  fast boolean := true;
+begin
+  if _rows is null or jsonb_typeof(_rows) <> 'array' then
+    raise exception '_rows must be a JSON array of events' using errcode = '22023';
+  end if;
+  if jsonb_array_length(_rows) > 10000 then
+    raise exception 'at most 10000 events per call (got %)', jsonb_array_length(_rows) using errcode = '54000',
+      hint = 'Split the batch; nothing was stored.';
+  end if;
+
+  <<attempt>>
+  loop
+  begin
+  with fields as (
+    select e.n::integer as n, e.value as v,
+           case when jsonb_typeof(e.value) = 'object' then e.value end as o
+    from jsonb_array_elements(_rows) with ordinality e(value, n)
+  ),
+  -- Fast: every value cast directly (one batch, no per-row exception handling). Careful (after a data exception in the
+  -- fast attempt): the same casts, each one caught. Both read the same values the same way; only the cost differs.
+  raw as materialized (
+    select f.n, f.o,
+      case when fast then (f.o ->> 'organization_id')::uuid else private.try_uuid(f.o ->> 'organization_id') end as organization_id,
+      case when fast then (f.o ->> 'event_id')::uuid else private.try_uuid(f.o ->> 'event_id') end as event_id,
+      case when fast then (f.o ->> 'agent_id')::uuid else private.try_uuid(f.o ->> 'agent_id') end as agent_id,
+      case when fast then (f.o ->> 'user_id')::uuid else private.try_uuid(f.o ->> 'user_id') end as user_id,
+      -- Only timestamps with an explicit offset (Z or +hh[:mm]): a bare local time would depend on the session.
+      case when f.o ->> 'occurred_at' ~ '[0-9](Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$'
+           then case when fast then (f.o ->> 'occurred_at')::timestamptz
+                     else private.try_cast_timestamptz(f.o ->> 'occurred_at') end end as occurred_at,
+      case when fast then (f.o ->> 'ip_address')::inet else private.try_inet(f.o ->> 'ip_address') end as ip_address,
+      f.o ->> 'event_name' as event_name,
+      f.o ->> 'category' as category,
+      f.o ->> 'anonymous_id' as anonymous_id,
+      f.o ->> 'session_id' as session_id,
+      f.o ->> 'user_agent' as user_agent,
+      coalesce(f.o -> 'props', '{}'::jsonb) as props
+    from fields f
+  ),
+  checked as materialized (
+    select r.*,
+      case
+        when r.o is null then 'not_an_object'
+        when r.organization_id is null then 'invalid_organization_id'
+        when r.event_id is null then 'invalid_event_id'
+        when r.occurred_at is null then 'invalid_occurred_at'
+        when r.event_name is null or char_length(r.event_name) > 100 or r.event_name !~ '^[a-z0-9][a-z0-9._:-]*$' then 'invalid_event_name'
+        when jsonb_typeof(r.props) <> 'object' or pg_catalog.pg_column_size(r.props) > 32768 then 'invalid_props'
+        when r.o ? 'agent_id' and jsonb_typeof(r.o -> 'agent_id') <> 'null' and r.agent_id is null then 'invalid_agent_id'
+        when r.o ? 'user_id' and jsonb_typeof(r.o -> 'user_id') <> 'null' and r.user_id is null then 'invalid_user_id'
+        when r.o ? 'ip_address' and jsonb_typeof(r.o -> 'ip_address') <> 'null' and r.ip_address is null then 'invalid_ip_address'
+        when (r.category is not null and char_length(r.category) not between 1 and 100)
+          or (r.anonymous_id is not null and char_length(r.anonymous_id) not between 1 and 255)
+          or (r.session_id is not null and char_length(r.session_id) not between 1 and 255)
+          or (r.user_agent is not null and char_length(r.user_agent) > 1024) then 'field_too_long'
+        when r.occurred_at < earliest then 'outside_retention'
+        when r.occurred_at > latest then 'in_the_future'
+      end as invalid_reason
+    from raw r
+  ),
+  -- Lookups by array (index scans), then hash joins: the batch is joined as a set, never row by row.
+  orgs as (
+    select o.id from public.organizations o
+    where o.id = any (array(select distinct c.organization_id from checked c where c.invalid_reason is null))
+      and o.deleted_at is null
+  ),
+  agents as (
+    select a.id, a.organization_id from public.ai_agents a
+    where a.id = any (array(select distinct c.agent_id from checked c where c.invalid_reason is null and c.agent_id is not null))
+  ),
+  users as (
+    select u.id from auth.users u
+    where u.id = any (array(select distinct c.user_id from checked c where c.invalid_reason is null and c.user_id is not null))
+  ),
+  gated as materialized (
+    select c.*,
+      case
+        when c.invalid_reason is not null then c.invalid_reason
+        when o.id is null then 'unknown_organization'
+        when c.agent_id is not null and a.id is null then 'unknown_agent'
+        when c.user_id is not null and u.id is null then 'unknown_user'
+      end as reason
+    from checked c
+    left join orgs o on o.id = c.organization_id
+    left join agents a on a.id = c.agent_id and a.organization_id = c.organization_id
+    left join users u on u.id = c.user_id
+  ),
+  firsts as (
+    select g.organization_id, g.event_id, min(g.n) as first_n
+    from gated g where g.reason is null group by g.organization_id, g.event_id
+  ),
+  candidates as materialized (
+    select g.* from gated g
+    join firsts f on f.organization_id = g.organization_id and f.event_id = g.event_id and f.first_n = g.n
+  ),
+  keys as (
+    insert into private.analytics_event_keys (organization_id, event_id, occurred_at)
+    select c.organization_id, c.event_id, c.occurred_at from candidates c
+    -- In key order, so that two batches sharing keys wait for each other instead of deadlocking.
+    order by c.organization_id, c.event_id
+    on conflict do nothing
+    returning organization_id, event_id
+  ),
+  written as (
+    insert into public.analytics_events (organization_id, event_id, occurred_at, event_name, category, agent_id, user_id,
+                                         anonymous_id, session_id, props, ip_address, user_agent)
+    select c.organization_id, c.event_id, c.occurred_at, c.event_name, c.category, c.agent_id, c.user_id,
+           c.anonymous_id, c.session_id, public.redact_telemetry_metadata(c.props),
+           pg_catalog.network(pg_catalog.set_masklen(c.ip_address, case when pg_catalog.family(c.ip_address) = 4 then 24 else 48 end))::inet,
+           c.user_agent
+    from candidates c
+    join keys k on k.organization_id = c.organization_id and k.event_id = c.event_id
+    returning organization_id, event_id
+  ),
+  decided as (
+    select g.n, g.event_id, g.reason,
+      case
+        when g.reason is not null then 'rejected'
+        when w.event_id is not null then 'inserted'
+        else 'duplicate'
+      end as status
+    from gated g
+    left join candidates c on c.n = g.n
+    left join written w on c.n is not null and w.organization_id = c.organization_id and w.event_id = c.event_id
+  )
+  select jsonb_build_object(
+           'inserted', count(*) filter (where d.status = 'inserted'),
+           'duplicate', count(*) filter (where d.status = 'duplicate'),
+           'rejected', count(*) filter (where d.status = 'rejected'),
+           'results', coalesce(jsonb_agg(
+             case when d.reason is null then jsonb_build_object('index', d.n - 1, 'event_id', d.event_id, 'status', d.status)
+                  when d.event_id is null then jsonb_build_object('index', d.n - 1, 'status', d.status, 'reason', d.reason)
+                  else jsonb_build_object('index', d.n - 1, 'event_id', d.event_id, 'status', d.status, 'reason', d.reason)
+             end order by d.n), '[]'::jsonb))
+  into report
+  from decided d;
+  exit attempt;
+  exception when data_exception then
+    -- A malformed value in the batch: nothing of the fast attempt stays; the careful attempt rejects just that row.
+    if not fast then
+      raise;
+    end if;
+    fast := false;
+  end;
+  end loop;
+  return report;
+end;
+$$;
+comment on function public.upsert_events(jsonb) is 'Stores up to 10,000 analytics events ({organization_id, event_id, occurred_at, event_name, category, agent_id, user_id, anonymous_id, session_id, props, ip_address, user_agent}) exact-once per (organization_id, event_id), in one statement; returns {inserted, duplicate, rejected, results: [{index, event_id, status, reason}]}. Service role only.';
+
+grant execute on function public.upsert_events(jsonb) to service_role;
+
+create function private.derived_uuid(seed text) returns uuid
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select pg_catalog.md5(seed)::uuid
+$$;
+comment on function private.derived_uuid(text) is 'A stable uuid for an event the database derives from a row and a change (the same change gives the same id).';
+
+-- The receptionist's conversations and appointments as analytics events (60-64 announce them to webhooks through
+-- private.emit_event; these triggers are separate so that the two domains evolve apart). Event ids are derived from
+-- the row and the change, so a replayed change is not counted twice.
+create function private.analytics_from_conversation() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  perform private.record_analytics_events(jsonb_build_array(jsonb_build_object(
+    'organization_id', new.organization_id,
+    'event_id', private.derived_uuid(new.id::text || case when tg_op = 'INSERT' then ':call.started' else ':call.ended' end),
+    'occurred_at', case when tg_op = 'INSERT' then new.started_at else new.ended_at end,
+    'event_name', case when tg_op = 'INSERT' then 'call.started' else 'call.ended' end,
+    'category', 'receptionist',
+    'agent_id', new.agent_id,
+    'props', jsonb_strip_nulls(jsonb_build_object('conversation_id', new.id, 'direction', new.direction,
+                                                  'status', new.status, 'duration_seconds', new.duration_seconds,
+                                                  'intent', new.intent, 'outcome', new.outcome)))));
+  return null;
+end;
+$$;
+comment on function private.analytics_from_conversation() is 'AFTER INSERT / ended_at set on conversations: records call.started / call.ended in analytics_events (with agent_id).';
+
+create trigger conversations_analytics_started after insert on public.conversations
+  for each row execute function private.analytics_from_conversation();
+create trigger conversations_analytics_ended after update of ended_at on public.conversations
+  for each row when (old.ended_at is null and new.ended_at is not null)
+  execute function private.analytics_from_conversation();
+
+create function private.analytics_from_appointment() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  event text;
+begin
+  if tg_op = 'INSERT' then
+    event := 'appointment.booked';
+  elsif new.status is distinct from old.status then
+    event := 'appointment.' || new.status;
+  elsif (new.scheduled_at, new.staff_id) is distinct from (old.scheduled_at, old.staff_id) then
+    event := 'appointment.rescheduled';
+  else
+    return null;
+  end if;
+  perform private.record_analytics_events(jsonb_build_array(jsonb_build_object(
+    'organization_id', new.organization_id,
+    'event_id', private.derived_uuid(new.id::text || ':' || event || ':' || pg_catalog.now()::text),
+    'occurred_at', pg_catalog.now(),
+    'event_name', event,
+    'category', 'receptionist',
+    'agent_id', (select c.agent_id from public.conversations c where c.id = new.conversation_id),
+    'props', jsonb_strip_nulls(jsonb_build_object('appointment_id', new.id, 'service_id', new.service_id,
+                                                  'staff_id', new.staff_id, 'conversation_id', new.conversation_id,
+                                                  'status', new.status, 'scheduled_at', new.scheduled_at)))));
+  return null;
+end;
+$$;
+comment on function private.analytics_from_appointment() is 'AFTER INSERT / status or time change on appointments: records appointment.booked, appointment.<status> or appointment.rescheduled in analytics_events (agent_id from the conversation that booked it).';
+
+create trigger appointments_analytics after insert or update of status, scheduled_at, staff_id on public.appointments
+  for each row execute function private.analytics_from_appointment();
+
+-- A deleted user's events stay with their organization, without the user: anonymised, like an erased visitor.
+create function private.anonymise_deleted_user_analytics() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  update public.analytics_events e
+  set user_id = null, anonymous_id = null, session_id = null, ip_address = null, user_agent = null
+  where e.user_id = old.id;
+  return old;
+end;
+$$;
+comment on function private.anonymise_deleted_user_analytics() is 'AFTER DELETE on auth.users: strips the user (and their visitor and session ids, IP and user agent) from analytics events (their cohort and attribution rows go by foreign key).';
+
+create trigger on_auth_user_deleted_analytics after delete on auth.users
+  for each row execute function private.anonymise_deleted_user_analytics();
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/72-analytics-spend.sql
+-- =====================================================================================================================
+-- Growth analytics: spend (ad spend per platform, campaign, ad set and day) and upsert_spend().
+-- Written by the server-side pipeline only; read by members with analytics.read.
+
+create table public.spend (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  platform text not null,
+  campaign_id text not null,
+  adset_id text,
+  date date not null,
+  spend_cents bigint not null default 0,
+  clicks bigint not null default 0,
+  impressions bigint not null default 0,
+  conversions bigint not null default 0,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint spend_pkey primary key (id),
+  constraint spend_natural_key unique nulls not distinct (organization_id, platform, campaign_id, adset_id, date),
+  constraint spend_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint spend_platform_format check (char_length(platform) <= 50 and platform ~ '^[a-z0-9][a-z0-9_.-]*$'),
+  constraint spend_campaign_id_length check (char_length(campaign_id) between 1 and 255),
+  constraint spend_adset_id_length check (adset_id is null or char_length(adset_id) between 1 and 255),
+  constraint spend_amounts_non_negative check (spend_cents >= 0 and clicks >= 0 and impressions >= 0 and conversions >= 0),
+  constraint spend_clicks_within_impressions check (impressions = 0 or clicks <= impressions)
+);
+comment on table public.spend is 'Advertising spend per organization, platform, campaign, ad set and day (seed 002 "spend"; conv -> conversions). Written by upsert_spend() only; feeds metrics_daily (CAC).';
+comment on column public.spend.date is 'The day the platform reports the spend for (the organization''s calendar day, as metrics_daily).';
+comment on column public.spend.adset_id is 'Ad set (or ad group); null when the platform reports per campaign. Part of the natural key (nulls not distinct).';
+comment on column public.spend.spend_cents is 'Spend in cents of the organization''s reporting currency (see metrics_daily.currency).';
+
+create index spend_organization_date_idx on public.spend (organization_id, date);
+
+create trigger spend_set_updated_at before update on public.spend
+  for each row execute function private.set_updated_at();
+create trigger spend_audit after insert or update or delete on public.spend
+  for each row execute function private.audit_row_change();
+
+alter table public.spend enable row level security;
+
+-- spend_select: members holding analytics.read read their organization's spend.
+create policy spend_select on public.spend for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.spend to authenticated, service_role;
+
+-- Inserts or updates spend rows by their natural key in one statement; a key given twice in a batch keeps its last
+-- row (the earlier ones are reported superseded). Report per row: inserted, updated, unchanged, superseded, rejected.
+create function public.upsert_spend(_rows jsonb) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  report jsonb;
+begin
+  if _rows is null or jsonb_typeof(_rows) <> 'array' then
+    raise exception '_rows must be a JSON array of spend rows' using errcode = '22023';
+  end if;
+  if jsonb_array_length(_rows) > 10000 then
+    raise exception 'at most 10000 spend rows per call (got %)', jsonb_array_length(_rows) using errcode = '54000',
+      hint = 'Split the batch; nothing was stored.';
+  end if;
+
+  with raw as materialized (
+    select e.n::integer as n, case when jsonb_typeof(e.value) = 'object' then e.value end as o
+    from jsonb_array_elements(_rows) with ordinality e(value, n)
+  ),
+  parsed as materialized (
+    select r.n, r.o,
+      case when r.o ->> 'organization_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           then (r.o ->> 'organization_id')::uuid end as organization_id,
+      r.o ->> 'platform' as platform,
+      r.o ->> 'campaign_id' as campaign_id,
+      r.o ->> 'adset_id' as adset_id,
+      case when r.o ->> 'date' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' then private.try_date(r.o ->> 'date') end as date,
+      case when coalesce(r.o ->> 'spend_cents', '0') ~ '^[0-9]{1,15}$' then coalesce(r.o ->> 'spend_cents', '0')::bigint end as spend_cents,
+      case when coalesce(r.o ->> 'clicks', '0') ~ '^[0-9]{1,15}$' then coalesce(r.o ->> 'clicks', '0')::bigint end as clicks,
+      case when coalesce(r.o ->> 'impressions', '0') ~ '^[0-9]{1,15}$' then coalesce(r.o ->> 'impressions', '0')::bigint end as impressions,
+      case when coalesce(r.o ->> 'conversions', '0') ~ '^[0-9]{1,15}$' then coalesce(r.o ->> 'conversions', '0')::bigint end as conversions
+    from raw r
+  ),
+  checked as materialized (
+    select p.*,
+      case
+        when p.o is null then 'not_an_object'
+        when p.organization_id is null then 'invalid_organization_id'
+        when p.platform is null or char_length(p.platform) > 50 or p.platform !~ '^[a-z0-9][a-z0-9_.-]*$' then 'invalid_platform'
+        when p.campaign_id is null or char_length(p.campaign_id) not between 1 and 255 then 'invalid_campaign_id'
+        when p.adset_id is not null and char_length(p.adset_id) not between 1 and 255 then 'invalid_adset_id'
+        when p.date is null then 'invalid_date'
+        when p.spend_cents is null or p.clicks is null or p.impressions is null or p.conversions is null then 'invalid_number'
+        when p.impressions > 0 and p.clicks > p.impressions then 'clicks_exceed_impressions'
+        when not exists (select 1 from public.organizations o where o.id = p.organization_id and o.deleted_at is null) then 'unknown_organization'
+      end as reason
+    from parsed p
+  ),
+  lasts as (
+    select c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date, max(c.n) as last_n
+    from checked c where c.reason is null
+    group by c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date
+  ),
+  chosen as (
+    select c.* from checked c join lasts l on l.last_n = c.n
+  ),
+  written as (
+    insert into public.spend as s (organization_id, platform, campaign_id, adset_id, date, spend_cents, clicks,
+                                   impressions, conversions)
+    select c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date, c.spend_cents, c.clicks, c.impressions,
+           c.conversions
+    from chosen c
+    on conflict on constraint spend_natural_key do update set
+      spend_cents = excluded.spend_cents, clicks = excluded.clicks, impressions = excluded.impressions,
+      conversions = excluded.conversions
+    where (s.spend_cents, s.clicks, s.impressions, s.conversions)
+          is distinct from (excluded.spend_cents, excluded.clicks, excluded.impressions, excluded.conversions)
+    returning s.id, s.organization_id, s.platform, s.campaign_id, s.adset_id, s.date, (s.xmax = 0) as was_inserted
+  ),
+  decided as (
+    select c.n, c.reason, w.id,
+      case
+        when c.reason is not null then 'rejected'
+        when not exists (select 1 from lasts l where l.last_n = c.n) then 'superseded'
+        when w.id is null then 'unchanged'
+        when w.was_inserted then 'inserted'
+        else 'updated'
+      end as status
+    from checked c
+    left join written w on c.reason is null and w.organization_id = c.organization_id and w.platform = c.platform
+      and w.campaign_id = c.campaign_id and w.adset_id is not distinct from c.adset_id and w.date = c.date
+      and exists (select 1 from lasts l where l.last_n = c.n)
+  )
+  select jsonb_build_object(
+           'inserted', count(*) filter (where d.status = 'inserted'),
+           'updated', count(*) filter (where d.status = 'updated'),
+           'unchanged', count(*) filter (where d.status = 'unchanged'),
+           'superseded', count(*) filter (where d.status = 'superseded'),
+           'rejected', count(*) filter (where d.status = 'rejected'),
+           'results', coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+             'index', d.n - 1, 'id', d.id, 'status', d.status, 'reason', d.reason)) order by d.n), '[]'::jsonb))
+  into report
+  from decided d;
+  return report;
+end;
+$$;
+comment on function public.upsert_spend(jsonb) is 'Inserts or updates up to 10,000 spend rows ({organization_id, platform, campaign_id, adset_id, date, spend_cents, clicks, impressions, conversions}) by (organization, platform, campaign, ad set, date) in one statement; returns {inserted, updated, unchanged, superseded, rejected, results: [{index, id, status, reason}]}. Service role only.';
+
+create function private.try_date(value text) returns date
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return value::date;
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_date(text) is 'The date, or null when the text is not a valid one.';
+
+grant execute on function public.upsert_spend(jsonb) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/73-analytics-rollups.sql
+-- =====================================================================================================================
+-- Growth analytics: analytics_metric_events (which events feed which metric), metrics_daily, recompute_metrics_daily().
+-- Daily rollups per organization in its own time zone, derived only from analytics_events and spend, safe to recompute.
+
+create table public.analytics_metric_events (
+  event_name text not null,
+  metric text not null,
+  amount_path text[],
+  currency_path text[],
+  cost_path text[],
+  customer_event boolean not null default false,
+  description text not null,
+  constraint analytics_metric_events_pkey primary key (event_name),
+  constraint analytics_metric_events_metric_known check (metric in ('sessions', 'traffic', 'add_to_carts', 'orders', 'refunds')),
+  constraint analytics_metric_events_amounts_for_money check (
+    (metric in ('orders', 'refunds')) = (amount_path is not null)
+    and (currency_path is null or amount_path is not null)
+    and (cost_path is null or metric = 'orders')),
+  constraint analytics_metric_events_customer_is_order check (not customer_event or metric = 'orders')
+);
+comment on table public.analytics_metric_events is 'Reference data: which event names count toward which metrics_daily metric, and where their amounts (cents), currency and cost of goods (cents) sit in props. The only way events reach the rollups.';
+comment on column public.analytics_metric_events.amount_path is 'Path in props of the amount in cents (orders: revenue; refunds: refunded amount).';
+comment on column public.analytics_metric_events.currency_path is 'Path in props of the ISO 4217 currency; amounts in another currency than the organization''s reporting currency are not summed (events without one count as that currency).';
+comment on column public.analytics_metric_events.cost_path is 'Path in props of the cost of goods in cents (gross margin); absent means none known.';
+comment on column public.analytics_metric_events.customer_event is 'A subject''s first such event makes them a new customer that day (CAC).';
+
+alter table public.analytics_metric_events enable row level security;
+
+-- analytics_metric_events_select: reference data, readable by every signed-in user.
+create policy analytics_metric_events_select on public.analytics_metric_events for select to authenticated
+  using (true);
+
+grant select on public.analytics_metric_events to authenticated, service_role;
+
+insert into public.analytics_metric_events (event_name, metric, amount_path, currency_path, cost_path, customer_event, description) values
+  ('session.started', 'sessions', null, null, null, false, 'A visit began'),
+  ('page.viewed', 'traffic', null, null, null, false, 'A page view'),
+  ('cart.added', 'add_to_carts', null, null, null, false, 'A product was added to the cart'),
+  ('order.completed', 'orders', '{amount_cents}', '{currency}', '{cost_cents}', true, 'An order was paid'),
+  ('order.refunded', 'refunds', '{amount_cents}', '{currency}', null, false, 'An order was (partly) refunded');
+
+create table public.metrics_daily (
+  organization_id uuid not null,
+  day date not null,
+  currency text not null,
+  sessions bigint not null default 0,
+  traffic bigint not null default 0,
+  add_to_carts bigint not null default 0,
+  orders bigint not null default 0,
+  new_customers bigint not null default 0,
+  revenue_cents bigint not null default 0,
+  refunds_cents bigint not null default 0,
+  cost_cents bigint not null default 0,
+  spend_cents bigint not null default 0,
+  aov_cents bigint,
+  cac_cents bigint,
+  conversion_rate numeric(12, 6),
+  gross_margin_cents bigint not null default 0,
+  computed_at timestamptz not null default now(),
+  constraint metrics_daily_pkey primary key (organization_id, day),
+  constraint metrics_daily_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint metrics_daily_currency_iso4217 check (currency ~ '^[a-z]{3}$'),
+  constraint metrics_daily_counts_non_negative check (sessions >= 0 and traffic >= 0 and add_to_carts >= 0 and orders >= 0
+    and new_customers >= 0 and new_customers <= orders and revenue_cents >= 0 and refunds_cents >= 0 and cost_cents >= 0
+    and spend_cents >= 0),
+  constraint metrics_daily_aov_derived check (aov_cents is not distinct from
+    case when orders > 0 then round(revenue_cents::numeric / orders)::bigint end),
+  constraint metrics_daily_cac_derived check (cac_cents is not distinct from
+    case when new_customers > 0 then round(spend_cents::numeric / new_customers)::bigint end),
+  constraint metrics_daily_conversion_derived check (conversion_rate is not distinct from
+    case when sessions > 0 then round(orders::numeric / sessions, 6) end),
+  constraint metrics_daily_margin_derived check (gross_margin_cents = revenue_cents - refunds_cents - cost_cents)
+);
+comment on table public.metrics_daily is 'Daily rollup per organization (seed 002 "metrics_daily"), days in the organization''s time zone. Derived only, by recompute_metrics_daily(), from analytics_events (through analytics_metric_events) and spend; the ratios are checked against their parts.';
+comment on column public.metrics_daily.currency is 'The organization''s reporting currency (organizations.settings ->> ''currency'', default usd) the amounts are in.';
+comment on column public.metrics_daily.traffic is 'Page views.';
+comment on column public.metrics_daily.new_customers is 'Subjects (user or anonymous id) whose first order ever was that day.';
+comment on column public.metrics_daily.aov_cents is 'Average order value: revenue / orders (null without orders).';
+comment on column public.metrics_daily.cac_cents is 'Customer acquisition cost: spend / new customers (null without new customers).';
+comment on column public.metrics_daily.conversion_rate is 'Orders per session (null without sessions).';
+comment on column public.metrics_daily.gross_margin_cents is 'Revenue less refunds less the cost of goods the order events carry.';
+
+alter table public.metrics_daily enable row level security;
+
+-- metrics_daily_select: members holding analytics.read read their organization's rollups.
+create policy metrics_daily_select on public.metrics_daily for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.metrics_daily to authenticated, service_role;
+
+create function private.reporting_currency(settings jsonb) returns text
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case when lower(settings ->> 'currency') ~ '^[a-z]{3}$' then lower(settings ->> 'currency') else 'usd' end
+$$;
+comment on function private.reporting_currency(jsonb) is 'An organization''s reporting currency from its settings (settings.currency, ISO 4217), usd by default.';
+
+-- Replaces the rollup rows of [_start, _end] (the organizations' own calendar days) in one transaction: deletes them
+-- and inserts what the events and spend of those days add up to (only days with data get a row). Recomputes run one
+-- at a time. It also rebuilds the attribution (cohorts, utm_tracks) of every subject seen since the range began,
+-- from all that subject's events (74-analytics-attribution.sql).
+create function public.recompute_metrics_daily(_start date, _end date, _organization_id uuid default null)
+returns int
+language plpgsql security definer
+set search_path = ''
+set jit = off
+set work_mem = '128MB'
+as $$
+declare
+  written integer;
+  scope uuid[];
+begin
+  if _start is null or _end is null or _start > _end then
+    raise exception 'need _start <= _end (got % and %)', _start, _end using errcode = '22023';
+  end if;
+  if _end - _start > 3660 then
+    raise exception 'at most 10 years per recompute (got % days)', _end - _start + 1 using errcode = '54000';
+  end if;
+  if _organization_id is not null
+     and not exists (select 1 from public.organizations o where o.id = _organization_id) then
+    raise exception 'no organization %', _organization_id using errcode = 'P0002';
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('recompute_metrics_daily', 0));
+
+  select coalesce(array_agg(o.id), '{}') into scope
+  from public.organizations o
+  where (_organization_id is null or o.id = _organization_id);
+
+  delete from public.metrics_daily m where m.organization_id = any (scope) and m.day between _start and _end;
+
+  with orgs as (
+    select o.id, o.timezone, private.reporting_currency(o.settings) as currency,
+           (_start::timestamp at time zone o.timezone) as from_at,
+           ((_end + 1)::timestamp at time zone o.timezone) as to_at
+    from public.organizations o where o.id = any (scope)
+  ),
+  -- Time zones are at most 26 hours apart: the constant bounds prune partitions, the per-organization ones decide.
+  -- Events are first summed per organization, metric and quarter hour (UTC): every time zone's offset is a whole
+  -- number of quarter hours, so a quarter hour lies within one local day, and the time zone is applied per bucket,
+  -- not per event.
+  buckets as (
+    select e.organization_id, m.metric,
+           date_bin('15 minutes', e.occurred_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
+           count(*) as events,
+           sum(case when m.amount_path is not null
+                     and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+                     and (e.props #>> m.amount_path) ~ '^[0-9]{1,15}$'
+                    then (e.props #>> m.amount_path)::bigint end) as amount,
+           sum(case when m.cost_path is not null
+                     and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+                     and (e.props #>> m.cost_path) ~ '^[0-9]{1,15}$'
+                    then (e.props #>> m.cost_path)::bigint end) as cost
+    from public.analytics_events e
+    join orgs o on o.id = e.organization_id
+    join public.analytics_metric_events m on m.event_name = e.event_name
+    where e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
+      and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
+      and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
+    group by 1, 2, 3
+  ),
+  event_days as (
+    select b.organization_id, (b.bucket at time zone o.timezone)::date as day,
+           coalesce(sum(b.events) filter (where b.metric = 'sessions'), 0) as sessions,
+           coalesce(sum(b.events) filter (where b.metric = 'traffic'), 0) as traffic,
+           coalesce(sum(b.events) filter (where b.metric = 'add_to_carts'), 0) as add_to_carts,
+           coalesce(sum(b.events) filter (where b.metric = 'orders'), 0) as orders,
+           coalesce(sum(b.amount) filter (where b.metric = 'orders'), 0) as revenue_cents,
+           coalesce(sum(b.amount) filter (where b.metric = 'refunds'), 0) as refunds_cents,
+           coalesce(sum(b.cost) filter (where b.metric = 'orders'), 0) as cost_cents
+    from buckets b join orgs o on o.id = b.organization_id
+    group by 1, 2
+  ),
+  -- A new customer's first order ever (earlier than the range too), by user or anonymous id.
+  first_orders as (
+    select e.organization_id, min(e.occurred_at) as first_at
+    from public.analytics_events e
+    join public.analytics_metric_events m on m.event_name = e.event_name and m.customer_event
+    where e.organization_id = any (scope) and (e.user_id is not null or e.anonymous_id is not null)
+      and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
+    group by e.organization_id, coalesce(e.user_id::text, 'anonymous:' || e.anonymous_id)
+  ),
+  customer_days as (
+    select f.organization_id, (f.first_at at time zone o.timezone)::date as day, count(*) as new_customers
+    from first_orders f join orgs o on o.id = f.organization_id
+    where f.first_at >= o.from_at and f.first_at < o.to_at
+    group by 1, 2
+  ),
+  spend_days as (
+    select s.organization_id, s.date as day, sum(s.spend_cents) as spend_cents
+    from public.spend s
+    where s.organization_id = any (scope) and s.date between _start and _end
+    group by 1, 2
+  ),
+  days as (
+    select d.organization_id, d.day from event_days d
+    union select s.organization_id, s.day from spend_days s
+  ),
+  totals as (
+    select d.organization_id, d.day, o.currency,
+           coalesce(ev.sessions, 0) as sessions, coalesce(ev.traffic, 0) as traffic,
+           coalesce(ev.add_to_carts, 0) as add_to_carts, coalesce(ev.orders, 0) as orders,
+           least(coalesce(c.new_customers, 0), coalesce(ev.orders, 0)) as new_customers,
+           coalesce(ev.revenue_cents, 0) as revenue_cents, coalesce(ev.refunds_cents, 0) as refunds_cents,
+           coalesce(ev.cost_cents, 0) as cost_cents, coalesce(s.spend_cents, 0) as spend_cents
+    from days d
+    join orgs o on o.id = d.organization_id
+    left join event_days ev on ev.organization_id = d.organization_id and ev.day = d.day
+    left join customer_days c on c.organization_id = d.organization_id and c.day = d.day
+    left join spend_days s on s.organization_id = d.organization_id and s.day = d.day
+  )
+  insert into public.metrics_daily (organization_id, day, currency, sessions, traffic, add_to_carts, orders,
+                                    new_customers, revenue_cents, refunds_cents, cost_cents, spend_cents, aov_cents,
+                                    cac_cents, conversion_rate, gross_margin_cents)
+  select t.organization_id, t.day, t.currency, t.sessions, t.traffic, t.add_to_carts, t.orders, t.new_customers,
+         t.revenue_cents, t.refunds_cents, t.cost_cents, t.spend_cents,
+         case when t.orders > 0 then round(t.revenue_cents::numeric / t.orders)::bigint end,
+         case when t.new_customers > 0 then round(t.spend_cents::numeric / t.new_customers)::bigint end,
+         case when t.sessions > 0 then round(t.orders::numeric / t.sessions, 6) end,
+         t.revenue_cents - t.refunds_cents - t.cost_cents
+  from totals t;
+  get diagnostics written = row_count;
+
+  perform private.rebuild_attribution(scope, _start);
+  return written;
+end;
+$$;
+comment on function public.recompute_metrics_daily(date, date, uuid) is 'Replaces metrics_daily rows of the days _start.._end (organization-local) for one organization or all (null), from analytics_events through analytics_metric_events and spend, in one transaction; also rebuilds cohorts and utm_tracks of the subjects active in the range. Repeatable; returns the rows written. Service role only (pg_cron recomputes the last 3 days nightly).';
+
+grant execute on function public.recompute_metrics_daily(date, date, uuid) to service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/74-analytics-attribution.sql
+-- =====================================================================================================================
+-- Growth analytics: cohorts and utm_tracks (first, last and last non-direct touch), derived from analytics_events.
+-- Maintained set-based as events are stored, rebuilt by recompute_metrics_daily(); cohort_retention() reads them.
+
+-- A subject is a user (user_id) or, for a visitor who is not one, their anonymous_id; an event with both counts for
+-- the user. A touch is an event that says where a visit came from: every session.started, and any event carrying
+-- UTM parameters or an ad click id. Its source is utm_source, else the click id's platform, else the referrer's host;
+-- a touch without any of them is direct. That rule is written out twice below (the incremental merge and the
+-- rebuild), as SQL inside each statement: a function per event cost more than the rest of the statement.
+
+create table public.cohorts (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  user_id uuid,
+  anonymous_id text,
+  subject_key text generated always as (coalesce('user:' || user_id::text, 'anonymous:' || anonymous_id)) stored,
+  cohort_month date not null,
+  acquired_at timestamptz not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint cohorts_pkey primary key (id),
+  constraint cohorts_subject_key unique (organization_id, subject_key),
+  constraint cohorts_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint cohorts_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint cohorts_one_subject check (num_nonnulls(user_id, anonymous_id) = 1),
+  constraint cohorts_anonymous_id_length check (anonymous_id is null or char_length(anonymous_id) between 1 and 255),
+  constraint cohorts_month_first check (cohort_month = date_trunc('month', cohort_month)::date)
+);
+comment on table public.cohorts is 'When each user or visitor was first seen by an organization (seed 002 "cohorts"): acquired_at is their first event, cohort_month its month in the organization''s time zone. Derived from analytics_events only.';
+comment on column public.cohorts.subject_key is 'user:<uuid> or anonymous:<id>: one row per subject and organization.';
+
+create index cohorts_user_id_idx on public.cohorts (user_id) where user_id is not null;
+create index cohorts_organization_month_idx on public.cohorts (organization_id, cohort_month);
+
+create table public.utm_tracks (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  user_id uuid,
+  anonymous_id text,
+  subject_key text generated always as (coalesce('user:' || user_id::text, 'anonymous:' || anonymous_id)) stored,
+  touches bigint not null,
+  first_source text, first_medium text, first_campaign text, first_term text, first_content text, first_click_id text,
+  first_touch_at timestamptz not null,
+  last_source text, last_medium text, last_campaign text, last_term text, last_content text, last_click_id text,
+  last_touch_at timestamptz not null,
+  last_non_direct_source text, last_non_direct_medium text, last_non_direct_campaign text, last_non_direct_term text,
+  last_non_direct_content text, last_non_direct_click_id text,
+  last_non_direct_touch_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint utm_tracks_pkey primary key (id),
+  constraint utm_tracks_subject_key unique (organization_id, subject_key),
+  constraint utm_tracks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint utm_tracks_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint utm_tracks_one_subject check (num_nonnulls(user_id, anonymous_id) = 1),
+  constraint utm_tracks_anonymous_id_length check (anonymous_id is null or char_length(anonymous_id) between 1 and 255),
+  constraint utm_tracks_touches_positive check (touches >= 1),
+  constraint utm_tracks_touches_ordered check (first_touch_at <= last_touch_at
+    and (last_non_direct_touch_at is null or last_non_direct_touch_at between first_touch_at and last_touch_at)),
+  constraint utm_tracks_non_direct_has_source check ((last_non_direct_touch_at is null) = (last_non_direct_source is null))
+);
+comment on table public.utm_tracks is 'Attribution per user or visitor and organization (seed 002 "utm_tracks"): the first touch, the last touch and the last non-direct touch across all their sessions, each with source, medium, campaign, term, content, click id and time. Derived from analytics_events only.';
+comment on column public.utm_tracks.first_source is 'Null means direct (no UTM source, click id or referrer).';
+comment on column public.utm_tracks.last_non_direct_touch_at is 'The latest touch with a source; null when every touch was direct.';
+
+create index utm_tracks_user_id_idx on public.utm_tracks (user_id) where user_id is not null;
+
+create trigger cohorts_set_updated_at before update on public.cohorts
+  for each row execute function private.set_updated_at();
+create trigger utm_tracks_set_updated_at before update on public.utm_tracks
+  for each row execute function private.set_updated_at();
+
+alter table public.cohorts enable row level security;
+alter table public.utm_tracks enable row level security;
+
+-- cohorts_select: members holding analytics.read read their organization's cohorts.
+create policy cohorts_select on public.cohorts for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+-- utm_tracks_select: members holding analytics.read read their organization's attribution.
+create policy utm_tracks_select on public.utm_tracks for select to authenticated
+  using (organization_id in (select private.organizations_with_permission('analytics.read')));
+
+grant select on public.cohorts, public.utm_tracks to authenticated, service_role;
+
+-- Adds newly stored events to cohorts and utm_tracks (set-based, one statement each): an earlier first event or
+-- touch replaces the stored one, a later last touch replaces the last, a later non-direct one the last non-direct.
+create function private.derive_attribution() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into public.cohorts as c (organization_id, user_id, anonymous_id, cohort_month, acquired_at)
+  select s.organization_id, s.user_id, s.anonymous_id,
+         date_trunc('month', s.acquired_at at time zone o.timezone)::date, s.acquired_at
+  from (select i.organization_id, i.user_id, case when i.user_id is null then i.anonymous_id end as anonymous_id,
+               min(i.occurred_at) as acquired_at
+        from inserted i
+        where i.user_id is not null or i.anonymous_id is not null
+        group by 1, 2, 3) s
+  join public.organizations o on o.id = s.organization_id
+  on conflict (organization_id, subject_key) do update set
+    acquired_at = excluded.acquired_at, cohort_month = excluded.cohort_month
+  where excluded.acquired_at < c.acquired_at;
+
+  with t as materialized (
+    select i.organization_id, i.user_id, case when i.user_id is null then i.anonymous_id end as anonymous_id,
+           coalesce('user:' || i.user_id::text, 'anonymous:' || i.anonymous_id) collate "C" as sk, i.occurred_at, i.event_id, x.*
+    from inserted i
+    cross join lateral (
+      -- The touch (keep in step with the other copy in this file): source = utm_source, else the click id's platform,
+      -- else the referrer's host (null = direct); medium = utm_medium, else cpc for a click id, referral for a referrer.
+      select coalesce(nullif(i.props ->> 'utm_source', ''),
+                      case when i.props ? 'gclid' then 'google' when i.props ? 'fbclid' then 'facebook'
+                           when i.props ? 'msclkid' then 'bing' when i.props ? 'ttclid' then 'tiktok' end,
+                      r.host) as source,
+             coalesce(nullif(i.props ->> 'utm_medium', ''),
+                      case when i.props ?| array['gclid', 'fbclid', 'msclkid', 'ttclid'] then 'cpc'
+                           when r.host is not null then 'referral' end) as medium,
+             nullif(i.props ->> 'utm_campaign', '') as campaign, nullif(i.props ->> 'utm_term', '') as term,
+             nullif(i.props ->> 'utm_content', '') as content,
+             coalesce(i.props ->> 'gclid', i.props ->> 'fbclid', i.props ->> 'msclkid', i.props ->> 'ttclid') as click_id
+      from (select nullif(lower(substring(i.props ->> 'referrer' from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)')), '') as host) r) x
+    where (i.user_id is not null or i.anonymous_id is not null)
+      and (i.event_name = 'session.started' or i.props ?| array['utm_source', 'utm_medium', 'utm_campaign', 'gclid', 'fbclid', 'msclkid', 'ttclid'])
+  )
+  insert into public.utm_tracks as u (organization_id, user_id, anonymous_id, touches,
+    first_source, first_medium, first_campaign, first_term, first_content, first_click_id, first_touch_at,
+    last_source, last_medium, last_campaign, last_term, last_content, last_click_id, last_touch_at,
+    last_non_direct_source, last_non_direct_medium, last_non_direct_campaign, last_non_direct_term,
+    last_non_direct_content, last_non_direct_click_id, last_non_direct_touch_at)
+  select a.organization_id, a.user_id, a.anonymous_id, a.touches,
+         f.source, f.medium, f.campaign, f.term, f.content, f.click_id, f.occurred_at,
+         l.source, l.medium, l.campaign, l.term, l.content, l.click_id, l.occurred_at,
+         n.source, n.medium, n.campaign, n.term, n.content, n.click_id, n.occurred_at
+  from (select t.organization_id, t.sk, min(t.user_id::text)::uuid as user_id, min(t.anonymous_id) as anonymous_id,
+               count(*) as touches
+        from t group by 1, 2) a
+  join (select distinct on (t.organization_id, t.sk) t.* from t
+        order by t.organization_id, t.sk, t.occurred_at, t.event_id) f
+    on f.organization_id = a.organization_id and f.sk = a.sk
+  join (select distinct on (t.organization_id, t.sk) t.* from t
+        order by t.organization_id, t.sk, t.occurred_at desc, t.event_id desc) l
+    on l.organization_id = a.organization_id and l.sk = a.sk
+  left join (select distinct on (t.organization_id, t.sk) t.* from t where t.source is not null
+             order by t.organization_id, t.sk, t.occurred_at desc, t.event_id desc) n
+    on n.organization_id = a.organization_id and n.sk = a.sk
+  on conflict (organization_id, subject_key) do update set
+    touches = u.touches + excluded.touches,
+    first_source = case when excluded.first_touch_at < u.first_touch_at then excluded.first_source else u.first_source end,
+    first_medium = case when excluded.first_touch_at < u.first_touch_at then excluded.first_medium else u.first_medium end,
+    first_campaign = case when excluded.first_touch_at < u.first_touch_at then excluded.first_campaign else u.first_campaign end,
+    first_term = case when excluded.first_touch_at < u.first_touch_at then excluded.first_term else u.first_term end,
+    first_content = case when excluded.first_touch_at < u.first_touch_at then excluded.first_content else u.first_content end,
+    first_click_id = case when excluded.first_touch_at < u.first_touch_at then excluded.first_click_id else u.first_click_id end,
+    first_touch_at = least(u.first_touch_at, excluded.first_touch_at),
+    last_source = case when excluded.last_touch_at > u.last_touch_at then excluded.last_source else u.last_source end,
+    last_medium = case when excluded.last_touch_at > u.last_touch_at then excluded.last_medium else u.last_medium end,
+    last_campaign = case when excluded.last_touch_at > u.last_touch_at then excluded.last_campaign else u.last_campaign end,
+    last_term = case when excluded.last_touch_at > u.last_touch_at then excluded.last_term else u.last_term end,
+    last_content = case when excluded.last_touch_at > u.last_touch_at then excluded.last_content else u.last_content end,
+    last_click_id = case when excluded.last_touch_at > u.last_touch_at then excluded.last_click_id else u.last_click_id end,
+    last_touch_at = greatest(u.last_touch_at, excluded.last_touch_at),
+    last_non_direct_source = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_source else u.last_non_direct_source end,
+    last_non_direct_medium = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_medium else u.last_non_direct_medium end,
+    last_non_direct_campaign = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_campaign else u.last_non_direct_campaign end,
+    last_non_direct_term = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_term else u.last_non_direct_term end,
+    last_non_direct_content = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_content else u.last_non_direct_content end,
+    last_non_direct_click_id = case when excluded.last_non_direct_touch_at > coalesce(u.last_non_direct_touch_at, '-infinity')
+      then excluded.last_non_direct_click_id else u.last_non_direct_click_id end,
+    last_non_direct_touch_at = greatest(u.last_non_direct_touch_at, excluded.last_non_direct_touch_at);
+  return null;
+end;
+$$;
+comment on function private.derive_attribution() is 'AFTER INSERT statement trigger on analytics_events: merges the inserted events into cohorts and utm_tracks, set-based.';
+
+create trigger analytics_events_derive_attribution after insert on public.analytics_events
+  referencing new table as inserted
+  for each statement execute function private.derive_attribution();
+
+-- Rebuilds cohorts and utm_tracks of every subject of these organizations seen since _start (widened by the time
+-- zones), from all their events: the same result as if the events had arrived in order.
+-- Subject keys compare in the C collation and join by hash (no JIT: its compilation costs more than it saves here;
+-- work_mem for the sorts and hashes over every touch and subject, which spilled to disk at 2,000,000 events).
+create function private.rebuild_attribution(organizations uuid[], _start date) returns void
+language plpgsql security definer
+set search_path = ''
+set jit = off
+set work_mem = '128MB'
+set enable_mergejoin = off
+as $$
+declare
+  active_from timestamptz := (_start - 2)::timestamp at time zone 'UTC';
+begin
+  -- One pass over the organizations' events: every subject seen since the range began (a superset of those active in
+  -- it, which is harmless: a rebuild writes what is already right) gets its first event afresh.
+  insert into public.cohorts as c (organization_id, user_id, anonymous_id, cohort_month, acquired_at)
+  select s.organization_id, s.user_id, s.anonymous_id, date_trunc('month', s.acquired_at at time zone o.timezone)::date,
+         s.acquired_at
+  from (select e.organization_id, e.user_id, case when e.user_id is null then e.anonymous_id end as anonymous_id,
+               min(e.occurred_at) as acquired_at
+        from public.analytics_events e
+        where e.organization_id = any (organizations) and (e.user_id is not null or e.anonymous_id is not null)
+        group by 1, 2, 3
+        having max(e.occurred_at) >= active_from) s
+  join public.organizations o on o.id = s.organization_id
+  on conflict (organization_id, subject_key) do update set
+    acquired_at = excluded.acquired_at, cohort_month = excluded.cohort_month
+  where (c.acquired_at, c.cohort_month) is distinct from (excluded.acquired_at, excluded.cohort_month);
+
+  -- Attribution depends on touches only: every subject with a touch since the range began is rebuilt from all of
+  -- their touches (in the C collation, which sorts subject keys fastest).
+  with all_touches as (
+    select e.organization_id, e.user_id, case when e.user_id is null then e.anonymous_id end as anonymous_id,
+           (e.organization_id::text || '/' || coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id)) collate "C" as sk,
+           e.occurred_at, e.event_id, x.*
+    from public.analytics_events e
+    cross join lateral (
+      -- The touch (keep in step with the other copy in this file): source = utm_source, else the click id's platform,
+      -- else the referrer's host (null = direct); medium = utm_medium, else cpc for a click id, referral for a referrer.
+      select coalesce(nullif(e.props ->> 'utm_source', ''),
+                      case when e.props ? 'gclid' then 'google' when e.props ? 'fbclid' then 'facebook'
+                           when e.props ? 'msclkid' then 'bing' when e.props ? 'ttclid' then 'tiktok' end,
+                      r.host) as source,
+             coalesce(nullif(e.props ->> 'utm_medium', ''),
+                      case when e.props ?| array['gclid', 'fbclid', 'msclkid', 'ttclid'] then 'cpc'
+                           when r.host is not null then 'referral' end) as medium,
+             nullif(e.props ->> 'utm_campaign', '') as campaign, nullif(e.props ->> 'utm_term', '') as term,
+             nullif(e.props ->> 'utm_content', '') as content,
+             coalesce(e.props ->> 'gclid', e.props ->> 'fbclid', e.props ->> 'msclkid', e.props ->> 'ttclid') as click_id
+      from (select nullif(lower(substring(e.props ->> 'referrer' from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)')), '') as host) r) x
+    where e.organization_id = any (organizations)
+      and (e.event_name = 'session.started' or e.props ?| array['utm_source', 'utm_medium', 'utm_campaign', 'gclid', 'fbclid', 'msclkid', 'ttclid'])
+      and (e.user_id is not null or e.anonymous_id is not null)
+  ),
+  t as materialized (
+    select a.* from all_touches a
+    where a.sk in (select b.sk from all_touches b group by b.sk having max(b.occurred_at) >= active_from)
+  ),
+  firsts as (
+    select distinct on (t.sk) t.* from t order by t.sk, t.occurred_at, t.event_id
+  ),
+  lasts as (
+    select distinct on (t.sk) t.* from t order by t.sk, t.occurred_at desc, t.event_id desc
+  ),
+  non_direct as (
+    select distinct on (t.sk) t.* from t where t.source is not null order by t.sk, t.occurred_at desc, t.event_id desc
+  ),
+  counts as (
+    select t.sk, count(*) as touches from t group by 1
+  )
+  insert into public.utm_tracks as u (organization_id, user_id, anonymous_id, touches,
+    first_source, first_medium, first_campaign, first_term, first_content, first_click_id, first_touch_at,
+    last_source, last_medium, last_campaign, last_term, last_content, last_click_id, last_touch_at,
+    last_non_direct_source, last_non_direct_medium, last_non_direct_campaign, last_non_direct_term,
+    last_non_direct_content, last_non_direct_click_id, last_non_direct_touch_at)
+  select f.organization_id, f.user_id, f.anonymous_id, c.touches,
+         f.source, f.medium, f.campaign, f.term, f.content, f.click_id, f.occurred_at,
+         l.source, l.medium, l.campaign, l.term, l.content, l.click_id, l.occurred_at,
+         n.source, n.medium, n.campaign, n.term, n.content, n.click_id, n.occurred_at
+  from counts c
+  join firsts f on f.sk = c.sk
+  join lasts l on l.sk = c.sk
+  left join non_direct n on n.sk = c.sk
+  on conflict (organization_id, subject_key) do update set
+    touches = excluded.touches,
+    first_source = excluded.first_source,
+    first_medium = excluded.first_medium,
+    first_campaign = excluded.first_campaign,
+    first_term = excluded.first_term,
+    first_content = excluded.first_content,
+    first_click_id = excluded.first_click_id,
+    first_touch_at = excluded.first_touch_at,
+    last_source = excluded.last_source,
+    last_medium = excluded.last_medium,
+    last_campaign = excluded.last_campaign,
+    last_term = excluded.last_term,
+    last_content = excluded.last_content,
+    last_click_id = excluded.last_click_id,
+    last_touch_at = excluded.last_touch_at,
+    last_non_direct_source = excluded.last_non_direct_source,
+    last_non_direct_medium = excluded.last_non_direct_medium,
+    last_non_direct_campaign = excluded.last_non_direct_campaign,
+    last_non_direct_term = excluded.last_non_direct_term,
+    last_non_direct_content = excluded.last_non_direct_content,
+    last_non_direct_click_id = excluded.last_non_direct_click_id,
+    last_non_direct_touch_at = excluded.last_non_direct_touch_at
+  where (
+      u.touches, u.first_source, u.first_medium, u.first_campaign, u.first_term, u.first_content, u.first_click_id,
+      u.first_touch_at, u.last_source, u.last_medium, u.last_campaign, u.last_term, u.last_content, u.last_click_id,
+      u.last_touch_at, u.last_non_direct_source, u.last_non_direct_medium, u.last_non_direct_campaign,
+      u.last_non_direct_term, u.last_non_direct_content, u.last_non_direct_click_id, u.last_non_direct_touch_at)
+    is distinct from (
+      excluded.touches, excluded.first_source, excluded.first_medium, excluded.first_campaign, excluded.first_term,
+      excluded.first_content, excluded.first_click_id, excluded.first_touch_at, excluded.last_source,
+      excluded.last_medium, excluded.last_campaign, excluded.last_term, excluded.last_content,
+      excluded.last_click_id, excluded.last_touch_at, excluded.last_non_direct_source,
+      excluded.last_non_direct_medium, excluded.last_non_direct_campaign, excluded.last_non_direct_term,
+      excluded.last_non_direct_content, excluded.last_non_direct_click_id, excluded.last_non_direct_touch_at);
+end;
+$$;
+comment on function private.rebuild_attribution(uuid[], date) is 'Recomputes cohorts and utm_tracks of the subjects seen since _start from all their events (called by recompute_metrics_daily).';
+
+-- Retention triangle: for each cohort month in [from_month, to_month], its size and how many of it were active
+-- (any event) in each month since, through to_month (months in the organization's time zone).
+create function public.cohort_retention(organization_id uuid, from_month date, to_month date)
+returns table (cohort_month date, months_since int, users int, retained int)
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  tz text;
+  first_month date := date_trunc('month', from_month)::date;
+  last_month date := date_trunc('month', to_month)::date;
+begin
+  if from_month is null or to_month is null or from_month > to_month then
+    raise exception 'need from_month <= to_month' using errcode = '22023';
+  end if;
+  if current_user in ('anon', 'authenticated')
+     and cohort_retention.organization_id not in (select private.organizations_with_permission('analytics.read')) then
+    raise exception 'analytics.read is required in this organization' using errcode = '42501';
+  end if;
+  select o.timezone into tz from public.organizations o where o.id = cohort_retention.organization_id;
+  return query
+    with members as (
+      select c.subject_key, c.cohort_month from public.cohorts c
+      where c.organization_id = cohort_retention.organization_id and c.cohort_month between first_month and last_month
+    ),
+    activity as (
+      select distinct coalesce('user:' || e.user_id::text, 'anonymous:' || e.anonymous_id) as subject_key,
+             date_trunc('month', e.occurred_at at time zone tz)::date as active_month
+      from public.analytics_events e
+      where e.organization_id = cohort_retention.organization_id
+        and (e.user_id is not null or e.anonymous_id is not null)
+        and e.occurred_at >= (first_month::timestamp at time zone tz)
+        and e.occurred_at < ((last_month + interval '1 month')::timestamp at time zone tz)
+    ),
+    sizes as (
+      select m.cohort_month, count(*)::int as users from members m group by 1
+    ),
+    grid as (
+      select s.cohort_month, s.users, g.k::int as months_since
+      from sizes s cross join lateral generate_series(0, ((extract(year from age(last_month, s.cohort_month)) * 12
+                                                          + extract(month from age(last_month, s.cohort_month))))::int) g(k)
+    )
+    select g.cohort_month, g.months_since, g.users,
+           (select count(distinct m.subject_key)::int from members m join activity a on a.subject_key = m.subject_key
+            where m.cohort_month = g.cohort_month
+              and a.active_month = (g.cohort_month + make_interval(months => g.months_since))::date)
+    from grid g
+    order by 1, 2;
+end;
+$$;
+comment on function public.cohort_retention(uuid, date, date) is 'Per cohort month in the range: its size and how many were active in each month since (through to_month). Members with analytics.read and the service role; others get 42501.';
+
+grant execute on function public.cohort_retention(uuid, date, date) to authenticated, service_role;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/75-analytics-personal-data.sql
+-- =====================================================================================================================
+-- Growth analytics: a user's analytics data in export_my_data() (36); erasure is by account deletion (71, 74).
+-- Events keep serving their organization without the user; cohorts and attribution go with the user.
+
+-- What the analytics domain holds about a user, in every organization: the events that carry their user id (props
+-- already redacted, IP truncated), their cohort rows and their attribution. A visitor's anonymous_id history is not
+-- theirs to export: nothing ties it to an account but the events that carry both, which are included.
+create function private.analytics_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'analytics_events', (select coalesce(jsonb_agg(to_jsonb(e) order by e.occurred_at, e.event_id), '[]')
+                         from public.analytics_events e where e.user_id = uid),
+    'analytics_cohorts', (select coalesce(jsonb_agg(to_jsonb(c) order by c.acquired_at), '[]')
+                          from public.cohorts c where c.user_id = uid),
+    'analytics_attribution', (select coalesce(jsonb_agg(to_jsonb(u) order by u.first_touch_at), '[]')
+                              from public.utm_tracks u where u.user_id = uid))
+$$;
+comment on function private.analytics_personal_data(uuid) is 'The user''s analytics events, cohort rows and attribution, for export_my_data(). Not granted to API roles.';
+
+
+-- =====================================================================================================================
 -- source: supabase/schemas/90-scheduled-jobs.sql
 -- =====================================================================================================================
 -- Scheduled jobs (pg_cron) and what spans domains.
@@ -13810,3 +15032,7 @@ select cron.schedule('approval-expiry', '* * * * *', $$select private.expire_app
 -- Work management (53): every 15 minutes, open tasks due within 24 hours notify their assignee and watchers (once per
 -- task and due date).
 select cron.schedule('work-due-soon-notifications', '*/15 * * * *', $$select private.notify_tasks_due_soon()$$);
+-- Growth analytics (73): every night the rollups, cohorts and attribution of the last 3 days (and today, in every
+-- organization's time zone) are recomputed, so late events are picked up; older days are recomputed on demand.
+select cron.schedule('analytics-recompute', '15 3 * * *',
+  $$select public.recompute_metrics_daily(current_date - 3, current_date)$$);

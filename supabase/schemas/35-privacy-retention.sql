@@ -15,7 +15,7 @@ create table public.retention_policies (
   updated_at timestamptz not null default now(),
   constraint retention_policies_pkey primary key (id),
   constraint retention_policies_table_name_key unique (table_name),
-  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log', 'webhook_deliveries')),
+  constraint retention_policies_table_known check (table_name in ('telemetry_events', 'file_events', 'audit_logs', 'metrics_log', 'webhook_deliveries', 'analytics_events')),
   constraint retention_policies_days_range check (retention_days between 1 and 3650)
 );
 comment on table public.retention_policies is 'How long each append-only table keeps rows (reference data created by this migration; operators tune it).';
@@ -233,6 +233,9 @@ begin
     elsif policy.table_name = 'webhook_deliveries' then
       -- Not partitioned (44-connectors-webhook-deliveries.sql): finished rows are deleted in batches.
       removed := private.prune_webhook_deliveries(cutoff);
+    elsif policy.table_name = 'analytics_events' then
+      -- Whole months, with their exact-once keys (71-analytics-events.sql).
+      removed := private.purge_expired_analytics_events(cutoff);
     else
       removed := private.drop_expired_partitions(('public.' || policy.table_name)::regclass, cutoff, 'retention_policy');
     end if;

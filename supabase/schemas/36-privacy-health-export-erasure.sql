@@ -156,6 +156,9 @@ begin
   -- (53-work-notifications-activities.sql).
   result := result || private.work_collab_personal_data(uid);
   -- ---- end Work collaboration
+  -- ---- Growth analytics (issue 14): events with the user's id, their cohort and attribution (75-analytics-personal-data.sql).
+  result := result || private.analytics_personal_data(uid);
+  -- ---- end Growth analytics
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
