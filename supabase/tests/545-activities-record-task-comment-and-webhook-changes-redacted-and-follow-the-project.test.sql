@@ -23,7 +23,7 @@ insert into ids select 'private', id from p;
 insert into public.project_members (project_id, user_id, role) values
   (pg_temp.id('private'), tests.user_id('wa_editor'), 'editor'), (pg_temp.id('private'), tests.user_id('wa_viewer'), 'viewer');
 insert into ids select 'hook', public.create_webhook(tests.org_id('test-wa'), 'Comments', 'https://hooks.example.com/in',
-  array['comment.created'], 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
+  array['comment.created'], 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', project_id => pg_temp.id('private'));
 
 select tests.authenticate_as('wa_editor');
 with t as (insert into public.tasks (project_id, title) values (pg_temp.id('private'), 'Ship it') returning id)
@@ -49,7 +49,8 @@ update public.comments set deleted_at = now() where id = pg_temp.id('comment');
 select is((select count(*)::int from public.activities where task_id = pg_temp.id('task') and type = 'comment.deleted'), 1,
           'deleting a comment is recorded too');
 
--- comment.created is an event: the subscribed webhook gets a delivery carrying the project.
+-- comment.created is an event: the project's subscribed webhook gets a delivery carrying the project (an organization-wide
+-- webhook would not: the project is private).
 select tests.clear_authentication();
 select results_eq($$select event_type, project_id, payload ->> 'comment_id' from public.webhook_deliveries where webhook_id = pg_temp.id('hook')$$,
   $$values ('comment.created'::text, pg_temp.id('private'), pg_temp.id('comment')::text)$$,
@@ -100,12 +101,12 @@ select results_eq($$select w.is_enabled, a.user_id, a.description like 'Webhook 
 
 -- Who reads what.
 select tests.authenticate_as('wa_viewer');
-select is((select count(*)::int from public.activities where project_id = pg_temp.id('private')), 6, 'a project viewer reads the project''s activities');
+select is((select count(*)::int from public.activities where project_id = pg_temp.id('private')), 7, 'a project viewer reads the project''s activities (its webhook''s disabling included)');
 select is((select count(*)::int from public.activities where project_id is null), 0, 'but not organization-wide ones they did not do');
 select tests.authenticate_as('wa_editor');
 select is((select count(*)::int from public.activities where id = pg_temp.id('orgwide')), 1, 'the actor reads their organization-wide activity');
 select tests.authenticate_as('wa_owner');
-select is((select count(*)::int from public.activities where project_id is null), 3, 'an audit.read holder reads every organization-wide activity');
+select is((select count(*)::int from public.activities where project_id is null), 2, 'an audit.read holder reads every organization-wide activity');
 select tests.authenticate_as('wa_outsider');
 select is((select count(*)::int from public.activities), 0, 'an organization member outside the private project reads none of it');
 select tests.authenticate_as('wa_stranger');
