@@ -249,11 +249,14 @@ grant insert (service_id, staff_id, conversation_id, client_name, client_phone, 
 
 -- The candidate starts of available_slots(), once it has found the service and its staff under RLS: the schedule of
 -- those staff members (working hours, appointments, time off) read as the definer, so that no table's policy runs
--- its permission subquery again and the busy ranges can come from the exclusion constraint's index (a range overlap
--- is not leakproof, so under RLS it is checked row by row over every appointment of the organization). A candidate
--- start s is free for a staff member when no forbidden-start range contains it: an appointment blocking [a, b)
--- forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids (t1 - duration, t2). Every window lies
--- within one local day, so a staff member's working hours meet the business hours of that day only.
+-- its permission subquery again. A candidate start s is free for a staff member when no forbidden-start range
+-- contains it: an appointment blocking [a, b) forbids (a - duration - buffer, b + buffer), time off [t1, t2) forbids
+-- (t1 - duration, t2); each staff member's forbidden starts are one multirange, aggregated from probes of the
+-- exclusion constraint's index and staff_time_off's by (staff_id, range) of that organization only. Every window lies
+-- within one local day, so a staff member's working hours meet the business hours of that day only; the zone
+-- conversions are made once per day (business hours) and once per working-hours row and day, not per candidate, and
+-- each window's steps start at the first step (counted from the window's opening) at or after `earliest` and stop
+-- before `latest`, so no candidate outside the range is generated.
 create function private.slot_candidates(organization uuid, staff_ids uuid[], zone text, hours jsonb, earliest timestamptz,
                                         latest timestamptz, duration interval, buffer interval, step interval)
 returns table (staff_id uuid, starts_at timestamptz, ends_at timestamptz)
@@ -263,52 +266,62 @@ as $$
 declare
   booked_probe tstzrange := tstzrange(earliest - duration - buffer, latest + duration + buffer);
   off_probe tstzrange := tstzrange(earliest - duration, latest + duration);
+  step_seconds numeric := extract(epoch from step);
+  last_start timestamptz := latest - interval '1 microsecond';
 begin
   return query
-  with days as (
-    select g::date as day,
-           hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
-                    [extract(dow from g)::integer + 1] as spec,
-           extract(dow from g)::integer as dow
-    from generate_series((earliest at time zone zone)::date - 1, ((latest + duration) at time zone zone)::date,
-                         interval '1 day') g
+  with days as materialized (
+    -- each local day of the range (and the one before) that is open, with its business hours as instants (null: no
+    -- business-hours limit, which greatest() and least() below skip)
+    select d.day, d.dow,
+           case when hours <> '{}'::jsonb then (d.day + (d.spec ->> 'open')::time) at time zone zone end as opens,
+           case when hours <> '{}'::jsonb then (d.day + (d.spec ->> 'close')::time) at time zone zone end as closes
+    from (
+      select g::date as day, extract(dow from g)::integer as dow,
+             hours -> (array['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'])
+                      [extract(dow from g)::integer + 1] as spec
+      from generate_series((earliest at time zone zone)::date - 1, ((latest + duration) at time zone zone)::date,
+                           interval '1 day') g
+    ) d
+    where hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object'
   ),
-  windows as (
+  windows as materialized (
+    -- working hours met with business hours: the window's opening and its last possible start
     select w.staff_id,
-           case when hours = '{}'::jsonb
-                then tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
-                else tstzrange((d.day + w.start_time) at time zone zone, (d.day + w.end_time) at time zone zone)
-                     * tstzrange((d.day + (d.spec ->> 'open')::time) at time zone zone,
-                                 (d.day + (d.spec ->> 'close')::time) at time zone zone) end as open_range
+           greatest((d.day + w.start_time) at time zone zone, d.opens) as opens,
+           least((d.day + w.end_time) at time zone zone, d.closes) - duration as last_open
     from days d
     join public.staff_working_hours w on w.weekday = d.dow
-    where w.staff_id = any (staff_ids) and (hours = '{}'::jsonb or jsonb_typeof(d.spec) = 'object')
+    where w.organization_id = organization and w.staff_id = any (staff_ids)
   ),
   forbidden as materialized (
-    select f.staff_id, range_agg(f.r) as starts
-    from (
-      select a.staff_id, tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
-      from public.appointments a
-      where a.organization_id = organization and a.staff_id = any (staff_ids) and a.status in ('scheduled', 'confirmed')
-        and a.blocked_range && booked_probe
-      union all
-      select t.staff_id, tstzrange(lower(t.period) - duration, upper(t.period), '()')
-      from public.staff_time_off t
-      where t.organization_id = organization and t.staff_id = any (staff_ids) and t.period && off_probe
-    ) f
-    group by f.staff_id
+    select u.id as staff_id,
+           (select range_agg(f.r)
+            from (
+              select tstzrange(lower(a.blocked_range) - duration - buffer, upper(a.blocked_range) + buffer, '()') as r
+              from public.appointments a
+              where a.staff_id = u.id and a.blocked_range && booked_probe and a.status in ('scheduled', 'confirmed')
+                and a.organization_id = organization
+              union all
+              select tstzrange(lower(t.period) - duration, upper(t.period), '()')
+              from public.staff_time_off t
+              where t.staff_id = u.id and t.period && off_probe and t.organization_id = organization
+            ) f) as starts
+    from unnest(staff_ids) u(id)
   )
   select c.staff_id, c.s, c.s + duration
   from (
-    select w.staff_id, f.starts, generate_series(lower(w.open_range), upper(w.open_range) - duration, step) as s
-    from windows w left join forbidden f on f.staff_id = w.staff_id
-    where not isempty(w.open_range)
+    select w.staff_id, f.starts,
+           generate_series(w.opens + step * ceil(greatest(extract(epoch from earliest - w.opens), 0) / step_seconds),
+                           least(w.last_open, last_start), step) as s
+    from windows w join forbidden f on f.staff_id = w.staff_id
+    where w.last_open >= earliest and w.opens < latest
   ) c
-  where c.s >= earliest and c.s < latest and (c.starts is null or not c.starts @> c.s)
+  where c.starts is null or not c.starts @> c.s
   order by 2, 1;
 end;
 $$;
-comment on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval) is 'Free starts of the given staff members between two instants (working and business hours in the zone, appointments with buffers, time off), ordered by start and staff. Internal to available_slots(), which checks the caller''s access first.';
+comment on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval) is 'Free starts of the given staff members between two instants (working and business hours in the zone, appointments with buffers, time off; one forbidden-start multirange per staff member, read by staff and range), ordered by start and staff. Internal to available_slots(), which checks the caller''s access first.';
 grant execute on function private.slot_candidates(uuid, uuid[], text, jsonb, timestamptz, timestamptz, interval, interval, interval)
   to authenticated, service_role;
 
