@@ -1,0 +1,343 @@
+// Benchmark of work management (issue 12, section 3). Run by `npm run bench -- work` (scripts/bench.sh), or alone
+// against a migrated database:
+//   SUPABASE_DB_URL=postgresql://... tsx scripts/bench/work.ts [--scale 1] [--queries 300]
+//
+// Data, generated here with set-based SQL (untimed): 1,000 organizations of 10 members (owner, admin, 6 members,
+// 2 viewers), 20 projects each (2 of them private) with 4 project members, 50 tasks per project (1,000,000; a fifth
+// of them subtasks, 2% soft-deleted) assigned to the project's members. The load runs like pg_restore: triggers and
+// foreign-key checks off (session_replication_role = replica; the rows are consistent by construction), secondary
+// indexes dropped and built again afterwards, then ANALYZE. --scale 0.1 makes a tenth of the organizations (every
+// organization keeps its shape), for quick runs.
+//
+// Listings, each as a project member under RLS (a transaction per request that switches to role authenticated and
+// the member's request.jwt.claims, as PostgREST does) and as the table owner without RLS with the equivalent explicit
+// filter (the same access rule written into the query), interleaved call by call on two connections so drift in the
+// shared machine's load favours neither side:
+//   (i)  a project's open top-level tasks ordered by position, first 50;
+//   (ii) a user's open assigned tasks across projects, by due date, first 50.
+// Printed: p50 / p95 of the query's round trip (the set_config statement is not timed), the ratio RLS / no-RLS of
+// each percentile (bar: at most 1.5), and the indexes each plan uses. It asserts nothing about speed; it exits 1
+// only when the data or a listing is not what it should be.
+import { loadavg } from "node:os";
+import postgres from "postgres";
+import { benchFail, parseNumberOptions } from "../bench-options.ts";
+
+const HELP = `work benchmark
+
+usage: tsx scripts/bench/work.ts [--scale F] [--queries N]
+
+  --scale F    fraction of the issue's sizes (default 1: 1,000 organizations, 20,000 projects, 1,000,000 tasks);
+               every organization keeps its shape, only their number changes
+  --queries N  calls per listing and side (default 300)
+
+environment: SUPABASE_DB_URL (or DB_URL).`;
+
+const MEMBERS_PER_ORGANIZATION = 10;
+const PROJECTS_PER_ORGANIZATION = 20;
+const TASKS_PER_PROJECT = 50;
+const RATIO_BAR = 1.5;
+
+interface Options {
+  scale: number;
+  queries: number;
+}
+
+const fail = (message: string): never => benchFail("work", message);
+
+function parseOptions(args: string[]): Options {
+  const options = parseNumberOptions("work", HELP, { scale: 1, queries: 300 }, args, (value) => value > 0);
+  if (options.scale > 1) fail("--scale is a fraction of the issue's sizes: at most 1");
+  if (!Number.isInteger(options.queries)) fail("--queries must be a whole number");
+  return options;
+}
+
+const dbUrl = process.env.SUPABASE_DB_URL || process.env.DB_URL || fail("SUPABASE_DB_URL is not set (see --help)");
+const connections: postgres.Sql[] = [];
+function connect(): postgres.Sql {
+  const sql = postgres(dbUrl, { max: 1, prepare: false, onnotice: () => {}, connection: { application_name: "bench-work" } });
+  connections.push(sql);
+  return sql;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+const load = () => loadavg().map((l) => l.toFixed(1)).join(" ");
+const ms = (value: number) => `${value.toFixed(2)} ms`;
+
+async function step(label: string, work: () => Promise<unknown>): Promise<void> {
+  const started = performance.now();
+  await work();
+  console.log(`    ${label} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+// The tables loaded here, whose secondary indexes are dropped for the load and built again after it.
+const LOADED_TABLES = ["organizations", "organization_members", "profiles", "projects", "project_members", "tasks"];
+
+async function generate(admin: postgres.Sql, organizations: number): Promise<void> {
+  const users = organizations * MEMBERS_PER_ORGANIZATION;
+  const projects = organizations * PROJECTS_PER_ORGANIZATION;
+  const tasks = projects * TASKS_PER_PROJECT;
+  console.log(`set-up: ${organizations} organizations, ${users} users, ${projects} projects, ${tasks} tasks (load ${load()})`);
+  const indexes = await admin<{ name: string; definition: string }[]>`
+    select i.indexrelid::regclass::text as name, pg_get_indexdef(i.indexrelid) as definition
+    from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relname = any(${LOADED_TABLES}) and not i.indisprimary
+      and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid)`;
+  await admin.begin(async (tx) => {
+    await tx`set local session_replication_role = replica`;
+    await tx`set local synchronous_commit = off`;
+    for (const index of indexes) await tx.unsafe(`drop index ${index.name}`);
+    await step("users and profiles", async () => {
+      await tx`
+        insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+        select '00000000-0000-0000-0000-000000000000', md5('bench-user-' || u)::uuid, 'authenticated', 'authenticated',
+               'bench-' || u || '@bench.test', '{"provider": "email"}', '{}', now(), now()
+        from generate_series(0, ${users - 1}) u`;
+      await tx`
+        insert into public.profiles (id, email, full_name)
+        select md5('bench-user-' || u)::uuid, 'bench-' || u || '@bench.test', 'Bench user ' || u
+        from generate_series(0, ${users - 1}) u`;
+    });
+    await step("organizations and members", async () => {
+      await tx`
+        insert into public.organizations (id, name, slug, created_by)
+        select md5('bench-org-' || o)::uuid, 'Bench organization ' || o, 'bench-org-' || o, md5('bench-user-' || o * 10)::uuid
+        from generate_series(0, ${organizations - 1}) o`;
+      // Member k of organization o is user o * 10 + k: 0 owner, 1 admin, 2-7 member, 8-9 viewer.
+      await tx`
+        insert into public.organization_members (organization_id, user_id, role_id)
+        select md5('bench-org-' || o)::uuid, md5('bench-user-' || (o * 10 + k))::uuid, r.id
+        from generate_series(0, ${organizations - 1}) o cross join generate_series(0, 9) k
+        join public.roles r on r.organization_id is null
+         and r.key = case when k = 0 then 'owner' when k = 1 then 'admin' when k <= 7 then 'member' else 'viewer' end`;
+    });
+    await step("projects and project members", async () => {
+      // Project j of organization o is project o * 20 + j, owned by member 2 + j % 6; j = 9 and 19 are private.
+      await tx`
+        insert into public.projects (id, organization_id, owner_id, title, description, visibility, created_at, updated_at)
+        select md5('bench-project-' || p)::uuid, md5('bench-org-' || (p / 20))::uuid,
+               md5('bench-user-' || ((p / 20) * 10 + 2 + (p % 20) % 6))::uuid,
+               'Project ' || p || ' ' || (array['billing', 'onboarding', 'mobile app', 'data platform', 'website'])[1 + p % 5],
+               'Work on the ' || (array['billing', 'onboarding', 'mobile app', 'data platform', 'website'])[1 + p % 5] || ' of team ' || (p / 20),
+               case when p % 10 = 9 then 'private' else 'organization' end, now(), now()
+        from generate_series(0, ${projects - 1}) p`;
+      // Slot m (0-3) of project j is member 2 + (j % 6 + m) % 8: slot 0 is the owner, then editor, commenter, viewer.
+      await tx`
+        insert into public.project_members (project_id, user_id, organization_id, role)
+        select md5('bench-project-' || p)::uuid, md5('bench-user-' || ((p / 20) * 10 + 2 + ((p % 20) % 6 + m) % 8))::uuid,
+               md5('bench-org-' || (p / 20))::uuid, (array['owner', 'editor', 'commenter', 'viewer'])[1 + m]
+        from generate_series(0, ${projects - 1}) p cross join generate_series(0, 3) m`;
+    });
+    await step("tasks", async () => {
+      // Task i of project p is task p * 50 + i; i % 5 = 4 is a subtask of task i - 4; assigned to slot i % 4.
+      await tx`
+        with words as (select array['api', 'button', 'cache', 'report', 'invoice', 'customer', 'dashboard', 'export',
+                                    'import', 'email', 'search', 'filter', 'sync', 'upload', 'download', 'profile',
+                                    'settings', 'chart', 'table', 'form', 'webhook', 'queue', 'worker', 'token',
+                                    'session', 'layout', 'theme', 'color', 'font', 'icon', 'modal', 'menu', 'header',
+                                    'footer', 'sidebar', 'review', 'audit', 'backup', 'restore', 'metric'] as w)
+        insert into public.tasks (id, organization_id, project_id, parent_task_id, title, description, status, priority,
+                                  position, assignee_id, due_date, started_at, completed_at, created_by, created_at,
+                                  updated_at, deleted_at)
+        select md5('bench-task-' || t)::uuid, md5('bench-org-' || (t / 1000))::uuid, md5('bench-project-' || (t / 50))::uuid,
+               case when t % 5 = 4 then md5('bench-task-' || (t - 4))::uuid end,
+               concat_ws(' ', initcap(w[1 + (t * 7) % 40]), w[1 + (t * 13 + 3) % 40],
+                         case when t % 10 = 3 then 'deploy' end, case when t % 10000 = 1234 then 'kubernetes' end,
+                         case when t % 50 = 7 then 'login page' when t % 20 = 1 then 'login' when t % 25 = 2 then 'page' end,
+                         case when t % 100 = 11 then 'migration' end, w[1 + (t * 31 + 5) % 40]),
+               concat_ws(' ', 'Make the', w[1 + (t * 17) % 40], 'work with the', w[1 + (t * 19 + 7) % 40],
+                         'and check the', w[1 + (t * 23 + 11) % 40], 'before the release of the', w[1 + (t * 29 + 1) % 40]),
+               (array['todo', 'in_progress', 'in_review', 'done', 'todo'])[1 + (t / 5) % 5],
+               (array['low', 'medium', 'high', 'urgent'])[1 + t % 4],
+               ((t % 50) + 1) * 1024,
+               md5('bench-user-' || ((t / 1000) * 10 + 2 + (((t / 50) % 20) % 6 + t % 4) % 8))::uuid,
+               now() + make_interval(days => t % 30),
+               case when (t / 5) % 5 in (1, 2, 3) then now() - interval '3 days' end,
+               case when (t / 5) % 5 = 3 then now() - interval '1 day' end,
+               md5('bench-user-' || ((t / 1000) * 10 + 2 + ((t / 50) % 20) % 6))::uuid, now(), now(),
+               case when t % 50 = 49 then now() end
+        from generate_series(0, ${tasks - 1}) t, words`;
+    });
+  });
+  await step(`${indexes.length} indexes built again`, async () => {
+    await admin`set maintenance_work_mem = '256MB'`;
+    for (const index of indexes) await admin.unsafe(index.definition);
+  });
+  await step("analyze", () => admin`analyze auth.users, public.profiles, public.organizations, public.organization_members,
+                                           public.projects, public.project_members, public.tasks`);
+}
+
+interface Listing {
+  name: string;
+  // The member and the argument of call number n.
+  caller: (n: number) => { user: number; argument: string };
+  rls: (tx: postgres.TransactionSql, argument: string) => Promise<postgres.RowList<postgres.Row[]>>;
+  owner: (tx: postgres.TransactionSql, user: string, argument: string) => Promise<postgres.RowList<postgres.Row[]>>;
+  rlsSql: (argument: string) => string;
+  ownerSql: (user: string, argument: string) => string;
+}
+
+// The access rule of the tasks_select policy (private.readable_project_ids()) written out for the owner's queries:
+// projects of the caller's organizations that are organization-visible under projects.read or any under
+// projects.admin, plus the caller's own projects (as owner or project member) in organizations they still belong to.
+const readableProjects = (user: string) => `
+  select p.id from public.projects p
+  join public.organization_members m on m.organization_id = p.organization_id and m.user_id = '${user}'
+  join public.organizations o on o.id = p.organization_id and o.deleted_at is null
+  where exists (select 1 from public.role_permissions rp where rp.role_id = m.role_id
+                  and (rp.permission_key = 'projects.admin' or (rp.permission_key = 'projects.read' and p.visibility = 'organization')))
+     or p.owner_id = '${user}'
+     or exists (select 1 from public.project_members pm where pm.project_id = p.id and pm.user_id = '${user}')`;
+
+const openTasksOfProject = `
+  select t.id, t.title, t.status, t.position, t.assignee_id, t.due_date from public.tasks t
+  where t.project_id = $1::uuid and t.parent_task_id is null and t.deleted_at is null and t.status <> 'done'`;
+const assignedTasks = `
+  select t.id, t.project_id, t.title, t.status, t.due_date from public.tasks t
+  where t.assignee_id = $1::uuid and t.deleted_at is null and t.status <> 'done'`;
+
+function listings(organizations: number): Listing[] {
+  // A pseudo-random but repeatable spread of organizations and projects over the calls.
+  const organizationOf = (n: number) => (n * 7919) % organizations;
+  return [
+    {
+      name: "(i) a project's open tasks by position, first 50",
+      // Project j of the organization, read by its slot-2 member (a commenter, organization role member or viewer).
+      caller: (n) => {
+        const o = organizationOf(n);
+        const j = (n * 13) % PROJECTS_PER_ORGANIZATION;
+        return { user: o * 10 + 2 + ((j % 6) + 2) % 8, argument: String(o * PROJECTS_PER_ORGANIZATION + j) };
+      },
+      rls: (tx, p) => tx.unsafe(`${openTasksOfProject.replace("$1::uuid", "md5('bench-project-' || $1)::uuid")} order by t.position limit 50`, [p]),
+      owner: (tx, user, p) => tx.unsafe(`${openTasksOfProject.replace("$1::uuid", "md5('bench-project-' || $1)::uuid")}
+          and t.project_id in (${readableProjects(user)}) order by t.position limit 50`, [p]),
+      rlsSql: (p) => `${openTasksOfProject.replace("$1::uuid", `md5('bench-project-${p}')::uuid`)} order by t.position limit 50`,
+      ownerSql: (user, p) => `${openTasksOfProject.replace("$1::uuid", `md5('bench-project-${p}')::uuid`)}
+          and t.project_id in (${readableProjects(user)}) order by t.position limit 50`,
+    },
+    {
+      name: "(ii) a user's open assigned tasks across projects, by due date, first 50",
+      caller: (n) => {
+        const user = organizationOf(n) * 10 + 2 + (n % 8);
+        return { user, argument: String(user) };
+      },
+      rls: (tx, u) => tx.unsafe(`${assignedTasks.replace("$1::uuid", "md5('bench-user-' || $1)::uuid")} order by t.due_date, t.id limit 50`, [u]),
+      owner: (tx, user, u) => tx.unsafe(`${assignedTasks.replace("$1::uuid", "md5('bench-user-' || $1)::uuid")}
+          and t.project_id in (${readableProjects(user)}) order by t.due_date, t.id limit 50`, [u]),
+      rlsSql: (u) => `${assignedTasks.replace("$1::uuid", `md5('bench-user-${u}')::uuid`)} order by t.due_date, t.id limit 50`,
+      ownerSql: (user, u) => `${assignedTasks.replace("$1::uuid", `md5('bench-user-${u}')::uuid`)}
+          and t.project_id in (${readableProjects(user)}) order by t.due_date, t.id limit 50`,
+    },
+  ];
+}
+
+const claimsOf = (user: string) => JSON.stringify({ sub: user, role: "authenticated", aud: "authenticated", aal: "aal1" });
+
+async function idOf(admin: postgres.Sql, user: number): Promise<string> {
+  const [row] = await admin<{ id: string }[]>`select md5('bench-user-' || ${user})::uuid::text as id`;
+  return row!.id;
+}
+
+// The plan's node types and the indexes it reads, one line: "Limit > Index Scan tasks_project_position_idx ...".
+interface PlanNode {
+  "Node Type": string;
+  "Index Name"?: string;
+  "Relation Name"?: string;
+  "Function Name"?: string;
+  "Subplan Name"?: string;
+  Plans?: PlanNode[];
+}
+function describePlan(node: PlanNode): string {
+  const parts: string[] = [];
+  const walk = (n: PlanNode) => {
+    const target = n["Index Name"] ?? n["Relation Name"] ?? n["Function Name"];
+    const subplan = n["Subplan Name"] ? `[${n["Subplan Name"]}] ` : "";
+    if (n["Index Name"] || n["Relation Name"] || n["Function Name"]) parts.push(`${subplan}${n["Node Type"]} ${target}`);
+    else if (subplan) parts.push(`${subplan}${n["Node Type"]}`);
+    for (const child of n.Plans ?? []) walk(child);
+  };
+  walk(node);
+  return parts.join("; ");
+}
+
+async function explain(tx: postgres.TransactionSql, query: string): Promise<string> {
+  const [row] = await tx.unsafe(`explain (format json) ${query}`);
+  const plan = (row as { "QUERY PLAN": Array<{ Plan: PlanNode }> })["QUERY PLAN"][0]!.Plan;
+  return describePlan(plan);
+}
+
+async function measureListing(rlsSide: postgres.Sql, ownerSide: postgres.Sql, admin: postgres.Sql, listing: Listing,
+                              queries: number): Promise<number[]> {
+  const rlsTimes: number[] = [];
+  const ownerTimes: number[] = [];
+  for (let n = 0; n < queries; n++) {
+    const { user, argument } = listing.caller(n);
+    const id = await idOf(admin, user);
+    let rlsRows = 0;
+    let ownerRows = 0;
+    const runRls = () => rlsSide.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claimsOf(id)}, true)`;
+      const t0 = performance.now();
+      const rows = await listing.rls(tx, argument);
+      rlsTimes.push(performance.now() - t0);
+      rlsRows = rows.length;
+    });
+    const runOwner = () => ownerSide.begin(async (tx) => {
+      const t0 = performance.now();
+      const rows = await listing.owner(tx, id, argument);
+      ownerTimes.push(performance.now() - t0);
+      ownerRows = rows.length;
+    });
+    // Alternate which side goes first, so neither always runs on a warmer cache.
+    if (n % 2 === 0) { await runRls(); await runOwner(); } else { await runOwner(); await runRls(); }
+    if (rlsRows !== ownerRows) fail(`${listing.name}: call ${n} returned ${rlsRows} rows under RLS and ${ownerRows} without`);
+    if (rlsRows === 0) fail(`${listing.name}: call ${n} returned no rows`);
+  }
+  rlsTimes.sort((a, b) => a - b);
+  ownerTimes.sort((a, b) => a - b);
+  const [r50, r95, o50, o95] = [percentile(rlsTimes, 50), percentile(rlsTimes, 95), percentile(ownerTimes, 50), percentile(ownerTimes, 95)];
+  const ratio50 = r50 / o50;
+  const ratio95 = r95 / o95;
+  const verdict = ratio50 <= RATIO_BAR && ratio95 <= RATIO_BAR ? "met" : "NOT met";
+  console.log(`${listing.name}: ${queries} calls a side`);
+  console.log(`    RLS (member)          p50 ${ms(r50)}, p95 ${ms(r95)}`);
+  console.log(`    owner, explicit filter p50 ${ms(o50)}, p95 ${ms(o95)}`);
+  console.log(`    ratio RLS/no-RLS: p50 ${ratio50.toFixed(2)}, p95 ${ratio95.toFixed(2)} (bar <= ${RATIO_BAR}: ${verdict}; load ${load()})`);
+  const { user, argument } = listing.caller(0);
+  const id = await idOf(admin, user);
+  await rlsSide.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claimsOf(id)}, true)`;
+    console.log(`    plan under RLS: ${await explain(tx, listing.rlsSql(argument))}`);
+  });
+  await ownerSide.begin(async (tx) => {
+    console.log(`    plan as owner:  ${await explain(tx, listing.ownerSql(id, argument))}`);
+  });
+  return [ratio50, ratio95];
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const organizations = Math.max(1, Math.round(1000 * options.scale));
+  const admin = connect();
+  const [{ existing }] = await admin<{ existing: number }[]>`select count(*)::int as existing from public.tasks`;
+  if (existing > 0) fail(`public.tasks already holds ${existing} rows: run against a fresh database (npm run bench -- work)`);
+  const started = performance.now();
+  await generate(admin, organizations);
+  console.log(`    set-up done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const [{ tasks, open }] = await admin<{ tasks: number; open: number }[]>`
+    select count(*)::int as tasks, (count(*) filter (where deleted_at is null and status <> 'done'))::int as open from public.tasks`;
+  if (tasks !== organizations * PROJECTS_PER_ORGANIZATION * TASKS_PER_PROJECT) fail(`set-up made ${tasks} tasks`);
+  console.log(`    ${tasks} tasks, ${open} open`);
+
+  const rlsSide = connect();
+  const ownerSide = connect();
+  for (const listing of listings(organizations)) {
+    await measureListing(rlsSide, ownerSide, admin, listing, options.queries);
+  }
+}
+
+main()
+  .catch((error) => {
+    console.error(`work bench: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => Promise.all(connections.map((c) => c.end({ timeout: 1 }))));
