@@ -176,17 +176,23 @@ interface Listing {
   ownerSql: (user: string, argument: string) => string;
 }
 
-// The access rule of the tasks_select policy (private.readable_project_ids()) written out for the owner's queries:
-// projects of the caller's organizations that are organization-visible under projects.read or any under
-// projects.admin, plus the caller's own projects (as owner or project member) in organizations they still belong to.
+// The access rule of the tasks_select policy (private.readable_project_ids()) written out for the owner's queries, in
+// the same shape: the caller's memberships of live organizations with their projects.admin / projects.read, then the
+// organization-visible projects they read, every project where they hold projects.admin, the projects they own, and
+// the projects they are a member of.
 const readableProjects = (user: string) => `
-  select p.id from public.projects p
-  join public.organization_members m on m.organization_id = p.organization_id and m.user_id = '${user}'
-  join public.organizations o on o.id = p.organization_id and o.deleted_at is null
-  where exists (select 1 from public.role_permissions rp where rp.role_id = m.role_id
-                  and (rp.permission_key = 'projects.admin' or (rp.permission_key = 'projects.read' and p.visibility = 'organization')))
-     or p.owner_id = '${user}'
-     or exists (select 1 from public.project_members pm where pm.project_id = p.id and pm.user_id = '${user}')`;
+  with memberships as (
+    select m.organization_id,
+           exists (select 1 from public.role_permissions rp where rp.role_id = m.role_id and rp.permission_key = 'projects.admin') as admin,
+           exists (select 1 from public.role_permissions rp where rp.role_id = m.role_id and rp.permission_key = 'projects.read') as reader
+    from public.organization_members m
+    join public.organizations o on o.id = m.organization_id and o.deleted_at is null
+    where m.user_id = '${user}')
+  select p.id from memberships m join public.projects p on p.organization_id = m.organization_id
+  where m.admin or (m.reader and p.visibility = 'organization') or p.owner_id = '${user}'
+  union
+  select pm.project_id from memberships m
+  join public.project_members pm on pm.organization_id = m.organization_id and pm.user_id = '${user}'`;
 
 const openTasksOfProject = `
   select t.id, t.title, t.status, t.position, t.assignee_id, t.due_date from public.tasks t
