@@ -15,6 +15,7 @@
 // shared machine's load favours neither side:
 //   (i)  a project's open top-level tasks ordered by position, first 50;
 //   (ii) a user's open assigned tasks across projects, by due date, first 50.
+// Both measuring connections use prepared statements, as PostgREST does.
 // Printed: p50 / p95 of the query's round trip (the set_config statement is not timed), the ratio RLS / no-RLS of
 // each percentile (bar: at most 1.5), and the indexes each plan uses. It asserts nothing about speed; it exits 1
 // only when the data or a listing is not what it should be.
@@ -53,8 +54,10 @@ function parseOptions(args: string[]): Options {
 
 const dbUrl = process.env.SUPABASE_DB_URL || process.env.DB_URL || fail("SUPABASE_DB_URL is not set (see --help)");
 const connections: postgres.Sql[] = [];
-function connect(): postgres.Sql {
-  const sql = postgres(dbUrl, { max: 1, prepare: false, onnotice: () => {}, connection: { application_name: "bench-work" } });
+// The measuring connections prepare their statements (prepare: true), as PostgREST does, so neither side pays for
+// planning on every call; the RLS helper's own queries are kept planned by PL/pgSQL either way.
+function connect(prepare = false): postgres.Sql {
+  const sql = postgres(dbUrl, { max: 1, prepare, onnotice: () => {}, connection: { application_name: "bench-work" } });
   connections.push(sql);
   return sql;
 }
@@ -187,12 +190,12 @@ const readableProjects = (user: string) => `
            exists (select 1 from public.role_permissions rp where rp.role_id = m.role_id and rp.permission_key = 'projects.read') as reader
     from public.organization_members m
     join public.organizations o on o.id = m.organization_id and o.deleted_at is null
-    where m.user_id = '${user}')
+    where m.user_id = ${user})
   select p.id from memberships m join public.projects p on p.organization_id = m.organization_id
-  where m.admin or (m.reader and p.visibility = 'organization') or p.owner_id = '${user}'
+  where m.admin or (m.reader and p.visibility = 'organization') or p.owner_id = ${user}
   union
   select pm.project_id from memberships m
-  join public.project_members pm on pm.organization_id = m.organization_id and pm.user_id = '${user}'`;
+  join public.project_members pm on pm.organization_id = m.organization_id and pm.user_id = ${user}`;
 
 const openTasksOfProject = `
   select t.id, t.title, t.status, t.position, t.assignee_id, t.due_date from public.tasks t
@@ -215,10 +218,10 @@ function listings(organizations: number): Listing[] {
       },
       rls: (tx, p) => tx.unsafe(`${openTasksOfProject.replace("$1::uuid", "md5('bench-project-' || $1)::uuid")} order by t.position limit 50`, [p]),
       owner: (tx, user, p) => tx.unsafe(`${openTasksOfProject.replace("$1::uuid", "md5('bench-project-' || $1)::uuid")}
-          and t.project_id in (${readableProjects(user)}) order by t.position limit 50`, [p]),
+          and t.project_id in (${readableProjects("$2::uuid")}) order by t.position limit 50`, [p, user]),
       rlsSql: (p) => `${openTasksOfProject.replace("$1::uuid", `md5('bench-project-${p}')::uuid`)} order by t.position limit 50`,
       ownerSql: (user, p) => `${openTasksOfProject.replace("$1::uuid", `md5('bench-project-${p}')::uuid`)}
-          and t.project_id in (${readableProjects(user)}) order by t.position limit 50`,
+          and t.project_id in (${readableProjects(`'${user}'::uuid`)}) order by t.position limit 50`,
     },
     {
       name: "(ii) a user's open assigned tasks across projects, by due date, first 50",
@@ -228,10 +231,10 @@ function listings(organizations: number): Listing[] {
       },
       rls: (tx, u) => tx.unsafe(`${assignedTasks.replace("$1::uuid", "md5('bench-user-' || $1)::uuid")} order by t.due_date, t.id limit 50`, [u]),
       owner: (tx, user, u) => tx.unsafe(`${assignedTasks.replace("$1::uuid", "md5('bench-user-' || $1)::uuid")}
-          and t.project_id in (${readableProjects(user)}) order by t.due_date, t.id limit 50`, [u]),
+          and t.project_id in (${readableProjects("$2::uuid")}) order by t.due_date, t.id limit 50`, [u, user]),
       rlsSql: (u) => `${assignedTasks.replace("$1::uuid", `md5('bench-user-${u}')::uuid`)} order by t.due_date, t.id limit 50`,
       ownerSql: (user, u) => `${assignedTasks.replace("$1::uuid", `md5('bench-user-${u}')::uuid`)}
-          and t.project_id in (${readableProjects(user)}) order by t.due_date, t.id limit 50`,
+          and t.project_id in (${readableProjects(`'${user}'::uuid`)}) order by t.due_date, t.id limit 50`,
     },
   ];
 }
@@ -334,8 +337,8 @@ async function main(): Promise<void> {
   if (tasks !== organizations * PROJECTS_PER_ORGANIZATION * TASKS_PER_PROJECT) fail(`set-up made ${tasks} tasks`);
   console.log(`    ${tasks} tasks, ${open} open`);
 
-  const rlsSide = connect();
-  const ownerSide = connect();
+  const rlsSide = connect(true);
+  const ownerSide = connect(true);
   for (const listing of listings(organizations)) {
     await measureListing(rlsSide, ownerSide, admin, listing, options.queries);
   }
