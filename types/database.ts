@@ -837,14 +837,14 @@ isOneToOne: false
                   ]
                 },"projects": {
                   Row: {
-                    "actual_hours": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
+                    "actual_hours": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"search_vector": unknown,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"search_vector"?: unknown,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Update: {
-                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"search_vector"?: unknown,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Relationships: [
                     {
@@ -1219,14 +1219,14 @@ isOneToOne: false
                   ]
                 },"tasks": {
                   Row: {
-                    "actual_cost": number,"actual_minutes": number,"ai_provider": string | null,"assignee_id": string | null,"blocked_reason": string | null,"completed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"description": string | null,"due_date": string | null,"estimated_minutes": number | null,"execution_type": string,"generated_prompt": string | null,"id": string,"mcp_config": Json | null,"organization_id": string,"parent_task_id": string | null,"position": number,"priority": string,"project_id": string,"started_at": string | null,"status": string,"tags": (string)[],"title": string,"token_usage": Json | null,"updated_at": string
+                    "actual_cost": number,"actual_minutes": number,"ai_provider": string | null,"assignee_id": string | null,"blocked_reason": string | null,"completed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"description": string | null,"due_date": string | null,"estimated_minutes": number | null,"execution_type": string,"generated_prompt": string | null,"id": string,"mcp_config": Json | null,"organization_id": string,"parent_task_id": string | null,"position": number,"priority": string,"project_id": string,"search_vector": unknown,"started_at": string | null,"status": string,"tags": (string)[],"title": string,"token_usage": Json | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id": string,"parent_task_id"?: string | null,"position": number,"priority"?: string,"project_id": string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title": string,"token_usage"?: Json | null,"updated_at"?: string
+                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id": string,"parent_task_id"?: string | null,"position": number,"priority"?: string,"project_id": string,"search_vector"?: unknown,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title": string,"token_usage"?: Json | null,"updated_at"?: string
                   }
                   Update: {
-                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id"?: string,"parent_task_id"?: string | null,"position"?: number,"priority"?: string,"project_id"?: string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title"?: string,"token_usage"?: Json | null,"updated_at"?: string
+                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id"?: string,"parent_task_id"?: string | null,"position"?: number,"priority"?: string,"project_id"?: string,"search_vector"?: unknown,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title"?: string,"token_usage"?: Json | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -2005,6 +2005,11 @@ isOneToOne: false
       } },
 "revoke_ai_agent_api_key":
 { Args: { "key_id": string }; Returns: undefined
+                           },
+"search":
+{ Args: { "entity_types"?: (string)[],"max_results"?: number,"query": string,"within_project"?: string }; Returns: {
+              "entity_id": string,"entity_type": string,"project_id": string,"rank": number,"snippet": string,"title": string
+            }[]
                            },
 "send_test_webhook":
 { Args: { "webhook_id": string }; Returns: string

@@ -842,6 +842,10 @@ export interface Projects {
    * The project's owner (the creator by default); also its first project member with role owner. Null once the owner's account is deleted (the project stays with the organization).
    */
   owner_id: Generated<string | null>;
+  /**
+   * Derived for search(): title (A) and description (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   status: Generated<string>;
   title: string;
   /**
@@ -1086,6 +1090,10 @@ export interface Tasks {
   position: Numeric;
   priority: Generated<string>;
   project_id: string;
+  /**
+   * Derived for search(): title (A) and description (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   /**
    * Set by the first move to in_progress.
    */

@@ -25,11 +25,12 @@ import { benchFail, parseNumberOptions } from "../bench-options.ts";
 
 const HELP = `work benchmark
 
-usage: tsx scripts/bench/work.ts [--scale F] [--queries N]
+usage: tsx scripts/bench/work.ts [--scale F] [--queries N] [--searches N]
 
   --scale F    fraction of the issue's sizes (default 1: 1,000 organizations, 20,000 projects, 1,000,000 tasks);
                every organization keeps its shape, only their number changes
   --queries N  calls per listing and side (default 300)
+  --searches N search() calls per query of the fixed set (default 200)
 
 environment: SUPABASE_DB_URL (or DB_URL).`;
 
@@ -41,14 +42,15 @@ const RATIO_BAR = 1.5;
 interface Options {
   scale: number;
   queries: number;
+  searches: number;
 }
 
 const fail = (message: string): never => benchFail("work", message);
 
 function parseOptions(args: string[]): Options {
-  const options = parseNumberOptions("work", HELP, { scale: 1, queries: 300 }, args, (value) => value > 0);
+  const options = parseNumberOptions("work", HELP, { scale: 1, queries: 300, searches: 200 }, args, (value) => value > 0);
   if (options.scale > 1) fail("--scale is a fraction of the issue's sizes: at most 1");
-  if (!Number.isInteger(options.queries)) fail("--queries must be a whole number");
+  if (!Number.isInteger(options.queries) || !Number.isInteger(options.searches)) fail("--queries and --searches must be whole numbers");
   return options;
 }
 
@@ -116,13 +118,16 @@ async function generate(admin: postgres.Sql, organizations: number): Promise<voi
     await step("projects and project members", async () => {
       // Project j of organization o is project o * 20 + j, owned by member 2 + j % 6; j = 9 and 19 are private.
       await tx`
-        insert into public.projects (id, organization_id, owner_id, title, description, visibility, created_at, updated_at)
-        select md5('bench-project-' || p)::uuid, md5('bench-org-' || (p / 20))::uuid,
-               md5('bench-user-' || ((p / 20) * 10 + 2 + (p % 20) % 6))::uuid,
-               'Project ' || p || ' ' || (array['billing', 'onboarding', 'mobile app', 'data platform', 'website'])[1 + p % 5],
-               'Work on the ' || (array['billing', 'onboarding', 'mobile app', 'data platform', 'website'])[1 + p % 5] || ' of team ' || (p / 20),
-               case when p % 10 = 9 then 'private' else 'organization' end, now(), now()
-        from generate_series(0, ${projects - 1}) p`;
+        insert into public.projects (id, organization_id, owner_id, title, description, visibility, created_at, updated_at,
+                                     search_vector)
+        select id, organization_id, owner_id, title, description, visibility, now(), now(),
+               private.search_document('english', title, description)
+        from (select md5('bench-project-' || p)::uuid as id, md5('bench-org-' || (p / 20))::uuid as organization_id,
+                     md5('bench-user-' || ((p / 20) * 10 + 2 + (p % 20) % 6))::uuid as owner_id,
+                     'Project ' || p || ' ' || (array['billing', 'onboarding', 'mobile app', 'data platform', 'website'])[1 + p % 5] as title,
+                     'Work on the ' || (array['billing', 'onboarding', 'mobile app', 'data platform', 'website'])[1 + p % 5] || ' of team ' || (p / 20) as description,
+                     case when p % 10 = 9 then 'private' else 'organization' end as visibility
+              from generate_series(0, ${projects - 1}) p) generated`;
       // Slot m (0-3) of project j is member 2 + (j % 6 + m) % 8: slot 0 is the owner, then editor, commenter, viewer.
       await tx`
         insert into public.project_members (project_id, user_id, organization_id, role)
@@ -140,8 +145,12 @@ async function generate(admin: postgres.Sql, organizations: number): Promise<voi
                                     'footer', 'sidebar', 'review', 'audit', 'backup', 'restore', 'metric'] as w)
         insert into public.tasks (id, organization_id, project_id, parent_task_id, title, description, status, priority,
                                   position, assignee_id, due_date, started_at, completed_at, created_by, created_at,
-                                  updated_at, deleted_at)
-        select md5('bench-task-' || t)::uuid, md5('bench-org-' || (t / 1000))::uuid, md5('bench-project-' || (t / 50))::uuid,
+                                  updated_at, deleted_at, search_vector)
+        select id, organization_id, project_id, parent_task_id, title, description, status, priority, position, assignee_id,
+               due_date, started_at, completed_at, created_by, now(), now(), deleted_at,
+               private.search_document('english', title, description)
+        from (
+        select md5('bench-task-' || t)::uuid as id, md5('bench-org-' || (t / 1000))::uuid, md5('bench-project-' || (t / 50))::uuid,
                case when t % 5 = 4 then md5('bench-task-' || (t - 4))::uuid end,
                concat_ws(' ', initcap(w[1 + (t * 7) % 40]), w[1 + (t * 13 + 3) % 40],
                          case when t % 10 = 3 then 'deploy' end, case when t % 10000 = 1234 then 'kubernetes' end,
@@ -156,9 +165,10 @@ async function generate(admin: postgres.Sql, organizations: number): Promise<voi
                now() + make_interval(days => t % 30),
                case when (t / 5) % 5 in (1, 2, 3) then now() - interval '3 days' end,
                case when (t / 5) % 5 = 3 then now() - interval '1 day' end,
-               md5('bench-user-' || ((t / 1000) * 10 + 2 + ((t / 50) % 20) % 6))::uuid, now(), now(),
+               md5('bench-user-' || ((t / 1000) * 10 + 2 + ((t / 50) % 20) % 6))::uuid,
                case when t % 50 = 49 then now() end
-        from generate_series(0, ${tasks - 1}) t, words`;
+        from generate_series(0, ${tasks - 1}) t, words) generated (id, organization_id, project_id, parent_task_id, title,
+          description, status, priority, position, assignee_id, due_date, started_at, completed_at, created_by, deleted_at)`;
     });
   });
   await step(`${indexes.length} indexes built again`, async () => {
@@ -323,6 +333,73 @@ async function measureListing(rlsSide: postgres.Sql, ownerSide: postgres.Sql, ad
   return [ratio50, ratio95];
 }
 
+// search(): a fixed query set over the generated titles and descriptions (see the task generator).
+const SEARCHES = [
+  { label: "a term in about 10% of tasks", query: "deploy" },
+  { label: "a term in about 0.01% of tasks", query: "kubernetes" },
+  { label: "a two-word phrase", query: '"login page"' },
+  { label: "a misspelt word (migration)", query: "migraton" },
+];
+const SEARCH_BAR_MS = 50;
+
+async function measureSearch(searcher: postgres.Sql, admin: postgres.Sql, organizations: number, queries: number): Promise<void> {
+  for (const search of SEARCHES) {
+    const times: number[] = [];
+    let results = 0;
+    for (let n = 0; n < queries; n++) {
+      const id = await idOf(admin, ((n * 7919) % organizations) * 10 + 2 + (n % 6));
+      await searcher.begin(async (tx) => {
+        await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claimsOf(id)}, true)`;
+        const t0 = performance.now();
+        const rows = await tx`select entity_type, entity_id, snippet, rank from public.search(${search.query})`;
+        times.push(performance.now() - t0);
+        results += rows.length;
+      });
+    }
+    if (results === 0) fail(`search ${search.query} found nothing in ${queries} calls`);
+    times.sort((a, b) => a - b);
+    const p95 = percentile(times, 95);
+    console.log(`search ${JSON.stringify(search.query)} (${search.label}): ${queries} calls by members, ` +
+      `${(results / queries).toFixed(1)} results a call; p50 ${ms(percentile(times, 50))}, p95 ${ms(p95)} ` +
+      `(bar p95 < ${SEARCH_BAR_MS} ms: ${p95 < SEARCH_BAR_MS ? "met" : "NOT met"}; load ${load()})`);
+  }
+}
+
+// The plans of the statements inside search(), through auto_explain (nested statements, sent to this client as
+// notices): one line per statement with the indexes it reads.
+async function explainSearch(admin: postgres.Sql): Promise<void> {
+  const plans: string[] = [];
+  const explainer = postgres(dbUrl, {
+    max: 1, prepare: false, connection: { application_name: "bench-work-explain" },
+    onnotice: (notice) => {
+      const text = String(notice.message ?? "");
+      const start = text.indexOf("{");
+      if (!text.includes("plan:") || start < 0) return;
+      const plan = JSON.parse(text.slice(start)) as { "Query Text": string; Plan: PlanNode };
+      const text2 = plan["Query Text"];
+      // Only search()'s own statements that read documents: the full-text and the trigram queries.
+      if (text2.includes("public.search(") || !(text2.includes("search_vector @@") || text2.includes("<%"))) return;
+      const kind = text2.includes("<%") ? "trigram" : "full text";
+      const scans = [...new Set(describePlan(plan.Plan).split("; ").map((part) => part.replace(/^\[[^\]]*\] /, ""))
+        .filter((part) => /Scan (tasks|projects|comments|skills|templates)|Index/.test(part)))];
+      plans.push(`${kind}: ${scans.join(", ")}`);
+    },
+  });
+  connections.push(explainer);
+  const id = await idOf(admin, 2);
+  await explainer`load 'auto_explain'`;
+  await explainer`select set_config('auto_explain.log_min_duration', '0', false), set_config('auto_explain.log_nested_statements', 'on', false),
+                         set_config('auto_explain.log_format', 'json', false), set_config('auto_explain.log_level', 'notice', false)`;
+  for (const search of SEARCHES) {
+    plans.length = 0;
+    await explainer.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claimsOf(id)}, true)`;
+      await tx`select count(*) from public.search(${search.query})`;
+    });
+    console.log(`    plan of search ${JSON.stringify(search.query)}: ${plans.join(" | ") || "no document read"}`);
+  }
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const organizations = Math.max(1, Math.round(1000 * options.scale));
@@ -342,6 +419,8 @@ async function main(): Promise<void> {
   for (const listing of listings(organizations)) {
     await measureListing(rlsSide, ownerSide, admin, listing, options.queries);
   }
+  await measureSearch(rlsSide, admin, organizations, options.searches);
+  await explainSearch(admin);
 }
 
 main()
