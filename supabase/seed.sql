@@ -367,3 +367,31 @@ values
   ('ca201000-0000-4000-8000-000000000003', '0a000000-0000-4000-8000-0000970a0001')
 on conflict do nothing;
 -- ---- end work management
+
+-- ---- Work collaboration (issue 12): Dave and Alice watch the landing-page build, its commit, Carol's comment that
+-- mentions Alice, Dave's reply with a reaction; the triggers write the notifications (Alice's mention, Dave's
+-- comment) and the activities; Alice has read hers.
+insert into public.task_watchers (task_id, user_id)
+values
+  ('0a000000-0000-4000-8000-00007a5c0002', 'da7e0000-0000-4000-8000-000000000004'),
+  ('0a000000-0000-4000-8000-00007a5c0002', 'a11ce000-0000-4000-8000-000000000001'),
+  ('0a000000-0000-4000-8000-00007a5c0005', 'a11ce000-0000-4000-8000-000000000001')
+on conflict do nothing;
+insert into public.task_commits (task_id, sha, message, author, committed_at, url)
+values ('0a000000-0000-4000-8000-00007a5c0002', '3f786850e387550fdab836ed7e6dc881de23001b', 'Add the hero section skeleton',
+        'Carol Chen <carol@acme.test>', now() - interval '1 day',
+        'https://github.com/acme/website/commit/3f786850e387550fdab836ed7e6dc881de23001b')
+on conflict do nothing;
+insert into public.comments (id, task_id, user_id, parent_comment_id, content)
+values
+  ('0a000000-0000-4000-8000-0000c0e70001', '0a000000-0000-4000-8000-00007a5c0002', 'ca201000-0000-4000-8000-000000000003', null,
+   'The hero is in. @alice@acme.test can you review the copy?'),
+  ('0a000000-0000-4000-8000-0000c0e70002', '0a000000-0000-4000-8000-00007a5c0002', 'da7e0000-0000-4000-8000-000000000004',
+   '0a000000-0000-4000-8000-0000c0e70001', 'Looks **great** on mobile too.')
+on conflict (id) do nothing;
+insert into public.comment_reactions (comment_id, user_id, emoji)
+values ('0a000000-0000-4000-8000-0000c0e70001', 'da7e0000-0000-4000-8000-000000000004', '🎉')
+on conflict do nothing;
+update public.notifications set read_at = now()
+where user_id = 'a11ce000-0000-4000-8000-000000000001' and type = 'mention' and read_at is null;
+-- ---- end work collaboration

@@ -5,7 +5,45 @@ export type Database = {
   
   "public": {
           Tables: {
-            "ai_agent_api_keys": {
+            "activities": {
+                  Row: {
+                    "changes": NonNullable<Json>,"created_at": string,"description": string,"id": string,"metadata": NonNullable<Json>,"organization_id": string,"project_id": string | null,"task_id": string | null,"type": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "changes"?: NonNullable<Json>,"created_at"?: string,"description": string,"id"?: string,"metadata"?: NonNullable<Json>,"organization_id": string,"project_id"?: string | null,"task_id"?: string | null,"type": string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "changes"?: NonNullable<Json>,"created_at"?: string,"description"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string,"project_id"?: string | null,"task_id"?: string | null,"type"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "activities_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "activities_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "activities_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "activities_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"ai_agent_api_keys": {
                   Row: {
                     "agent_id": string,"created_at": string,"created_by": string | null,"id": string,"key_hash": string,"key_prefix": string,"last_used_at": string | null,"name": string,"organization_id": string,"revoked_at": string | null
                   }
@@ -359,6 +397,114 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"comment_mentions": {
+                  Row: {
+                    "comment_id": string,"created_at": string,"organization_id": string,"source": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "comment_id": string,"created_at"?: string,"organization_id": string,"source"?: string,"user_id": string
+                  }
+                  Update: {
+                    "comment_id"?: string,"created_at"?: string,"organization_id"?: string,"source"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "comment_mentions_comment_id_fkey"
+      columns: ["comment_id"]
+isOneToOne: false
+      referencedRelation: "comments"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "comment_mentions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "comment_mentions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"comment_reactions": {
+                  Row: {
+                    "comment_id": string,"created_at": string,"emoji": string,"organization_id": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "comment_id": string,"created_at"?: string,"emoji": string,"organization_id": string,"user_id"?: string
+                  }
+                  Update: {
+                    "comment_id"?: string,"created_at"?: string,"emoji"?: string,"organization_id"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "comment_reactions_comment_id_fkey"
+      columns: ["comment_id"]
+isOneToOne: false
+      referencedRelation: "comments"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "comment_reactions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "comment_reactions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"comments": {
+                  Row: {
+                    "content": string,"content_type": string,"created_at": string,"deleted_at": string | null,"edited_at": string | null,"id": string,"organization_id": string,"parent_comment_id": string | null,"project_id": string,"task_id": string,"updated_at": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "content": string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id": string,"parent_comment_id"?: string | null,"project_id": string,"task_id": string,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "content"?: string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id"?: string,"parent_comment_id"?: string | null,"project_id"?: string,"task_id"?: string,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "comments_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "comments_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "comments_parent_comment_id_fkey"
+      columns: ["parent_comment_id"]
+isOneToOne: false
+      referencedRelation: "comments"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "comments_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "comments_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"conversations": {
                   Row: {
                     "agent_id": string,"caller_data_cleared_at": string | null,"caller_email": string | null,"caller_name": string | null,"caller_phone": string | null,"created_at": string,"direction": string,"duration_seconds": number | null,"ended_at": string | null,"id": string,"intent": string | null,"metadata": NonNullable<Json>,"organization_id": string,"outcome": string | null,"recording_url": string | null,"sentiment_score": number | null,"started_at": string,"status": string,"summary": string | null,"topics": NonNullable<Json>,"transcript": NonNullable<Json>,"updated_at": string
@@ -588,6 +734,44 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"notifications": {
+                  Row: {
+                    "action_url": string | null,"content": string,"created_at": string,"dedupe_key": string | null,"id": string,"is_read": boolean,"organization_id": string,"read_at": string | null,"related_project_id": string,"related_task_id": string | null,"title": string,"type": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "action_url"?: string | null,"content": string,"created_at"?: string,"dedupe_key"?: string | null,"id"?: string,"is_read"?: never,"organization_id": string,"read_at"?: string | null,"related_project_id": string,"related_task_id"?: string | null,"title": string,"type": string,"user_id": string
+                  }
+                  Update: {
+                    "action_url"?: string | null,"content"?: string,"created_at"?: string,"dedupe_key"?: string | null,"id"?: string,"is_read"?: never,"organization_id"?: string,"read_at"?: string | null,"related_project_id"?: string,"related_task_id"?: string | null,"title"?: string,"type"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notifications_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "notifications_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "notifications_related_project_id_fkey"
+      columns: ["related_project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "notifications_related_task_id_fkey"
+      columns: ["related_task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"offers": {
                   Row: {
@@ -1179,6 +1363,44 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"task_commits": {
+                  Row: {
+                    "author": string | null,"committed_at": string,"created_at": string,"created_by": string | null,"id": string,"message": string,"organization_id": string,"project_id": string,"sha": string,"task_id": string,"url": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "author"?: string | null,"committed_at"?: string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"message": string,"organization_id": string,"project_id": string,"sha": string,"task_id": string,"url"?: string | null
+                  }
+                  Update: {
+                    "author"?: string | null,"committed_at"?: string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"message"?: string,"organization_id"?: string,"project_id"?: string,"sha"?: string,"task_id"?: string,"url"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "task_commits_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "task_commits_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_commits_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_commits_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"task_dependencies": {
                   Row: {
                     "blocked_by_task_id": string,"created_at": string,"created_by": string | null,"organization_id": string,"task_id": string
@@ -1211,6 +1433,44 @@ isOneToOne: false
       referencedColumns: ["id"]
     },{
       foreignKeyName: "task_dependencies_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"task_watchers": {
+                  Row: {
+                    "added_by": string | null,"created_at": string,"organization_id": string,"project_id": string,"task_id": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "added_by"?: string | null,"created_at"?: string,"organization_id": string,"project_id": string,"task_id": string,"user_id"?: string
+                  }
+                  Update: {
+                    "added_by"?: string | null,"created_at"?: string,"organization_id"?: string,"project_id"?: string,"task_id"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "task_watchers_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "task_watchers_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_watchers_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_watchers_task_id_fkey"
       columns: ["task_id"]
 isOneToOne: false
       referencedRelation: "tasks"
@@ -1944,6 +2204,9 @@ isOneToOne: false
       } },
 "leave_organization":
 { Args: { "organization_id": string }; Returns: undefined
+                           },
+"mark_notifications_read":
+{ Args: { "ids"?: (string)[] }; Returns: number
                            },
 "organization_entitlements":
 { Args: { "organization_id": string }; Returns: {

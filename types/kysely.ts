@@ -30,6 +30,28 @@ export type Numeric = ColumnType<string, number | string, number | string>;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface Activities {
+  /**
+   * Only the changed columns: {"column": {"before": ..., "after": ...}}, text values passed through redact_text.
+   */
+  changes: Generated<Json>;
+  created_at: Generated<Timestamp>;
+  description: string;
+  id: Generated<string>;
+  metadata: Generated<Json>;
+  organization_id: string;
+  project_id: string | null;
+  task_id: string | null;
+  /**
+   * Dotted event name (task.created, task.status_changed, task.assigned, comment.created, webhook.disabled, ...).
+   */
+  type: string;
+  /**
+   * Who did it (the seed's userId, the actor); null for the system (workers, pg_cron) and once the account is erased.
+   */
+  user_id: string | null;
+}
+
 export interface AiAgentApiKeys {
   agent_id: string;
   created_at: Generated<Timestamp>;
@@ -374,6 +396,70 @@ export interface BillingSyncProblems {
   type: string | null;
 }
 
+export interface CommentMentions {
+  comment_id: string;
+  created_at: Generated<Timestamp>;
+  /**
+   * The comment's organization (copied by trigger).
+   */
+  organization_id: string;
+  source: Generated<string>;
+  user_id: string;
+}
+
+export interface CommentReactions {
+  comment_id: string;
+  created_at: Generated<Timestamp>;
+  /**
+   * An emoji or a short code (":tada:"), without spaces, at most 32 characters.
+   */
+  emoji: string;
+  /**
+   * The comment's organization (copied by trigger).
+   */
+  organization_id: string;
+  user_id: Generated<string>;
+}
+
+export interface Comments {
+  /**
+   * Markdown (or plain text, see content_type). Mentions: @[<user uuid>] or @<email address> of a project member become comment_mentions rows (a mention of anyone else stays plain text).
+   */
+  content: string;
+  /**
+   * How content is rendered: markdown (the default) or text.
+   */
+  content_type: Generated<string>;
+  created_at: Generated<Timestamp>;
+  /**
+   * Soft delete: hidden from readers other than its author and project editors, who can restore it by clearing it.
+   */
+  deleted_at: Timestamp | null;
+  /**
+   * Set by trigger when the author changes the content.
+   */
+  edited_at: Timestamp | null;
+  id: Generated<string>;
+  /**
+   * The task's organization (copied by trigger).
+   */
+  organization_id: string;
+  /**
+   * The comment this one answers; always a comment of the same task (comments_parent_same_task).
+   */
+  parent_comment_id: string | null;
+  /**
+   * The task's project (copied by trigger, for policies).
+   */
+  project_id: string;
+  task_id: string;
+  updated_at: Generated<Timestamp>;
+  /**
+   * The author (the seed's userId); null once their account is erased (the organization keeps the comment).
+   */
+  user_id: Generated<string | null>;
+}
+
 export interface Conversations {
   agent_id: string;
   /**
@@ -587,6 +673,46 @@ export interface MetricsLog {
   source: string;
   ts: Generated<Timestamp>;
   value: Numeric;
+}
+
+export interface Notifications {
+  /**
+   * Where the app takes the user: a path of the app (/projects/<id>/tasks/<id>) or an https URL.
+   */
+  action_url: string | null;
+  content: string;
+  created_at: Generated<Timestamp>;
+  /**
+   * Set when a notification must exist at most once per recipient (task_due_soon: one per task and due date).
+   */
+  dedupe_key: string | null;
+  id: Generated<string>;
+  /**
+   * Derived from read_at.
+   */
+  is_read: Generated<boolean>;
+  /**
+   * The organization the notification is about (the project's).
+   */
+  organization_id: string;
+  read_at: Timestamp | null;
+  /**
+   * The project it is about (the seed's relatedProjectId); the recipient must be able to read it.
+   */
+  related_project_id: string;
+  /**
+   * The task it is about, if any (the seed's relatedTaskId).
+   */
+  related_task_id: string | null;
+  title: string;
+  /**
+   * task_assigned, mention, comment (on a watched task), status_changed (of a watched task), task_due_soon.
+   */
+  type: string;
+  /**
+   * The recipient (the seed's userId).
+   */
+  user_id: string;
 }
 
 export interface Offers {
@@ -1039,6 +1165,35 @@ export interface Subscriptions {
   updated_at: Generated<Timestamp>;
 }
 
+export interface TaskCommits {
+  /**
+   * The commit's author as Git records it ("Name <email>"), free text: not necessarily a user here.
+   */
+  author: string | null;
+  /**
+   * When the commit was made (the seed's timestamp, renamed: a timestamp column named timestamp reads badly).
+   */
+  committed_at: Generated<Timestamp>;
+  created_at: Generated<Timestamp>;
+  created_by: Generated<string | null>;
+  id: Generated<string>;
+  message: string;
+  /**
+   * The task's organization (copied by trigger).
+   */
+  organization_id: string;
+  /**
+   * The task's project (copied by trigger, for policies).
+   */
+  project_id: string;
+  /**
+   * The full commit id: 40 hex digits (SHA-1) or 64 (SHA-256), lower case (upper case is folded by trigger); abbreviated ids are refused so one commit cannot be linked twice under two spellings.
+   */
+  sha: string;
+  task_id: string;
+  url: string | null;
+}
+
 export interface TaskDependencies {
   blocked_by_task_id: string;
   created_at: Generated<Timestamp>;
@@ -1103,6 +1258,21 @@ export interface Tasks {
   title: string;
   token_usage: Json | null;
   updated_at: Generated<Timestamp>;
+}
+
+export interface TaskWatchers {
+  added_by: Generated<string | null>;
+  created_at: Generated<Timestamp>;
+  /**
+   * The task's organization (copied by trigger).
+   */
+  organization_id: string;
+  /**
+   * The task's project (copied by trigger, for policies).
+   */
+  project_id: string;
+  task_id: string;
+  user_id: Generated<string>;
 }
 
 export interface TelemetryEvents {
@@ -1344,6 +1514,7 @@ export interface WorkflowVersions {
 }
 
 export interface DB {
+  activities: Activities;
   ai_agent_api_keys: AiAgentApiKeys;
   ai_agent_performance: AiAgentPerformance;
   ai_agent_tasks: AiAgentTasks;
@@ -1358,6 +1529,9 @@ export interface DB {
   audit_logs: AuditLogs;
   billing_customers: BillingCustomers;
   billing_sync_problems: BillingSyncProblems;
+  comment_mentions: CommentMentions;
+  comment_reactions: CommentReactions;
+  comments: Comments;
   conversations: Conversations;
   feature_flags: FeatureFlags;
   file_events: FileEvents;
@@ -1368,6 +1542,7 @@ export interface DB {
   invoices: Invoices;
   messages: Messages;
   metrics_log: MetricsLog;
+  notifications: Notifications;
   offers: Offers;
   organization_billing: OrganizationBilling;
   organization_invitations: OrganizationInvitations;
@@ -1394,7 +1569,9 @@ export interface DB {
   staff_working_hours: StaffWorkingHours;
   subscription_items: SubscriptionItems;
   subscriptions: Subscriptions;
+  task_commits: TaskCommits;
   task_dependencies: TaskDependencies;
+  task_watchers: TaskWatchers;
   tasks: Tasks;
   telemetry_events: TelemetryEvents;
   usage_metrics: UsageMetrics;

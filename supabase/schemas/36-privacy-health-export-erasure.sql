@@ -142,6 +142,10 @@ begin
   -- ---- Work management (issue 12): projects owned, memberships, favourites, tasks (51-work-tasks.sql).
   result := result || private.work_personal_data(uid);
   -- ---- end Work management
+  -- ---- Work collaboration (issue 12): comments, reactions, watched tasks, notifications, activities as actor
+  -- (53-work-notifications-activities.sql).
+  result := result || private.work_collab_personal_data(uid);
+  -- ---- end Work collaboration
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),

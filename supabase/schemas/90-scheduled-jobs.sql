@@ -22,3 +22,7 @@ select cron.schedule('workflow-deadlines', '* * * * *', $$select private.expire_
 select cron.schedule('workflow-schedules', '* * * * *', $$select private.start_scheduled_workflows()$$);
 select cron.schedule('approval-escalation', '* * * * *', $$select private.escalate_approval_requests()$$);
 select cron.schedule('approval-expiry', '* * * * *', $$select private.expire_approval_requests()$$);
+
+-- Work management (53): every 15 minutes, open tasks due within 24 hours notify their assignee and watchers (once per
+-- task and due date).
+select cron.schedule('work-due-soon-notifications', '*/15 * * * *', $$select private.notify_tasks_due_soon()$$);
