@@ -395,3 +395,88 @@ on conflict do nothing;
 update public.notifications set read_at = now()
 where user_id = 'a11ce000-0000-4000-8000-000000000001' and type = 'mention' and read_at is null;
 -- ---- end work collaboration
+-- ---- Work management, time (issue 12, 54-work-time.sql): carol's and dave's time on the website tasks (one billable,
+-- one manual), two AI runs of the hero section (the first failed), which roll up into the tasks and the project.
+insert into public.time_entries (id, task_id, user_id, start_time, end_time, description, is_manual, is_billable, hourly_rate)
+values
+  ('0a000000-0000-4000-8000-0000713e0001', '0a000000-0000-4000-8000-00007a5c0001', 'ca201000-0000-4000-8000-000000000003',
+   '2026-11-20 09:00Z', '2026-11-20 12:30Z', 'Wireframes and review', false, true, 95),
+  ('0a000000-0000-4000-8000-0000713e0002', '0a000000-0000-4000-8000-00007a5c0003', 'ca201000-0000-4000-8000-000000000003',
+   '2026-11-23 13:00Z', '2026-11-23 15:15Z', 'Hero markup', false, false, null),
+  ('0a000000-0000-4000-8000-0000713e0003', '0a000000-0000-4000-8000-00007a5c0002', 'da7e0000-0000-4000-8000-000000000004',
+   '2026-11-24 10:00Z', '2026-11-24 10:45Z', 'Copy review call', true, false, null)
+on conflict (id) do nothing;
+insert into public.task_executions (id, task_id, started_by, prompt, response, ai_provider, model, temperature, max_tokens,
+                                    tokens_used, duration, cost, status, error_message, retry_count, rating, user_feedback)
+values
+  ('0a000000-0000-4000-8000-0000e8ec0001', '0a000000-0000-4000-8000-00007a5c0003', 'ca201000-0000-4000-8000-000000000003',
+   'Write the hero section copy for the product tour', null, 'openai', 'gpt-4o-mini', 0.7, 800,
+   '{"prompt_tokens": 220, "completion_tokens": 0, "total_tokens": 220}', 30000, 0.000033, 'failed', 'request timed out', 0, null, null),
+  ('0a000000-0000-4000-8000-0000e8ec0002', '0a000000-0000-4000-8000-00007a5c0003', 'ca201000-0000-4000-8000-000000000003',
+   'Write the hero section copy for the product tour', 'Ship AI workflows your whole team trusts.', 'openai', 'gpt-4o-mini',
+   0.7, 800, '{"prompt_tokens": 220, "completion_tokens": 180, "total_tokens": 400}', 4200, 0.000141, 'success', null, 1, 4,
+   'Good, shorten the subtitle')
+on conflict (id) do nothing;
+-- ---- end work management, time
+
+-- ---- Work management, skills (issue 12, 55-work-skills.sql): Acme's private "Landing page copy" skill and public,
+-- official "Code review" skill (marked by the platform), their tags, a review from Globex's Grace, a suggestion on
+-- the hero section, and Frank's fork of the public skill into Globex.
+insert into public.skills (id, organization_id, author_id, name, description, prompt, category, ai_provider, input_schema,
+                           output_schema, is_public, is_official, changelog)
+values
+  ('0a000000-0000-4000-8000-00005c110001', '0a000000-0000-4000-8000-00000000ac3e', 'ca201000-0000-4000-8000-000000000003',
+   'Landing page copy', 'Writes a hero headline and subtitle in Acme''s voice',
+   'Write a headline and a subtitle for {{product}} aimed at {{audience}}.', 'writing', 'openai',
+   '{"type": "object", "required": ["product"], "properties": {"product": {"type": "string"}, "audience": {"type": "string"}}}',
+   '{"type": "object", "properties": {"headline": {"type": "string"}, "subtitle": {"type": "string"}}}', false, false, null),
+  ('0a000000-0000-4000-8000-00005c110002', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Code review', 'Reviews a diff for bugs, security issues and style', 'Review this diff and list problems by severity: {{diff}}',
+   'development', 'anthropic', '{"type": "object", "properties": {"diff": {"type": "string"}}}', '{"type": "array"}',
+   true, true, 'First public version')
+on conflict (id) do nothing;
+insert into public.skill_tags (skill_id, tag)
+values
+  ('0a000000-0000-4000-8000-00005c110001', 'copywriting'),
+  ('0a000000-0000-4000-8000-00005c110002', 'review'),
+  ('0a000000-0000-4000-8000-00005c110002', 'git')
+on conflict do nothing;
+insert into public.skill_reviews (id, skill_id, user_id, rating, comment)
+values ('0a000000-0000-4000-8000-00005c1e0001', '0a000000-0000-4000-8000-00005c110002', '92ace000-0000-4000-8000-000000000007',
+        5, 'Caught a SQL injection on day one')
+on conflict do nothing;
+insert into public.task_suggested_skills (task_id, skill_id)
+values ('0a000000-0000-4000-8000-00007a5c0003', '0a000000-0000-4000-8000-00005c110001')
+on conflict do nothing;
+insert into public.skills (id, organization_id, author_id, forked_from_id, name, description, prompt, category, changelog)
+values ('0a000000-0000-4000-8000-00005c110003', '0a000000-0000-4000-8000-0000000910be', 'f2a40000-0000-4000-8000-000000000006',
+        '0a000000-0000-4000-8000-00005c110002', 'Code review', 'Reviews a diff for bugs, security issues and style',
+        'Review this diff and list problems by severity: {{diff}}', 'development', 'Forked from Code review (version 1)')
+on conflict (id) do nothing;
+-- ---- end work management, skills
+
+-- ---- Work management, templates (issue 12, 56-work-templates.sql): Acme's public, official "Marketing site" template
+-- (tasks with subtasks and suggested skills) and one project made from it with create_project_from_template() as
+-- alice (the function reads the caller from the JWT claims, set for this statement only). Runs once.
+insert into public.templates (id, organization_id, author_id, name, description, category, tags, project_structure, is_public, is_official)
+values
+  ('0a000000-0000-4000-8000-00007e3b0001', '0a000000-0000-4000-8000-00000000ac3e', 'a11ce000-0000-4000-8000-000000000001',
+   'Marketing site', 'Plan, write and ship a marketing site', 'marketing', '{website,launch}',
+   '{"tasks": [{"title": "Write the copy", "priority": "high", "estimatedMinutes": 240, "skills": ["Landing page copy"],
+                "subtasks": [{"title": "Hero"}, {"title": "Pricing"}]},
+               {"title": "Build the pages", "estimatedMinutes": 960, "skills": ["Code review"]},
+               {"title": "Launch", "priority": "urgent", "estimatedMinutes": 60}],
+     "skills": [],
+     "automations": [{"name": "Tell the team", "trigger": {"type": "status_change", "to": "done"}, "actions": [{"type": "notify"}]}]}',
+   true, true)
+on conflict (id) do nothing;
+do $$
+begin
+  if not exists (select 1 from public.projects where template_id = '0a000000-0000-4000-8000-00007e3b0001') then
+    perform set_config('request.jwt.claims', '{"sub": "a11ce000-0000-4000-8000-000000000001", "role": "authenticated"}', true);
+    perform public.create_project_from_template('0a000000-0000-4000-8000-00007e3b0001', '0a000000-0000-4000-8000-00000000ac3e', 'Docs site');
+    perform set_config('request.jwt.claims', '', true);
+  end if;
+end;
+$$;
+-- ---- end work management, templates

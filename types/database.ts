@@ -1021,14 +1021,14 @@ isOneToOne: false
                   ]
                 },"projects": {
                   Row: {
-                    "actual_hours": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"search_vector": unknown,"status": string,"title": string,"total_cost": number,"updated_at": string,"visibility": string
+                    "actual_hours": number,"actual_minutes": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"search_vector": unknown,"status": string,"template_id": string | null,"title": string,"total_cost": number,"updated_at": string,"visibility": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"search_vector"?: unknown,"status"?: string,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"search_vector"?: unknown,"status"?: string,"template_id"?: string | null,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Update: {
-                    "actual_hours"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"search_vector"?: unknown,"status"?: string,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"search_vector"?: unknown,"status"?: string,"template_id"?: string | null,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Relationships: [
                     {
@@ -1042,6 +1042,12 @@ isOneToOne: false
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "projects_template_id_fkey"
+      columns: ["template_id"]
+isOneToOne: false
+      referencedRelation: "templates"
       referencedColumns: ["id"]
     }
                   ]
@@ -1176,6 +1182,102 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"skill_reviews": {
+                  Row: {
+                    "comment": string | null,"created_at": string,"id": string,"organization_id": string,"rating": number,"skill_id": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "comment"?: string | null,"created_at"?: string,"id"?: string,"organization_id": string,"rating": number,"skill_id": string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Update: {
+                    "comment"?: string | null,"created_at"?: string,"id"?: string,"organization_id"?: string,"rating"?: number,"skill_id"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "skill_reviews_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "skill_reviews_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "skill_reviews_skill_id_fkey"
+      columns: ["skill_id"]
+isOneToOne: false
+      referencedRelation: "skills"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"skill_tags": {
+                  Row: {
+                    "organization_id": string,"skill_id": string,"tag": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "organization_id": string,"skill_id": string,"tag": string
+                  }
+                  Update: {
+                    "organization_id"?: string,"skill_id"?: string,"tag"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "skill_tags_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "skill_tags_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "skill_tags_skill_id_fkey"
+      columns: ["skill_id"]
+isOneToOne: false
+      referencedRelation: "skills"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"skills": {
+                  Row: {
+                    "ai_provider": string | null,"author_id": string | null,"category": string,"changelog": string | null,"created_at": string,"description": string,"fork_count": number,"forked_from_id": string | null,"id": string,"input_schema": Json | null,"is_official": boolean,"is_public": boolean,"mcp_requirements": NonNullable<Json>,"name": string,"organization_id": string,"output_schema": Json | null,"prompt": string,"rating": number | null,"review_count": number,"updated_at": string,"usage_count": number,"version": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "ai_provider"?: string | null,"author_id"?: string | null,"category": string,"changelog"?: string | null,"created_at"?: string,"description": string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name": string,"organization_id": string,"output_schema"?: Json | null,"prompt": string,"rating"?: number | null,"review_count"?: number,"updated_at"?: string,"usage_count"?: number,"version"?: number
+                  }
+                  Update: {
+                    "ai_provider"?: string | null,"author_id"?: string | null,"category"?: string,"changelog"?: string | null,"created_at"?: string,"description"?: string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name"?: string,"organization_id"?: string,"output_schema"?: Json | null,"prompt"?: string,"rating"?: number | null,"review_count"?: number,"updated_at"?: string,"usage_count"?: number,"version"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "skills_forked_from_id_fkey"
+      columns: ["forked_from_id"]
+isOneToOne: false
+      referencedRelation: "skills"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"staff": {
                   Row: {
@@ -1439,6 +1541,88 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"task_executions": {
+                  Row: {
+                    "ai_agent_task_id": string | null,"ai_provider": string,"completed_at": string | null,"context": string | null,"cost": number | null,"created_at": string,"duration": number | null,"error_message": string | null,"execution_number": number,"id": string,"max_tokens": number | null,"model": string,"organization_id": string,"project_id": string,"prompt": string,"rating": number | null,"response": string | null,"retry_count": number,"started_by": string | null,"status": string,"task_id": string,"temperature": number | null,"tokens_used": Json | null,"updated_at": string,"user_feedback": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "ai_agent_task_id"?: string | null,"ai_provider": string,"completed_at"?: string | null,"context"?: string | null,"cost"?: number | null,"created_at"?: string,"duration"?: number | null,"error_message"?: string | null,"execution_number": number,"id"?: string,"max_tokens"?: number | null,"model": string,"organization_id": string,"project_id": string,"prompt": string,"rating"?: number | null,"response"?: string | null,"retry_count"?: number,"started_by"?: string | null,"status"?: string,"task_id": string,"temperature"?: number | null,"tokens_used"?: Json | null,"updated_at"?: string,"user_feedback"?: string | null
+                  }
+                  Update: {
+                    "ai_agent_task_id"?: string | null,"ai_provider"?: string,"completed_at"?: string | null,"context"?: string | null,"cost"?: number | null,"created_at"?: string,"duration"?: number | null,"error_message"?: string | null,"execution_number"?: number,"id"?: string,"max_tokens"?: number | null,"model"?: string,"organization_id"?: string,"project_id"?: string,"prompt"?: string,"rating"?: number | null,"response"?: string | null,"retry_count"?: number,"started_by"?: string | null,"status"?: string,"task_id"?: string,"temperature"?: number | null,"tokens_used"?: Json | null,"updated_at"?: string,"user_feedback"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "task_executions_ai_agent_task_id_fkey"
+      columns: ["ai_agent_task_id"]
+isOneToOne: false
+      referencedRelation: "ai_agent_tasks"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_executions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "task_executions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_executions_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_executions_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"task_suggested_skills": {
+                  Row: {
+                    "added_by": string | null,"created_at": string,"organization_id": string,"skill_id": string,"task_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "added_by"?: string | null,"created_at"?: string,"organization_id": string,"skill_id": string,"task_id": string
+                  }
+                  Update: {
+                    "added_by"?: string | null,"created_at"?: string,"organization_id"?: string,"skill_id"?: string,"task_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "task_suggested_skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "task_suggested_skills_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_suggested_skills_skill_id_fkey"
+      columns: ["skill_id"]
+isOneToOne: false
+      referencedRelation: "skills"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "task_suggested_skills_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"task_watchers": {
                   Row: {
                     "added_by": string | null,"created_at": string,"organization_id": string,"project_id": string,"task_id": string,"user_id": string
@@ -1528,6 +1712,108 @@ isOneToOne: false
                   }
                   Relationships: [
                     
+                  ]
+                },"template_tasks": {
+                  Row: {
+                    "description": string | null,"estimated_minutes": number | null,"id": string,"organization_id": string,"parent_template_task_id": string | null,"position": number,"priority": string,"skills": (string)[],"template_id": string,"title": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "description"?: string | null,"estimated_minutes"?: number | null,"id"?: string,"organization_id": string,"parent_template_task_id"?: string | null,"position": number,"priority"?: string,"skills"?: (string)[],"template_id": string,"title": string
+                  }
+                  Update: {
+                    "description"?: string | null,"estimated_minutes"?: number | null,"id"?: string,"organization_id"?: string,"parent_template_task_id"?: string | null,"position"?: number,"priority"?: string,"skills"?: (string)[],"template_id"?: string,"title"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "template_tasks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "template_tasks_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "template_tasks_parent_template_task_id_fkey"
+      columns: ["parent_template_task_id"]
+isOneToOne: false
+      referencedRelation: "template_tasks"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "template_tasks_template_id_fkey"
+      columns: ["template_id"]
+isOneToOne: false
+      referencedRelation: "templates"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"templates": {
+                  Row: {
+                    "ai_provider_recommendations": Json | null,"author_id": string | null,"category": string,"cover_image_url": string | null,"created_at": string,"description": string,"id": string,"is_official": boolean,"is_public": boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"tags": (string)[],"updated_at": string,"usage_count": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category": string,"cover_image_url"?: string | null,"created_at"?: string,"description": string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
+                  }
+                  Update: {
+                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category"?: string,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name"?: string,"organization_id"?: string,"project_structure"?: NonNullable<Json>,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "templates_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "templates_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"time_entries": {
+                  Row: {
+                    "created_at": string,"description": string | null,"duration": number | null,"end_time": string | null,"hourly_rate": number | null,"id": string,"is_billable": boolean,"is_manual": boolean,"organization_id": string,"project_id": string,"start_time": string,"task_id": string,"updated_at": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"description"?: string | null,"duration"?: never,"end_time"?: string | null,"hourly_rate"?: number | null,"id"?: string,"is_billable"?: boolean,"is_manual"?: boolean,"organization_id": string,"project_id": string,"start_time"?: string,"task_id": string,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "created_at"?: string,"description"?: string | null,"duration"?: never,"end_time"?: string | null,"hourly_rate"?: number | null,"id"?: string,"is_billable"?: boolean,"is_manual"?: boolean,"organization_id"?: string,"project_id"?: string,"start_time"?: string,"task_id"?: string,"updated_at"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "time_entries_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organization_billing"
+      referencedColumns: ["organization_id"]
+    },{
+      foreignKeyName: "time_entries_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "time_entries_project_id_fkey"
+      columns: ["project_id"]
+isOneToOne: false
+      referencedRelation: "projects"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "time_entries_task_id_fkey"
+      columns: ["task_id"]
+isOneToOne: false
+      referencedRelation: "tasks"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"usage_metrics": {
                   Row: {
@@ -2106,6 +2392,9 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"create_project_from_template":
+{ Args: { "organization_id": string,"template_id": string,"title": string }; Returns: string
+                           },
 "create_webhook":
 { Args: { "events": (string)[],"headers"?: Json,"name": string,"organization_id": string,"signing_secret": string,"url": string }; Returns: string
                            },
@@ -2165,6 +2454,9 @@ isOneToOne: false
                            },
 "fail_workflow_run":
 { Args: { "error": Json,"lease_token": string,"retryable"?: boolean,"run_id": string }; Returns: string
+                           },
+"fork_skill":
+{ Args: { "organization_id": string,"skill_id": string }; Returns: string
                            },
 "get_index_usage":
 { Args: Record<PropertyKey, never>; Returns: {

@@ -946,6 +946,10 @@ export interface Projects {
    * Derived: hours of the project's time entries, kept by the database; 0 until time entries exist. Not writable by clients.
    */
   actual_hours: Generated<Numeric>;
+  /**
+   * Derived: whole minutes of the project's live tasks' time entries (the sum of its live root tasks' actual_minutes); actual_hours is this over 60, rounded to 2 places. Kept by the database; not writable by clients.
+   */
+  actual_minutes: Generated<number>;
   ai_provider: string | null;
   /**
    * Set when status becomes archived (filled in by trigger when omitted), null otherwise (projects_archived_at_matches_status).
@@ -973,6 +977,10 @@ export interface Projects {
    */
   search_vector: string | null;
   status: Generated<string>;
+  /**
+   * The template the project was created from (the seed's templateId); set by create_project_from_template(), null when the template is deleted. Not writable by clients.
+   */
+  template_id: string | null;
   title: string;
   /**
    * Derived: AI cost of the project's task executions, kept by the database; 0 until executions exist. Not writable by clients.
@@ -1070,6 +1078,90 @@ export interface SignalToggles {
   signal_key: string;
   updated_at: Generated<Timestamp>;
   user_id: Generated<string>;
+}
+
+export interface SkillReviews {
+  comment: string | null;
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  /**
+   * The skill's organization (copied by trigger, for the audit log); the reviewer may belong to another one.
+   */
+  organization_id: string;
+  rating: number;
+  skill_id: string;
+  updated_at: Generated<Timestamp>;
+  user_id: Generated<string>;
+}
+
+export interface Skills {
+  ai_provider: string | null;
+  /**
+   * Who wrote the skill (the caller by default); null once their account is deleted (the skill stays with the organization).
+   */
+  author_id: Generated<string | null>;
+  category: string;
+  changelog: string | null;
+  created_at: Generated<Timestamp>;
+  description: string;
+  /**
+   * Derived: skills forked from this one, kept by the database.
+   */
+  fork_count: Generated<number>;
+  /**
+   * The skill this one was copied from by fork_skill(); null for originals or when the original is deleted.
+   */
+  forked_from_id: string | null;
+  id: Generated<string>;
+  /**
+   * JSON Schema of the skill's inputs: an object with a type (skills_input_schema_valid).
+   */
+  input_schema: Json | null;
+  /**
+   * Marked by a platform administrator (app_metadata.platform_admin); an official skill is public.
+   */
+  is_official: Generated<boolean>;
+  is_public: Generated<boolean>;
+  /**
+   * Names of the MCP servers the skill needs (a JSON array of strings).
+   */
+  mcp_requirements: Generated<Json>;
+  name: string;
+  organization_id: string;
+  /**
+   * JSON Schema of the skill's outputs: an object with a type (skills_output_schema_valid).
+   */
+  output_schema: Json | null;
+  /**
+   * The prompt template (the seed's prompt).
+   */
+  prompt: string;
+  /**
+   * Derived: average of the skill's reviews, null without reviews.
+   */
+  rating: Numeric | null;
+  /**
+   * Derived: number of reviews (a column the seed's reviews JSON implied).
+   */
+  review_count: Generated<number>;
+  updated_at: Generated<Timestamp>;
+  /**
+   * Derived: tasks suggesting this skill (task_suggested_skills), kept by the database.
+   */
+  usage_count: Generated<number>;
+  /**
+   * Starts at 1 and goes up by one, by trigger, whenever prompt, input_schema or output_schema change.
+   */
+  version: Generated<number>;
+}
+
+export interface SkillTags {
+  /**
+   * The skill's organization (copied by trigger).
+   */
+  organization_id: string;
+  skill_id: string;
+  tag: string;
 }
 
 export interface Staff {
@@ -1202,6 +1294,55 @@ export interface TaskDependencies {
   task_id: string;
 }
 
+export interface TaskExecutions {
+  /**
+   * The workflow engine's ai_agent_tasks row when the engine ran it (same organization); null for runs recorded by an app.
+   */
+  ai_agent_task_id: string | null;
+  ai_provider: string;
+  /**
+   * Set when the status leaves running (filled in by trigger when omitted), null while running.
+   */
+  completed_at: Timestamp | null;
+  context: string | null;
+  /**
+   * Cost in USD; counts towards the task's actual_cost whatever the status (a failed call is paid for too).
+   */
+  cost: Numeric | null;
+  created_at: Generated<Timestamp>;
+  /**
+   * Run time in milliseconds.
+   */
+  duration: number | null;
+  error_message: string | null;
+  /**
+   * Run number within the task (1, 2, ...), assigned by trigger under a per-task lock.
+   */
+  execution_number: number;
+  id: Generated<string>;
+  max_tokens: number | null;
+  model: string;
+  organization_id: string;
+  project_id: string;
+  prompt: string;
+  rating: number | null;
+  response: string | null;
+  retry_count: Generated<number>;
+  /**
+   * Who started the run (the caller by default); null once their account is deleted.
+   */
+  started_by: Generated<string | null>;
+  status: Generated<string>;
+  task_id: string;
+  temperature: Numeric | null;
+  /**
+   * Token usage: an object of non-negative numbers keyed prompt_tokens, completion_tokens, total_tokens, cached_tokens.
+   */
+  tokens_used: Json | null;
+  updated_at: Generated<Timestamp>;
+  user_feedback: string | null;
+}
+
 export interface Tasks {
   /**
    * Derived from task executions, kept by the database; not writable by clients.
@@ -1260,6 +1401,17 @@ export interface Tasks {
   updated_at: Generated<Timestamp>;
 }
 
+export interface TaskSuggestedSkills {
+  added_by: Generated<string | null>;
+  created_at: Generated<Timestamp>;
+  /**
+   * The task's organization (copied by trigger).
+   */
+  organization_id: string;
+  skill_id: string;
+  task_id: string;
+}
+
 export interface TaskWatchers {
   added_by: Generated<string | null>;
   created_at: Generated<Timestamp>;
@@ -1287,6 +1439,102 @@ export interface TelemetryEvents {
   metadata_redacted: Generated<Json>;
   occurred_at: Timestamp;
   user_id: Generated<string>;
+}
+
+export interface Templates {
+  /**
+   * AI settings per provider (an object).
+   */
+  ai_provider_recommendations: Json | null;
+  /**
+   * Who wrote the template (the caller by default); null once their account is deleted.
+   */
+  author_id: Generated<string | null>;
+  category: string;
+  /**
+   * The seed's coverImage (named like projects.cover_image_url).
+   */
+  cover_image_url: string | null;
+  created_at: Generated<Timestamp>;
+  description: string;
+  id: Generated<string>;
+  /**
+   * Marked by a platform administrator; an official template is public.
+   */
+  is_official: Generated<boolean>;
+  is_public: Generated<boolean>;
+  name: string;
+  organization_id: string;
+  /**
+   * Seed 004's ProjectStructure: {tasks: [{title, description?, priority?, estimatedMinutes?, skills?, subtasks?}], skills?, automations?}; subtasks are our extension. Checked by templates_project_structure_shape.
+   */
+  project_structure: Json;
+  tags: Generated<string[]>;
+  updated_at: Generated<Timestamp>;
+  /**
+   * Derived: projects created from the template, counted by create_project_from_template().
+   */
+  usage_count: Generated<number>;
+}
+
+export interface TemplateTasks {
+  description: string | null;
+  estimated_minutes: number | null;
+  id: Generated<string>;
+  organization_id: string;
+  /**
+   * The task this one is a subtask of (project_structure's subtasks); null for top-level tasks.
+   */
+  parent_template_task_id: string | null;
+  /**
+   * Order among its siblings, from the array order (0, 1, ...).
+   */
+  position: number;
+  priority: Generated<string>;
+  /**
+   * Skill names or ids the task suggests, as written in project_structure; resolved when a project is created.
+   */
+  skills: Generated<string[]>;
+  template_id: string;
+  title: string;
+}
+
+export interface TimeEntries {
+  created_at: Generated<Timestamp>;
+  description: string | null;
+  /**
+   * Derived: seconds between start_time and end_time; null while running. Each finished entry adds round(duration / 60) minutes to its task.
+   */
+  duration: Generated<number | null>;
+  /**
+   * Null while the timer runs; a running timer counts nothing towards the totals until it stops.
+   */
+  end_time: Timestamp | null;
+  /**
+   * Rate for billable time (only when is_billable, time_entries_hourly_rate_billable).
+   */
+  hourly_rate: Numeric | null;
+  id: Generated<string>;
+  is_billable: Generated<boolean>;
+  /**
+   * Entered by hand rather than by a timer (the seed's isManual).
+   */
+  is_manual: Generated<boolean>;
+  /**
+   * The task's organization (copied by trigger).
+   */
+  organization_id: string;
+  /**
+   * The task's project (copied by trigger, for policies and the roll-up).
+   */
+  project_id: string;
+  start_time: Generated<Timestamp>;
+  task_id: string;
+  updated_at: Generated<Timestamp>;
+  /**
+   * Who tracked the time (the caller by default). Null once their account is deleted: the entry and the organization's totals stay.
+   */
+  user_id: Generated<string | null>;
 }
 
 export interface UsageMetrics {
@@ -1563,6 +1811,9 @@ export interface DB {
   roles: Roles;
   services: Services;
   signal_toggles: SignalToggles;
+  skill_reviews: SkillReviews;
+  skill_tags: SkillTags;
+  skills: Skills;
   staff: Staff;
   staff_services: StaffServices;
   staff_time_off: StaffTimeOff;
@@ -1571,9 +1822,14 @@ export interface DB {
   subscriptions: Subscriptions;
   task_commits: TaskCommits;
   task_dependencies: TaskDependencies;
+  task_executions: TaskExecutions;
+  task_suggested_skills: TaskSuggestedSkills;
   task_watchers: TaskWatchers;
   tasks: Tasks;
   telemetry_events: TelemetryEvents;
+  template_tasks: TemplateTasks;
+  templates: Templates;
+  time_entries: TimeEntries;
   usage_metrics: UsageMetrics;
   webhook_deliveries: WebhookDeliveries;
   webhook_event_types: WebhookEventTypes;

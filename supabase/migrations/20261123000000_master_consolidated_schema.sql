@@ -80,6 +80,12 @@
 --                                               comment_reactions; the helpers user_can_read_project() and can_comment_on_project().
 --   53-work-notifications-activities.sql        Work management (seed 004): notifications (private.notify, mark_notifications_read, the due-soon sweep), activities
 --                                               (private.record_activity), what writes them, the comment.created event and the realtime publication.
+--   54-work-time.sql                            Work management (seed 004): time_entries (one running timer, no overlaps), task_executions (AI runs of a task), and
+--                                               the derived totals rolled up the task tree: tasks.actual_minutes/actual_cost, projects.actual_hours/total_cost.
+--   55-work-skills.sql                          Work management (seed 004): skills (reusable AI prompts, public or official), skill_tags, skill_reviews (the seed's
+--                                               reviews JSON), task_suggested_skills, and fork_skill(); fork_count, usage_count and rating are derived.
+--   56-work-templates.sql                       Work management (seed 004): project templates (project_structure in the seed's ProjectStructure shape), the
+--                                               template_tasks derived from it, projects.template_id, and create_project_from_template().
 --   58-work-search.sql                          Work management (seed 004): search over projects and tasks (replacing the seed's search_indexes): weighted
 --                                               tsvector columns in the organization's text-search configuration, GIN and trigram indexes, and public.search().
 --   60-receptionist-agents.sql                  AI receptionist: the `agent` role and `receptionist.operate`, ai_agents, their API keys, the receptionist events.
@@ -5231,6 +5237,11 @@ begin
   -- (53-work-notifications-activities.sql).
   result := result || private.work_collab_personal_data(uid);
   -- ---- end Work collaboration
+  -- ---- Work management, time and skills (issue 12): time entries, executions started, skills, reviews, templates (54-56).
+  result := result || private.work_time_personal_data(uid);
+  result := result || private.work_skills_personal_data(uid);
+  result := result || private.work_templates_personal_data(uid);
+  -- ---- end Work management, time and skills
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
@@ -10211,6 +10222,1135 @@ comment on function private.work_collab_personal_data(uuid) is 'A user''s collab
 
 -- Realtime: apps follow tasks, comments and their own notifications live, under RLS.
 alter publication supabase_realtime add table public.tasks, public.comments, public.notifications;
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/54-work-time.sql
+-- =====================================================================================================================
+-- Work management (seed 004): time_entries (one running timer, no overlaps), task_executions (AI runs of a task), and
+-- the derived totals rolled up the task tree: tasks.actual_minutes/actual_cost, projects.actual_hours/total_cost.
+
+-- The exact minute total behind projects.actual_hours (hours are rounded to 2 places, minutes are exact, so the
+-- incremental roll-up never drifts).
+alter table public.projects add column actual_minutes integer not null default 0;
+alter table public.projects add constraint projects_actual_minutes_non_negative check (actual_minutes >= 0);
+comment on column public.projects.actual_minutes is 'Derived: whole minutes of the project''s live tasks'' time entries (the sum of its live root tasks'' actual_minutes); actual_hours is this over 60, rounded to 2 places. Kept by the database; not writable by clients.';
+
+create table public.time_entries (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  project_id uuid not null,
+  task_id uuid not null,
+  user_id uuid default auth.uid(),
+  start_time timestamptz not null default now(),
+  end_time timestamptz,
+  duration integer generated always as ((extract(epoch from (end_time - start_time)))::integer) stored,
+  description text,
+  is_manual boolean not null default false,
+  is_billable boolean not null default false,
+  hourly_rate numeric(10, 2),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint time_entries_pkey primary key (id),
+  constraint time_entries_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint time_entries_project_id_fkey foreign key (project_id) references public.projects (id) on delete cascade,
+  constraint time_entries_task_id_fkey foreign key (task_id) references public.tasks (id) on delete cascade,
+  constraint time_entries_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
+  constraint time_entries_period_ordered check (end_time is null or end_time > start_time),
+  constraint time_entries_running_has_user check (end_time is not null or user_id is not null),
+  constraint time_entries_description_length check (description is null or char_length(description) <= 2000),
+  constraint time_entries_hourly_rate_billable check (hourly_rate is null or (is_billable and hourly_rate >= 0)),
+  constraint time_entries_no_overlap exclude using gist (
+    user_id with =, tstzrange(start_time, coalesce(end_time, 'infinity'::timestamptz), '[)') with &&)
+);
+comment on table public.time_entries is 'Time a user tracked on a task (seed 004). A running timer has no end_time; at most one runs per user and a user''s entries never overlap (time_entries_no_overlap, 23P01). Readable by whoever reads the project; logged by project owners, editors and commenters (not viewers) and projects.admin holders, for themselves; someone else''s entry is changed only with projects.admin.';
+comment on column public.time_entries.organization_id is 'The task''s organization (copied by trigger).';
+comment on column public.time_entries.project_id is 'The task''s project (copied by trigger, for policies and the roll-up).';
+comment on column public.time_entries.user_id is 'Who tracked the time (the caller by default). Null once their account is deleted: the entry and the organization''s totals stay.';
+comment on column public.time_entries.end_time is 'Null while the timer runs; a running timer counts nothing towards the totals until it stops.';
+comment on column public.time_entries.duration is 'Derived: seconds between start_time and end_time; null while running. Each finished entry adds round(duration / 60) minutes to its task.';
+comment on column public.time_entries.is_manual is 'Entered by hand rather than by a timer (the seed''s isManual).';
+comment on column public.time_entries.hourly_rate is 'Rate for billable time (only when is_billable, time_entries_hourly_rate_billable).';
+
+create unique index time_entries_one_running_timer on public.time_entries (user_id) where end_time is null;
+create index time_entries_task_id_idx on public.time_entries (task_id);
+create index time_entries_project_id_idx on public.time_entries (project_id, start_time);
+create index time_entries_organization_id_idx on public.time_entries (organization_id);
+create index time_entries_user_id_idx on public.time_entries (user_id, start_time);
+
+create table public.task_executions (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  project_id uuid not null,
+  task_id uuid not null,
+  execution_number integer not null,
+  ai_agent_task_id uuid,
+  started_by uuid default auth.uid(),
+  prompt text not null,
+  response text,
+  context text,
+  ai_provider text not null,
+  model text not null,
+  temperature numeric(3, 2),
+  max_tokens integer,
+  tokens_used jsonb,
+  duration integer,
+  cost numeric(14, 6),
+  status text not null default 'running',
+  error_message text,
+  retry_count integer not null default 0,
+  user_feedback text,
+  rating integer,
+  completed_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint task_executions_pkey primary key (id),
+  constraint task_executions_task_number_key unique (task_id, execution_number),
+  constraint task_executions_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint task_executions_project_id_fkey foreign key (project_id) references public.projects (id) on delete cascade,
+  constraint task_executions_task_id_fkey foreign key (task_id) references public.tasks (id) on delete cascade,
+  constraint task_executions_ai_agent_task_id_fkey foreign key (ai_agent_task_id) references public.ai_agent_tasks (id) on delete set null,
+  constraint task_executions_started_by_fkey foreign key (started_by) references auth.users (id) on delete set null,
+  constraint task_executions_prompt_length check (char_length(prompt) between 1 and 200000),
+  constraint task_executions_ai_provider_known check (ai_provider in ('openai', 'anthropic', 'google', 'local')),
+  constraint task_executions_model_length check (char_length(model) between 1 and 200),
+  constraint task_executions_temperature_range check (temperature is null or temperature between 0 and 2),
+  constraint task_executions_max_tokens_positive check (max_tokens is null or max_tokens > 0),
+  constraint task_executions_tokens_used_shape check (private.is_valid_token_usage(tokens_used)),
+  constraint task_executions_duration_non_negative check (duration is null or duration >= 0),
+  constraint task_executions_cost_non_negative check (cost is null or cost >= 0),
+  constraint task_executions_status_known check (status in ('running', 'success', 'failed', 'cancelled')),
+  constraint task_executions_retry_count_range check (retry_count between 0 and 100),
+  constraint task_executions_rating_range check (rating is null or rating between 1 and 5),
+  constraint task_executions_completed_when_final check ((completed_at is not null) = (status <> 'running')),
+  constraint task_executions_error_when_failed check (status = 'failed' or error_message is null)
+);
+comment on table public.task_executions is 'AI runs of a task (seed 004): prompt, response, model, tokens, duration, cost, outcome, the user''s feedback. Readable by whoever reads the project; written by its owners and editors and projects.admin holders. Each run''s cost adds to its task''s actual_cost and up the tree.';
+comment on column public.task_executions.execution_number is 'Run number within the task (1, 2, ...), assigned by trigger under a per-task lock.';
+comment on column public.task_executions.ai_agent_task_id is 'The workflow engine''s ai_agent_tasks row when the engine ran it (same organization); null for runs recorded by an app.';
+comment on column public.task_executions.started_by is 'Who started the run (the caller by default); null once their account is deleted.';
+comment on column public.task_executions.tokens_used is 'Token usage: an object of non-negative numbers keyed prompt_tokens, completion_tokens, total_tokens, cached_tokens.';
+comment on column public.task_executions.duration is 'Run time in milliseconds.';
+comment on column public.task_executions.cost is 'Cost in USD; counts towards the task''s actual_cost whatever the status (a failed call is paid for too).';
+comment on column public.task_executions.completed_at is 'Set when the status leaves running (filled in by trigger when omitted), null while running.';
+
+create index task_executions_task_id_idx on public.task_executions (task_id, status);
+create index task_executions_project_id_idx on public.task_executions (project_id);
+create index task_executions_organization_id_idx on public.task_executions (organization_id);
+create index task_executions_ai_agent_task_id_idx on public.task_executions (ai_agent_task_id);
+create index task_executions_started_by_idx on public.task_executions (started_by);
+
+-- Who may log time on a project: its owners, editors and commenters and projects.admin holders; viewers only read.
+create function private.can_log_time(project uuid) returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  organization uuid := (select pr.organization_id from public.projects pr where pr.id = can_log_time.project);
+begin
+  return organization is not null
+     and (private.has_permission(organization, 'projects.admin')
+          or coalesce(private.project_role(can_log_time.project) in ('owner', 'editor', 'commenter'), false));
+end;
+$$;
+comment on function private.can_log_time(uuid) is 'Whether the caller may track time on the project: project owner, editor or commenter, or projects.admin.';
+
+create function private.is_project_admin(project uuid) returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  return coalesce(private.has_permission((select pr.organization_id from public.projects pr where pr.id = is_project_admin.project),
+                                         'projects.admin'), false);
+end;
+$$;
+comment on function private.is_project_admin(uuid) is 'Whether the caller holds projects.admin in the project''s organization.';
+
+grant execute on function private.can_log_time(uuid), private.is_project_admin(uuid) to authenticated, service_role;
+
+-- The roll-up: adds a change of minutes and cost to a task and, while the task counts towards its parent (it is not
+-- soft-deleted), to each ancestor and finally to the project. One UPDATE per ancestor, each `x = x + delta`, so two
+-- transactions changing sibling subtasks queue on the shared parent row and neither loses its update (READ
+-- COMMITTED re-reads the row after the lock); locks are taken leaf to root, so paths never lock in opposite orders.
+create function private.roll_up_task_totals(task uuid, minutes integer, cost numeric) returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  current_task uuid := task;
+  parent uuid;
+  project uuid;
+  live boolean;
+begin
+  if coalesce(minutes, 0) = 0 and coalesce(cost, 0) = 0 then
+    return;
+  end if;
+  loop
+    update public.tasks t
+    set actual_minutes = t.actual_minutes + coalesce(minutes, 0), actual_cost = t.actual_cost + coalesce(cost, 0)
+    where t.id = current_task
+    returning t.parent_task_id, t.project_id, t.deleted_at is null into parent, project, live;
+    if not found or not live then
+      return;
+    end if;
+    exit when parent is null;
+    current_task := parent;
+  end loop;
+  update public.projects p
+  set actual_minutes = p.actual_minutes + coalesce(minutes, 0),
+      actual_hours = round((p.actual_minutes + coalesce(minutes, 0)) / 60.0, 2),
+      total_cost = p.total_cost + coalesce(cost, 0)
+  where p.id = project;
+end;
+$$;
+comment on function private.roll_up_task_totals(uuid, integer, numeric) is 'Adds minutes and cost to a task, its live ancestors and its project (a soft-deleted task keeps its own total but stops counting above it).';
+
+-- tasks: a task counts towards its parent while it is not soft-deleted. Deleting, restoring, re-parenting or removing
+-- a task moves its total (as it stood at that change) out of or into the ancestors above it; the subtasks a soft
+-- delete reaches are handled by their own rows' triggers, in whatever order they fire.
+create function private.roll_up_task_change() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  was_counted boolean := tg_op <> 'INSERT' and old.deleted_at is null;
+  is_counted boolean := tg_op <> 'DELETE' and new.deleted_at is null;
+  moved boolean := tg_op = 'UPDATE' and old.parent_task_id is distinct from new.parent_task_id;
+begin
+  if was_counted and (not is_counted or moved) then
+    if old.parent_task_id is null then
+      update public.projects p
+      set actual_minutes = p.actual_minutes - old.actual_minutes,
+          actual_hours = round((p.actual_minutes - old.actual_minutes) / 60.0, 2),
+          total_cost = p.total_cost - old.actual_cost
+      where p.id = old.project_id;
+    else
+      perform private.roll_up_task_totals(old.parent_task_id, -old.actual_minutes, -old.actual_cost);
+    end if;
+  end if;
+  if is_counted and (not was_counted or moved) then
+    if new.parent_task_id is null then
+      update public.projects p
+      set actual_minutes = p.actual_minutes + new.actual_minutes,
+          actual_hours = round((p.actual_minutes + new.actual_minutes) / 60.0, 2),
+          total_cost = p.total_cost + new.actual_cost
+      where p.id = new.project_id;
+    else
+      perform private.roll_up_task_totals(new.parent_task_id, new.actual_minutes, new.actual_cost);
+    end if;
+  end if;
+  return null;
+end;
+$$;
+
+create trigger tasks_roll_up_totals after update of deleted_at, parent_task_id or delete on public.tasks
+  for each row execute function private.roll_up_task_change();
+
+-- time_entries: organization and project from the task; a user has one running timer (checked here for a clear
+-- message, enforced by the unique index under concurrency); when an account is deleted its running timer stops.
+create function private.check_time_entry() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  select t.organization_id, t.project_id into new.organization_id, new.project_id from public.tasks t where t.id = new.task_id;
+  if new.project_id is null then
+    raise exception 'task % does not exist', new.task_id using errcode = '23503';
+  end if;
+  if tg_op = 'UPDATE' and new.user_id is null and old.user_id is not null and new.end_time is null then
+    new.end_time := greatest(pg_catalog.now(), new.start_time + interval '1 second');
+  end if;
+  if new.end_time is null and new.user_id is not null
+     and (tg_op = 'INSERT' or old.end_time is not null or new.user_id is distinct from old.user_id)
+     and exists (select 1 from public.time_entries e where e.user_id = new.user_id and e.end_time is null and e.id <> new.id) then
+    raise exception 'a timer is already running for this user' using errcode = '23505',
+      constraint = 'time_entries_one_running_timer', hint = 'Stop the running timer (set its end_time) first.';
+  end if;
+  return new;
+end;
+$$;
+
+-- The entry's user is a member of the organization (an AFTER trigger, so that row-level security answers first).
+create function private.check_time_entry_user() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from public.organization_members m where m.organization_id = new.organization_id and m.user_id = new.user_id) then
+    raise exception 'time is tracked only for members of the task''s organization' using errcode = '23514',
+      constraint = 'time_entries_user_is_member';
+  end if;
+  return null;
+end;
+$$;
+
+-- Each finished entry adds round(duration / 60) whole minutes to its task and up the tree.
+create function private.roll_up_time_entry() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  old_minutes integer := case when tg_op <> 'INSERT' then coalesce(round(old.duration / 60.0)::integer, 0) else 0 end;
+  new_minutes integer := case when tg_op <> 'DELETE' then coalesce(round(new.duration / 60.0)::integer, 0) else 0 end;
+begin
+  if tg_op = 'UPDATE' and old.task_id = new.task_id then
+    perform private.roll_up_task_totals(new.task_id, new_minutes - old_minutes, 0);
+  else
+    if tg_op <> 'INSERT' then
+      perform private.roll_up_task_totals(old.task_id, -old_minutes, 0);
+    end if;
+    if tg_op <> 'DELETE' then
+      perform private.roll_up_task_totals(new.task_id, new_minutes, 0);
+    end if;
+  end if;
+  return null;
+end;
+$$;
+
+create trigger time_entries_check before insert or update on public.time_entries
+  for each row execute function private.check_time_entry();
+create trigger time_entries_check_user after insert or update of user_id on public.time_entries
+  for each row when (new.user_id is not null) execute function private.check_time_entry_user();
+create trigger time_entries_set_updated_at before update on public.time_entries
+  for each row execute function private.set_updated_at();
+create trigger time_entries_roll_up after insert or delete on public.time_entries
+  for each row execute function private.roll_up_time_entry();
+create trigger time_entries_roll_up_change after update on public.time_entries
+  for each row when (old.task_id is distinct from new.task_id or old.duration is distinct from new.duration)
+  execute function private.roll_up_time_entry();
+create trigger time_entries_audit after insert or update or delete on public.time_entries
+  for each row execute function private.audit_row_change();
+
+-- task_executions: organization and project from the task, the number under a per-task lock, an engine link only
+-- within the organization, completed_at stamped by the final status.
+create function private.check_task_execution() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  select t.organization_id, t.project_id into new.organization_id, new.project_id from public.tasks t where t.id = new.task_id;
+  if new.project_id is null then
+    raise exception 'task % does not exist', new.task_id using errcode = '23503';
+  end if;
+  if tg_op = 'UPDATE' and new.task_id <> old.task_id then
+    raise exception 'an execution cannot move to another task' using errcode = '23514',
+      constraint = 'task_executions_task_id_immutable';
+  end if;
+  if tg_op = 'INSERT' then
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('task_executions:' || new.task_id::text, 0));
+    select coalesce(max(e.execution_number), 0) + 1 into new.execution_number
+    from public.task_executions e where e.task_id = new.task_id;
+  elsif new.execution_number <> old.execution_number then
+    new.execution_number := old.execution_number;
+  end if;
+  if new.ai_agent_task_id is not null and (tg_op = 'INSERT' or new.ai_agent_task_id is distinct from old.ai_agent_task_id)
+     and not exists (select 1 from public.ai_agent_tasks a where a.id = new.ai_agent_task_id and a.organization_id = new.organization_id) then
+    raise exception 'the AI agent task must belong to the task''s organization' using errcode = '23514',
+      constraint = 'task_executions_ai_agent_task_same_organization';
+  end if;
+  if new.status <> 'running' and new.completed_at is null then
+    new.completed_at := pg_catalog.now();
+  elsif new.status = 'running' then
+    new.completed_at := null;
+  end if;
+  return new;
+end;
+$$;
+
+create function private.roll_up_task_execution() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  perform private.roll_up_task_totals(coalesce(new.task_id, old.task_id), 0,
+    case when tg_op <> 'DELETE' then coalesce(new.cost, 0) else 0 end
+    - case when tg_op <> 'INSERT' then coalesce(old.cost, 0) else 0 end);
+  return null;
+end;
+$$;
+
+create trigger task_executions_check before insert or update on public.task_executions
+  for each row execute function private.check_task_execution();
+create trigger task_executions_set_updated_at before update on public.task_executions
+  for each row execute function private.set_updated_at();
+create trigger task_executions_roll_up after insert or delete on public.task_executions
+  for each row execute function private.roll_up_task_execution();
+create trigger task_executions_roll_up_change after update on public.task_executions
+  for each row when (old.cost is distinct from new.cost) execute function private.roll_up_task_execution();
+create trigger task_executions_audit after insert or update or delete on public.task_executions
+  for each row execute function private.audit_row_change();
+
+alter table public.time_entries enable row level security;
+alter table public.task_executions enable row level security;
+
+-- time_entries_select: whoever reads the project sees its time.
+create policy time_entries_select on public.time_entries for select to authenticated
+  using (private.can_read_project(project_id));
+-- time_entries_insert: project owners, editors, commenters and projects.admin holders log their own time; only
+-- projects.admin holders log time for someone else.
+create policy time_entries_insert on public.time_entries for insert to authenticated
+  with check (exists (select 1 from public.tasks t where t.id = task_id and private.can_log_time(t.project_id)
+                      and (user_id = (select auth.uid()) or private.is_project_admin(t.project_id))));
+-- time_entries_update: one's own entries (while one may log time on the project), anyone's with projects.admin.
+create policy time_entries_update on public.time_entries for update to authenticated
+  using ((user_id = (select auth.uid()) and private.can_log_time(project_id)) or private.is_project_admin(project_id))
+  with check (exists (select 1 from public.tasks t where t.id = task_id
+                      and ((user_id = (select auth.uid()) and private.can_log_time(t.project_id)) or private.is_project_admin(t.project_id))));
+-- time_entries_delete: as update.
+create policy time_entries_delete on public.time_entries for delete to authenticated
+  using ((user_id = (select auth.uid()) and private.can_log_time(project_id)) or private.is_project_admin(project_id));
+
+-- task_executions follow the task: read by the project's readers, written by its owners, editors and projects.admin.
+create policy task_executions_select on public.task_executions for select to authenticated
+  using (private.can_read_project(project_id));
+create policy task_executions_insert on public.task_executions for insert to authenticated
+  with check (exists (select 1 from public.tasks t where t.id = task_id and private.can_edit_project(t.project_id)));
+create policy task_executions_update on public.task_executions for update to authenticated
+  using (private.can_edit_project(project_id))
+  with check (private.can_edit_project(project_id));
+create policy task_executions_delete on public.task_executions for delete to authenticated
+  using (private.can_edit_project(project_id));
+
+grant select, delete on public.time_entries to authenticated, service_role;
+grant insert (task_id, user_id, start_time, end_time, description, is_manual, is_billable, hourly_rate)
+  on public.time_entries to authenticated, service_role;
+grant update (task_id, user_id, start_time, end_time, description, is_manual, is_billable, hourly_rate)
+  on public.time_entries to authenticated, service_role;
+grant select, delete on public.task_executions to authenticated, service_role;
+grant insert (task_id, ai_agent_task_id, prompt, response, context, ai_provider, model, temperature, max_tokens,
+              tokens_used, duration, cost, status, error_message, retry_count, user_feedback, rating, completed_at)
+  on public.task_executions to authenticated, service_role;
+grant update (response, context, tokens_used, duration, cost, status, error_message, retry_count, user_feedback,
+              rating, completed_at)
+  on public.task_executions to authenticated, service_role;
+
+-- A user's time and AI runs for export_my_data(): their time entries and the executions they started. Erasure
+-- (deleting the account) sets user_id / started_by to null and stops a running timer: the organization keeps
+-- every entry and run, so its actual_minutes, actual_hours and costs do not change.
+create function private.work_time_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'time_entries', coalesce((select jsonb_agg(jsonb_build_object('id', e.id, 'task_id', e.task_id, 'project_id', e.project_id,
+        'start_time', e.start_time, 'end_time', e.end_time, 'duration', e.duration, 'description', e.description,
+        'is_manual', e.is_manual, 'is_billable', e.is_billable, 'hourly_rate', e.hourly_rate) order by e.start_time, e.id)
+      from public.time_entries e where e.user_id = uid), '[]'::jsonb),
+    'task_executions', coalesce((select jsonb_agg(jsonb_build_object('id', x.id, 'task_id', x.task_id,
+        'execution_number', x.execution_number, 'ai_provider', x.ai_provider, 'model', x.model, 'prompt', x.prompt,
+        'status', x.status, 'cost', x.cost, 'user_feedback', x.user_feedback, 'rating', x.rating,
+        'created_at', x.created_at) order by x.created_at, x.id)
+      from public.task_executions x where x.started_by = uid), '[]'::jsonb))
+$$;
+comment on function private.work_time_personal_data(uuid) is 'A user''s time entries and the task executions they started, for their export.';
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/55-work-skills.sql
+-- =====================================================================================================================
+-- Work management (seed 004): skills (reusable AI prompts, public or official), skill_tags, skill_reviews (the seed's
+-- reviews JSON), task_suggested_skills, and fork_skill(); fork_count, usage_count and rating are derived.
+
+-- A JSON Schema as the skills store it: null, or an object whose "type" is a JSON Schema type or a non-empty array of them.
+create function private.is_json_schema_object(schema jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select schema is null
+      or (jsonb_typeof(schema) = 'object'
+          and case jsonb_typeof(schema -> 'type')
+                when 'string' then schema ->> 'type' in ('object', 'array', 'string', 'number', 'integer', 'boolean', 'null')
+                when 'array' then jsonb_array_length(schema -> 'type') > 0
+                                  and not exists (select 1 from jsonb_array_elements(schema -> 'type') t
+                                                  where jsonb_typeof(t) <> 'string'
+                                                     or t #>> '{}' not in ('object', 'array', 'string', 'number', 'integer', 'boolean', 'null'))
+                else false
+              end)
+$$;
+comment on function private.is_json_schema_object(jsonb) is 'True when the value is null or a JSON Schema object with a type (a JSON Schema type name, or a non-empty array of them).';
+grant execute on function private.is_json_schema_object(jsonb) to authenticated, service_role;
+
+create table public.skills (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  author_id uuid default auth.uid(),
+  forked_from_id uuid,
+  name text not null,
+  description text not null,
+  prompt text not null,
+  category text not null,
+  ai_provider text,
+  mcp_requirements jsonb not null default '[]'::jsonb,
+  input_schema jsonb,
+  output_schema jsonb,
+  is_public boolean not null default false,
+  is_official boolean not null default false,
+  fork_count integer not null default 0,
+  usage_count integer not null default 0,
+  rating numeric(3, 2),
+  review_count integer not null default 0,
+  version integer not null default 1,
+  changelog text,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint skills_pkey primary key (id),
+  constraint skills_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint skills_author_id_fkey foreign key (author_id) references auth.users (id) on delete set null,
+  constraint skills_forked_from_id_fkey foreign key (forked_from_id) references public.skills (id) on delete set null,
+  constraint skills_name_length check (char_length(btrim(name)) between 1 and 200),
+  constraint skills_description_length check (char_length(btrim(description)) between 1 and 5000),
+  constraint skills_prompt_length check (char_length(btrim(prompt)) between 1 and 50000),
+  constraint skills_category_format check (category ~ '^[a-z0-9][a-z0-9_-]{0,49}$'),
+  constraint skills_ai_provider_known check (ai_provider is null or ai_provider in ('openai', 'anthropic', 'google', 'local')),
+  constraint skills_mcp_requirements_strings check (jsonb_typeof(mcp_requirements) = 'array'
+    and jsonb_array_length(mcp_requirements) <= 50
+    and not jsonb_path_exists(mcp_requirements, '$[*] ? (@.type() != "string")')),
+  constraint skills_input_schema_valid check (private.is_json_schema_object(input_schema)),
+  constraint skills_output_schema_valid check (private.is_json_schema_object(output_schema)),
+  constraint skills_official_is_public check (not is_official or is_public),
+  constraint skills_counts_non_negative check (fork_count >= 0 and usage_count >= 0 and review_count >= 0),
+  constraint skills_rating_range check (rating is null or rating between 1 and 5),
+  constraint skills_version_positive check (version >= 1),
+  constraint skills_changelog_length check (changelog is null or char_length(changelog) <= 20000),
+  constraint skills_not_own_fork check (forked_from_id is distinct from id)
+);
+comment on table public.skills is 'Reusable AI prompts (seed 004) of an organization. Readable by its projects.read holders and, when is_public, by every signed-in user; written by projects.manage holders. is_official is set only by platform administrators.';
+comment on column public.skills.author_id is 'Who wrote the skill (the caller by default); null once their account is deleted (the skill stays with the organization).';
+comment on column public.skills.forked_from_id is 'The skill this one was copied from by fork_skill(); null for originals or when the original is deleted.';
+comment on column public.skills.prompt is 'The prompt template (the seed''s prompt).';
+comment on column public.skills.mcp_requirements is 'Names of the MCP servers the skill needs (a JSON array of strings).';
+comment on column public.skills.input_schema is 'JSON Schema of the skill''s inputs: an object with a type (skills_input_schema_valid).';
+comment on column public.skills.output_schema is 'JSON Schema of the skill''s outputs: an object with a type (skills_output_schema_valid).';
+comment on column public.skills.is_official is 'Marked by a platform administrator (app_metadata.platform_admin); an official skill is public.';
+comment on column public.skills.fork_count is 'Derived: skills forked from this one, kept by the database.';
+comment on column public.skills.usage_count is 'Derived: tasks suggesting this skill (task_suggested_skills), kept by the database.';
+comment on column public.skills.rating is 'Derived: average of the skill''s reviews, null without reviews.';
+comment on column public.skills.review_count is 'Derived: number of reviews (a column the seed''s reviews JSON implied).';
+comment on column public.skills.version is 'Starts at 1 and goes up by one, by trigger, whenever prompt, input_schema or output_schema change.';
+
+create index skills_organization_id_idx on public.skills (organization_id, category);
+create index skills_public_idx on public.skills (category, rating desc nulls last) where is_public;
+create index skills_author_id_idx on public.skills (author_id);
+create index skills_forked_from_id_idx on public.skills (forked_from_id);
+
+create table public.skill_tags (
+  skill_id uuid not null,
+  tag text not null,
+  organization_id uuid not null,
+  constraint skill_tags_pkey primary key (skill_id, tag),
+  constraint skill_tags_skill_id_fkey foreign key (skill_id) references public.skills (id) on delete cascade,
+  constraint skill_tags_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint skill_tags_tag_format check (tag ~ '^[a-z0-9][a-z0-9 _.+#-]{0,49}$')
+);
+comment on table public.skill_tags is 'Tags of a skill (seed 004''s SkillTags): lower-case, up to 50 characters. Follow the skill.';
+comment on column public.skill_tags.organization_id is 'The skill''s organization (copied by trigger).';
+
+create index skill_tags_tag_idx on public.skill_tags (tag);
+create index skill_tags_organization_id_idx on public.skill_tags (organization_id);
+
+create table public.skill_reviews (
+  id uuid not null default gen_random_uuid(),
+  skill_id uuid not null,
+  user_id uuid not null default auth.uid(),
+  organization_id uuid not null,
+  rating integer not null,
+  comment text,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint skill_reviews_pkey primary key (id),
+  constraint skill_reviews_one_per_user unique (skill_id, user_id),
+  constraint skill_reviews_skill_id_fkey foreign key (skill_id) references public.skills (id) on delete cascade,
+  constraint skill_reviews_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint skill_reviews_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint skill_reviews_rating_range check (rating between 1 and 5),
+  constraint skill_reviews_comment_length check (comment is null or char_length(comment) <= 5000)
+);
+comment on table public.skill_reviews is 'Reviews of a skill (the seed''s reviews JSON, one row per review): one per user and skill, not by the skill''s author. Readable by whoever reads the skill; each user writes only their own.';
+comment on column public.skill_reviews.organization_id is 'The skill''s organization (copied by trigger, for the audit log); the reviewer may belong to another one.';
+
+create index skill_reviews_user_id_idx on public.skill_reviews (user_id);
+create index skill_reviews_organization_id_idx on public.skill_reviews (organization_id);
+
+create table public.task_suggested_skills (
+  task_id uuid not null,
+  skill_id uuid not null,
+  organization_id uuid not null,
+  added_by uuid default auth.uid(),
+  created_at timestamptz not null default now(),
+  constraint task_suggested_skills_pkey primary key (task_id, skill_id),
+  constraint task_suggested_skills_task_id_fkey foreign key (task_id) references public.tasks (id) on delete cascade,
+  constraint task_suggested_skills_skill_id_fkey foreign key (skill_id) references public.skills (id) on delete cascade,
+  constraint task_suggested_skills_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint task_suggested_skills_added_by_fkey foreign key (added_by) references auth.users (id) on delete set null
+);
+comment on table public.task_suggested_skills is 'Skills suggested for a task (seed 004''s TaskSuggestedSkills): a skill of the task''s organization or a public one. Follow the task''s project.';
+comment on column public.task_suggested_skills.organization_id is 'The task''s organization (copied by trigger).';
+
+create index task_suggested_skills_skill_id_idx on public.task_suggested_skills (skill_id);
+create index task_suggested_skills_organization_id_idx on public.task_suggested_skills (organization_id);
+create index task_suggested_skills_added_by_idx on public.task_suggested_skills (added_by);
+
+-- skills: official only by platform administrators (security invoker, so current_user is the caller's role; the
+-- service role and the database owner may too); the organization never changes; version counts content changes.
+create function private.check_skill() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.is_official and (tg_op = 'INSERT' or not old.is_official)
+     and current_user in ('authenticated', 'anon') and not private.is_platform_admin() then
+    raise exception 'only platform administrators mark a skill official' using errcode = '42501';
+  end if;
+  if tg_op = 'UPDATE' then
+    if new.organization_id <> old.organization_id then
+      raise exception 'a skill cannot move to another organization' using errcode = '23514',
+        constraint = 'skills_organization_id_immutable';
+    end if;
+    if old.is_official and not new.is_official and current_user in ('authenticated', 'anon') and not private.is_platform_admin() then
+      raise exception 'only platform administrators withdraw a skill''s official mark' using errcode = '42501';
+    end if;
+    if (new.prompt, new.input_schema, new.output_schema) is distinct from (old.prompt, old.input_schema, old.output_schema) then
+      new.version := old.version + 1;
+    end if;
+  end if;
+  return new;
+end;
+$$;
+grant execute on function private.check_skill() to authenticated, service_role;
+
+-- fork_count: one more (or fewer) on the original, `x = x + 1`, safe under concurrent forks.
+create function private.count_skill_fork() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' and new.forked_from_id is not null then
+    update public.skills set fork_count = fork_count + 1 where id = new.forked_from_id;
+  elsif tg_op = 'DELETE' and old.forked_from_id is not null then
+    update public.skills set fork_count = fork_count - 1 where id = old.forked_from_id;
+  end if;
+  return null;
+end;
+$$;
+
+create trigger skills_check before insert or update on public.skills
+  for each row execute function private.check_skill();
+create trigger skills_set_updated_at before update on public.skills
+  for each row execute function private.set_updated_at();
+create trigger skills_count_fork after insert or delete on public.skills
+  for each row execute function private.count_skill_fork();
+create trigger skills_audit after insert or update or delete on public.skills
+  for each row execute function private.audit_row_change();
+
+-- skill_tags and skill_reviews: the skill's organization; no review of one's own skill.
+create function private.fill_skill_organization() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  author uuid;
+begin
+  select s.organization_id, s.author_id into new.organization_id, author from public.skills s where s.id = new.skill_id;
+  if new.organization_id is null then
+    raise exception 'skill % does not exist', new.skill_id using errcode = '23503';
+  end if;
+  if tg_table_name = 'skill_reviews' then
+    if (to_jsonb(new) ->> 'user_id')::uuid = author then
+      raise exception 'authors do not review their own skills' using errcode = '23514', constraint = 'skill_reviews_not_by_author';
+    end if;
+  end if;
+  return new;
+end;
+$$;
+
+-- rating and review_count: the skill row is locked first, then the average is read by a new statement (READ
+-- COMMITTED: it sees every review committed before the lock was granted), so concurrent reviews cannot lose one.
+create function private.rate_skill() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  skill uuid := coalesce(new.skill_id, old.skill_id);
+begin
+  perform 1 from public.skills s where s.id = skill for update;
+  update public.skills s
+  set rating = (select round(avg(r.rating), 2) from public.skill_reviews r where r.skill_id = skill),
+      review_count = (select count(*) from public.skill_reviews r where r.skill_id = skill)
+  where s.id = skill;
+  return null;
+end;
+$$;
+
+create trigger skill_tags_fill_organization before insert or update on public.skill_tags
+  for each row execute function private.fill_skill_organization();
+create trigger skill_tags_audit after insert or update or delete on public.skill_tags
+  for each row execute function private.audit_row_change();
+create trigger skill_reviews_fill_organization before insert or update of skill_id, user_id on public.skill_reviews
+  for each row execute function private.fill_skill_organization();
+create trigger skill_reviews_set_updated_at before update on public.skill_reviews
+  for each row execute function private.set_updated_at();
+create trigger skill_reviews_rate after insert or delete or update of rating on public.skill_reviews
+  for each row execute function private.rate_skill();
+create trigger skill_reviews_audit after insert or update or delete on public.skill_reviews
+  for each row execute function private.audit_row_change();
+
+-- task_suggested_skills: the task's organization; the skill is the organization's own or public; usage_count follows.
+create function private.check_task_suggested_skill() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' then
+    select t.organization_id into new.organization_id from public.tasks t where t.id = new.task_id;
+    if new.organization_id is null then
+      raise exception 'task % does not exist', new.task_id using errcode = '23503';
+    end if;
+    if not exists (select 1 from public.skills s where s.id = new.skill_id and (s.organization_id = new.organization_id or s.is_public)) then
+      raise exception 'a task can suggest only its organization''s skills and public ones' using errcode = '23514',
+        constraint = 'task_suggested_skills_skill_available';
+    end if;
+    return new;
+  end if;
+  return old;
+end;
+$$;
+
+create function private.count_skill_usage() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' then
+    update public.skills set usage_count = usage_count + 1 where id = new.skill_id;
+  else
+    update public.skills set usage_count = usage_count - 1 where id = old.skill_id;
+  end if;
+  return null;
+end;
+$$;
+
+create trigger task_suggested_skills_check before insert on public.task_suggested_skills
+  for each row execute function private.check_task_suggested_skill();
+create trigger task_suggested_skills_count_usage after insert or delete on public.task_suggested_skills
+  for each row execute function private.count_skill_usage();
+create trigger task_suggested_skills_audit after insert or update or delete on public.task_suggested_skills
+  for each row execute function private.audit_row_change();
+
+alter table public.skills enable row level security;
+alter table public.skill_tags enable row level security;
+alter table public.skill_reviews enable row level security;
+alter table public.task_suggested_skills enable row level security;
+
+-- skills_select: public skills for every signed-in user; the organization's own for its projects.read holders.
+create policy skills_select on public.skills for select to authenticated
+  using (is_public or organization_id in (select private.organizations_with_permission('projects.read')));
+-- skills_insert: projects.manage holders write their organization's skills.
+create policy skills_insert on public.skills for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('projects.manage')));
+-- skills_update: projects.manage holders; platform administrators too on public skills (to mark them official).
+create policy skills_update on public.skills for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('projects.manage'))
+         or (is_public and (select private.is_platform_admin())))
+  with check (organization_id in (select private.organizations_with_permission('projects.manage'))
+              or (is_public and (select private.is_platform_admin())));
+-- skills_delete: projects.manage holders.
+create policy skills_delete on public.skills for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('projects.manage')));
+
+-- skill_tags follow the skill: read with it, written by its editors.
+create policy skill_tags_select on public.skill_tags for select to authenticated
+  using (exists (select 1 from public.skills s where s.id = skill_id));
+create policy skill_tags_insert on public.skill_tags for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('projects.manage')));
+create policy skill_tags_delete on public.skill_tags for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('projects.manage')));
+
+-- skill_reviews: read with the skill; each user writes their own review of a skill they can read.
+create policy skill_reviews_select on public.skill_reviews for select to authenticated
+  using (exists (select 1 from public.skills s where s.id = skill_id));
+create policy skill_reviews_insert on public.skill_reviews for insert to authenticated
+  with check (user_id = (select auth.uid()) and exists (select 1 from public.skills s where s.id = skill_id));
+create policy skill_reviews_update on public.skill_reviews for update to authenticated
+  using (user_id = (select auth.uid()))
+  with check (user_id = (select auth.uid()));
+create policy skill_reviews_delete on public.skill_reviews for delete to authenticated
+  using (user_id = (select auth.uid()));
+
+-- task_suggested_skills follow the task: read by its readers, changed by its project's editors.
+create policy task_suggested_skills_select on public.task_suggested_skills for select to authenticated
+  using (exists (select 1 from public.tasks t where t.id = task_id));
+create policy task_suggested_skills_insert on public.task_suggested_skills for insert to authenticated
+  with check (exists (select 1 from public.tasks t where t.id = task_id and private.can_edit_project(t.project_id))
+              and exists (select 1 from public.skills s where s.id = skill_id));
+create policy task_suggested_skills_delete on public.task_suggested_skills for delete to authenticated
+  using (exists (select 1 from public.tasks t where t.id = task_id and private.can_edit_project(t.project_id)));
+
+grant select, delete on public.skills to authenticated, service_role;
+grant insert (organization_id, author_id, name, description, prompt, category, ai_provider, mcp_requirements,
+              input_schema, output_schema, is_public, is_official, changelog)
+  on public.skills to authenticated, service_role;
+grant update (name, description, prompt, category, ai_provider, mcp_requirements, input_schema, output_schema,
+              is_public, is_official, changelog)
+  on public.skills to authenticated, service_role;
+grant select, delete on public.skill_tags to authenticated, service_role;
+grant insert (skill_id, tag) on public.skill_tags to authenticated, service_role;
+grant select, delete on public.skill_reviews to authenticated, service_role;
+grant insert (skill_id, user_id, rating, comment) on public.skill_reviews to authenticated, service_role;
+grant update (rating, comment) on public.skill_reviews to authenticated, service_role;
+grant select, delete on public.task_suggested_skills to authenticated, service_role;
+grant insert (task_id, skill_id) on public.task_suggested_skills to authenticated, service_role;
+
+-- fork_skill: copies a skill the caller can read (public, or their organization's) into an organization where they
+-- hold projects.manage, with its tags; the copy is private, not official, version 1, authored by the caller.
+create function public.fork_skill(skill_id uuid, organization_id uuid) returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_user();
+  source public.skills;
+  copy_id uuid;
+begin
+  select s.* into source from public.skills s where s.id = fork_skill.skill_id
+    and (s.is_public or s.organization_id in (select private.organizations_with_permission('projects.read')));
+  if not found then
+    raise exception 'skill % not found', fork_skill.skill_id using errcode = 'P0002';
+  end if;
+  if fork_skill.organization_id is null or not private.has_permission(fork_skill.organization_id, 'projects.manage') then
+    raise exception 'forking into this organization needs projects.manage there' using errcode = '42501';
+  end if;
+  insert into public.skills (organization_id, author_id, forked_from_id, name, description, prompt, category, ai_provider,
+                             mcp_requirements, input_schema, output_schema, changelog)
+  values (fork_skill.organization_id, uid, source.id, source.name, source.description, source.prompt, source.category,
+          source.ai_provider, source.mcp_requirements, source.input_schema, source.output_schema,
+          format('Forked from %s (version %s)', source.name, source.version))
+  returning id into copy_id;
+  insert into public.skill_tags (skill_id, tag) select copy_id, t.tag from public.skill_tags t where t.skill_id = source.id;
+  return copy_id;
+end;
+$$;
+comment on function public.fork_skill(uuid, uuid) is 'Copies a skill the caller can read (public or their organization''s) into an organization where they hold projects.manage, with its tags; returns the copy''s id. P0002 when the skill is not readable, 42501 without projects.manage.';
+grant execute on function public.fork_skill(uuid, uuid) to authenticated;
+
+-- A user's skills and reviews for export_my_data(). Erasure (deleting the account): their skills stay with the
+-- organization without the author; their reviews go with them and each skill's rating is recomputed.
+create function private.work_skills_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'skills_authored', coalesce((select jsonb_agg(jsonb_build_object('id', s.id, 'organization_id', s.organization_id,
+        'name', s.name, 'category', s.category, 'is_public', s.is_public, 'version', s.version, 'created_at', s.created_at)
+        order by s.created_at, s.id)
+      from public.skills s where s.author_id = uid), '[]'::jsonb),
+    'skill_reviews', coalesce((select jsonb_agg(jsonb_build_object('id', r.id, 'skill_id', r.skill_id, 'rating', r.rating,
+        'comment', r.comment, 'created_at', r.created_at) order by r.created_at, r.id)
+      from public.skill_reviews r where r.user_id = uid), '[]'::jsonb))
+$$;
+comment on function private.work_skills_personal_data(uuid) is 'A user''s authored skills and skill reviews, for their export.';
+
+
+-- =====================================================================================================================
+-- source: supabase/schemas/56-work-templates.sql
+-- =====================================================================================================================
+-- Work management (seed 004): project templates (project_structure in the seed's ProjectStructure shape), the
+-- template_tasks derived from it, projects.template_id, and create_project_from_template().
+
+-- The seed's ProjectStructure task: { title, description?, priority?, estimatedMinutes?, skills?: string[] }, and, our
+-- extension for subtasks, subtasks?: the same shape (at most 5 levels deep).
+create function private.is_valid_template_task(task jsonb, depth integer) returns boolean
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+begin
+  if jsonb_typeof(task) <> 'object' or depth > 5
+     or exists (select 1 from jsonb_object_keys(task) k where k not in ('title', 'description', 'priority', 'estimatedMinutes', 'skills', 'subtasks'))
+     or jsonb_typeof(task -> 'title') is distinct from 'string' or char_length(btrim(task ->> 'title')) not between 1 and 500
+     or (task ? 'description' and jsonb_typeof(task -> 'description') not in ('string', 'null'))
+     or (task ? 'priority' and (jsonb_typeof(task -> 'priority') <> 'string' or task ->> 'priority' not in ('low', 'medium', 'high', 'urgent')))
+     or (task ? 'estimatedMinutes' and (jsonb_typeof(task -> 'estimatedMinutes') <> 'number'
+                                        or (task ->> 'estimatedMinutes')::numeric < 0
+                                        or (task ->> 'estimatedMinutes')::numeric <> trunc((task ->> 'estimatedMinutes')::numeric)
+                                        or (task ->> 'estimatedMinutes')::numeric > 1000000))
+     or (task ? 'skills' and not private.is_string_array(task -> 'skills'))
+     or (task ? 'subtasks' and jsonb_typeof(task -> 'subtasks') <> 'array') then
+    return false;
+  end if;
+  return not exists (select 1 from jsonb_array_elements(coalesce(task -> 'subtasks', '[]'::jsonb)) s
+                     where not private.is_valid_template_task(s, depth + 1));
+end;
+$$;
+comment on function private.is_valid_template_task(jsonb, integer) is 'True when the value is a ProjectStructure task (title, description, priority, estimatedMinutes, skills, subtasks) nested at most 5 levels.';
+
+create function private.is_string_array(value jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select jsonb_typeof(value) = 'array' and jsonb_array_length(value) <= 100
+     and not exists (select 1 from jsonb_array_elements(value) e where jsonb_typeof(e) <> 'string' or char_length(e #>> '{}') not between 1 and 200)
+$$;
+comment on function private.is_string_array(jsonb) is 'True when the value is a JSON array of at most 100 non-empty strings of up to 200 characters.';
+
+-- The seed's ProjectStructure: { tasks: Task[], skills?: string[], automations?: { name, trigger, actions }[] }.
+create function private.is_valid_project_structure(structure jsonb) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select jsonb_typeof(structure) = 'object'
+     and not exists (select 1 from jsonb_object_keys(structure) k where k not in ('tasks', 'skills', 'automations'))
+     and jsonb_typeof(structure -> 'tasks') = 'array'
+     and jsonb_array_length(structure -> 'tasks') between 1 and 500
+     and not exists (select 1 from jsonb_array_elements(structure -> 'tasks') t where not private.is_valid_template_task(t, 1))
+     and (not structure ? 'skills' or private.is_string_array(structure -> 'skills'))
+     and (not structure ? 'automations'
+          or (jsonb_typeof(structure -> 'automations') = 'array'
+              and not exists (select 1 from jsonb_array_elements(structure -> 'automations') a
+                              where jsonb_typeof(a) <> 'object' or jsonb_typeof(a -> 'name') is distinct from 'string'
+                                 or jsonb_typeof(a -> 'trigger') is distinct from 'object'
+                                 or jsonb_typeof(a -> 'actions') is distinct from 'array')))
+$$;
+comment on function private.is_valid_project_structure(jsonb) is 'True when the value has seed 004''s ProjectStructure shape: 1-500 tasks (with optional subtasks), optional skill names, optional automations {name, trigger object, actions array}.';
+
+grant execute on function private.is_valid_template_task(jsonb, integer), private.is_string_array(jsonb),
+  private.is_valid_project_structure(jsonb) to authenticated, service_role;
+
+create table public.templates (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  author_id uuid default auth.uid(),
+  name text not null,
+  description text not null,
+  category text not null,
+  cover_image_url public.http_url,
+  tags text[] not null default '{}',
+  project_structure jsonb not null,
+  ai_provider_recommendations jsonb,
+  is_public boolean not null default false,
+  is_official boolean not null default false,
+  usage_count integer not null default 0,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint templates_pkey primary key (id),
+  constraint templates_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint templates_author_id_fkey foreign key (author_id) references auth.users (id) on delete set null,
+  constraint templates_name_length check (char_length(btrim(name)) between 1 and 200),
+  constraint templates_description_length check (char_length(btrim(description)) between 1 and 5000),
+  constraint templates_category_format check (category ~ '^[a-z0-9][a-z0-9_-]{0,49}$'),
+  constraint templates_tags_limit check (cardinality(tags) <= 50 and array_position(tags, null) is null),
+  constraint templates_project_structure_shape check (private.is_valid_project_structure(project_structure)),
+  constraint templates_ai_provider_recommendations_object check (ai_provider_recommendations is null or jsonb_typeof(ai_provider_recommendations) = 'object'),
+  constraint templates_official_is_public check (not is_official or is_public),
+  constraint templates_usage_count_non_negative check (usage_count >= 0)
+);
+comment on table public.templates is 'Project templates (seed 004) of an organization. Readable by its projects.read holders and, when is_public, by every signed-in user; written by projects.manage holders; is_official only by platform administrators. create_project_from_template() turns one into a project.';
+comment on column public.templates.author_id is 'Who wrote the template (the caller by default); null once their account is deleted.';
+comment on column public.templates.cover_image_url is 'The seed''s coverImage (named like projects.cover_image_url).';
+comment on column public.templates.project_structure is 'Seed 004''s ProjectStructure: {tasks: [{title, description?, priority?, estimatedMinutes?, skills?, subtasks?}], skills?, automations?}; subtasks are our extension. Checked by templates_project_structure_shape.';
+comment on column public.templates.ai_provider_recommendations is 'AI settings per provider (an object).';
+comment on column public.templates.is_official is 'Marked by a platform administrator; an official template is public.';
+comment on column public.templates.usage_count is 'Derived: projects created from the template, counted by create_project_from_template().';
+
+create index templates_organization_id_idx on public.templates (organization_id, category);
+create index templates_public_idx on public.templates (category, usage_count desc) where is_public;
+create index templates_author_id_idx on public.templates (author_id);
+create index templates_tags_idx on public.templates using gin (tags);
+
+create table public.template_tasks (
+  id uuid not null default gen_random_uuid(),
+  template_id uuid not null,
+  organization_id uuid not null,
+  parent_template_task_id uuid,
+  position integer not null,
+  title text not null,
+  description text,
+  priority text not null default 'medium',
+  estimated_minutes integer,
+  skills text[] not null default '{}',
+  constraint template_tasks_pkey primary key (id),
+  constraint template_tasks_template_position_key unique (template_id, parent_template_task_id, position),
+  constraint template_tasks_template_id_fkey foreign key (template_id) references public.templates (id) on delete cascade,
+  constraint template_tasks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint template_tasks_parent_template_task_id_fkey foreign key (parent_template_task_id) references public.template_tasks (id) on delete cascade,
+  constraint template_tasks_priority_known check (priority in ('low', 'medium', 'high', 'urgent'))
+);
+comment on table public.template_tasks is 'The tasks of a template''s project_structure, one row per task and subtask (seed 004''s TemplateTasks): derived from project_structure by trigger, never written by clients. Read with the template.';
+comment on column public.template_tasks.parent_template_task_id is 'The task this one is a subtask of (project_structure''s subtasks); null for top-level tasks.';
+comment on column public.template_tasks.position is 'Order among its siblings, from the array order (0, 1, ...).';
+comment on column public.template_tasks.skills is 'Skill names or ids the task suggests, as written in project_structure; resolved when a project is created.';
+
+create index template_tasks_parent_template_task_id_idx on public.template_tasks (parent_template_task_id);
+create index template_tasks_organization_id_idx on public.template_tasks (organization_id);
+
+-- projects.template_id: the template a project was created from (set only by create_project_from_template()).
+alter table public.projects add column template_id uuid;
+alter table public.projects add constraint projects_template_id_fkey foreign key (template_id) references public.templates (id) on delete set null;
+create index projects_template_id_idx on public.projects (template_id);
+comment on column public.projects.template_id is 'The template the project was created from (the seed''s templateId); set by create_project_from_template(), null when the template is deleted. Not writable by clients.';
+
+-- templates: official only by platform administrators (security invoker, so current_user is the caller's role);
+-- the organization never changes.
+create function private.check_template() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.is_official is distinct from (tg_op = 'UPDATE' and old.is_official) and (tg_op = 'UPDATE' or new.is_official)
+     and current_user in ('authenticated', 'anon') and not private.is_platform_admin() then
+    raise exception 'only platform administrators mark a template official or withdraw the mark' using errcode = '42501';
+  end if;
+  if tg_op = 'UPDATE' and new.organization_id <> old.organization_id then
+    raise exception 'a template cannot move to another organization' using errcode = '23514',
+      constraint = 'templates_organization_id_immutable';
+  end if;
+  return new;
+end;
+$$;
+grant execute on function private.check_template() to authenticated, service_role;
+
+-- template_tasks are rebuilt from project_structure whenever it is written.
+create function private.sync_template_tasks() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  delete from public.template_tasks where template_id = new.id;
+  with recursive walk (id, parent_id, position, task) as (
+    select gen_random_uuid(), null::uuid, (t.ordinality - 1)::integer, t.value
+    from jsonb_array_elements(new.project_structure -> 'tasks') with ordinality t
+    union all
+    select gen_random_uuid(), w.id, (s.ordinality - 1)::integer, s.value
+    from walk w, jsonb_array_elements(coalesce(w.task -> 'subtasks', '[]'::jsonb)) with ordinality s
+  )
+  insert into public.template_tasks (id, template_id, organization_id, parent_template_task_id, position, title, description,
+                                     priority, estimated_minutes, skills)
+  select w.id, new.id, new.organization_id, w.parent_id, w.position, btrim(w.task ->> 'title'), w.task ->> 'description',
+         coalesce(w.task ->> 'priority', 'medium'), (w.task ->> 'estimatedMinutes')::integer,
+         coalesce((select array_agg(e #>> '{}') from jsonb_array_elements(w.task -> 'skills') e), '{}')
+  from walk w;
+  return null;
+end;
+$$;
+
+create trigger templates_check before insert or update on public.templates
+  for each row execute function private.check_template();
+create trigger templates_set_updated_at before update on public.templates
+  for each row execute function private.set_updated_at();
+create trigger templates_sync_tasks after insert or update of project_structure on public.templates
+  for each row execute function private.sync_template_tasks();
+create trigger templates_audit after insert or update or delete on public.templates
+  for each row execute function private.audit_row_change();
+
+alter table public.templates enable row level security;
+alter table public.template_tasks enable row level security;
+
+-- templates_select: public templates for every signed-in user; the organization's own for its projects.read holders.
+create policy templates_select on public.templates for select to authenticated
+  using (is_public or organization_id in (select private.organizations_with_permission('projects.read')));
+-- templates_insert: projects.manage holders write their organization's templates.
+create policy templates_insert on public.templates for insert to authenticated
+  with check (organization_id in (select private.organizations_with_permission('projects.manage')));
+-- templates_update: projects.manage holders; platform administrators too on public templates (to mark them official).
+create policy templates_update on public.templates for update to authenticated
+  using (organization_id in (select private.organizations_with_permission('projects.manage'))
+         or (is_public and (select private.is_platform_admin())))
+  with check (organization_id in (select private.organizations_with_permission('projects.manage'))
+              or (is_public and (select private.is_platform_admin())));
+-- templates_delete: projects.manage holders.
+create policy templates_delete on public.templates for delete to authenticated
+  using (organization_id in (select private.organizations_with_permission('projects.manage')));
+-- template_tasks_select: read with the template.
+create policy template_tasks_select on public.template_tasks for select to authenticated
+  using (exists (select 1 from public.templates t where t.id = template_id));
+
+grant select, delete on public.templates to authenticated, service_role;
+grant insert (organization_id, author_id, name, description, category, cover_image_url, tags, project_structure,
+              ai_provider_recommendations, is_public, is_official)
+  on public.templates to authenticated, service_role;
+grant update (name, description, category, cover_image_url, tags, project_structure, ai_provider_recommendations,
+              is_public, is_official)
+  on public.templates to authenticated, service_role;
+grant select on public.template_tasks to authenticated, service_role;
+
+-- create_project_from_template: in one transaction, a project owned by the caller in an organization where they hold
+-- projects.manage, its tasks and subtasks in the template's order, each task's suggested skills (a name or id the
+-- organization can use: its own skills first, then official, then the best-rated public one; names that match
+-- nothing are skipped; the structure's top-level skills are suggested on every top-level task), and one more use
+-- of the template. The structure's automations are not created here (workflows own them).
+create function public.create_project_from_template(template_id uuid, organization_id uuid, title text) returns uuid
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_user();
+  tpl public.templates;
+  project_id uuid;
+  created jsonb := '{}'::jsonb;
+  new_task uuid;
+  item record;
+  top_skills text[];
+begin
+  select t.* into tpl from public.templates t where t.id = create_project_from_template.template_id
+    and (t.is_public or t.organization_id in (select private.organizations_with_permission('projects.read')));
+  if not found then
+    raise exception 'template % not found', create_project_from_template.template_id using errcode = 'P0002';
+  end if;
+  if create_project_from_template.organization_id is null
+     or not private.has_permission(create_project_from_template.organization_id, 'projects.manage') then
+    raise exception 'creating a project in this organization needs projects.manage there' using errcode = '42501';
+  end if;
+  insert into public.projects (organization_id, owner_id, title, description, cover_image_url, template_id)
+  values (create_project_from_template.organization_id, uid, btrim(create_project_from_template.title), tpl.description,
+          tpl.cover_image_url, tpl.id)
+  returning id into project_id;
+
+  select coalesce(array_agg(e #>> '{}'), '{}') into top_skills
+  from jsonb_array_elements(coalesce(tpl.project_structure -> 'skills', '[]'::jsonb)) e;
+  for item in
+    with recursive walk (id, parent_id, depth, path) as (
+      select tt.id, tt.parent_template_task_id, 1, array[tt.position]
+      from public.template_tasks tt where tt.template_id = tpl.id and tt.parent_template_task_id is null
+      union all
+      select tt.id, tt.parent_template_task_id, w.depth + 1, w.path || tt.position
+      from public.template_tasks tt join walk w on tt.parent_template_task_id = w.id
+    )
+    select tt.*, w.depth from walk w join public.template_tasks tt on tt.id = w.id order by w.depth, w.path
+  loop
+    insert into public.tasks (project_id, parent_task_id, title, description, priority, estimated_minutes)
+    values (project_id, (created ->> item.parent_template_task_id::text)::uuid, item.title, item.description, item.priority,
+            item.estimated_minutes)
+    returning id into new_task;
+    created := created || jsonb_build_object(item.id::text, new_task);
+    insert into public.task_suggested_skills (task_id, skill_id)
+    select distinct new_task, chosen.id
+    from unnest(item.skills || case when item.parent_template_task_id is null then top_skills else '{}'::text[] end) wanted (name)
+    cross join lateral (
+      select s.id from public.skills s
+      where (s.organization_id = create_project_from_template.organization_id or s.is_public)
+        and (s.id::text = wanted.name or lower(s.name) = lower(wanted.name))
+      order by s.organization_id = create_project_from_template.organization_id desc, s.is_official desc,
+               s.rating desc nulls last, s.created_at
+      limit 1) chosen
+    on conflict do nothing;
+  end loop;
+
+  update public.templates t set usage_count = t.usage_count + 1 where t.id = tpl.id;
+  return project_id;
+end;
+$$;
+comment on function public.create_project_from_template(uuid, uuid, text) is 'Creates, in one transaction, a project from a template the caller can read (P0002 otherwise) in an organization where they hold projects.manage (42501 otherwise): its tasks, subtasks and suggested skills; counts the template''s usage; returns the project id.';
+grant execute on function public.create_project_from_template(uuid, uuid, text) to authenticated;
+
+-- A user's templates for export_my_data(). Erasure (deleting the account) keeps them with the organization, author null.
+create function private.work_templates_personal_data(uid uuid) returns jsonb
+language sql stable security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'templates_authored', coalesce((select jsonb_agg(jsonb_build_object('id', t.id, 'organization_id', t.organization_id,
+        'name', t.name, 'category', t.category, 'is_public', t.is_public, 'created_at', t.created_at) order by t.created_at, t.id)
+      from public.templates t where t.author_id = uid), '[]'::jsonb))
+$$;
+comment on function private.work_templates_personal_data(uuid) is 'A user''s authored templates, for their export.';
 
 
 -- =====================================================================================================================

@@ -146,6 +146,11 @@ begin
   -- (53-work-notifications-activities.sql).
   result := result || private.work_collab_personal_data(uid);
   -- ---- end Work collaboration
+  -- ---- Work management, time and skills (issue 12): time entries, executions started, skills, reviews, templates (54-56).
+  result := result || private.work_time_personal_data(uid);
+  result := result || private.work_skills_personal_data(uid);
+  result := result || private.work_templates_personal_data(uid);
+  -- ---- end Work management, time and skills
   perform private.append_transparency_entry(uid, 'export', 'export_my_data', null, null,
     encode(extensions.digest(convert_to(result::text, 'UTF8'), 'sha256'), 'hex'),
     jsonb_build_object('telemetry_events', jsonb_array_length(result -> 'telemetry_events'),
