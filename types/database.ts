@@ -463,14 +463,14 @@ isOneToOne: false
                   ]
                 },"comments": {
                   Row: {
-                    "content": string,"content_type": string,"created_at": string,"deleted_at": string | null,"edited_at": string | null,"id": string,"organization_id": string,"parent_comment_id": string | null,"project_id": string,"task_id": string,"updated_at": string,"user_id": string | null
+                    "content": string,"content_type": string,"created_at": string,"deleted_at": string | null,"edited_at": string | null,"id": string,"organization_id": string,"parent_comment_id": string | null,"project_id": string,"search_vector": unknown,"task_id": string,"updated_at": string,"user_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "content": string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id": string,"parent_comment_id"?: string | null,"project_id": string,"task_id": string,"updated_at"?: string,"user_id"?: string | null
+                    "content": string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id": string,"parent_comment_id"?: string | null,"project_id": string,"search_vector"?: unknown,"task_id": string,"updated_at"?: string,"user_id"?: string | null
                   }
                   Update: {
-                    "content"?: string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id"?: string,"parent_comment_id"?: string | null,"project_id"?: string,"task_id"?: string,"updated_at"?: string,"user_id"?: string | null
+                    "content"?: string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id"?: string,"parent_comment_id"?: string | null,"project_id"?: string,"search_vector"?: unknown,"task_id"?: string,"updated_at"?: string,"user_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1249,14 +1249,14 @@ isOneToOne: false
                   ]
                 },"skills": {
                   Row: {
-                    "ai_provider": string | null,"author_id": string | null,"category": string,"changelog": string | null,"created_at": string,"description": string,"fork_count": number,"forked_from_id": string | null,"id": string,"input_schema": Json | null,"is_official": boolean,"is_public": boolean,"mcp_requirements": NonNullable<Json>,"name": string,"organization_id": string,"output_schema": Json | null,"prompt": string,"rating": number | null,"review_count": number,"updated_at": string,"usage_count": number,"version": number
+                    "ai_provider": string | null,"author_id": string | null,"category": string,"changelog": string | null,"created_at": string,"description": string,"fork_count": number,"forked_from_id": string | null,"id": string,"input_schema": Json | null,"is_official": boolean,"is_public": boolean,"mcp_requirements": NonNullable<Json>,"name": string,"organization_id": string,"output_schema": Json | null,"prompt": string,"rating": number | null,"review_count": number,"search_vector": unknown,"updated_at": string,"usage_count": number,"version": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "ai_provider"?: string | null,"author_id"?: string | null,"category": string,"changelog"?: string | null,"created_at"?: string,"description": string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name": string,"organization_id": string,"output_schema"?: Json | null,"prompt": string,"rating"?: number | null,"review_count"?: number,"updated_at"?: string,"usage_count"?: number,"version"?: number
+                    "ai_provider"?: string | null,"author_id"?: string | null,"category": string,"changelog"?: string | null,"created_at"?: string,"description": string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name": string,"organization_id": string,"output_schema"?: Json | null,"prompt": string,"rating"?: number | null,"review_count"?: number,"search_vector"?: unknown,"updated_at"?: string,"usage_count"?: number,"version"?: number
                   }
                   Update: {
-                    "ai_provider"?: string | null,"author_id"?: string | null,"category"?: string,"changelog"?: string | null,"created_at"?: string,"description"?: string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name"?: string,"organization_id"?: string,"output_schema"?: Json | null,"prompt"?: string,"rating"?: number | null,"review_count"?: number,"updated_at"?: string,"usage_count"?: number,"version"?: number
+                    "ai_provider"?: string | null,"author_id"?: string | null,"category"?: string,"changelog"?: string | null,"created_at"?: string,"description"?: string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name"?: string,"organization_id"?: string,"output_schema"?: Json | null,"prompt"?: string,"rating"?: number | null,"review_count"?: number,"search_vector"?: unknown,"updated_at"?: string,"usage_count"?: number,"version"?: number
                   }
                   Relationships: [
                     {
@@ -1753,14 +1753,14 @@ isOneToOne: false
                   ]
                 },"templates": {
                   Row: {
-                    "ai_provider_recommendations": Json | null,"author_id": string | null,"category": string,"cover_image_url": string | null,"created_at": string,"description": string,"id": string,"is_official": boolean,"is_public": boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"tags": (string)[],"updated_at": string,"usage_count": number
+                    "ai_provider_recommendations": Json | null,"author_id": string | null,"category": string,"cover_image_url": string | null,"created_at": string,"description": string,"id": string,"is_official": boolean,"is_public": boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"search_vector": unknown,"tags": (string)[],"updated_at": string,"usage_count": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category": string,"cover_image_url"?: string | null,"created_at"?: string,"description": string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
+                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category": string,"cover_image_url"?: string | null,"created_at"?: string,"description": string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"search_vector"?: unknown,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
                   }
                   Update: {
-                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category"?: string,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name"?: string,"organization_id"?: string,"project_structure"?: NonNullable<Json>,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
+                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category"?: string,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name"?: string,"organization_id"?: string,"project_structure"?: NonNullable<Json>,"search_vector"?: unknown,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
                   }
                   Relationships: [
                     {

@@ -452,6 +452,10 @@ export interface Comments {
    * The task's project (copied by trigger, for policies).
    */
   project_id: string;
+  /**
+   * Derived for search(): the content (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   task_id: string;
   updated_at: Generated<Timestamp>;
   /**
@@ -1144,6 +1148,10 @@ export interface Skills {
    * Derived: number of reviews (a column the seed's reviews JSON implied).
    */
   review_count: Generated<number>;
+  /**
+   * Derived for search(): name (A) and description (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   updated_at: Generated<Timestamp>;
   /**
    * Derived: tasks suggesting this skill (task_suggested_skills), kept by the database.
@@ -1469,6 +1477,10 @@ export interface Templates {
    * Seed 004's ProjectStructure: {tasks: [{title, description?, priority?, estimatedMinutes?, skills?, subtasks?}], skills?, automations?}; subtasks are our extension. Checked by templates_project_structure_shape.
    */
   project_structure: Json;
+  /**
+   * Derived for search(): name (A) and description (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   tags: Generated<string[]>;
   updated_at: Generated<Timestamp>;
   /**

@@ -86,8 +86,8 @@
 --                                               reviews JSON), task_suggested_skills, and fork_skill(); fork_count, usage_count and rating are derived.
 --   56-work-templates.sql                       Work management (seed 004): project templates (project_structure in the seed's ProjectStructure shape), the
 --                                               template_tasks derived from it, projects.template_id, and create_project_from_template().
---   58-work-search.sql                          Work management (seed 004): search over projects and tasks (replacing the seed's search_indexes): weighted
---                                               tsvector columns in the organization's text-search configuration, GIN and trigram indexes, and public.search().
+--   58-work-search.sql                          Work management (seed 004): search over projects, tasks, comments, skills and templates (replacing the seed's
+--                                               search_indexes): weighted tsvectors in the organization's text-search configuration, GIN/trigram indexes, search().
 --   60-receptionist-agents.sql                  AI receptionist: the `agent` role and `receptionist.operate`, ai_agents, their API keys, the receptionist events.
 --                                               An agent is an auth.users row and a member of its organization; it calls the receptionist edge function with a key.
 --   61-receptionist-services-staff.sql          AI receptionist: services, staff, staff_services, staff_working_hours, staff_time_off.
@@ -11356,8 +11356,8 @@ comment on function private.work_templates_personal_data(uuid) is 'A user''s aut
 -- =====================================================================================================================
 -- source: supabase/schemas/58-work-search.sql
 -- =====================================================================================================================
--- Work management (seed 004): search over projects and tasks (replacing the seed's search_indexes): weighted
--- tsvector columns in the organization's text-search configuration, GIN and trigram indexes, and public.search().
+-- Work management (seed 004): search over projects, tasks, comments, skills and templates (replacing the seed's
+-- search_indexes): weighted tsvectors in the organization's text-search configuration, GIN/trigram indexes, search().
 
 -- btree_gin lets one GIN index hold a project id and a tsvector (or a title's trigrams), so that a search scoped to
 -- the caller's readable projects reads only those projects' entries.
@@ -11427,11 +11427,22 @@ alter table public.projects add column search_vector tsvector;
 comment on column public.projects.search_vector is 'Derived for search(): title (A) and description (B) in the organization''s text-search configuration, kept by trigger.';
 alter table public.tasks add column search_vector tsvector;
 comment on column public.tasks.search_vector is 'Derived for search(): title (A) and description (B) in the organization''s text-search configuration, kept by trigger.';
+alter table public.comments add column search_vector tsvector;
+comment on column public.comments.search_vector is 'Derived for search(): the content (B) in the organization''s text-search configuration, kept by trigger.';
+alter table public.skills add column search_vector tsvector;
+comment on column public.skills.search_vector is 'Derived for search(): name (A) and description (B) in the organization''s text-search configuration, kept by trigger.';
+alter table public.templates add column search_vector tsvector;
+comment on column public.templates.search_vector is 'Derived for search(): name (A) and description (B) in the organization''s text-search configuration, kept by trigger.';
 
 create index projects_search_vector_idx on public.projects using gin (search_vector);
 create index projects_title_trgm_idx on public.projects using gin (title extensions.gin_trgm_ops);
 create index tasks_search_vector_idx on public.tasks using gin (project_id, search_vector) where deleted_at is null;
 create index tasks_title_trgm_idx on public.tasks using gin (project_id, title extensions.gin_trgm_ops) where deleted_at is null;
+create index comments_search_vector_idx on public.comments using gin (project_id, search_vector) where deleted_at is null;
+create index skills_search_vector_idx on public.skills using gin (search_vector);
+create index skills_name_trgm_idx on public.skills using gin (name extensions.gin_trgm_ops);
+create index templates_search_vector_idx on public.templates using gin (search_vector);
+create index templates_name_trgm_idx on public.templates using gin (name extensions.gin_trgm_ops);
 
 -- One trigger function for every searchable table: the document's title and body per table.
 create function private.set_search_vector() returns trigger
@@ -11444,6 +11455,8 @@ begin
   case tg_table_name
     when 'projects' then new.search_vector := private.search_document(config, new.title, new.description);
     when 'tasks' then new.search_vector := private.search_document(config, new.title, new.description);
+    when 'comments' then new.search_vector := private.search_document(config, null, new.content);
+    when 'skills', 'templates' then new.search_vector := private.search_document(config, new.name, new.description);
   end case;
   return new;
 end;
@@ -11452,6 +11465,12 @@ $$;
 create trigger projects_set_search_vector before insert or update of title, description on public.projects
   for each row execute function private.set_search_vector();
 create trigger tasks_set_search_vector before insert or update of title, description on public.tasks
+  for each row execute function private.set_search_vector();
+create trigger comments_set_search_vector before insert or update of content on public.comments
+  for each row execute function private.set_search_vector();
+create trigger skills_set_search_vector before insert or update of name, description on public.skills
+  for each row execute function private.set_search_vector();
+create trigger templates_set_search_vector before insert or update of name, description on public.templates
   for each row execute function private.set_search_vector();
 
 -- A changed configuration re-indexes the organization's documents in the new one.
@@ -11466,6 +11485,12 @@ begin
   where p.organization_id = new.id;
   update public.tasks t set search_vector = private.search_document(config, t.title, t.description)
   where t.organization_id = new.id;
+  update public.comments c set search_vector = private.search_document(config, null, c.content)
+  where c.organization_id = new.id;
+  update public.skills k set search_vector = private.search_document(config, k.name, k.description)
+  where k.organization_id = new.id;
+  update public.templates m set search_vector = private.search_document(config, m.name, m.description)
+  where m.organization_id = new.id;
   return null;
 end;
 $$;
@@ -11474,33 +11499,129 @@ create trigger organizations_reindex_search after update of settings on public.o
   for each row when (old.settings ->> 'text_search_config' is distinct from new.settings ->> 'text_search_config')
   execute function private.reindex_organization_search();
 
--- One search result before its snippet is made (search() collects them per text-search configuration).
+-- One search match before its row is read (search_candidates() collects them per text-search configuration).
 create type private.search_hit as (
   entity_type text, entity_id uuid, project_id uuid, title text, body text, rank real, config text, tsq tsquery
 );
 comment on type private.search_hit is 'A search() match: what it is, its text, its rank, and the configuration and query it matched (null for trigram matches).';
 
--- search(): full-text first (websearch_to_tsquery in each configuration of the caller's organizations, the best
--- max_results of each), then, while fewer than max_results came back, trigram matches of titles for short, partial
--- or misspelt words. Security invoker: every table is read under its own RLS; the explicit filter on the caller's
--- readable projects only lets the planner use the (project_id, ...) GIN indexes, it grants nothing. Deleted rows are
--- never returned. Full-text matches rank above trigram ones: their rank is 1 + ts_rank(..., 32) (between 1 and 2), a
--- trigram match's is its word similarity (between 0.5 and 1). Snippets come from ts_headline over the body when the
--- body matches (else the title), matches wrapped in ** (markdown bold).
+-- The candidates of a search, best first, for the caller only: RLS keeps a non-leakproof condition such as @@ or
+-- <% out of index scans (it must not run before the policies), so under RLS the GIN indexes could never be used
+-- and every row of the caller's projects would pay for its policies. This security definer helper finds the
+-- matches through the indexes within what the caller may read by the same rules (readable_project_ids(), the
+-- organizations where they hold projects.read, public skills and templates), returning ids and ranks only; search()
+-- then reads the rows under RLS, which has the last word. Full text in each text-search configuration of the
+-- caller's organizations (the best max_results of each), then, while fewer than max_results were found, trigram
+-- matches of titles and names (not comments). Public skills and templates of other organizations are matched with
+-- the caller's configurations. Custom plans only (plan_cache_mode): a generic plan cannot see whether a word is rare
+-- (read the GIN index) or common (read the caller's projects), and was four times slower on common words.
+create function private.search_candidates(words text, wanted text[], within_project uuid, max_results integer)
+returns table (entity_type text, entity_id uuid, rank real, config text, tsq tsquery)
+language plpgsql stable security definer
+set search_path = ''
+set pg_trgm.word_similarity_threshold = '0.5'
+set plan_cache_mode = 'force_custom_plan'
+as $$
+declare
+  readable uuid[] := array(select r from private.readable_project_ids() r where within_project is null or r = within_project);
+  mine uuid[] := array(select o from private.organizations_with_permission('projects.read') o);
+  project_scoped boolean := within_project is not null;
+  hits private.search_hit[] := array[]::private.search_hit[];
+  scope record;
+  query tsquery;
+begin
+  for scope in
+    select c.config, array_agg(c.organization_id) as organizations,
+           coalesce(array_agg(p.id) filter (where p.id is not null), '{}') as projects
+    from (select o as organization_id, private.search_config(o) as config
+          from unnest(array(select o from private.user_organization_ids() o)) o) c
+    left join public.projects p on p.organization_id = c.organization_id and p.id = any(readable)
+    group by c.config
+  loop
+    query := pg_catalog.websearch_to_tsquery(scope.config, words);
+    continue when pg_catalog.numnode(query) = 0;
+    hits := hits || array(
+      select row(m.*)::private.search_hit from (
+        select 'project'::text, p.id, null::uuid, null::text, null::text,
+               (1 + pg_catalog.ts_rank(p.search_vector, query, 32))::real, scope.config::text, query
+        from public.projects p
+        where 'project' = any(wanted) and p.id = any(scope.projects) and p.search_vector @@ query
+        union all
+        select 'task', t.id, null, null, null, (1 + pg_catalog.ts_rank(t.search_vector, query, 32))::real, scope.config::text, query
+        from public.tasks t
+        where 'task' = any(wanted) and t.project_id = any(scope.projects) and t.search_vector @@ query and t.deleted_at is null
+        union all
+        select 'comment', c.id, null, null, null, (1 + pg_catalog.ts_rank(c.search_vector, query, 32))::real, scope.config::text, query
+        from public.comments c
+        where 'comment' = any(wanted) and c.project_id = any(scope.projects) and c.search_vector @@ query and c.deleted_at is null
+          and exists (select 1 from public.tasks t where t.id = c.task_id and t.deleted_at is null)
+        union all
+        select 'skill', k.id, null, null, null, (1 + pg_catalog.ts_rank(k.search_vector, query, 32))::real, scope.config::text, query
+        from public.skills k
+        where 'skill' = any(wanted) and not project_scoped and k.search_vector @@ query
+          and ((k.organization_id = any(scope.organizations) and k.organization_id = any(mine))
+               or (k.is_public and not k.organization_id = any(mine)))
+        union all
+        select 'template', m.id, null, null, null, (1 + pg_catalog.ts_rank(m.search_vector, query, 32))::real, scope.config::text, query
+        from public.templates m
+        where 'template' = any(wanted) and not project_scoped and m.search_vector @@ query
+          and ((m.organization_id = any(scope.organizations) and m.organization_id = any(mine))
+               or (m.is_public and not m.organization_id = any(mine)))
+        order by 6 desc limit max_results) m);
+  end loop;
+
+  if cardinality(hits) < max_results then
+    hits := hits || array(
+      select row(m.*)::private.search_hit from (
+        select 'project'::text, p.id, null::uuid, null::text, null::text,
+               extensions.word_similarity(words, p.title), null::text, null::tsquery
+        from public.projects p
+        where 'project' = any(wanted) and p.id = any(readable) and words operator(extensions.<%) p.title
+        union all
+        select 'task', t.id, null, null, null, extensions.word_similarity(words, t.title), null, null
+        from public.tasks t
+        where 'task' = any(wanted) and t.project_id = any(readable) and words operator(extensions.<%) t.title
+          and t.deleted_at is null
+        union all
+        select 'skill', k.id, null, null, null, extensions.word_similarity(words, k.name), null, null
+        from public.skills k
+        where 'skill' = any(wanted) and not project_scoped and words operator(extensions.<%) k.name
+          and (k.organization_id = any(mine) or k.is_public)
+        union all
+        select 'template', m.id, null, null, null, extensions.word_similarity(words, m.name), null, null
+        from public.templates m
+        where 'template' = any(wanted) and not project_scoped and words operator(extensions.<%) m.name
+          and (m.organization_id = any(mine) or m.is_public)
+        order by 6 desc limit max_results) m (entity_type, entity_id)
+      where not exists (select 1 from unnest(hits) h where h.entity_id = m.entity_id));
+  end if;
+
+  return query
+  select distinct on (h.entity_id) h.entity_type, h.entity_id, h.rank, h.config, h.tsq
+  from unnest(hits) h
+  order by h.entity_id, h.rank desc;
+end;
+$$;
+comment on function private.search_candidates(text, text[], uuid, integer) is 'For search(): ids and ranks of the rows matching the words that the caller may read (same rules as the policies), through the GIN and trigram indexes. Reveals nothing the caller cannot read.';
+grant execute on function private.search_candidates(text, text[], uuid, integer) to authenticated;
+
+-- search(): validates its arguments, takes the candidates, and reads each one under the caller's RLS (security
+-- invoker: a row RLS hides is never returned). Deleted rows never come back: soft-deleted tasks, soft-deleted
+-- comments (even to their author) and the comments of soft-deleted tasks. Full-text matches rank above trigram
+-- ones: their rank is 1 + ts_rank(..., 32) (between 1 and 2), a trigram match's is its word similarity (between 0.5
+-- and 1). Snippets come from ts_headline over the body when the body matches (else the title), the matches wrapped
+-- in ** (markdown bold); trigram matches get the start of their body. A comment's title is its task's title; skills
+-- and templates have no project, so within_project leaves them out.
 create function public.search(query text, entity_types text[] default null, within_project uuid default null,
                               max_results integer default 20)
 returns table (entity_type text, entity_id uuid, project_id uuid, title text, snippet text, rank real)
 language plpgsql stable
 set search_path = ''
-set pg_trgm.word_similarity_threshold = '0.5'
 as $$
 declare
-  known constant text[] := array['project', 'task'];
+  known constant text[] := array['project', 'task', 'comment', 'skill', 'template'];
   words text := btrim(coalesce(query, ''));
-  readable uuid[];
-  hits private.search_hit[] := array[]::private.search_hit[];
-  scope record;
-  tsq tsquery;
+  candidates private.search_hit[];
 begin
   if words = '' then
     raise exception 'search needs a query' using errcode = '22023';
@@ -11512,48 +11633,9 @@ begin
   elsif max_results is null or max_results not between 1 and 100 then
     raise exception 'max_results must be between 1 and 100' using errcode = '22023';
   end if;
-  readable := array(select r from private.readable_project_ids() r where within_project is null or r = within_project);
-
-  for scope in
-    select c.config, array_agg(c.organization_id) as organizations
-    from (select o.organization_id, private.search_config(o.organization_id) as config
-          from (select distinct p.organization_id from public.projects p where p.id = any(readable)) o) c
-    group by c.config
-  loop
-    tsq := pg_catalog.websearch_to_tsquery(scope.config, words);
-    continue when pg_catalog.numnode(tsq) = 0;
-    hits := hits || array(
-      select row(m.*)::private.search_hit from (
-        select 'project'::text, p.id, p.id, p.title, p.description,
-               (1 + pg_catalog.ts_rank(p.search_vector, tsq, 32))::real, scope.config::text, tsq
-        from public.projects p
-        where p.id = any(readable) and p.organization_id = any(scope.organizations) and p.search_vector @@ tsq
-          and (entity_types is null or 'project' = any(entity_types))
-        union all
-        select 'task', t.id, t.project_id, t.title, t.description,
-               (1 + pg_catalog.ts_rank(t.search_vector, tsq, 32))::real, scope.config::text, tsq
-        from public.tasks t
-        where t.project_id = any(readable) and t.organization_id = any(scope.organizations) and t.search_vector @@ tsq
-          and t.deleted_at is null and (entity_types is null or 'task' = any(entity_types))
-        order by 6 desc limit max_results) m);
-  end loop;
-
-  if cardinality(hits) < max_results then
-    hits := hits || array(
-      select row(m.*)::private.search_hit from (
-        select 'project'::text, p.id, p.id, p.title, p.description,
-               extensions.word_similarity(words, p.title), null::text, null::tsquery
-        from public.projects p
-        where p.id = any(readable) and words operator(extensions.<%) p.title
-          and (entity_types is null or 'project' = any(entity_types))
-        union all
-        select 'task', t.id, t.project_id, t.title, t.description, extensions.word_similarity(words, t.title), null, null
-        from public.tasks t
-        where t.project_id = any(readable) and words operator(extensions.<%) t.title and t.deleted_at is null
-          and (entity_types is null or 'task' = any(entity_types))
-        order by 6 desc limit max_results) m (entity_type, entity_id)
-      where not exists (select 1 from unnest(hits) h where h.entity_id = m.entity_id));
-  end if;
+  candidates := array(
+    select row(c.entity_type, c.entity_id, null, null, null, c.rank, c.config, c.tsq)::private.search_hit
+    from private.search_candidates(words, coalesce(entity_types, known), within_project, max_results) c);
 
   return query
   select h.entity_type, h.entity_id, h.project_id, h.title,
@@ -11563,11 +11645,33 @@ begin
                      'StartSel=**, StopSel=**, MaxWords=30, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "')
          end,
          h.rank
-  from (select * from unnest(hits) u order by u.rank desc, u.entity_type, u.entity_id limit max_results) h
+  from (
+    select c.entity_type, c.entity_id, p.id as project_id, p.title, p.description as body, c.rank, c.config, c.tsq
+    from unnest(candidates) c join public.projects p on p.id = c.entity_id
+    where c.entity_type = 'project'
+    union all
+    select c.entity_type, c.entity_id, t.project_id, t.title, t.description, c.rank, c.config, c.tsq
+    from unnest(candidates) c join public.tasks t on t.id = c.entity_id and t.deleted_at is null
+    where c.entity_type = 'task'
+    union all
+    select c.entity_type, c.entity_id, k.project_id, t.title, k.content, c.rank, c.config, c.tsq
+    from unnest(candidates) c join public.comments k on k.id = c.entity_id and k.deleted_at is null
+    join public.tasks t on t.id = k.task_id and t.deleted_at is null
+    where c.entity_type = 'comment'
+    union all
+    select c.entity_type, c.entity_id, null, s.name, s.description, c.rank, c.config, c.tsq
+    from unnest(candidates) c join public.skills s on s.id = c.entity_id
+    where c.entity_type = 'skill'
+    union all
+    select c.entity_type, c.entity_id, null, m.name, m.description, c.rank, c.config, c.tsq
+    from unnest(candidates) c join public.templates m on m.id = c.entity_id
+    where c.entity_type = 'template'
+    order by 6 desc, 1, 2
+    limit max_results) h
   order by h.rank desc, h.entity_type, h.entity_id;
 end;
 $$;
-comment on function public.search(text, text[], uuid, integer) is 'Search the projects and tasks the caller may read (RLS decides), best first: full-text in the organization''s configuration, then trigram matches of titles for short, partial or misspelt words. entity_types: null for all, or some of project, task; within_project limits to one project; max_results 1-100.';
+comment on function public.search(text, text[], uuid, integer) is 'Search what the caller may read (RLS decides), best first: projects, tasks, comments, skills and templates by full text in the organization''s configuration, then trigram matches of titles and names for short, partial or misspelt words. entity_types: null for all, or some of project, task, comment, skill, template; within_project limits to one project (skills and templates have none); max_results 1-100.';
 grant execute on function public.search(text, text[], uuid, integer) to authenticated;
 
 

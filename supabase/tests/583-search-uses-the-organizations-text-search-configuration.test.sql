@@ -15,11 +15,12 @@ returns void language sql as $$
   insert into ids select key, id from t
 $$;
 grant execute on function pg_temp.new_task(text, text, text, text, text) to authenticated;
--- The ids a search returns, best first.
+-- The ids a search returns, best first; only this file's rows (the demo seed may hold matching rows too).
 create function pg_temp.found(query text, entity_types text[] default null, within_project uuid default null,
                               max_results integer default 20) returns uuid[]
 language sql as $$ select coalesce(array_agg(s.entity_id order by s.rank desc, s.entity_type, s.entity_id), '{}')
-                   from public.search(query, entity_types, within_project, max_results) s $$;
+                   from public.search(query, entity_types, within_project, max_results) s
+                   where s.entity_id in (select id from ids) $$;
 grant execute on function pg_temp.found(text, text[], uuid, integer) to anon, authenticated, service_role;
 
 select tests.create_user(h) from unnest(array['se_owner', 'se_editor', 'se_viewer', 'se_outsider', 'se_stranger']) h;
