@@ -1,10 +1,11 @@
 // Benchmark of work management (issue 12, section 3). Run by `npm run bench -- work` (scripts/bench.sh), or alone
 // against a migrated database:
-//   SUPABASE_DB_URL=postgresql://... tsx scripts/bench/work.ts [--scale 1] [--queries 300]
+//   SUPABASE_DB_URL=postgresql://... tsx scripts/bench/work.ts [--scale 1] [--queries 300] [--searches 200]
 //
 // Data, generated here with set-based SQL (untimed): 1,000 organizations of 10 members (owner, admin, 6 members,
 // 2 viewers), 20 projects each (2 of them private) with 4 project members, 50 tasks per project (1,000,000; a fifth
-// of them subtasks, 2% soft-deleted) assigned to the project's members. The load runs like pg_restore: triggers and
+// of them subtasks, 2% soft-deleted) assigned to the project's members, 2 comments per task (2,000,000; 1% soft-deleted),
+// 10 skills and 2 templates per organization (5% and 10% public). The load runs like pg_restore: triggers and
 // foreign-key checks off (session_replication_role = replica; the rows are consistent by construction), secondary
 // indexes dropped and built again afterwards, then ANALYZE. --scale 0.1 makes a tenth of the organizations (every
 // organization keeps its shape), for quick runs.
@@ -16,6 +17,9 @@
 //   (i)  a project's open top-level tasks ordered by position, first 50;
 //   (ii) a user's open assigned tasks across projects, by due date, first 50.
 // Both measuring connections use prepared statements, as PostgREST does.
+// Then search() as members (under RLS, one transaction per call) over a fixed query set: a term in about 10% of
+// tasks and comments, one in about 0.01%, a two-word phrase, a misspelt word; p50 / p95 (bar: p95 < 50 ms), and the
+// indexes read by search()'s own statements (auto_explain, nested statements).
 // Printed: p50 / p95 of the query's round trip (the set_config statement is not timed), the ratio RLS / no-RLS of
 // each percentile (bar: at most 1.5), and the indexes each plan uses. It asserts nothing about speed; it exits 1
 // only when the data or a listing is not what it should be.
@@ -27,8 +31,8 @@ const HELP = `work benchmark
 
 usage: tsx scripts/bench/work.ts [--scale F] [--queries N] [--searches N]
 
-  --scale F    fraction of the issue's sizes (default 1: 1,000 organizations, 20,000 projects, 1,000,000 tasks);
-               every organization keeps its shape, only their number changes
+  --scale F    fraction of the issue's sizes (default 1: 1,000 organizations, 20,000 projects, 1,000,000 tasks,
+               2,000,000 comments); every organization keeps its shape, only their number changes
   --queries N  calls per listing and side (default 300)
   --searches N search() calls per query of the fixed set (default 200)
 
@@ -75,13 +79,19 @@ async function step(label: string, work: () => Promise<unknown>): Promise<void> 
 }
 
 // The tables loaded here, whose secondary indexes are dropped for the load and built again after it.
-const LOADED_TABLES = ["organizations", "organization_members", "profiles", "projects", "project_members", "tasks"];
+const LOADED_TABLES = ["organizations", "organization_members", "profiles", "projects", "project_members", "tasks", "comments",
+                       "skills", "templates"];
+const COMMENTS_PER_TASK = 2;
+const SKILLS_PER_ORGANIZATION = 10;
+const TEMPLATES_PER_ORGANIZATION = 2;
 
 async function generate(admin: postgres.Sql, organizations: number): Promise<void> {
   const users = organizations * MEMBERS_PER_ORGANIZATION;
   const projects = organizations * PROJECTS_PER_ORGANIZATION;
   const tasks = projects * TASKS_PER_PROJECT;
-  console.log(`set-up: ${organizations} organizations, ${users} users, ${projects} projects, ${tasks} tasks (load ${load()})`);
+  console.log(`set-up: ${organizations} organizations, ${users} users, ${projects} projects, ${tasks} tasks, ` +
+    `${tasks * COMMENTS_PER_TASK} comments, ${organizations * SKILLS_PER_ORGANIZATION} skills, ` +
+    `${organizations * TEMPLATES_PER_ORGANIZATION} templates (load ${load()})`);
   const indexes = await admin<{ name: string; definition: string }[]>`
     select i.indexrelid::regclass::text as name, pg_get_indexdef(i.indexrelid) as definition
     from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
@@ -135,6 +145,12 @@ async function generate(admin: postgres.Sql, organizations: number): Promise<voi
                md5('bench-org-' || (p / 20))::uuid, (array['owner', 'editor', 'commenter', 'viewer'])[1 + m]
         from generate_series(0, ${projects - 1}) p cross join generate_series(0, 3) m`;
     });
+  });
+  // Tasks on this connection while a second one loads comments, skills and templates (two cores).
+  const second = connect();
+  await Promise.all([admin.begin(async (tx) => {
+    await tx`set local session_replication_role = replica`;
+    await tx`set local synchronous_commit = off`;
     await step("tasks", async () => {
       // Task i of project p is task p * 50 + i; i % 5 = 4 is a subtask of task i - 4; assigned to slot i % 4.
       await tx`
@@ -170,13 +186,60 @@ async function generate(admin: postgres.Sql, organizations: number): Promise<voi
         from generate_series(0, ${tasks - 1}) t, words) generated (id, organization_id, project_id, parent_task_id, title,
           description, status, priority, position, assignee_id, due_date, started_at, completed_at, created_by, deleted_at)`;
     });
-  });
+  }), second.begin(async (tx) => {
+    await tx`set local session_replication_role = replica`;
+    await tx`set local synchronous_commit = off`;
+    await step("comments", async () => {
+      // Comment c is on task c / 2, by the project member in slot c % 4; 1% are soft-deleted.
+      await tx`
+        with words as (select array['looks', 'good', 'needs', 'tests', 'see', 'the', 'ticket', 'blocked', 'by', 'design',
+                                    'merged', 'thanks', 'retry', 'later', 'flaky', 'green', 'again', 'logs', 'show', 'timeout',
+                                    'question', 'about', 'scope', 'estimate', 'updated', 'screenshot', 'attached', 'ready',
+                                    'for', 'review', 'ship', 'it', 'waiting', 'on', 'customer', 'feedback', 'call', 'notes',
+                                    'pairing', 'tomorrow'] as w)
+        insert into public.comments (id, task_id, organization_id, project_id, author_id, content, created_at, updated_at,
+                                     deleted_at, search_vector)
+        select id, task_id, organization_id, project_id, author_id, content, now(), now(), deleted_at,
+               private.search_document('english', null, content)
+        from (
+          select md5('bench-comment-' || c)::uuid, md5('bench-task-' || (c / 2))::uuid, md5('bench-org-' || (c / 2000))::uuid,
+                 md5('bench-project-' || (c / 100))::uuid,
+                 md5('bench-user-' || ((c / 2000) * 10 + 2 + (((c / 100) % 20) % 6 + c % 4) % 8))::uuid,
+                 concat_ws(' ', initcap(w[1 + (c * 7) % 40]), w[1 + (c * 11 + 3) % 40], w[1 + (c * 13 + 5) % 40],
+                           case when c % 10 = 5 then 'deploy' end, case when c % 10000 = 77 then 'kubernetes' end,
+                           case when c % 50 = 13 then 'login page' end, case when c % 100 = 31 then 'migration' end,
+                           w[1 + (c * 17 + 7) % 40], w[1 + (c * 19 + 11) % 40], w[1 + (c * 23 + 13) % 40]),
+                 case when c % 100 = 99 then now() end
+          from generate_series(0, ${tasks * COMMENTS_PER_TASK - 1}) c, words
+        ) generated (id, task_id, organization_id, project_id, author_id, content, deleted_at)`;
+    });
+    await step("skills and templates", async () => {
+      // Skill k of organization o; every 20th is public. Template m of organization o; every 10th is public.
+      await tx`
+        insert into public.skills (id, organization_id, author_id, name, description, prompt, category, is_public, search_vector)
+        select md5('bench-skill-' || k)::uuid, md5('bench-org-' || (k / 10))::uuid, md5('bench-user-' || ((k / 10) * 10 + 2))::uuid,
+               name, description, 'Do it: {{input}}', 'development', k % 20 = 0, private.search_document('english', name, description)
+        from (select k, (array['Code review', 'Deploy checklist', 'Release notes', 'Bug triage', 'Test plan'])[1 + k % 5] || ' ' || k as name,
+                     'A skill that helps with ' || (array['reviews', 'deploy steps', 'release notes', 'triage', 'testing'])[1 + k % 5] as description
+              from generate_series(0, ${organizations * SKILLS_PER_ORGANIZATION - 1}) k) generated`;
+      await tx`
+        insert into public.templates (id, organization_id, author_id, name, description, category, project_structure, is_public, search_vector)
+        select md5('bench-template-' || m)::uuid, md5('bench-org-' || (m / 2))::uuid, md5('bench-user-' || ((m / 2) * 10 + 2))::uuid,
+               name, description, 'agile', '{"tasks": [{"title": "Plan", "subtasks": [{"title": "Deploy"}]}]}', m % 10 = 0,
+               private.search_document('english', name, description)
+        from (select m, (array['Sprint board', 'Launch plan'])[1 + m % 2] || ' ' || m as name,
+                     'A template for a ' || (array['sprint', 'launch and deploy'])[1 + m % 2] as description
+              from generate_series(0, ${organizations * TEMPLATES_PER_ORGANIZATION - 1}) m) generated`;
+    });
+  })]);
+  await second.end();
   await step(`${indexes.length} indexes built again`, async () => {
     await admin`set maintenance_work_mem = '256MB'`;
     for (const index of indexes) await admin.unsafe(index.definition);
   });
   await step("analyze", () => admin`analyze auth.users, public.profiles, public.organizations, public.organization_members,
-                                           public.projects, public.project_members, public.tasks`);
+                                           public.projects, public.project_members, public.tasks, public.comments,
+                                           public.skills, public.templates`);
 }
 
 interface Listing {
