@@ -480,3 +480,9 @@ begin
 end;
 $$;
 -- ---- end work management, templates
+
+-- ---- Work management, search (issue 12, 58-work-search.sql): Acme names its text-search configuration explicitly
+-- (english is also the default); every project, task, comment, skill and template above is already indexed by trigger.
+update public.organizations set settings = settings || '{"text_search_config": "english"}'
+where id = '0a000000-0000-4000-8000-00000000ac3e';
+-- ---- end work management, search
