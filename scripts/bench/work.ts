@@ -197,9 +197,9 @@ async function generate(admin: postgres.Sql, organizations: number): Promise<voi
                                     'question', 'about', 'scope', 'estimate', 'updated', 'screenshot', 'attached', 'ready',
                                     'for', 'review', 'ship', 'it', 'waiting', 'on', 'customer', 'feedback', 'call', 'notes',
                                     'pairing', 'tomorrow'] as w)
-        insert into public.comments (id, task_id, organization_id, project_id, author_id, content, created_at, updated_at,
+        insert into public.comments (id, task_id, organization_id, project_id, user_id, content, created_at, updated_at,
                                      deleted_at, search_vector)
-        select id, task_id, organization_id, project_id, author_id, content, now(), now(), deleted_at,
+        select id, task_id, organization_id, project_id, user_id, content, now(), now(), deleted_at,
                private.search_document('english', null, content)
         from (
           select md5('bench-comment-' || c)::uuid, md5('bench-task-' || (c / 2))::uuid, md5('bench-org-' || (c / 2000))::uuid,
@@ -211,7 +211,7 @@ async function generate(admin: postgres.Sql, organizations: number): Promise<voi
                            w[1 + (c * 17 + 7) % 40], w[1 + (c * 19 + 11) % 40], w[1 + (c * 23 + 13) % 40]),
                  case when c % 100 = 99 then now() end
           from generate_series(0, ${tasks * COMMENTS_PER_TASK - 1}) c, words
-        ) generated (id, task_id, organization_id, project_id, author_id, content, deleted_at)`;
+        ) generated (id, task_id, organization_id, project_id, user_id, content, deleted_at)`;
     });
     await step("skills and templates", async () => {
       // Skill k of organization o; every 20th is public. Template m of organization o; every 10th is public.
