@@ -171,6 +171,7 @@ declare
   hits private.search_hit[] := array[]::private.search_hit[];
   scope record;
   query tsquery;
+  phrase boolean;
 begin
   for scope in
     select c.config, array_agg(c.organization_id) as organizations,
@@ -182,6 +183,7 @@ begin
   loop
     query := pg_catalog.websearch_to_tsquery(scope.config, words);
     continue when pg_catalog.numnode(query) = 0;
+    phrase := pg_catalog.strpos(query::text, '<') > 0;
     hits := hits || array(
       select row(m.*)::private.search_hit from (
         select 'project'::text, p.id, null::uuid, null::text, null::text,
@@ -195,8 +197,16 @@ begin
         union all
         select 'comment', c.id, null, null, null, (1 + pg_catalog.ts_rank(c.search_vector, query, 32))::real, scope.config::text, query
         from public.comments c
-        where 'comment' = any(wanted) and c.project_id = any(scope.projects) and c.search_vector @@ query and c.deleted_at is null
-          and exists (select 1 from public.tasks t where t.id = c.task_id and t.deleted_at is null)
+        where 'comment' = any(wanted) and not phrase and c.project_id = any(scope.projects) and c.search_vector @@ query
+          and c.deleted_at is null and exists (select 1 from public.tasks t where t.id = c.task_id and t.deleted_at is null)
+        union all
+        -- A phrase's words are each common enough that the GIN index hands back every comment holding both (tens of
+        -- thousands) for the phrase check; reading the caller's projects' comments first is far cheaper.
+        select 'comment', c.id, null, null, null, (1 + pg_catalog.ts_rank(c.search_vector, query, 32))::real, scope.config::text, query
+        from (select * from public.comments c
+              where 'comment' = any(wanted) and phrase and c.project_id = any(scope.projects) and c.deleted_at is null
+              offset 0) c
+        where c.search_vector @@ query and exists (select 1 from public.tasks t where t.id = c.task_id and t.deleted_at is null)
         union all
         select 'skill', k.id, null, null, null, (1 + pg_catalog.ts_rank(k.search_vector, query, 32))::real, scope.config::text, query
         from public.skills k

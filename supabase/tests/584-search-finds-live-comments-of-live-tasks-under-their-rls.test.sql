@@ -1,7 +1,7 @@
 -- search() over comments: found by full text with their task's title and project, under the comments' RLS; never a
 -- soft-deleted comment (not even for its author) nor a comment of a soft-deleted task; no trigram matches.
 begin;
-select plan(12);
+select plan(14);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -77,6 +77,8 @@ select is((select project_id from public.search('rollout', array['comment']) whe
           'and with its project');
 select is(pg_temp.found('rollout', array['comment'], pg_temp.id('zeus')), array[pg_temp.id('private')], 'within_project finds that project''s comments');
 select is(pg_temp.found('rolout', array['comment']), '{}'::uuid[], 'comments are found by full text only, not by trigram');
+select is(pg_temp.found('"feature flag"', array['comment']), array[pg_temp.id('live')], 'a quoted phrase finds the comment holding it');
+select is(pg_temp.found('"flag feature"', array['comment']), '{}'::uuid[], 'but not the words in another order');
 update public.tasks set deleted_at = null where id = pg_temp.id('billing');
 select ok(pg_temp.id('on_deleted_task') = any(pg_temp.found('rollout', array['comment'])), 'restoring the task brings its comment back');
 
