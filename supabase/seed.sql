@@ -580,3 +580,9 @@ select public.upsert_spend((
   from generate_series(0, 13) d));
 select public.recompute_metrics_daily(current_date - 14, current_date, '0a000000-0000-4000-8000-00000000ac3e');
 -- ---- end Growth analytics
+
+-- ---- Work management, search (issue 12, 58-work-search.sql): Acme names its text-search configuration explicitly
+-- (english is also the default); every project, task, comment, skill and template above is already indexed by trigger.
+update public.organizations set settings = settings || '{"text_search_config": "english"}'
+where id = '0a000000-0000-4000-8000-00000000ac3e';
+-- ---- end work management, search

@@ -529,14 +529,14 @@ isOneToOne: false
                   ]
                 },"comments": {
                   Row: {
-                    "content": string,"content_type": string,"created_at": string,"deleted_at": string | null,"edited_at": string | null,"id": string,"organization_id": string,"parent_comment_id": string | null,"project_id": string,"task_id": string,"updated_at": string,"user_id": string | null
+                    "content": string,"content_type": string,"created_at": string,"deleted_at": string | null,"edited_at": string | null,"id": string,"organization_id": string,"parent_comment_id": string | null,"project_id": string,"search_vector": unknown,"task_id": string,"updated_at": string,"user_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "content": string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id": string,"parent_comment_id"?: string | null,"project_id": string,"task_id": string,"updated_at"?: string,"user_id"?: string | null
+                    "content": string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id": string,"parent_comment_id"?: string | null,"project_id": string,"search_vector"?: unknown,"task_id": string,"updated_at"?: string,"user_id"?: string | null
                   }
                   Update: {
-                    "content"?: string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id"?: string,"parent_comment_id"?: string | null,"project_id"?: string,"task_id"?: string,"updated_at"?: string,"user_id"?: string | null
+                    "content"?: string,"content_type"?: string,"created_at"?: string,"deleted_at"?: string | null,"edited_at"?: string | null,"id"?: string,"organization_id"?: string,"parent_comment_id"?: string | null,"project_id"?: string,"search_vector"?: unknown,"task_id"?: string,"updated_at"?: string,"user_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1127,14 +1127,14 @@ isOneToOne: false
                   ]
                 },"projects": {
                   Row: {
-                    "actual_hours": number,"actual_minutes": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"status": string,"template_id": string | null,"title": string,"total_cost": number,"updated_at": string,"visibility": string
+                    "actual_hours": number,"actual_minutes": number,"ai_provider": string | null,"archived_at": string | null,"color": string | null,"cover_image_url": string | null,"created_at": string,"description": string | null,"emoji": string | null,"estimated_hours": number | null,"git_repository": string | null,"id": string,"main_prompt": string | null,"organization_id": string,"owner_id": string | null,"search_vector": unknown,"status": string,"template_id": string | null,"title": string,"total_cost": number,"updated_at": string,"visibility": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"status"?: string,"template_id"?: string | null,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id": string,"owner_id"?: string | null,"search_vector"?: unknown,"status"?: string,"template_id"?: string | null,"title": string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Update: {
-                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"status"?: string,"template_id"?: string | null,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
+                    "actual_hours"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"archived_at"?: string | null,"color"?: string | null,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string | null,"emoji"?: string | null,"estimated_hours"?: number | null,"git_repository"?: string | null,"id"?: string,"main_prompt"?: string | null,"organization_id"?: string,"owner_id"?: string | null,"search_vector"?: unknown,"status"?: string,"template_id"?: string | null,"title"?: string,"total_cost"?: number,"updated_at"?: string,"visibility"?: string
                   }
                   Relationships: [
                     {
@@ -1369,14 +1369,14 @@ isOneToOne: false
                   ]
                 },"skills": {
                   Row: {
-                    "ai_provider": string | null,"author_id": string | null,"category": string,"changelog": string | null,"created_at": string,"description": string,"fork_count": number,"forked_from_id": string | null,"id": string,"input_schema": Json | null,"is_official": boolean,"is_public": boolean,"mcp_requirements": NonNullable<Json>,"name": string,"organization_id": string,"output_schema": Json | null,"prompt": string,"rating": number | null,"review_count": number,"updated_at": string,"usage_count": number,"version": number
+                    "ai_provider": string | null,"author_id": string | null,"category": string,"changelog": string | null,"created_at": string,"description": string,"fork_count": number,"forked_from_id": string | null,"id": string,"input_schema": Json | null,"is_official": boolean,"is_public": boolean,"mcp_requirements": NonNullable<Json>,"name": string,"organization_id": string,"output_schema": Json | null,"prompt": string,"rating": number | null,"review_count": number,"search_vector": unknown,"updated_at": string,"usage_count": number,"version": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "ai_provider"?: string | null,"author_id"?: string | null,"category": string,"changelog"?: string | null,"created_at"?: string,"description": string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name": string,"organization_id": string,"output_schema"?: Json | null,"prompt": string,"rating"?: number | null,"review_count"?: number,"updated_at"?: string,"usage_count"?: number,"version"?: number
+                    "ai_provider"?: string | null,"author_id"?: string | null,"category": string,"changelog"?: string | null,"created_at"?: string,"description": string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name": string,"organization_id": string,"output_schema"?: Json | null,"prompt": string,"rating"?: number | null,"review_count"?: number,"search_vector"?: unknown,"updated_at"?: string,"usage_count"?: number,"version"?: number
                   }
                   Update: {
-                    "ai_provider"?: string | null,"author_id"?: string | null,"category"?: string,"changelog"?: string | null,"created_at"?: string,"description"?: string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name"?: string,"organization_id"?: string,"output_schema"?: Json | null,"prompt"?: string,"rating"?: number | null,"review_count"?: number,"updated_at"?: string,"usage_count"?: number,"version"?: number
+                    "ai_provider"?: string | null,"author_id"?: string | null,"category"?: string,"changelog"?: string | null,"created_at"?: string,"description"?: string,"fork_count"?: number,"forked_from_id"?: string | null,"id"?: string,"input_schema"?: Json | null,"is_official"?: boolean,"is_public"?: boolean,"mcp_requirements"?: NonNullable<Json>,"name"?: string,"organization_id"?: string,"output_schema"?: Json | null,"prompt"?: string,"rating"?: number | null,"review_count"?: number,"search_vector"?: unknown,"updated_at"?: string,"usage_count"?: number,"version"?: number
                   }
                   Relationships: [
                     {
@@ -1809,14 +1809,14 @@ isOneToOne: false
                   ]
                 },"tasks": {
                   Row: {
-                    "actual_cost": number,"actual_minutes": number,"ai_provider": string | null,"assignee_id": string | null,"blocked_reason": string | null,"completed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"description": string | null,"due_date": string | null,"estimated_minutes": number | null,"execution_type": string,"generated_prompt": string | null,"id": string,"mcp_config": Json | null,"organization_id": string,"parent_task_id": string | null,"position": number,"priority": string,"project_id": string,"started_at": string | null,"status": string,"tags": (string)[],"title": string,"token_usage": Json | null,"updated_at": string,"workflow_run_id": string | null
+                    "actual_cost": number,"actual_minutes": number,"ai_provider": string | null,"assignee_id": string | null,"blocked_reason": string | null,"completed_at": string | null,"created_at": string,"created_by": string | null,"deleted_at": string | null,"description": string | null,"due_date": string | null,"estimated_minutes": number | null,"execution_type": string,"generated_prompt": string | null,"id": string,"mcp_config": Json | null,"organization_id": string,"parent_task_id": string | null,"position": number,"priority": string,"project_id": string,"search_vector": unknown,"started_at": string | null,"status": string,"tags": (string)[],"title": string,"token_usage": Json | null,"updated_at": string,"workflow_run_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id": string,"parent_task_id"?: string | null,"position": number,"priority"?: string,"project_id": string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title": string,"token_usage"?: Json | null,"updated_at"?: string,"workflow_run_id"?: string | null
+                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id": string,"parent_task_id"?: string | null,"position": number,"priority"?: string,"project_id": string,"search_vector"?: unknown,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title": string,"token_usage"?: Json | null,"updated_at"?: string,"workflow_run_id"?: string | null
                   }
                   Update: {
-                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id"?: string,"parent_task_id"?: string | null,"position"?: number,"priority"?: string,"project_id"?: string,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title"?: string,"token_usage"?: Json | null,"updated_at"?: string,"workflow_run_id"?: string | null
+                    "actual_cost"?: number,"actual_minutes"?: number,"ai_provider"?: string | null,"assignee_id"?: string | null,"blocked_reason"?: string | null,"completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"deleted_at"?: string | null,"description"?: string | null,"due_date"?: string | null,"estimated_minutes"?: number | null,"execution_type"?: string,"generated_prompt"?: string | null,"id"?: string,"mcp_config"?: Json | null,"organization_id"?: string,"parent_task_id"?: string | null,"position"?: number,"priority"?: string,"project_id"?: string,"search_vector"?: unknown,"started_at"?: string | null,"status"?: string,"tags"?: (string)[],"title"?: string,"token_usage"?: Json | null,"updated_at"?: string,"workflow_run_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1905,14 +1905,14 @@ isOneToOne: false
                   ]
                 },"templates": {
                   Row: {
-                    "ai_provider_recommendations": Json | null,"author_id": string | null,"category": string,"cover_image_url": string | null,"created_at": string,"description": string,"id": string,"is_official": boolean,"is_public": boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"tags": (string)[],"updated_at": string,"usage_count": number
+                    "ai_provider_recommendations": Json | null,"author_id": string | null,"category": string,"cover_image_url": string | null,"created_at": string,"description": string,"id": string,"is_official": boolean,"is_public": boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"search_vector": unknown,"tags": (string)[],"updated_at": string,"usage_count": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category": string,"cover_image_url"?: string | null,"created_at"?: string,"description": string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
+                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category": string,"cover_image_url"?: string | null,"created_at"?: string,"description": string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name": string,"organization_id": string,"project_structure": NonNullable<Json>,"search_vector"?: unknown,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
                   }
                   Update: {
-                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category"?: string,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name"?: string,"organization_id"?: string,"project_structure"?: NonNullable<Json>,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
+                    "ai_provider_recommendations"?: Json | null,"author_id"?: string | null,"category"?: string,"cover_image_url"?: string | null,"created_at"?: string,"description"?: string,"id"?: string,"is_official"?: boolean,"is_public"?: boolean,"name"?: string,"organization_id"?: string,"project_structure"?: NonNullable<Json>,"search_vector"?: unknown,"tags"?: (string)[],"updated_at"?: string,"usage_count"?: number
                   }
                   Relationships: [
                     {
@@ -2798,6 +2798,11 @@ isOneToOne: false
       } },
 "revoke_ai_agent_api_key":
 { Args: { "key_id": string }; Returns: undefined
+                           },
+"search":
+{ Args: { "entity_types"?: (string)[],"max_results"?: number,"query": string,"within_project"?: string }; Returns: {
+              "entity_id": string,"entity_type": string,"project_id": string,"rank": number,"snippet": string,"title": string
+            }[]
                            },
 "send_test_webhook":
 { Args: { "webhook_id": string }; Returns: string

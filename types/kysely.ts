@@ -526,6 +526,10 @@ export interface Comments {
    * The task's project (copied by trigger, for policies).
    */
   project_id: string;
+  /**
+   * Derived for search(): the content (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   task_id: string;
   updated_at: Generated<Timestamp>;
   /**
@@ -1109,6 +1113,10 @@ export interface Projects {
    * The project's owner (the creator by default); also its first project member with role owner. Null once the owner's account is deleted (the project stays with the organization).
    */
   owner_id: Generated<string | null>;
+  /**
+   * Derived for search(): title (A) and description (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   status: Generated<string>;
   /**
    * The template the project was created from (the seed's templateId); set by create_project_from_template(), null when the template is deleted. Not writable by clients.
@@ -1302,6 +1310,10 @@ export interface Skills {
    * Derived: number of reviews (a column the seed's reviews JSON implied).
    */
   review_count: Generated<number>;
+  /**
+   * Derived for search(): name (A) and description (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   updated_at: Generated<Timestamp>;
   /**
    * Derived: tasks suggesting this skill (task_suggested_skills), kept by the database.
@@ -1569,6 +1581,10 @@ export interface Tasks {
   priority: Generated<string>;
   project_id: string;
   /**
+   * Derived for search(): title (A) and description (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
+  /**
    * Set by the first move to in_progress.
    */
   started_at: Timestamp | null;
@@ -1651,6 +1667,10 @@ export interface Templates {
    * Seed 004's ProjectStructure: {tasks: [{title, description?, priority?, estimatedMinutes?, skills?, subtasks?}], skills?, automations?}; subtasks are our extension. Checked by templates_project_structure_shape.
    */
   project_structure: Json;
+  /**
+   * Derived for search(): name (A) and description (B) in the organization's text-search configuration, kept by trigger.
+   */
+  search_vector: string | null;
   tags: Generated<string[]>;
   updated_at: Generated<Timestamp>;
   /**

@@ -225,7 +225,7 @@ alter table public.task_dependencies enable row level security;
 
 -- tasks follow their project: readable by its readers, written by its owners, editors and projects.admin holders.
 create policy tasks_select on public.tasks for select to authenticated
-  using (private.can_read_project(project_id));
+  using (project_id in (select private.readable_project_ids()));
 create policy tasks_insert on public.tasks for insert to authenticated
   with check (private.can_edit_project(project_id));
 create policy tasks_update on public.tasks for update to authenticated
