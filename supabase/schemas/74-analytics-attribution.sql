@@ -1,5 +1,5 @@
 -- Growth analytics: cohorts and utm_tracks (first, last and last non-direct touch), derived from analytics_events.
--- Maintained set-based as events are stored, rebuilt by recompute_metrics_daily(); cohort_retention() reads them.
+-- Maintained set-based as events are stored, repaired by rebuild_attribution(); cohort_retention() reads them.
 
 -- A subject is a user (user_id) or, for a visitor who is not one, their anonymous_id; an event with both counts for
 -- the user. A touch is an event that says where a visit came from: every session.started, and any event carrying
@@ -302,7 +302,7 @@ begin
       excluded.last_non_direct_content, excluded.last_non_direct_click_id, excluded.last_non_direct_touch_at);
 end;
 $$;
-comment on function private.rebuild_attribution(uuid[], date) is 'Recomputes cohorts and utm_tracks of the subjects seen since _start from all their events (called by recompute_metrics_daily).';
+comment on function private.rebuild_attribution(uuid[], date) is 'Recomputes cohorts and utm_tracks of the subjects seen since _start from all their events: a repair, to the rows upsert_events keeps incrementally (not part of recompute_metrics_daily).';
 
 -- Retention triangle: for each cohort month in [from_month, to_month], its size and how many of it were active
 -- (any event) in each month since, through to_month (months in the organization's time zone).
