@@ -161,18 +161,16 @@ begin
       and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
     group by 1, 2, 3
   ),
-  -- The priced events (orders, refunds) of the range, read once: their amounts, and who placed the orders.
-  priced_events as materialized (
-    select e.organization_id, e.event_name, e.occurred_at, m.customer_event,
-           case when e.user_id is not null or e.anonymous_id is not null
-                then coalesce(e.user_id::text, 'anonymous:' || e.anonymous_id) end as subject,
-           case when coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
-                 and (e.props #>> m.amount_path) ~ '^[0-9]{1,15}$'
-                then (e.props #>> m.amount_path)::bigint end as amount,
-           case when m.cost_path is not null
-                 and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
-                 and (e.props #>> m.cost_path) ~ '^[0-9]{1,15}$'
-                then (e.props #>> m.cost_path)::bigint end as cost
+  amounts as (
+    select e.organization_id, e.event_name,
+           date_bin('15 minutes', e.occurred_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
+           sum(case when coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+                     and (e.props #>> m.amount_path) ~ '^[0-9]{1,15}$'
+                    then (e.props #>> m.amount_path)::bigint end) as amount,
+           sum(case when m.cost_path is not null
+                     and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+                     and (e.props #>> m.cost_path) ~ '^[0-9]{1,15}$'
+                    then (e.props #>> m.cost_path)::bigint end) as cost
     from public.analytics_events e
     join orgs o on o.id = e.organization_id
     join public.analytics_metric_events m on m.event_name = e.event_name
@@ -180,12 +178,6 @@ begin
       and e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
       and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
       and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
-  ),
-  amounts as (
-    select p.organization_id, p.event_name,
-           date_bin('15 minutes', p.occurred_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
-           sum(p.amount) as amount, sum(p.cost) as cost
-    from priced_events p
     group by 1, 2, 3
   ),
   buckets as (
@@ -206,28 +198,19 @@ begin
     from buckets b join orgs o on o.id = b.organization_id
     group by 1, 2
   ),
-  -- A new customer's first order ever, by user or anonymous id: their first order in the range, unless they
-  -- ordered before it (the earlier orders are read by index, only to know who placed them).
-  earlier_customers as (
-    select distinct e.organization_id, coalesce(e.user_id::text, 'anonymous:' || e.anonymous_id) as subject
+  -- A new customer's first order ever (earlier than the range too), by user or anonymous id.
+  first_orders as (
+    select e.organization_id, min(e.occurred_at) as first_at
     from public.analytics_events e
-    join orgs o on o.id = e.organization_id
-    where e.event_name = any (customer_events)
+    where e.organization_id = any (scope) and e.event_name = any (customer_events)
       and (e.user_id is not null or e.anonymous_id is not null)
       and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
-      and e.occurred_at < o.from_at
-  ),
-  first_orders as (
-    select p.organization_id, p.subject, min(p.occurred_at) as first_at
-    from priced_events p
-    where p.customer_event and p.subject is not null
-    group by 1, 2
+    group by e.organization_id, coalesce(e.user_id::text, 'anonymous:' || e.anonymous_id)
   ),
   customer_days as (
     select f.organization_id, (f.first_at at time zone o.timezone)::date as day, count(*) as new_customers
     from first_orders f join orgs o on o.id = f.organization_id
-    where not exists (select 1 from earlier_customers x
-                      where x.organization_id = f.organization_id and x.subject = f.subject)
+    where f.first_at >= o.from_at and f.first_at < o.to_at
     group by 1, 2
   ),
   spend_days as (
