@@ -109,7 +109,7 @@
 --   73-analytics-rollups.sql                    Growth analytics: analytics_metric_events (which events feed which metric), metrics_daily, recompute_metrics_daily().
 --                                               Daily rollups per organization in its own time zone, derived only from analytics_events and spend, safe to recompute.
 --   74-analytics-attribution.sql                Growth analytics: cohorts and utm_tracks (first, last and last non-direct touch), derived from analytics_events.
---                                               Maintained set-based as events are stored, rebuilt by recompute_metrics_daily(); cohort_retention() reads them.
+--                                               Maintained set-based as events are stored, repaired by rebuild_attribution(); cohort_retention() reads them.
 --   75-analytics-personal-data.sql              Growth analytics: a user's analytics data in export_my_data() (36); erasure is by account deletion (71, 74).
 --                                               Events keep serving their organization without the user; cohorts and attribution go with the user.
 --   90-scheduled-jobs.sql                       Scheduled jobs (pg_cron) and what spans domains.
@@ -14410,8 +14410,10 @@ begin
       coalesce(f.o -> 'props', '{}'::jsonb) as props
     from fields f
   ),
+  -- Every field but the source object (only the checks read it): the later stages copy narrower rows.
   checked as materialized (
-    select r.*,
+    select r.n, r.organization_id, r.event_id, r.agent_id, r.user_id, r.occurred_at, r.ip_address, r.event_name,
+      r.category, r.anonymous_id, r.session_id, r.user_agent, r.props,
       case
         when r.o is null then 'not_an_object'
         when r.organization_id is null then 'invalid_organization_id'
@@ -14877,8 +14879,8 @@ comment on function private.reporting_currency(jsonb) is 'An organization''s rep
 
 -- Replaces the rollup rows of [_start, _end] (the organizations' own calendar days) in one transaction: deletes them
 -- and inserts what the events and spend of those days add up to (only days with data get a row). Recomputes run one
--- at a time. It also rebuilds the attribution (cohorts, utm_tracks) of every subject seen since the range began,
--- from all that subject's events (74-analytics-attribution.sql).
+-- at a time. Cohorts and utm_tracks are not rebuilt here: upsert_events() keeps them current as events are stored
+-- (74-analytics-attribution.sql), and private.rebuild_attribution() repairs them on demand, to the same rows.
 create function public.recompute_metrics_daily(_start date, _end date, _organization_id uuid default null)
 returns int
 language plpgsql security definer
@@ -14889,6 +14891,9 @@ as $$
 declare
   written integer;
   scope uuid[];
+  counted text[];
+  priced text[];
+  customer_events text[];
 begin
   if _start is null or _end is null or _start > _end then
     raise exception 'need _start <= _end (got % and %)', _start, _end using errcode = '22023';
@@ -14908,6 +14913,14 @@ begin
 
   delete from public.metrics_daily m where m.organization_id = any (scope) and m.day between _start and _end;
 
+  -- The metric event names as arrays, so that each scan below filters by them on the events' own
+  -- (organization_id, event_name, occurred_at) index instead of joining every event with the reference table.
+  select coalesce(array_agg(m.event_name), '{}'),
+         coalesce(array_agg(m.event_name) filter (where m.amount_path is not null), '{}'),
+         coalesce(array_agg(m.event_name) filter (where m.customer_event), '{}')
+  into counted, priced, customer_events
+  from public.analytics_metric_events m;
+
   with orgs as (
     select o.id, o.timezone, private.reporting_currency(o.settings) as currency,
            (_start::timestamp at time zone o.timezone) as from_at,
@@ -14915,15 +14928,25 @@ begin
     from public.organizations o where o.id = any (scope)
   ),
   -- Time zones are at most 26 hours apart: the constant bounds prune partitions, the per-organization ones decide.
-  -- Events are first summed per organization, metric and quarter hour (UTC): every time zone's offset is a whole
-  -- number of quarter hours, so a quarter hour lies within one local day, and the time zone is applied per bucket,
-  -- not per event.
-  buckets as (
-    select e.organization_id, m.metric,
+  -- Events are first counted per organization, event name and quarter hour (UTC): every time zone's offset is a
+  -- whole number of quarter hours, so a quarter hour lies within one local day, and the time zone is applied per
+  -- bucket, not per event. Only the events with amounts (orders, refunds) are read a second time, for their props.
+  counts as (
+    select e.organization_id, e.event_name,
            date_bin('15 minutes', e.occurred_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
-           count(*) as events,
-           sum(case when m.amount_path is not null
-                     and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+           count(*) as events
+    from public.analytics_events e
+    join orgs o on o.id = e.organization_id
+    where e.event_name = any (counted)
+      and e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
+      and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
+      and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
+    group by 1, 2, 3
+  ),
+  amounts as (
+    select e.organization_id, e.event_name,
+           date_bin('15 minutes', e.occurred_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
+           sum(case when coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
                      and (e.props #>> m.amount_path) ~ '^[0-9]{1,15}$'
                     then (e.props #>> m.amount_path)::bigint end) as amount,
            sum(case when m.cost_path is not null
@@ -14933,10 +14956,17 @@ begin
     from public.analytics_events e
     join orgs o on o.id = e.organization_id
     join public.analytics_metric_events m on m.event_name = e.event_name
-    where e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
+    where e.event_name = any (priced)
+      and e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
       and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
       and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
     group by 1, 2, 3
+  ),
+  buckets as (
+    select c.organization_id, m.metric, c.bucket, c.events, a.amount, a.cost
+    from counts c
+    join public.analytics_metric_events m on m.event_name = c.event_name
+    left join amounts a on a.organization_id = c.organization_id and a.event_name = c.event_name and a.bucket = c.bucket
   ),
   event_days as (
     select b.organization_id, (b.bucket at time zone o.timezone)::date as day,
@@ -14954,8 +14984,8 @@ begin
   first_orders as (
     select e.organization_id, min(e.occurred_at) as first_at
     from public.analytics_events e
-    join public.analytics_metric_events m on m.event_name = e.event_name and m.customer_event
-    where e.organization_id = any (scope) and (e.user_id is not null or e.anonymous_id is not null)
+    where e.organization_id = any (scope) and e.event_name = any (customer_events)
+      and (e.user_id is not null or e.anonymous_id is not null)
       and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
     group by e.organization_id, coalesce(e.user_id::text, 'anonymous:' || e.anonymous_id)
   ),
@@ -14999,12 +15029,10 @@ begin
          t.revenue_cents - t.refunds_cents - t.cost_cents
   from totals t;
   get diagnostics written = row_count;
-
-  perform private.rebuild_attribution(scope, _start);
   return written;
 end;
 $$;
-comment on function public.recompute_metrics_daily(date, date, uuid) is 'Replaces metrics_daily rows of the days _start.._end (organization-local) for one organization or all (null), from analytics_events through analytics_metric_events and spend, in one transaction; also rebuilds cohorts and utm_tracks of the subjects active in the range. Repeatable; returns the rows written. Service role only (pg_cron recomputes the last 3 days nightly).';
+comment on function public.recompute_metrics_daily(date, date, uuid) is 'Replaces metrics_daily rows of the days _start.._end (organization-local) for one organization or all (null), from analytics_events through analytics_metric_events and spend, in one transaction (cohorts and utm_tracks are kept by upsert_events; private.rebuild_attribution repairs them). Repeatable; returns the rows written. Service role only (pg_cron recomputes the last 3 days nightly).';
 
 grant execute on function public.recompute_metrics_daily(date, date, uuid) to service_role;
 
@@ -15013,7 +15041,7 @@ grant execute on function public.recompute_metrics_daily(date, date, uuid) to se
 -- source: supabase/schemas/74-analytics-attribution.sql
 -- =====================================================================================================================
 -- Growth analytics: cohorts and utm_tracks (first, last and last non-direct touch), derived from analytics_events.
--- Maintained set-based as events are stored, rebuilt by recompute_metrics_daily(); cohort_retention() reads them.
+-- Maintained set-based as events are stored, repaired by rebuild_attribution(); cohort_retention() reads them.
 
 -- A subject is a user (user_id) or, for a visitor who is not one, their anonymous_id; an event with both counts for
 -- the user. A touch is an event that says where a visit came from: every session.started, and any event carrying
@@ -15078,10 +15106,12 @@ comment on column public.utm_tracks.last_non_direct_touch_at is 'The latest touc
 
 create index utm_tracks_user_id_idx on public.utm_tracks (user_id) where user_id is not null;
 
+-- The merge and the rebuild below set updated_at themselves (a PL/pgSQL trigger call per updated row was a third of
+-- the merge's time); the shared trigger keeps it current for any other writer.
 create trigger cohorts_set_updated_at before update on public.cohorts
-  for each row execute function private.set_updated_at();
+  for each row when (new.updated_at is not distinct from old.updated_at) execute function private.set_updated_at();
 create trigger utm_tracks_set_updated_at before update on public.utm_tracks
-  for each row execute function private.set_updated_at();
+  for each row when (new.updated_at is not distinct from old.updated_at) execute function private.set_updated_at();
 
 alter table public.cohorts enable row level security;
 alter table public.utm_tracks enable row level security;
@@ -15100,6 +15130,7 @@ grant select on public.cohorts, public.utm_tracks to authenticated, service_role
 create function private.derive_attribution() returns trigger
 language plpgsql security definer
 set search_path = ''
+set enable_nestloop = on
 as $$
 begin
   insert into public.cohorts as c (organization_id, user_id, anonymous_id, cohort_month, acquired_at)
@@ -15111,8 +15142,15 @@ begin
         where i.user_id is not null or i.anonymous_id is not null
         group by 1, 2, 3) s
   join public.organizations o on o.id = s.organization_id
+  -- Only subjects that are new or seen earlier than stored (by index, before the upsert): a subject already acquired
+  -- no later costs one lookup, not a speculative insert, a row lock and an update check. ON CONFLICT still decides
+  -- when a concurrent batch adds the subject meanwhile.
+  where not exists (select 1 from public.cohorts x
+                    where x.organization_id = s.organization_id
+                      and x.subject_key = coalesce('user:' || s.user_id::text, 'anonymous:' || s.anonymous_id)
+                      and x.acquired_at <= s.acquired_at)
   on conflict (organization_id, subject_key) do update set
-    acquired_at = excluded.acquired_at, cohort_month = excluded.cohort_month
+    acquired_at = excluded.acquired_at, cohort_month = excluded.cohort_month, updated_at = pg_catalog.now()
   where excluded.acquired_at < c.acquired_at;
 
   with t as materialized (
@@ -15158,6 +15196,7 @@ begin
              order by t.organization_id, t.sk, t.occurred_at desc, t.event_id desc) n
     on n.organization_id = a.organization_id and n.sk = a.sk
   on conflict (organization_id, subject_key) do update set
+    updated_at = pg_catalog.now(),
     touches = u.touches + excluded.touches,
     first_source = case when excluded.first_touch_at < u.first_touch_at then excluded.first_source else u.first_source end,
     first_medium = case when excluded.first_touch_at < u.first_touch_at then excluded.first_medium else u.first_medium end,
@@ -15222,7 +15261,7 @@ begin
         having max(e.occurred_at) >= active_from) s
   join public.organizations o on o.id = s.organization_id
   on conflict (organization_id, subject_key) do update set
-    acquired_at = excluded.acquired_at, cohort_month = excluded.cohort_month
+    acquired_at = excluded.acquired_at, cohort_month = excluded.cohort_month, updated_at = pg_catalog.now()
   where (c.acquired_at, c.cohort_month) is distinct from (excluded.acquired_at, excluded.cohort_month);
 
   -- Attribution depends on touches only: every subject with a touch since the range began is rebuilt from all of
@@ -15280,6 +15319,7 @@ begin
   join lasts l on l.sk = c.sk
   left join non_direct n on n.sk = c.sk
   on conflict (organization_id, subject_key) do update set
+    updated_at = pg_catalog.now(),
     touches = excluded.touches,
     first_source = excluded.first_source,
     first_medium = excluded.first_medium,
@@ -15316,7 +15356,7 @@ begin
       excluded.last_non_direct_content, excluded.last_non_direct_click_id, excluded.last_non_direct_touch_at);
 end;
 $$;
-comment on function private.rebuild_attribution(uuid[], date) is 'Recomputes cohorts and utm_tracks of the subjects seen since _start from all their events (called by recompute_metrics_daily).';
+comment on function private.rebuild_attribution(uuid[], date) is 'Recomputes cohorts and utm_tracks of the subjects seen since _start from all their events: a repair, to the rows upsert_events keeps incrementally (not part of recompute_metrics_daily).';
 
 -- Retention triangle: for each cohort month in [from_month, to_month], its size and how many of it were active
 -- (any event) in each month since, through to_month (months in the organization's time zone).

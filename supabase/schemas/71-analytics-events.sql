@@ -214,8 +214,10 @@ begin
       coalesce(f.o -> 'props', '{}'::jsonb) as props
     from fields f
   ),
+  -- Every field but the source object (only the checks read it): the later stages copy narrower rows.
   checked as materialized (
-    select r.*,
+    select r.n, r.organization_id, r.event_id, r.agent_id, r.user_id, r.occurred_at, r.ip_address, r.event_name,
+      r.category, r.anonymous_id, r.session_id, r.user_agent, r.props,
       case
         when r.o is null then 'not_an_object'
         when r.organization_id is null then 'invalid_organization_id'

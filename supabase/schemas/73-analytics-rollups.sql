@@ -97,8 +97,8 @@ comment on function private.reporting_currency(jsonb) is 'An organization''s rep
 
 -- Replaces the rollup rows of [_start, _end] (the organizations' own calendar days) in one transaction: deletes them
 -- and inserts what the events and spend of those days add up to (only days with data get a row). Recomputes run one
--- at a time. It also rebuilds the attribution (cohorts, utm_tracks) of every subject seen since the range began,
--- from all that subject's events (74-analytics-attribution.sql).
+-- at a time. Cohorts and utm_tracks are not rebuilt here: upsert_events() keeps them current as events are stored
+-- (74-analytics-attribution.sql), and private.rebuild_attribution() repairs them on demand, to the same rows.
 create function public.recompute_metrics_daily(_start date, _end date, _organization_id uuid default null)
 returns int
 language plpgsql security definer
@@ -109,6 +109,9 @@ as $$
 declare
   written integer;
   scope uuid[];
+  counted text[];
+  priced text[];
+  customer_events text[];
 begin
   if _start is null or _end is null or _start > _end then
     raise exception 'need _start <= _end (got % and %)', _start, _end using errcode = '22023';
@@ -128,6 +131,14 @@ begin
 
   delete from public.metrics_daily m where m.organization_id = any (scope) and m.day between _start and _end;
 
+  -- The metric event names as arrays, so that each scan below filters by them on the events' own
+  -- (organization_id, event_name, occurred_at) index instead of joining every event with the reference table.
+  select coalesce(array_agg(m.event_name), '{}'),
+         coalesce(array_agg(m.event_name) filter (where m.amount_path is not null), '{}'),
+         coalesce(array_agg(m.event_name) filter (where m.customer_event), '{}')
+  into counted, priced, customer_events
+  from public.analytics_metric_events m;
+
   with orgs as (
     select o.id, o.timezone, private.reporting_currency(o.settings) as currency,
            (_start::timestamp at time zone o.timezone) as from_at,
@@ -135,15 +146,25 @@ begin
     from public.organizations o where o.id = any (scope)
   ),
   -- Time zones are at most 26 hours apart: the constant bounds prune partitions, the per-organization ones decide.
-  -- Events are first summed per organization, metric and quarter hour (UTC): every time zone's offset is a whole
-  -- number of quarter hours, so a quarter hour lies within one local day, and the time zone is applied per bucket,
-  -- not per event.
-  buckets as (
-    select e.organization_id, m.metric,
+  -- Events are first counted per organization, event name and quarter hour (UTC): every time zone's offset is a
+  -- whole number of quarter hours, so a quarter hour lies within one local day, and the time zone is applied per
+  -- bucket, not per event. Only the events with amounts (orders, refunds) are read a second time, for their props.
+  counts as (
+    select e.organization_id, e.event_name,
            date_bin('15 minutes', e.occurred_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
-           count(*) as events,
-           sum(case when m.amount_path is not null
-                     and coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
+           count(*) as events
+    from public.analytics_events e
+    join orgs o on o.id = e.organization_id
+    where e.event_name = any (counted)
+      and e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
+      and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
+      and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
+    group by 1, 2, 3
+  ),
+  amounts as (
+    select e.organization_id, e.event_name,
+           date_bin('15 minutes', e.occurred_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
+           sum(case when coalesce(lower(e.props #>> m.currency_path), o.currency) = o.currency
                      and (e.props #>> m.amount_path) ~ '^[0-9]{1,15}$'
                     then (e.props #>> m.amount_path)::bigint end) as amount,
            sum(case when m.cost_path is not null
@@ -153,10 +174,17 @@ begin
     from public.analytics_events e
     join orgs o on o.id = e.organization_id
     join public.analytics_metric_events m on m.event_name = e.event_name
-    where e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
+    where e.event_name = any (priced)
+      and e.occurred_at >= (_start - 2)::timestamp at time zone 'UTC'
       and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
       and e.occurred_at >= o.from_at and e.occurred_at < o.to_at
     group by 1, 2, 3
+  ),
+  buckets as (
+    select c.organization_id, m.metric, c.bucket, c.events, a.amount, a.cost
+    from counts c
+    join public.analytics_metric_events m on m.event_name = c.event_name
+    left join amounts a on a.organization_id = c.organization_id and a.event_name = c.event_name and a.bucket = c.bucket
   ),
   event_days as (
     select b.organization_id, (b.bucket at time zone o.timezone)::date as day,
@@ -174,8 +202,8 @@ begin
   first_orders as (
     select e.organization_id, min(e.occurred_at) as first_at
     from public.analytics_events e
-    join public.analytics_metric_events m on m.event_name = e.event_name and m.customer_event
-    where e.organization_id = any (scope) and (e.user_id is not null or e.anonymous_id is not null)
+    where e.organization_id = any (scope) and e.event_name = any (customer_events)
+      and (e.user_id is not null or e.anonymous_id is not null)
       and e.occurred_at < (_end + 3)::timestamp at time zone 'UTC'
     group by e.organization_id, coalesce(e.user_id::text, 'anonymous:' || e.anonymous_id)
   ),
@@ -219,11 +247,9 @@ begin
          t.revenue_cents - t.refunds_cents - t.cost_cents
   from totals t;
   get diagnostics written = row_count;
-
-  perform private.rebuild_attribution(scope, _start);
   return written;
 end;
 $$;
-comment on function public.recompute_metrics_daily(date, date, uuid) is 'Replaces metrics_daily rows of the days _start.._end (organization-local) for one organization or all (null), from analytics_events through analytics_metric_events and spend, in one transaction; also rebuilds cohorts and utm_tracks of the subjects active in the range. Repeatable; returns the rows written. Service role only (pg_cron recomputes the last 3 days nightly).';
+comment on function public.recompute_metrics_daily(date, date, uuid) is 'Replaces metrics_daily rows of the days _start.._end (organization-local) for one organization or all (null), from analytics_events through analytics_metric_events and spend, in one transaction (cohorts and utm_tracks are kept by upsert_events; private.rebuild_attribution repairs them). Repeatable; returns the rows written. Service role only (pg_cron recomputes the last 3 days nightly).';
 
 grant execute on function public.recompute_metrics_daily(date, date, uuid) to service_role;

@@ -1,6 +1,6 @@
 -- Attribution on a crafted multi-session history: first touch, last touch and last non-direct touch per user and
 -- per visitor, whatever order the events arrive in; cohorts by first event in the organization's time zone; the
--- rebuild by recompute_metrics_daily gives the same rows; cohort_retention; every constraint by SQLSTATE.
+-- explicit repair rebuild (private.rebuild_attribution) gives the same rows; cohort_retention; every constraint by SQLSTATE.
 begin;
 select plan(25);
 
@@ -67,7 +67,7 @@ select results_eq($$select first_source, first_medium, first_click_id, last_sour
 select results_eq($$select first_source, last_source, last_non_direct_source, last_non_direct_touch_at from public.utm_tracks where anonymous_id = 'visitor-b'$$,
   $$values (null::text, null::text, null::text, null::timestamptz)$$, 'a visitor who only came directly has no non-direct touch');
 
--- The rebuild (recompute_metrics_daily) gives exactly the rows the incremental path built.
+-- The explicit repair rebuild (private.rebuild_attribution) gives exactly the rows the incremental path built.
 create temporary table incremental on commit drop as
 select subject_key, touches, first_source, first_medium, first_campaign, first_term, first_content, first_click_id, first_touch_at,
        last_source, last_medium, last_campaign, last_term, last_content, last_click_id, last_touch_at,
@@ -78,12 +78,12 @@ create temporary table incremental_cohorts on commit drop as
 select subject_key, cohort_month, acquired_at from public.cohorts where organization_id = tests.org_id('test-at-shop');
 update public.utm_tracks set first_source = 'tampered' where organization_id = tests.org_id('test-at-shop');
 delete from public.cohorts where organization_id = tests.org_id('test-at-shop');
-select public.recompute_metrics_daily((select m0 - 1 from m), (select m0 + 45 from m), tests.org_id('test-at-shop'));
+select private.rebuild_attribution(array[tests.org_id('test-at-shop')], (select m0 - 1 from m));
 select set_eq($$select subject_key, touches, first_source, first_medium, first_campaign, first_term, first_content, first_click_id, first_touch_at,
        last_source, last_medium, last_campaign, last_term, last_content, last_click_id, last_touch_at,
        last_non_direct_source, last_non_direct_medium, last_non_direct_campaign, last_non_direct_term,
        last_non_direct_content, last_non_direct_click_id, last_non_direct_touch_at from public.utm_tracks where organization_id = tests.org_id('test-at-shop')$$,
-  $$select * from incremental$$, 'recompute rebuilds utm_tracks to exactly what the incremental path kept');
+  $$select * from incremental$$, 'the rebuild restores utm_tracks to exactly what the incremental path kept');
 select set_eq($$select subject_key, cohort_month, acquired_at from public.cohorts where organization_id = tests.org_id('test-at-shop')$$,
   $$select * from incremental_cohorts$$, 'and rebuilds the cohorts');
 
