@@ -91,6 +91,11 @@ set search_path = ''
 set enable_nestloop = on
 as $$
 begin
+  -- Events without a subject (the receptionist's call and appointment events, one per booking) have nothing to merge:
+  -- skip the two upserts rather than plan and run them for no rows.
+  if not exists (select 1 from inserted i where i.user_id is not null or i.anonymous_id is not null) then
+    return null;
+  end if;
   insert into public.cohorts as c (organization_id, user_id, anonymous_id, cohort_month, acquired_at)
   select s.organization_id, s.user_id, s.anonymous_id,
          date_trunc('month', s.acquired_at at time zone o.timezone)::date, s.acquired_at
