@@ -4,29 +4,12 @@
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testEnv } from "./helpers/env.ts";
+import { lockRace, type Sql } from "./helpers/lock-race.ts";
 
-type Sql = postgres.Sql;
 const user = randomUUID();
 const application = `auditor-refresh-${user.slice(0, 8)}`;
+const { connect, race, closeAll } = lockRace(application);
 let admin: Sql;
-const opened: Sql[] = [];
-
-function connect(): Sql {
-  const sql = postgres(testEnv().dbUrl, { max: 1, prepare: false, onnotice: () => {}, connection: { application_name: application } });
-  opened.push(sql);
-  return sql;
-}
-
-// Resolves once another session of this test waits for a lock (polling: no fixed sleep).
-async function someoneWaitsForALock(): Promise<void> {
-  for (;;) {
-    const [row] = await admin<{ waiting: boolean }[]>`
-      select exists (select 1 from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock') as waiting`;
-    if (row!.waiting) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 // As the user, the way PostgREST runs a request: role and claims local to the transaction.
 async function refreshAsUser(sql: postgres.TransactionSql): Promise<{ replaced: boolean; active_tools_count: number }> {
@@ -47,23 +30,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await admin`delete from auth.users where id = ${user}`;
-  await Promise.all(opened.map((sql) => sql.end({ timeout: 1 })));
+  await closeAll();
 });
 
 describe("refresh_my_usage_analytics under concurrent calls", () => {
   it("lets two simultaneous refreshes of one period both succeed, the second replacing the first", async () => {
-    const one = connect();
-    const two = connect();
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => { release = resolve; });
-    let firstDone!: () => void;
-    const firstApplied = new Promise<void>((resolve) => { firstDone = resolve; });
-    const a = one.begin(async (sql) => { const report = await refreshAsUser(sql); firstDone(); await released; return report; });
-    await firstApplied;
-    const b = two.begin(async (sql) => refreshAsUser(sql));
-    await someoneWaitsForALock();
-    release();
-    const [first, second] = await Promise.all([a, b]);
+    const [a, b] = await race(refreshAsUser, refreshAsUser);
+    expect(a!.status).toBe("fulfilled");
+    expect(b!.status).toBe("fulfilled");
+    const first = (a as PromiseFulfilledResult<unknown>).value;
+    const second = (b as PromiseFulfilledResult<unknown>).value;
     expect(first).toMatchObject({ replaced: false, active_tools_count: 2 });
     expect(second).toMatchObject({ replaced: true, active_tools_count: 2 });
     const [counts] = await admin<{ usage: number; metrics: number }[]>`

@@ -2,53 +2,19 @@
 // (in task_dependencies, and in the parent tree) cannot both commit. The second waits for the first's advisory lock,
 // then sees its committed edge and is refused with 23514.
 import { randomUUID } from "node:crypto";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testEnv } from "./helpers/env.ts";
+import { lockRace, type Sql } from "./helpers/lock-race.ts";
 
-type Sql = postgres.Sql;
 const organizationId = randomUUID();
 const owner = randomUUID();
 const application = `work-cycles-${organizationId.slice(0, 8)}`;
+const { connect, race, closeAll } = lockRace(application);
 let admin: Sql;
 let projectId: string;
-const opened: Sql[] = [];
-
-function connect(): Sql {
-  const sql = postgres(testEnv().dbUrl, { max: 1, prepare: false, onnotice: () => {}, connection: { application_name: application } });
-  opened.push(sql);
-  return sql;
-}
-
-// Resolves once another session of this test waits for a lock (polling: no fixed sleep).
-async function someoneWaitsForALock(): Promise<void> {
-  for (;;) {
-    const [row] = await admin<{ waiting: boolean }[]>`
-      select exists (select 1 from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock') as waiting`;
-    if (row!.waiting) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 async function newTask(title: string): Promise<string> {
   const [row] = await admin<{ id: string }[]>`insert into public.tasks (project_id, title) values (${projectId}, ${title}) returning id`;
   return row!.id;
-}
-
-// Runs `first` and `second` in two transactions: the first holds its transaction open until the second waits.
-async function race(first: (sql: postgres.TransactionSql) => Promise<unknown>, second: (sql: postgres.TransactionSql) => Promise<unknown>): Promise<PromiseSettledResult<unknown>[]> {
-  const one = connect();
-  const two = connect();
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => { release = resolve; });
-  let firstDone!: () => void;
-  const firstApplied = new Promise<void>((resolve) => { firstDone = resolve; });
-  const a = one.begin(async (sql) => { await first(sql); firstDone(); await released; });
-  await firstApplied;
-  const b = two.begin(async (sql) => { await second(sql); });
-  await someoneWaitsForALock();
-  release();
-  return Promise.allSettled([a, b]);
 }
 
 beforeAll(async () => {
@@ -65,7 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await admin`delete from public.organizations where id = ${organizationId}`;
   await admin`delete from auth.users where id = ${owner}`;
-  await Promise.all(opened.map((sql) => sql.end({ timeout: 1 })));
+  await closeAll();
 });
 
 describe("cycle checks under concurrent writes", () => {

@@ -2,54 +2,20 @@
 // at once both reach the shared parent and the project; the second waits for the first's row lock and then adds its
 // minutes to the committed total, so no update is lost. Two timers started at once for one user: one wins.
 import { randomUUID } from "node:crypto";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testEnv } from "./helpers/env.ts";
+import { lockRace, type Sql } from "./helpers/lock-race.ts";
 
-type Sql = postgres.Sql;
 const organizationId = randomUUID();
 const users = [randomUUID(), randomUUID()];
 const application = `work-time-${organizationId.slice(0, 8)}`;
+const { connect, race, closeAll } = lockRace(application);
 let admin: Sql;
 let projectId: string;
-const opened: Sql[] = [];
-
-function connect(): Sql {
-  const sql = postgres(testEnv().dbUrl, { max: 1, prepare: false, onnotice: () => {}, connection: { application_name: application } });
-  opened.push(sql);
-  return sql;
-}
-
-// Resolves once another session of this test waits for a lock (polling: no fixed sleep).
-async function someoneWaitsForALock(): Promise<void> {
-  for (;;) {
-    const [row] = await admin<{ waiting: boolean }[]>`
-      select exists (select 1 from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock') as waiting`;
-    if (row!.waiting) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 async function newTask(title: string, parent: string | null = null): Promise<string> {
   const [row] = await admin<{ id: string }[]>`
     insert into public.tasks (project_id, title, parent_task_id) values (${projectId}, ${title}, ${parent}) returning id`;
   return row!.id;
-}
-
-// Runs `first` and `second` in two transactions: the first holds its transaction open until the second waits.
-async function race(first: (sql: postgres.TransactionSql) => Promise<unknown>, second: (sql: postgres.TransactionSql) => Promise<unknown>): Promise<PromiseSettledResult<unknown>[]> {
-  const one = connect();
-  const two = connect();
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => { release = resolve; });
-  let firstDone!: () => void;
-  const firstApplied = new Promise<void>((resolve) => { firstDone = resolve; });
-  const a = one.begin(async (sql) => { await first(sql); firstDone(); await released; });
-  await firstApplied;
-  const b = two.begin(async (sql) => { await second(sql); });
-  await someoneWaitsForALock();
-  release();
-  return Promise.allSettled([a, b]);
 }
 
 beforeAll(async () => {
@@ -69,7 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await admin`delete from public.organizations where id = ${organizationId}`;
   await admin`delete from auth.users where id = any(${users}::uuid[])`;
-  await Promise.all(opened.map((sql) => sql.end({ timeout: 1 })));
+  await closeAll();
 });
 
 describe("the time roll-up under concurrent writes", () => {
