@@ -11146,6 +11146,9 @@ declare
   source public.skills;
   copy_id uuid;
 begin
+  if fork_skill.skill_id is null then
+    raise exception 'skill_id is required' using errcode = '22004';
+  end if;
   select s.* into source from public.skills s where s.id = fork_skill.skill_id
     and (s.is_public or s.organization_id in (select private.organizations_with_permission('projects.read')));
   if not found then
@@ -11424,6 +11427,9 @@ declare
   item record;
   top_skills text[];
 begin
+  if create_project_from_template.template_id is null or create_project_from_template.title is null then
+    raise exception 'template_id and title are required' using errcode = '22004';
+  end if;
   select t.* into tpl from public.templates t where t.id = create_project_from_template.template_id
     and (t.is_public or t.organization_id in (select private.organizations_with_permission('projects.read')));
   if not found then

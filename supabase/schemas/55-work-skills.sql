@@ -361,6 +361,9 @@ declare
   source public.skills;
   copy_id uuid;
 begin
+  if fork_skill.skill_id is null then
+    raise exception 'skill_id is required' using errcode = '22004';
+  end if;
   select s.* into source from public.skills s where s.id = fork_skill.skill_id
     and (s.is_public or s.organization_id in (select private.organizations_with_permission('projects.read')));
   if not found then

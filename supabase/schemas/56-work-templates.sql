@@ -234,6 +234,9 @@ declare
   item record;
   top_skills text[];
 begin
+  if create_project_from_template.template_id is null or create_project_from_template.title is null then
+    raise exception 'template_id and title are required' using errcode = '22004';
+  end if;
   select t.* into tpl from public.templates t where t.id = create_project_from_template.template_id
     and (t.is_public or t.organization_id in (select private.organizations_with_permission('projects.read')));
   if not found then

@@ -2,7 +2,7 @@
 -- administrators, JSON Schemas validated, versions counted, tags, one review per user with the rating derived,
 -- suggested skills counting usage, fork_skill() copying into the caller's organization and counting forks.
 begin;
-select plan(51);
+select plan(52);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -105,6 +105,7 @@ select is((select usage_count from public.skills where id = pg_temp.id('private_
 -- Forking.
 select tests.authenticate_as('sk_stranger');
 select throws_ok($$select public.fork_skill(pg_temp.id('private_skill'), tests.org_id('test-sk-other'))$$, 'P0002', null, 'a private skill of another organization cannot be forked');
+select throws_ok($$select public.fork_skill(null, tests.org_id('test-sk-other'))$$, '22004', null, 'forking needs a skill id');
 select throws_ok($$select public.fork_skill(pg_temp.id('public_skill'), tests.org_id('test-sk'))$$, '42501', null, 'nor can one fork into an organization without projects.manage');
 select lives_ok($$insert into ids select 'fork', public.fork_skill(pg_temp.id('public_skill'), tests.org_id('test-sk-other'))$$, 'a public skill is forked into the caller''s organization');
 select is((select (organization_id, author_id, forked_from_id, is_public, is_official, version, name) from public.skills where id = pg_temp.id('fork')),
