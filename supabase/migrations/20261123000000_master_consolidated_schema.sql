@@ -7128,13 +7128,17 @@ $$;
 comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise) and stamps completed_at.';
 
 -- The WHEN clauses skip the trigger functions' calls exactly where they would change nothing: the transition check
--- where the status stays or moves on legally and completed_at needs no stamp (not final, or already now()), and
--- set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
+-- where the status stays or moves on legally and completed_at needs no stamp (not final, or set by the statement),
+-- and set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
+-- The transition's WHEN is written in terms of completed_at, which the completed_when_final constraint ties to the
+-- status (set exactly when the status is final): "old.completed_at is not null" is "the execution had finished", so
+-- the clause needs no status lists. It is kept this short on purpose: PostgreSQL reads and prepares every row
+-- trigger's WHEN clause again for each statement that updates the table, and with the status lists this one cost
+-- about as much as the single-row UPDATE of a run's completion itself.
 create trigger workflow_executions_transition before update on public.workflow_executions
   for each row when (old.status is distinct from new.status
-                     and not (old.status in ('queued', 'running', 'waiting')
-                              and new.status in ('running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out')
-                              and (new.status in ('running', 'waiting') or new.completed_at is not distinct from pg_catalog.now())))
+                     and (old.completed_at is not null or new.status = 'queued'
+                          or (new.completed_at is null and new.status <> 'running' and new.status <> 'waiting')))
   execute function private.workflow_execution_transition();
 create trigger workflow_executions_set_updated_at before update on public.workflow_executions
   for each row when (new.updated_at is distinct from pg_catalog.now()) execute function private.set_updated_at();
@@ -7533,7 +7537,39 @@ declare
   node text;
   result jsonb := coalesce(complete_workflow_run.output, '{}'::jsonb);
 begin
-  -- One statement: the execution's lock (taken first: the run's row is locked only by the UPDATE, which needs the
+  -- The queue's hot path, a graph of one node and no edges: this run is the execution's only one, so completing it
+  -- succeeds the execution with {"<node>": output}, which is what advance_workflow_execution() and
+  -- settle_workflow_execution() would derive. The execution's UPDATE takes its lock (the lock order: the execution
+  -- before its run) and needs no separate locking statement; it happens only while the run holds the presented,
+  -- unexpired lease, and the run's UPDATE then checks that lease again on the run's newest version. The one way they
+  -- can disagree is a lease that ended during this very call and was claimed again by another worker (a claim does not
+  -- lock the execution): then the execution must not keep this completion, and the whole call fails with 40001 (retry:
+  -- the retry answers lease_lost).
+  with run as (
+    select r.execution_id, r.node_id from public.workflow_runs r
+    where r.id = complete_workflow_run.run_id and r.lease_token = complete_workflow_run.lease_token
+      and r.status = 'running' and r.locked_until >= pg_catalog.now()
+  )
+  update public.workflow_executions e
+  set status = 'succeeded', output = jsonb_build_object(run.node_id, result), completed_at = pg_catalog.now(),
+      updated_at = pg_catalog.now()
+  from run, public.workflow_versions v
+  where e.id = run.execution_id and v.id = e.workflow_version_id and e.status in ('queued', 'running', 'waiting')
+    and jsonb_array_length(v.definition -> 'edges') = 0 and jsonb_array_length(v.definition -> 'nodes') = 1
+  returning run.node_id into node;
+  if node is not null then
+    update public.workflow_runs r
+    set status = 'succeeded', output = result, error = null,
+        locked_by = null, locked_until = null, lease_token = null, completed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+    where r.id = complete_workflow_run.run_id and r.lease_token = complete_workflow_run.lease_token
+      and r.status = 'running' and r.locked_until >= pg_catalog.now();
+    if not found then
+      raise exception 'the lease of workflow run % ended while it was being completed', complete_workflow_run.run_id
+        using errcode = '40001', hint = 'Retry the call: it then answers lease_lost, and the run''s new holder completes it.';
+    end if;
+    return 'completed';
+  end if;
+  -- Every other graph. One statement: the execution's lock (taken first: the run's row is locked only by the UPDATE, which needs the
   -- locked execution's row to join), what the graph step needs of it, and the run's update. The run's conditions are
   -- checked against its newest version (READ COMMITTED re-checks a row changed meanwhile), as a later statement would.
   with ex as materialized (
@@ -7556,9 +7592,8 @@ begin
     end if;
     return 'lease_lost';
   end if;
-  -- A graph of one node and no edges: this run was the execution's only one, so nothing is left and the execution
-  -- succeeds with {"<node>": output}, which is what advance_workflow_execution() and settle_workflow_execution()
-  -- derive (the queue's hot path: one statement instead of their five).
+  -- A graph of one node that the hot path above did not take (its execution had finished, or changed under it
+  -- meanwhile): the execution succeeds as there, unless it has finished.
   if jsonb_array_length(definition -> 'edges') = 0 and jsonb_array_length(definition -> 'nodes') = 1 then
     if execution_status in ('queued', 'running', 'waiting') then
       update public.workflow_executions e
@@ -7572,7 +7607,7 @@ begin
   return 'completed';
 end;
 $$;
-comment on function public.complete_workflow_run(uuid, uuid, jsonb) is 'Service role only: records a run''s output and advances the graph. Returns completed, or lease_lost (changing nothing) when the token is not the current one or the lease has expired.';
+comment on function public.complete_workflow_run(uuid, uuid, jsonb) is 'Service role only: records a run''s output and advances the graph. Returns completed, or lease_lost (changing nothing) when the token is not the current one or the lease has expired; 40001 (retry) when the lease ended during the call itself.';
 
 create function public.fail_workflow_run(run_id uuid, lease_token uuid, error jsonb, retryable boolean default true)
 returns text
