@@ -99,39 +99,32 @@ end;
 $$;
 comment on function private.purge_expired_analytics_events(timestamptz) is 'Drops the analytics_events months that ended before the cutoff and the exact-once keys older than it; returns the rows dropped (from statistics).';
 
--- Stores rows already validated and redacted, exact-once: the key insert decides, the event follows its key.
--- Used by the receptionist's triggers (below); upsert_events() does the same inline for a whole batch.
-create function private.record_analytics_events(rows jsonb) returns integer
+-- Stores one event the database derives itself (the receptionist's triggers, below), exact-once: the key insert
+-- decides, the event follows its key. One row, two single-row INSERTs: a booking pays for its own event and nothing
+-- else (no JSON batch to unpack). The caller passes props that are safe to store: redacted where they hold free text
+-- (a conversation's intent and outcome), as they are where they hold only ids, statuses and times (an
+-- appointment's). upsert_events() does the same inline for a client's whole batch, with validation and redaction.
+create function private.record_analytics_event(organization_id uuid, event_id uuid, occurred_at timestamptz,
+                                               event_name text, category text, agent_id uuid, props jsonb)
+returns boolean
 language plpgsql security definer
 set search_path = ''
 as $$
-declare
-  stored integer;
 begin
-  with candidates as (
-    select r.organization_id, r.event_id, r.occurred_at, r.event_name, r.category, r.agent_id, r.props
-    from jsonb_to_recordset(rows) as r(organization_id uuid, event_id uuid, occurred_at timestamptz, event_name text,
-                                       category text, agent_id uuid, props jsonb)
-  ),
-  keys as (
-    insert into private.analytics_event_keys (organization_id, event_id, occurred_at)
-    select c.organization_id, c.event_id, c.occurred_at from candidates c
-    order by c.organization_id, c.event_id
-    on conflict do nothing
-    returning organization_id, event_id
-  ),
-  written as (
-    insert into public.analytics_events (organization_id, event_id, occurred_at, event_name, category, agent_id, props)
-    select c.organization_id, c.event_id, c.occurred_at, c.event_name, c.category, c.agent_id,
-           public.redact_telemetry_metadata(coalesce(c.props, '{}'::jsonb))
-    from candidates c join keys k on k.organization_id = c.organization_id and k.event_id = c.event_id
-    returning 1
-  )
-  select count(*) into stored from written;
-  return stored;
+  insert into private.analytics_event_keys (organization_id, event_id, occurred_at)
+  values (record_analytics_event.organization_id, record_analytics_event.event_id, record_analytics_event.occurred_at)
+  on conflict do nothing;
+  if not found then
+    return false;
+  end if;
+  insert into public.analytics_events (organization_id, event_id, occurred_at, event_name, category, agent_id, props)
+  values (record_analytics_event.organization_id, record_analytics_event.event_id, record_analytics_event.occurred_at,
+          record_analytics_event.event_name, record_analytics_event.category, record_analytics_event.agent_id,
+          coalesce(record_analytics_event.props, '{}'::jsonb));
+  return true;
 end;
 $$;
-comment on function private.record_analytics_events(jsonb) is 'Stores trusted events ({organization_id, event_id, occurred_at, event_name, category, agent_id, props}) exact-once; returns how many were new. Not granted to API roles.';
+comment on function private.record_analytics_event(uuid, uuid, timestamptz, text, text, uuid, jsonb) is 'Stores one trusted event the database derives (props already safe to store) exact-once; returns whether it was new. Not granted to API roles.';
 
 create function private.try_uuid(value text) returns uuid
 language plpgsql immutable
@@ -345,16 +338,15 @@ language plpgsql security definer
 set search_path = ''
 as $$
 begin
-  perform private.record_analytics_events(jsonb_build_array(jsonb_build_object(
-    'organization_id', new.organization_id,
-    'event_id', private.derived_uuid(new.id::text || case when tg_op = 'INSERT' then ':call.started' else ':call.ended' end),
-    'occurred_at', case when tg_op = 'INSERT' then new.started_at else new.ended_at end,
-    'event_name', case when tg_op = 'INSERT' then 'call.started' else 'call.ended' end,
-    'category', 'receptionist',
-    'agent_id', new.agent_id,
-    'props', jsonb_strip_nulls(jsonb_build_object('conversation_id', new.id, 'direction', new.direction,
-                                                  'status', new.status, 'duration_seconds', new.duration_seconds,
-                                                  'intent', new.intent, 'outcome', new.outcome)))));
+  perform private.record_analytics_event(new.organization_id,
+    private.derived_uuid(new.id::text || case when tg_op = 'INSERT' then ':call.started' else ':call.ended' end),
+    case when tg_op = 'INSERT' then new.started_at else new.ended_at end,
+    case when tg_op = 'INSERT' then 'call.started' else 'call.ended' end,
+    'receptionist', new.agent_id,
+    -- intent and outcome are free text (an agent's words): redacted like a client's props.
+    public.redact_telemetry_metadata(jsonb_strip_nulls(jsonb_build_object(
+      'conversation_id', new.id, 'direction', new.direction, 'status', new.status,
+      'duration_seconds', new.duration_seconds, 'intent', new.intent, 'outcome', new.outcome))));
   return null;
 end;
 $$;
@@ -382,16 +374,13 @@ begin
   else
     return null;
   end if;
-  perform private.record_analytics_events(jsonb_build_array(jsonb_build_object(
-    'organization_id', new.organization_id,
-    'event_id', private.derived_uuid(new.id::text || ':' || event || ':' || pg_catalog.now()::text),
-    'occurred_at', pg_catalog.now(),
-    'event_name', event,
-    'category', 'receptionist',
-    'agent_id', (select c.agent_id from public.conversations c where c.id = new.conversation_id),
-    'props', jsonb_strip_nulls(jsonb_build_object('appointment_id', new.id, 'service_id', new.service_id,
-                                                  'staff_id', new.staff_id, 'conversation_id', new.conversation_id,
-                                                  'status', new.status, 'scheduled_at', new.scheduled_at)))));
+  perform private.record_analytics_event(new.organization_id,
+    private.derived_uuid(new.id::text || ':' || event || ':' || pg_catalog.now()::text), pg_catalog.now(), event,
+    'receptionist', (select c.agent_id from public.conversations c where c.id = new.conversation_id),
+    -- Ids, a status and a time: nothing to redact.
+    jsonb_strip_nulls(jsonb_build_object('appointment_id', new.id, 'service_id', new.service_id,
+                                         'staff_id', new.staff_id, 'conversation_id', new.conversation_id,
+                                         'status', new.status, 'scheduled_at', new.scheduled_at)));
   return null;
 end;
 $$;
