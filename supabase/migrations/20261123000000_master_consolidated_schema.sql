@@ -6210,8 +6210,13 @@ begin
          or (w.project_id is null and (select private.event_reaches_organization(emit_event.project_id))))
   on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
   -- Event-triggered workflows (49-workflows-triggers-and-actions.sql; resolved when called, after every file loaded).
-  perform private.start_event_workflows(emit_event.organization_id, emit_event.event_type, emit_event.payload, emit_event.event_id,
-                                        emit_event.project_id);
+  -- Most organizations have none for most events: one index probe here spares the call.
+  if exists (select 1 from public.workflows w
+             where w.organization_id = emit_event.organization_id and w.trigger_type = 'event' and w.is_active
+               and w.deleted_at is null and w.trigger_config ->> 'event_type' = emit_event.event_type) then
+    perform private.start_event_workflows(emit_event.organization_id, emit_event.event_type, emit_event.payload,
+                                          emit_event.event_id, emit_event.project_id);
+  end if;
   return event_id;
 end;
 $$;
@@ -8629,12 +8634,16 @@ grant execute on function public.begin_ai_agent_task(uuid, uuid),
 insert into public.webhook_event_types (key, description) values
   ('workflow.event', 'An event a workflow announced with an emit_event task (payload as the task''s params give it)');
 
+-- plpgsql, not sql: a SQL function with a pinned search_path is never inlined and is planned again on every call,
+-- and this one runs for every new execution (the column default below) and every event that matches a workflow.
 create function private.current_causation_depth() returns integer
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select case when pg_catalog.current_setting('workflows.causation_depth', true) ~ '^[0-9]{1,4}$'
-              then pg_catalog.current_setting('workflows.causation_depth', true)::integer else 0 end
+begin
+  return case when pg_catalog.current_setting('workflows.causation_depth', true) ~ '^[0-9]{1,4}$'
+              then pg_catalog.current_setting('workflows.causation_depth', true)::integer else 0 end;
+end;
 $$;
 comment on function private.current_causation_depth() is 'The causation depth of events emitted in this transaction: workflows.causation_depth (set by emit_workflow_event), else 0.';
 
@@ -8684,10 +8693,11 @@ language plpgsql security definer
 set search_path = ''
 as $$
 declare
-  depth integer := private.current_causation_depth();
+  depth integer;
   w record;
   started integer := 0;
 begin
+  -- Most events match no workflow: the depth is read only for one that does.
   for w in
     select x.id from public.workflows x
     where x.organization_id = start_event_workflows.organization_id and x.trigger_type = 'event' and x.is_active
@@ -8697,6 +8707,7 @@ begin
            or (x.project_id is null and (select private.event_reaches_organization(start_event_workflows.project_id))))
     order by x.created_at, x.id
   loop
+    depth := coalesce(depth, private.current_causation_depth());
     if depth >= 8 then
       insert into public.workflow_event_refusals (organization_id, workflow_id, event_id, event_type, causation_depth, reason)
       values (start_event_workflows.organization_id, w.id, start_event_workflows.event_id, start_event_workflows.event_type,
@@ -13496,6 +13507,7 @@ as $$
 declare
   svc public.services;
   booked public.appointments;
+  candidates uuid[];
   candidate uuid;
   taken boolean := false;
   tried integer := 0;
@@ -13508,20 +13520,21 @@ begin
   if svc.id is null then
     raise exception 'service % not found', book_appointment.service_id using errcode = 'P0002';
   end if;
-  if book_appointment.idempotency_key is not null then
-    select a.* into booked from public.appointments a
-    where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
-    if booked.id is not null then
-      return booked;
-    end if;
+  -- A retry with the key of an earlier booking is found by the insert itself: the key's unique index (or, first, the
+  -- slot its own booking now holds) refuses it, and the handler below returns that booking. The first try, the
+  -- common case, runs no lookup for it.
+  -- A given staff member is the only candidate: prepare_appointment() checks that they perform the service (23514,
+  -- appointments_staff_performs_service). Without one, the qualified staff in a fixed order.
+  if book_appointment.staff_id is not null then
+    candidates := array[book_appointment.staff_id];
+  else
+    candidates := array(
+      select st.id from public.staff st join public.staff_services ss on ss.staff_id = st.id
+      where ss.service_id = svc.id and st.organization_id = svc.organization_id and st.is_active and st.deleted_at is null
+      order by st.created_at, st.name, st.id);
   end if;
 
-  for candidate in
-    select st.id from public.staff st join public.staff_services ss on ss.staff_id = st.id
-    where ss.service_id = svc.id and st.organization_id = svc.organization_id and st.is_active and st.deleted_at is null
-      and (book_appointment.staff_id is null or st.id = book_appointment.staff_id)
-    order by st.created_at, st.name, st.id
-  loop
+  foreach candidate in array candidates loop
     tried := tried + 1;
     begin
       insert into public.appointments (service_id, staff_id, conversation_id, client_name, client_phone, client_email,
@@ -13547,14 +13560,21 @@ begin
         end if;
         taken := true;
       when check_violation then
+        -- A retry at a time that no longer passes (notice, hours) still answers with the booking it repeats.
+        if book_appointment.idempotency_key is not null then
+          select a.* into booked from public.appointments a
+          where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
+          if booked.id is not null then
+            return booked;
+          end if;
+        end if;
         get stacked diagnostics last_state = returned_sqlstate, last_message = message_text,
                                 last_constraint = constraint_name, last_hint = pg_exception_hint;
     end;
   end loop;
 
   if tried = 0 then
-    raise exception '%', case when book_appointment.staff_id is null then 'no active staff member performs this service'
-                              else 'this staff member does not perform this service (or is inactive)' end
+    raise exception 'no active staff member performs this service'
       using errcode = '23514', constraint = 'appointments_staff_performs_service';
   end if;
   if taken then
@@ -14559,11 +14579,15 @@ comment on function public.upsert_events(jsonb) is 'Stores up to 10,000 analytic
 
 grant execute on function public.upsert_events(jsonb) to service_role;
 
+-- plpgsql, not sql: a SQL function with a pinned search_path is never inlined, and PostgreSQL plans its body again on
+-- every call; plpgsql evaluates the expression with a plan it keeps for the session. It runs once per derived event.
 create function private.derived_uuid(seed text) returns uuid
-language sql immutable parallel safe
+language plpgsql immutable parallel safe
 set search_path = ''
 as $$
-  select pg_catalog.md5(seed)::uuid
+begin
+  return pg_catalog.md5(seed)::uuid;
+end;
 $$;
 comment on function private.derived_uuid(text) is 'A stable uuid for an event the database derives from a row and a change (the same change gives the same id).';
 

@@ -113,8 +113,13 @@ begin
          or (w.project_id is null and (select private.event_reaches_organization(emit_event.project_id))))
   on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
   -- Event-triggered workflows (49-workflows-triggers-and-actions.sql; resolved when called, after every file loaded).
-  perform private.start_event_workflows(emit_event.organization_id, emit_event.event_type, emit_event.payload, emit_event.event_id,
-                                        emit_event.project_id);
+  -- Most organizations have none for most events: one index probe here spares the call.
+  if exists (select 1 from public.workflows w
+             where w.organization_id = emit_event.organization_id and w.trigger_type = 'event' and w.is_active
+               and w.deleted_at is null and w.trigger_config ->> 'event_type' = emit_event.event_type) then
+    perform private.start_event_workflows(emit_event.organization_id, emit_event.event_type, emit_event.payload,
+                                          emit_event.event_id, emit_event.project_id);
+  end if;
   return event_id;
 end;
 $$;

@@ -10,12 +10,16 @@
 insert into public.webhook_event_types (key, description) values
   ('workflow.event', 'An event a workflow announced with an emit_event task (payload as the task''s params give it)');
 
+-- plpgsql, not sql: a SQL function with a pinned search_path is never inlined and is planned again on every call,
+-- and this one runs for every new execution (the column default below) and every event that matches a workflow.
 create function private.current_causation_depth() returns integer
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select case when pg_catalog.current_setting('workflows.causation_depth', true) ~ '^[0-9]{1,4}$'
-              then pg_catalog.current_setting('workflows.causation_depth', true)::integer else 0 end
+begin
+  return case when pg_catalog.current_setting('workflows.causation_depth', true) ~ '^[0-9]{1,4}$'
+              then pg_catalog.current_setting('workflows.causation_depth', true)::integer else 0 end;
+end;
 $$;
 comment on function private.current_causation_depth() is 'The causation depth of events emitted in this transaction: workflows.causation_depth (set by emit_workflow_event), else 0.';
 
@@ -65,10 +69,11 @@ language plpgsql security definer
 set search_path = ''
 as $$
 declare
-  depth integer := private.current_causation_depth();
+  depth integer;
   w record;
   started integer := 0;
 begin
+  -- Most events match no workflow: the depth is read only for one that does.
   for w in
     select x.id from public.workflows x
     where x.organization_id = start_event_workflows.organization_id and x.trigger_type = 'event' and x.is_active
@@ -78,6 +83,7 @@ begin
            or (x.project_id is null and (select private.event_reaches_organization(start_event_workflows.project_id))))
     order by x.created_at, x.id
   loop
+    depth := coalesce(depth, private.current_causation_depth());
     if depth >= 8 then
       insert into public.workflow_event_refusals (organization_id, workflow_id, event_id, event_type, causation_depth, reason)
       values (start_event_workflows.organization_id, w.id, start_event_workflows.event_id, start_event_workflows.event_type,

@@ -398,6 +398,7 @@ as $$
 declare
   svc public.services;
   booked public.appointments;
+  candidates uuid[];
   candidate uuid;
   taken boolean := false;
   tried integer := 0;
@@ -410,20 +411,21 @@ begin
   if svc.id is null then
     raise exception 'service % not found', book_appointment.service_id using errcode = 'P0002';
   end if;
-  if book_appointment.idempotency_key is not null then
-    select a.* into booked from public.appointments a
-    where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
-    if booked.id is not null then
-      return booked;
-    end if;
+  -- A retry with the key of an earlier booking is found by the insert itself: the key's unique index (or, first, the
+  -- slot its own booking now holds) refuses it, and the handler below returns that booking. The first try, the
+  -- common case, runs no lookup for it.
+  -- A given staff member is the only candidate: prepare_appointment() checks that they perform the service (23514,
+  -- appointments_staff_performs_service). Without one, the qualified staff in a fixed order.
+  if book_appointment.staff_id is not null then
+    candidates := array[book_appointment.staff_id];
+  else
+    candidates := array(
+      select st.id from public.staff st join public.staff_services ss on ss.staff_id = st.id
+      where ss.service_id = svc.id and st.organization_id = svc.organization_id and st.is_active and st.deleted_at is null
+      order by st.created_at, st.name, st.id);
   end if;
 
-  for candidate in
-    select st.id from public.staff st join public.staff_services ss on ss.staff_id = st.id
-    where ss.service_id = svc.id and st.organization_id = svc.organization_id and st.is_active and st.deleted_at is null
-      and (book_appointment.staff_id is null or st.id = book_appointment.staff_id)
-    order by st.created_at, st.name, st.id
-  loop
+  foreach candidate in array candidates loop
     tried := tried + 1;
     begin
       insert into public.appointments (service_id, staff_id, conversation_id, client_name, client_phone, client_email,
@@ -449,14 +451,21 @@ begin
         end if;
         taken := true;
       when check_violation then
+        -- A retry at a time that no longer passes (notice, hours) still answers with the booking it repeats.
+        if book_appointment.idempotency_key is not null then
+          select a.* into booked from public.appointments a
+          where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
+          if booked.id is not null then
+            return booked;
+          end if;
+        end if;
         get stacked diagnostics last_state = returned_sqlstate, last_message = message_text,
                                 last_constraint = constraint_name, last_hint = pg_exception_hint;
     end;
   end loop;
 
   if tried = 0 then
-    raise exception '%', case when book_appointment.staff_id is null then 'no active staff member performs this service'
-                              else 'this staff member does not perform this service (or is inactive)' end
+    raise exception 'no active staff member performs this service'
       using errcode = '23514', constraint = 'appointments_staff_performs_service';
   end if;
   if taken then

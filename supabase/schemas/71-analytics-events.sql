@@ -322,11 +322,15 @@ comment on function public.upsert_events(jsonb) is 'Stores up to 10,000 analytic
 
 grant execute on function public.upsert_events(jsonb) to service_role;
 
+-- plpgsql, not sql: a SQL function with a pinned search_path is never inlined, and PostgreSQL plans its body again on
+-- every call; plpgsql evaluates the expression with a plan it keeps for the session. It runs once per derived event.
 create function private.derived_uuid(seed text) returns uuid
-language sql immutable parallel safe
+language plpgsql immutable parallel safe
 set search_path = ''
 as $$
-  select pg_catalog.md5(seed)::uuid
+begin
+  return pg_catalog.md5(seed)::uuid;
+end;
 $$;
 comment on function private.derived_uuid(text) is 'A stable uuid for an event the database derives from a row and a change (the same change gives the same id).';
 

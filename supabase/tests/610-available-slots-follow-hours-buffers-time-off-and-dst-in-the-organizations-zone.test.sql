@@ -2,7 +2,7 @@
 -- qualified staff member, idempotent retries, reschedule keeping the old slot, and DST changes in Europe/Warsaw and
 -- America/New_York (09:00-17:00 stays local on both sides).
 begin;
-select plan(24);
+select plan(26);
 
 -- Fixture (tests.create_receptionist_salon in 000): a salon in Warsaw open Monday-Friday 09:00-17:00; Anna works
 -- those hours and cuts hair (60 min, 15 min buffer, 60 min notice, 60 days ahead); Bob works Monday 12:00-17:00.
@@ -52,6 +52,13 @@ select is((select id from public.book_appointment(pg_temp.id('haircut'), pg_temp
           (select id from public.book_appointment(pg_temp.id('haircut'), pg_temp.at('monday', '09:00'), 'Kim', '+48601234561', null, null, null, 'call-42')),
   'a retry with the same idempotency key returns the same appointment');
 select is((select count(*)::integer from public.appointments where idempotency_key = 'call-42'), 1, 'and makes one appointment');
+select is((select id from public.book_appointment(pg_temp.id('haircut'), pg_temp.at('monday', '09:00'), 'Kim', '+48601234561', null,
+                                                  (select staff_id from public.appointments where idempotency_key = 'call-42'), null, 'call-42')),
+          (select id from public.appointments where idempotency_key = 'call-42'),
+  'a retry naming the booked staff member returns it too (its own booking holds the slot)');
+select is((select id from public.book_appointment(pg_temp.id('haircut'), pg_temp.at('monday', '03:00'), 'Kim', '+48601234561', null, null, null, 'call-42')),
+          (select id from public.appointments where idempotency_key = 'call-42'),
+  'a retry whose time no longer passes the checks (outside business hours) still returns the booking it repeats');
 insert into ids select 'kim', id from public.appointments where idempotency_key = 'call-42';
 select throws_ok($$select public.reschedule_appointment(pg_temp.id('kim'), pg_temp.at('monday', '12:30'))$$,
   '23P01', null, 'rescheduling into a taken slot is refused');
