@@ -3675,8 +3675,9 @@ end;
 $$;
 comment on function private.redact_audit_metadata() is 'BEFORE INSERT on audit_logs: redacts metadata.';
 
+-- An empty object (every insert and delete the audit trigger records) has nothing to redact: no call.
 create trigger audit_logs_redact_metadata before insert on public.audit_logs
-  for each row execute function private.redact_audit_metadata();
+  for each row when (new.metadata <> '{}'::jsonb) execute function private.redact_audit_metadata();
 
 
 -- =====================================================================================================================
@@ -13251,10 +13252,12 @@ begin
       raise exception 'staff member % does not perform this service (or is inactive)', new.staff_id
         using errcode = '23514', constraint = 'appointments_staff_performs_service';
     end if;
-    if new.conversation_id is not null and not exists (
-         select 1 from public.conversations c where c.id = new.conversation_id and c.organization_id = new.organization_id) then
-      raise exception 'conversation % belongs to another organization', new.conversation_id
-        using errcode = '23514', constraint = 'appointments_conversation_same_organization';
+    if new.conversation_id is not null then
+      if not exists (select 1 from public.conversations c
+                     where c.id = new.conversation_id and c.organization_id = new.organization_id) then
+        raise exception 'conversation % belongs to another organization', new.conversation_id
+          using errcode = '23514', constraint = 'appointments_conversation_same_organization';
+      end if;
     end if;
     if new.scheduled_at < pg_catalog.now() + make_interval(mins => svc.min_notice_minutes) then
       raise exception 'the appointment starts too soon: % needs % minutes'' notice', svc.name, svc.min_notice_minutes
@@ -14625,6 +14628,7 @@ set search_path = ''
 as $$
 declare
   event text;
+  agent uuid;
 begin
   if tg_op = 'INSERT' then
     event := 'appointment.booked';
@@ -14635,9 +14639,14 @@ begin
   else
     return null;
   end if;
+  -- The agent is looked up in a statement of its own, and only for a booking made in a conversation: inside the call
+  -- below, the subquery would make PostgreSQL plan the whole call again on every row (a custom plan for each value).
+  if new.conversation_id is not null then
+    select c.agent_id into agent from public.conversations c where c.id = new.conversation_id;
+  end if;
   perform private.record_analytics_event(new.organization_id,
     private.derived_uuid(new.id::text || ':' || event || ':' || pg_catalog.now()::text), pg_catalog.now(), event,
-    'receptionist', (select c.agent_id from public.conversations c where c.id = new.conversation_id),
+    'receptionist', agent,
     -- Ids, a status and a time: nothing to redact.
     jsonb_strip_nulls(jsonb_build_object('appointment_id', new.id, 'service_id', new.service_id,
                                          'staff_id', new.staff_id, 'conversation_id', new.conversation_id,

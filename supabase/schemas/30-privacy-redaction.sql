@@ -689,5 +689,6 @@ end;
 $$;
 comment on function private.redact_audit_metadata() is 'BEFORE INSERT on audit_logs: redacts metadata.';
 
+-- An empty object (every insert and delete the audit trigger records) has nothing to redact: no call.
 create trigger audit_logs_redact_metadata before insert on public.audit_logs
-  for each row execute function private.redact_audit_metadata();
+  for each row when (new.metadata <> '{}'::jsonb) execute function private.redact_audit_metadata();

@@ -142,10 +142,12 @@ begin
       raise exception 'staff member % does not perform this service (or is inactive)', new.staff_id
         using errcode = '23514', constraint = 'appointments_staff_performs_service';
     end if;
-    if new.conversation_id is not null and not exists (
-         select 1 from public.conversations c where c.id = new.conversation_id and c.organization_id = new.organization_id) then
-      raise exception 'conversation % belongs to another organization', new.conversation_id
-        using errcode = '23514', constraint = 'appointments_conversation_same_organization';
+    if new.conversation_id is not null then
+      if not exists (select 1 from public.conversations c
+                     where c.id = new.conversation_id and c.organization_id = new.organization_id) then
+        raise exception 'conversation % belongs to another organization', new.conversation_id
+          using errcode = '23514', constraint = 'appointments_conversation_same_organization';
+      end if;
     end if;
     if new.scheduled_at < pg_catalog.now() + make_interval(mins => svc.min_notice_minutes) then
       raise exception 'the appointment starts too soon: % needs % minutes'' notice', svc.name, svc.min_notice_minutes

@@ -368,6 +368,7 @@ set search_path = ''
 as $$
 declare
   event text;
+  agent uuid;
 begin
   if tg_op = 'INSERT' then
     event := 'appointment.booked';
@@ -378,9 +379,14 @@ begin
   else
     return null;
   end if;
+  -- The agent is looked up in a statement of its own, and only for a booking made in a conversation: inside the call
+  -- below, the subquery would make PostgreSQL plan the whole call again on every row (a custom plan for each value).
+  if new.conversation_id is not null then
+    select c.agent_id into agent from public.conversations c where c.id = new.conversation_id;
+  end if;
   perform private.record_analytics_event(new.organization_id,
     private.derived_uuid(new.id::text || ':' || event || ':' || pg_catalog.now()::text), pg_catalog.now(), event,
-    'receptionist', (select c.agent_id from public.conversations c where c.id = new.conversation_id),
+    'receptionist', agent,
     -- Ids, a status and a time: nothing to redact.
     jsonb_strip_nulls(jsonb_build_object('appointment_id', new.id, 'service_id', new.service_id,
                                          'staff_id', new.staff_id, 'conversation_id', new.conversation_id,
