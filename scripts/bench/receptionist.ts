@@ -6,9 +6,11 @@
 // and all performing one 30-minute service with a 5-minute buffer, and 5,000 appointments spread over the four weeks
 // that start next Monday (set up untimed, through the same triggers).
 //   (a) available_slots() for that service over 7 days (every staff member, the default step: the service's 30
-//       minutes), as a signed-in member under RLS, one call after another on one connection: p50 / p95 / max in ms
-//       (client-side, round trip and every row shipped included), then the same calls wrapped in count(*) (the
-//       database's share); then both again with an explicit 15-minute step (twice the rows).
+//       minutes), as a signed-in member under RLS, one call after another on one connection (after 5 untimed warm-up
+//       calls; the set-up's tables vacuumed and analyzed first, as in a database in use): p50 / p95 / max in ms,
+//       client-side with the round trip and every row shipped, through libpq (pgbench: the target's figure) and
+//       through the Node client postgres.js (which also builds an object per row), then the same calls wrapped in
+//       count(*) (the database's share); then all again with an explicit 15-minute step (twice the rows).
 //   (b) book_appointment() throughput with 8 clients on distinct free slots (one transaction per booking, each
 //       switching to the member's role and claims like PostgREST), against (p) a plain INSERT of the same rows into a
 //       copy of appointments without triggers or RLS (the issue's baseline: CREATE TABLE ... (LIKE appointments
@@ -17,7 +19,11 @@
 //       rows into a bare heap (LIKE ... INCLUDING DEFAULTS: no constraint or index at all). Rounds of (p), (p0) and
 //       (b) back to back (alternating the order), the median of the rounds' ratios b/p reported, and b/p0 beside it.
 // It asserts nothing about speed; it exits 1 only when a phase does not do all its work.
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import postgres from "postgres";
 import { benchFail, parseNumberOptions, positiveInteger } from "../bench-options.ts";
 
@@ -109,8 +115,10 @@ async function main(): Promise<void> {
     limit ${APPOINTMENTS}`;
   const [{ n }] = await admin<{ n: number }[]>`select count(*)::int as n from public.appointments where organization_id = ${organization}`;
   if (n !== APPOINTMENTS) fail(`set-up made ${n} appointments, not ${APPOINTMENTS}`);
-  // Statistics, as a database in use has them: without them the first calls plan for empty tables.
-  await admin`analyze public.services, public.staff, public.staff_services, public.staff_working_hours, public.staff_time_off, public.appointments`;
+  // Statistics and a visibility map, as a database in use has them: without statistics the first calls plan for empty
+  // tables, and without the vacuum autovacuum would do it (5,000 new rows in each of these tables) during (a).
+  await admin`analyze public.services, public.staff, public.staff_services, public.staff_working_hours, public.staff_time_off`;
+  await admin`vacuum (analyze) public.appointments, public.audit_logs, public.analytics_events, private.analytics_event_keys`;
   console.log(`set-up: ${STAFF} staff, ${n} appointments from ${monday} over 4 weeks, analyzed (${Math.round(performance.now() - started)} ms)`);
 
   // ---- (a) available_slots over 7 days: the default step (null: the service's duration), then 15-minute steps
@@ -120,6 +128,10 @@ async function main(): Promise<void> {
     let rows = 0;
     await admin.begin(async (tx) => {
       await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${claims}, true)`;
+      // Untimed warm-up: the session's first calls plan the functions' statements and fill its caches.
+      for (let i = 0; i < 5; i++) {
+        await tx`select count(*) from public.available_slots(${serviceId}::uuid, ${weekStart}::timestamptz, ${weekStart}::timestamptz + interval '7 days', null, ${step}::integer)`;
+      }
       for (let i = 0; i < options.queries; i++) {
         const [from, to] = [i % 14, (i % 14) + 7];
         const t0 = performance.now();
@@ -134,16 +146,51 @@ async function main(): Promise<void> {
     });
     return { sorted: latencies.sort((x, y) => x - y), rows };
   };
+  // The same calls through libpq, PostgreSQL's own C client (pgbench, one connection, every row received into its
+  // result): the function's latency with the rows on the wire, without a JavaScript client turning ~4,000 rows into
+  // objects. Null when pgbench is not installed.
+  const pgbench = join("/usr/lib/postgresql", process.env.PG_MAJOR ?? "15", "bin", "pgbench");
+  const libpqCalls = (step: number | null): number[] | null => {
+    if (!existsSync(pgbench)) return null;
+    const dir = mkdtempSync(join(tmpdir(), "bench-slots-"));
+    try {
+      writeFileSync(join(dir, "slots.sql"), `\\set from random(0, 13)
+select staff_id, starts_at from public.available_slots('${serviceId}'::uuid,
+  '${weekStart}'::timestamptz + make_interval(days => :from), '${weekStart}'::timestamptz + make_interval(days => :from + 7),
+  null, ${step === null ? "null" : `${step}`}::integer);
+`);
+      const run = spawnSync(pgbench, ["-n", "-c", "1", "-t", String(options.queries + 5), "-f", join(dir, "slots.sql"), "-l",
+                                      "--log-prefix", join(dir, "log"), dbUrl], {
+        cwd: dir, encoding: "utf8",
+        env: { ...process.env, PGOPTIONS: `-c role=authenticated -c request.jwt.claims=${claims.replace(/[ \\]/g, "\\$&")}` },
+      });
+      if (run.status !== 0) fail(`pgbench failed: ${run.stderr || run.stdout}`);
+      const log = readdirSync(dir).find((name) => name.startsWith("log"));
+      const latencies = readFileSync(join(dir, log!), "utf8").trim().split("\n").map((line) => Number(line.split(" ")[2]) / 1000);
+      // The first 5 are the connection's warm-up, as above.
+      return latencies.slice(5).sort((x, y) => x - y);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
   for (const step of [null, 15]) {
     const shipped = await slotCalls(step, false);
     // The same calls counted in the database: what available_slots costs without shipping the rows to the client.
     const counted = await slotCalls(step, true);
-    const p95 = percentile(shipped.sorted, 95);
-    console.log(`(a) available_slots, 1 service, ${STAFF} staff, 7 days, ${step === null ? "default step (the service's 30 minutes)" : `${step}-minute step`}: ` +
-      `${options.queries} calls, ~${shipped.rows} slots each; p50 ${percentile(shipped.sorted, 50).toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, ` +
-      `max ${shipped.sorted.at(-1)!.toFixed(1)} ms${step === null ? ` (target p95 < 20 ms: ${p95 < 20 ? "met" : "NOT met"})` : ""}`);
-    console.log(`    the same calls counted in the database (no rows shipped): p50 ${percentile(counted.sorted, 50).toFixed(1)} ms, ` +
-      `p95 ${percentile(counted.sorted, 95).toFixed(1)} ms; rows shipped cost ${(percentile(shipped.sorted, 50) / percentile(counted.sorted, 50)).toFixed(1)}x at p50`);
+    const libpq = libpqCalls(step);
+    const label = step === null ? "default step (the service's 30 minutes)" : `${step}-minute step`;
+    console.log(`(a) available_slots, 1 service, ${STAFF} staff, 7 days, ${label}: ${options.queries} calls, ~${shipped.rows} slots each`);
+    if (libpq !== null) {
+      const p95 = percentile(libpq, 95);
+      console.log(`    libpq client (pgbench), every row received: p50 ${percentile(libpq, 50).toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, ` +
+        `max ${libpq.at(-1)!.toFixed(1)} ms${step === null ? ` (target p95 < 20 ms: ${p95 < 20 ? "met" : "NOT met"})` : ""}`);
+    } else {
+      console.log(`    libpq client: not measured (no ${pgbench})`);
+    }
+    console.log(`    Node client (postgres.js), every row received and parsed into objects: p50 ${percentile(shipped.sorted, 50).toFixed(1)} ms, ` +
+      `p95 ${percentile(shipped.sorted, 95).toFixed(1)} ms, max ${shipped.sorted.at(-1)!.toFixed(1)} ms`);
+    console.log(`    in the database only (the same calls wrapped in count(*), no rows shipped): p50 ${percentile(counted.sorted, 50).toFixed(1)} ms, ` +
+      `p95 ${percentile(counted.sorted, 95).toFixed(1)} ms`);
   }
 
   // ---- (b) vs (p): free, distinct slots in weeks 6-9 (no appointments there), one per booking
