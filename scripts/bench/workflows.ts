@@ -20,7 +20,7 @@ const HELP = `workflows benchmark
 
 usage: tsx scripts/bench/workflows.ts [--rounds N] [--runs N] [--workers N] [--batch N] [--latency N] [--graphs N]
 
-  --rounds N   interleaved rounds of (a), (b), (b1); the median of the rounds' ratios is reported (default 5)
+  --rounds N   interleaved rounds of (a), (b), (b1); the median of the rounds' ratios is reported (default 7)
   --runs N     jobs in (a), single-node executions in (b) and (b1), per round (default 5000)
   --workers N  concurrent workers (default 4)
   --batch N    runs claimed per call (default 10)
@@ -49,7 +49,7 @@ const sorted = (runs: Claimed[]) => [...runs].sort((x, y) => (x.execution_id < y
 const fail = (message: string): never => benchFail("workflows", message);
 
 function parseOptions(args: string[]): Options {
-  const defaults: Options = { rounds: 5, runs: 5000, workers: 4, batch: 10, latency: 1000, graphs: 300 };
+  const defaults: Options = { rounds: 7, runs: 5000, workers: 4, batch: 10, latency: 1000, graphs: 300 };
   return parseNumberOptions("workflows", HELP, defaults, args, positiveInteger);
 }
 
