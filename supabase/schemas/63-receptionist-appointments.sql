@@ -414,8 +414,8 @@ begin
     raise exception 'service % not found', book_appointment.service_id using errcode = 'P0002';
   end if;
   -- A retry with the key of an earlier booking is found by the insert itself: the key's unique index (or, first, the
-  -- slot its own booking now holds) refuses it, and the handler below returns that booking. The first try, the
-  -- common case, runs no lookup for it.
+  -- slot its own booking now holds, or a check its time no longer passes) refuses it, and the handler below returns
+  -- that booking. The first try, the common case, runs no lookup for it.
   -- A given staff member is the only candidate: prepare_appointment() checks that they perform the service (23514,
   -- appointments_staff_performs_service). Without one, the qualified staff in a fixed order.
   if book_appointment.staff_id is not null then
@@ -438,7 +438,9 @@ begin
       returning * into booked;
       return booked;
     exception
-      when exclusion_violation or unique_violation then
+      when exclusion_violation or unique_violation or check_violation then
+        -- A retry answers with the booking it repeats, whatever refused it: its key, the slot its own booking holds,
+        -- or a time that no longer passes the checks (notice, hours).
         if book_appointment.idempotency_key is not null then
           select a.* into booked from public.appointments a
           where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
@@ -451,18 +453,8 @@ begin
         if last_state = '23505' then
           raise exception '%', last_message using errcode = '23505', constraint = last_constraint;
         end if;
-        taken := true;
-      when check_violation then
-        -- A retry at a time that no longer passes (notice, hours) still answers with the booking it repeats.
-        if book_appointment.idempotency_key is not null then
-          select a.* into booked from public.appointments a
-          where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
-          if booked.id is not null then
-            return booked;
-          end if;
-        end if;
-        get stacked diagnostics last_state = returned_sqlstate, last_message = message_text,
-                                last_constraint = constraint_name, last_hint = pg_exception_hint;
+        -- A taken slot lets the next candidate try; a failed check too (with its error kept for the end).
+        taken := taken or last_state = '23P01';
     end;
   end loop;
 
