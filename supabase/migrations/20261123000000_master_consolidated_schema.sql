@@ -279,12 +279,17 @@ as $$
 $$;
 comment on function private.request_ip() is 'Client IP of the current request (CF-Connecting-IP, X-Real-IP, else the last X-Forwarded-For hop), or null.';
 
+-- plpgsql, not sql: a SQL function with a pinned search_path is never inlined and is planned again on every call;
+-- this one runs for every workflow start.
 create function private.request_correlation_id() returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select left(coalesce(h ->> 'x-correlation-id', h ->> 'x-request-id', h ->> 'sb-request-id'), 128)
-  from (select nullif(current_setting('request.headers', true), '')::jsonb as h) r
+declare
+  h jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
+begin
+  return left(coalesce(h ->> 'x-correlation-id', h ->> 'x-request-id', h ->> 'sb-request-id'), 128);
+end;
 $$;
 comment on function private.request_correlation_id() is 'Correlation id of the current request (x-correlation-id, x-request-id or sb-request-id), or null.';
 
@@ -7337,6 +7342,10 @@ comment on function private.settle_workflow_execution(uuid, jsonb) is 'Derives a
 create function private.advance_workflow_execution(execution uuid, changed text[] default null) returns void
 language plpgsql
 set search_path = ''
+-- One generic plan per statement for the session: with the definition and the changed nodes as parameters, the plan
+-- cache otherwise chose a custom plan for the node loop's query on every call (planning it cost about 0.15 ms, ten
+-- times running it).
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   ex record;

@@ -83,12 +83,17 @@ as $$
 $$;
 comment on function private.request_ip() is 'Client IP of the current request (CF-Connecting-IP, X-Real-IP, else the last X-Forwarded-For hop), or null.';
 
+-- plpgsql, not sql: a SQL function with a pinned search_path is never inlined and is planned again on every call;
+-- this one runs for every workflow start.
 create function private.request_correlation_id() returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select left(coalesce(h ->> 'x-correlation-id', h ->> 'x-request-id', h ->> 'sb-request-id'), 128)
-  from (select nullif(current_setting('request.headers', true), '')::jsonb as h) r
+declare
+  h jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
+begin
+  return left(coalesce(h ->> 'x-correlation-id', h ->> 'x-request-id', h ->> 'sb-request-id'), 128);
+end;
 $$;
 comment on function private.request_correlation_id() is 'Correlation id of the current request (x-correlation-id, x-request-id or sb-request-id), or null.';
 

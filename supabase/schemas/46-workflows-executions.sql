@@ -272,6 +272,10 @@ comment on function private.settle_workflow_execution(uuid, jsonb) is 'Derives a
 create function private.advance_workflow_execution(execution uuid, changed text[] default null) returns void
 language plpgsql
 set search_path = ''
+-- One generic plan per statement for the session: with the definition and the changed nodes as parameters, the plan
+-- cache otherwise chose a custom plan for the node loop's query on every call (planning it cost about 0.15 ms, ten
+-- times running it).
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   ex record;
