@@ -189,8 +189,11 @@ select staff_id, starts_at from public.available_slots('${serviceId}'::uuid,
     }
     console.log(`    Node client (postgres.js), every row received and parsed into objects: p50 ${percentile(shipped.sorted, 50).toFixed(1)} ms, ` +
       `p95 ${percentile(shipped.sorted, 95).toFixed(1)} ms, max ${shipped.sorted.at(-1)!.toFixed(1)} ms`);
-    console.log(`    in the database only (the same calls wrapped in count(*), no rows shipped): p50 ${percentile(counted.sorted, 50).toFixed(1)} ms, ` +
+    const dbP50 = percentile(counted.sorted, 50);
+    console.log(`    in the database only (the same calls wrapped in count(*), no rows shipped): p50 ${dbP50.toFixed(1)} ms, ` +
       `p95 ${percentile(counted.sorted, 95).toFixed(1)} ms`);
+    console.log(`    with the rows shipped, at p50: ${libpq === null ? "" : `${(percentile(libpq, 50) / dbP50).toFixed(2)}x the database's time through libpq, `}` +
+      `${(percentile(shipped.sorted, 50) / dbP50).toFixed(2)}x through the Node client`);
   }
 
   // ---- (b) vs (p): free, distinct slots in weeks 6-9 (no appointments there), one per booking

@@ -7547,8 +7547,6 @@ set search_path = ''
 as $$
 declare
   execution uuid;
-  execution_status text;
-  definition jsonb;
   node text;
   result jsonb := coalesce(complete_workflow_run.output, '{}'::jsonb);
 begin
@@ -7584,13 +7582,12 @@ begin
     end if;
     return 'completed';
   end if;
-  -- Every other graph. One statement: the execution's lock (taken first: the run's row is locked only by the UPDATE, which needs the
-  -- locked execution's row to join), what the graph step needs of it, and the run's update. The run's conditions are
+  -- Every other graph. One statement: the execution's lock (taken first: the run's row is locked only by the UPDATE,
+  -- which needs the locked execution's row to join) and the run's update. The run's conditions are
   -- checked against its newest version (READ COMMITTED re-checks a row changed meanwhile), as a later statement would.
   with ex as materialized (
-    select e.id, e.status, v.definition
+    select e.id
     from public.workflow_executions e
-    join public.workflow_versions v on v.id = e.workflow_version_id
     where e.id = (select r.execution_id from public.workflow_runs r where r.id = complete_workflow_run.run_id)
     for update of e
   )
@@ -7600,24 +7597,14 @@ begin
   from ex
   where r.id = complete_workflow_run.run_id and r.execution_id = ex.id and r.lease_token = complete_workflow_run.lease_token
     and r.status = 'running' and r.locked_until >= pg_catalog.now()
-  returning r.node_id, ex.id, ex.status, ex.definition into node, execution, execution_status, definition;
+  returning r.node_id, ex.id into node, execution;
   if node is null then
     if not exists (select 1 from public.workflow_runs r where r.id = complete_workflow_run.run_id) then
       raise exception 'no workflow run %', complete_workflow_run.run_id using errcode = 'P0002';
     end if;
     return 'lease_lost';
   end if;
-  -- A graph of one node that the hot path above did not take (its execution had finished, or changed under it
-  -- meanwhile): the execution succeeds as there, unless it has finished.
-  if jsonb_array_length(definition -> 'edges') = 0 and jsonb_array_length(definition -> 'nodes') = 1 then
-    if execution_status in ('queued', 'running', 'waiting') then
-      update public.workflow_executions e
-      set status = 'succeeded', output = jsonb_build_object(node, result), completed_at = pg_catalog.now(),
-          updated_at = pg_catalog.now()
-      where e.id = execution;
-    end if;
-    return 'completed';
-  end if;
+  -- (A single-node graph gets here only when its execution had finished meanwhile: advancing then changes nothing.)
   perform private.advance_workflow_execution(execution, array[node]);
   return 'completed';
 end;
@@ -13522,7 +13509,6 @@ declare
   candidates uuid[];
   candidate uuid;
   taken boolean := false;
-  tried integer := 0;
   last_state text;
   last_message text;
   last_constraint text;
@@ -13546,8 +13532,12 @@ begin
       order by st.created_at, st.name, st.id);
   end if;
 
+  if cardinality(candidates) = 0 then
+    raise exception 'no active staff member performs this service'
+      using errcode = '23514', constraint = 'appointments_staff_performs_service';
+  end if;
+
   foreach candidate in array candidates loop
-    tried := tried + 1;
     begin
       insert into public.appointments (service_id, staff_id, conversation_id, client_name, client_phone, client_email,
                                        scheduled_at, idempotency_key)
@@ -13577,10 +13567,6 @@ begin
     end;
   end loop;
 
-  if tried = 0 then
-    raise exception 'no active staff member performs this service'
-      using errcode = '23514', constraint = 'appointments_staff_performs_service';
-  end if;
   if taken then
     raise exception 'slot taken: % at % is no longer free', svc.name, book_appointment.starts_at
       using errcode = '23P01', constraint = 'appointments_no_double_booking', hint = 'slot taken';

@@ -403,7 +403,6 @@ declare
   candidates uuid[];
   candidate uuid;
   taken boolean := false;
-  tried integer := 0;
   last_state text;
   last_message text;
   last_constraint text;
@@ -427,8 +426,12 @@ begin
       order by st.created_at, st.name, st.id);
   end if;
 
+  if cardinality(candidates) = 0 then
+    raise exception 'no active staff member performs this service'
+      using errcode = '23514', constraint = 'appointments_staff_performs_service';
+  end if;
+
   foreach candidate in array candidates loop
-    tried := tried + 1;
     begin
       insert into public.appointments (service_id, staff_id, conversation_id, client_name, client_phone, client_email,
                                        scheduled_at, idempotency_key)
@@ -458,10 +461,6 @@ begin
     end;
   end loop;
 
-  if tried = 0 then
-    raise exception 'no active staff member performs this service'
-      using errcode = '23514', constraint = 'appointments_staff_performs_service';
-  end if;
   if taken then
     raise exception 'slot taken: % at % is no longer free', svc.name, book_appointment.starts_at
       using errcode = '23P01', constraint = 'appointments_no_double_booking', hint = 'slot taken';
