@@ -9597,32 +9597,9 @@ end;
 $$;
 comment on function private.can_comment_on_project(uuid) is 'Whether the caller may comment on the project''s tasks: project owner, editor or commenter, or projects.admin (a viewer or a reader without a project role may not).';
 
--- The projects the caller may read (the rule of can_read_project), as a set: policies on the large tables hanging off a
--- project use `project_id in (select private.caller_readable_project_ids())`, evaluated once per statement and hashed,
--- instead of calling can_read_project() on every row (measured: 500 comments of a task, about 0.2 ms a row).
-create function private.caller_readable_project_ids() returns setof uuid
-language plpgsql stable security definer
-set search_path = ''
-as $$
-declare
-  uid uuid := (select auth.uid());
-begin
-  return query
-  with orgs as (
-    select m.organization_id,
-           bool_or(rp.permission_key = 'projects.admin') as is_admin,
-           bool_or(rp.permission_key = 'projects.read') as is_reader
-    from public.organization_members m
-    join public.organizations o on o.id = m.organization_id and o.deleted_at is null
-    left join public.role_permissions rp on rp.role_id = m.role_id and rp.permission_key in ('projects.admin', 'projects.read')
-    where m.user_id = uid
-    group by m.organization_id)
-  select p.id from public.projects p join orgs on orgs.organization_id = p.organization_id
-  where orgs.is_admin or (orgs.is_reader and p.visibility = 'organization') or p.owner_id = uid
-     or exists (select 1 from public.project_members pm where pm.project_id = p.id and pm.user_id = uid);
-end;
-$$;
-comment on function private.caller_readable_project_ids() is 'Projects the caller may read (same rule as can_read_project), as a set for `in (select ...)` in policies.';
+-- Policies on the large tables hanging off a project use `project_id in (select private.readable_project_ids())`
+-- (50-work-projects.sql), evaluated once per statement and hashed, instead of calling can_read_project() on every row
+-- (measured: 500 comments of a task, about 0.2 ms a row).
 
 -- For policies that already checked the project: one indexed lookup, without evaluating the tasks policy again.
 create function private.task_is_live(task uuid) returns boolean
@@ -9635,7 +9612,7 @@ end;
 $$;
 comment on function private.task_is_live(uuid) is 'Whether the task exists and is not soft-deleted (no access check: for policies that check the project).';
 
-grant execute on function private.can_comment_on_project(uuid), private.task_is_live(uuid), private.caller_readable_project_ids()
+grant execute on function private.can_comment_on_project(uuid), private.task_is_live(uuid)
   to authenticated, service_role;
 
 create table public.task_watchers (
@@ -9804,8 +9781,8 @@ begin
 end;
 $$;
 
--- comments: only the author changes the content (stamping edited_at); the author or a project editor soft-deletes;
--- nothing else changes.
+-- comments: only the author changes the content or its type (stamping edited_at); the author or a project editor
+-- soft-deletes; nothing else changes.
 create function private.check_comment_update() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -9816,7 +9793,7 @@ begin
   if uid is null then
     return new;
   end if;
-  if new.content is distinct from old.content then
+  if (new.content, new.content_type) is distinct from (old.content, old.content_type) then
     if old.user_id is distinct from uid then
       raise exception 'only the author edits a comment' using errcode = '42501';
     end if;
@@ -9922,7 +9899,7 @@ alter table public.comment_reactions enable row level security;
 
 -- task_watchers: readers of the task see its watchers; one watches oneself, a project editor adds anyone who can read.
 create policy task_watchers_select on public.task_watchers for select to authenticated
-  using (project_id in (select private.caller_readable_project_ids()));
+  using (project_id in (select private.readable_project_ids()));
 create policy task_watchers_insert on public.task_watchers for insert to authenticated
   with check (private.task_is_live(task_id) and private.can_read_project(project_id)
               and (user_id = (select auth.uid()) or private.can_edit_project(project_id)));
@@ -9931,7 +9908,7 @@ create policy task_watchers_delete on public.task_watchers for delete to authent
 
 -- task_commits: readable with the project, linked and unlinked by its editors.
 create policy task_commits_select on public.task_commits for select to authenticated
-  using (project_id in (select private.caller_readable_project_ids()));
+  using (project_id in (select private.readable_project_ids()));
 create policy task_commits_insert on public.task_commits for insert to authenticated
   with check (private.can_edit_project(project_id));
 create policy task_commits_delete on public.task_commits for delete to authenticated
@@ -9939,7 +9916,7 @@ create policy task_commits_delete on public.task_commits for delete to authentic
 
 -- comments_select: readers of a task that is not soft-deleted; a deleted comment only for its author and project editors.
 create policy comments_select on public.comments for select to authenticated
-  using (project_id in (select private.caller_readable_project_ids()) and private.task_is_live(task_id)
+  using (project_id in (select private.readable_project_ids()) and private.task_is_live(task_id)
          and (deleted_at is null or user_id = (select auth.uid()) or private.can_edit_project(project_id)));
 -- comments_insert: commenters and above, as themselves, on a task that is not deleted.
 create policy comments_insert on public.comments for insert to authenticated
@@ -10133,7 +10110,7 @@ alter table public.activities enable row level security;
 
 -- activities_select: with a project, its readers; without one, the actor and audit.read holders of the organization.
 create policy activities_select on public.activities for select to authenticated
-  using (case when project_id is not null then project_id in (select private.caller_readable_project_ids())
+  using (case when project_id is not null then project_id in (select private.readable_project_ids())
               else user_id = (select auth.uid())
                    or organization_id in (select private.organizations_with_permission('audit.read')) end);
 
@@ -10518,21 +10495,8 @@ create index task_executions_organization_id_idx on public.task_executions (orga
 create index task_executions_ai_agent_task_id_idx on public.task_executions (ai_agent_task_id);
 create index task_executions_started_by_idx on public.task_executions (started_by);
 
--- Who may log time on a project: its owners, editors and commenters and projects.admin holders; viewers only read.
-create function private.can_log_time(project uuid) returns boolean
-language plpgsql stable security definer
-set search_path = ''
-as $$
-declare
-  organization uuid := (select pr.organization_id from public.projects pr where pr.id = can_log_time.project);
-begin
-  return organization is not null
-     and (private.has_permission(organization, 'projects.admin')
-          or coalesce(private.project_role(can_log_time.project) in ('owner', 'editor', 'commenter'), false));
-end;
-$$;
-comment on function private.can_log_time(uuid) is 'Whether the caller may track time on the project: project owner, editor or commenter, or projects.admin.';
-
+-- Who may log time on a project: the same people as may comment on it (private.can_comment_on_project, 52): its
+-- owners, editors and commenters and projects.admin holders; viewers only read.
 create function private.is_project_admin(project uuid) returns boolean
 language plpgsql stable security definer
 set search_path = ''
@@ -10544,7 +10508,7 @@ end;
 $$;
 comment on function private.is_project_admin(uuid) is 'Whether the caller holds projects.admin in the project''s organization.';
 
-grant execute on function private.can_log_time(uuid), private.is_project_admin(uuid) to authenticated, service_role;
+grant execute on function private.is_project_admin(uuid) to authenticated, service_role;
 
 -- The roll-up: adds a change of minutes and cost to a task and, while the task counts towards its parent (it is not
 -- soft-deleted), to each ancestor and finally to the project. One UPDATE per ancestor, each `x = x + delta`, so two
@@ -10767,16 +10731,16 @@ create policy time_entries_select on public.time_entries for select to authentic
 -- time_entries_insert: project owners, editors, commenters and projects.admin holders log their own time; only
 -- projects.admin holders log time for someone else.
 create policy time_entries_insert on public.time_entries for insert to authenticated
-  with check (exists (select 1 from public.tasks t where t.id = task_id and private.can_log_time(t.project_id)
+  with check (exists (select 1 from public.tasks t where t.id = task_id and private.can_comment_on_project(t.project_id)
                       and (user_id = (select auth.uid()) or private.is_project_admin(t.project_id))));
 -- time_entries_update: one's own entries (while one may log time on the project), anyone's with projects.admin.
 create policy time_entries_update on public.time_entries for update to authenticated
-  using ((user_id = (select auth.uid()) and private.can_log_time(project_id)) or private.is_project_admin(project_id))
+  using ((user_id = (select auth.uid()) and private.can_comment_on_project(project_id)) or private.is_project_admin(project_id))
   with check (exists (select 1 from public.tasks t where t.id = task_id
-                      and ((user_id = (select auth.uid()) and private.can_log_time(t.project_id)) or private.is_project_admin(t.project_id))));
+                      and ((user_id = (select auth.uid()) and private.can_comment_on_project(t.project_id)) or private.is_project_admin(t.project_id))));
 -- time_entries_delete: as update.
 create policy time_entries_delete on public.time_entries for delete to authenticated
-  using ((user_id = (select auth.uid()) and private.can_log_time(project_id)) or private.is_project_admin(project_id));
+  using ((user_id = (select auth.uid()) and private.can_comment_on_project(project_id)) or private.is_project_admin(project_id));
 
 -- task_executions follow the task: read by the project's readers, written by its owners, editors and projects.admin.
 create policy task_executions_select on public.task_executions for select to authenticated
@@ -10994,7 +10958,6 @@ begin
   return new;
 end;
 $$;
-grant execute on function private.check_skill() to authenticated, service_role;
 
 -- fork_count: one more (or fewer) on the original, `x = x + 1`, safe under concurrent forks.
 create function private.count_skill_fork() returns trigger
@@ -11087,9 +11050,8 @@ begin
       raise exception 'a task can suggest only its organization''s skills and public ones' using errcode = '23514',
         constraint = 'task_suggested_skills_skill_available';
     end if;
-    return new;
   end if;
-  return old;
+  return new;
 end;
 $$;
 
@@ -11164,7 +11126,8 @@ create policy task_suggested_skills_delete on public.task_suggested_skills for d
   using (exists (select 1 from public.tasks t where t.id = task_id and private.can_edit_project(t.project_id)));
 
 grant select, delete on public.skills to authenticated, service_role;
-grant insert (organization_id, author_id, name, description, prompt, category, ai_provider, mcp_requirements,
+-- author_id is not granted: a skill is the caller's (the column's default), never someone else's by assertion.
+grant insert (organization_id, name, description, prompt, category, ai_provider, mcp_requirements,
               input_schema, output_schema, is_public, is_official, changelog)
   on public.skills to authenticated, service_role;
 grant update (name, description, prompt, category, ai_provider, mcp_requirements, input_schema, output_schema,
@@ -11189,15 +11152,16 @@ declare
   source public.skills;
   copy_id uuid;
 begin
-  if fork_skill.skill_id is null then
-    raise exception 'skill_id is required' using errcode = '22004';
+  if fork_skill.skill_id is null or fork_skill.organization_id is null then
+    raise exception '% is required', case when fork_skill.skill_id is null then 'skill_id' else 'organization_id' end
+      using errcode = '22004';
   end if;
   select s.* into source from public.skills s where s.id = fork_skill.skill_id
     and (s.is_public or s.organization_id in (select private.organizations_with_permission('projects.read')));
   if not found then
     raise exception 'skill % not found', fork_skill.skill_id using errcode = 'P0002';
   end if;
-  if fork_skill.organization_id is null or not private.has_permission(fork_skill.organization_id, 'projects.manage') then
+  if not private.has_permission(fork_skill.organization_id, 'projects.manage') then
     raise exception 'forking into this organization needs projects.manage there' using errcode = '42501';
   end if;
   insert into public.skills (organization_id, author_id, forked_from_id, name, description, prompt, category, ai_provider,
@@ -11386,7 +11350,6 @@ begin
   return new;
 end;
 $$;
-grant execute on function private.check_template() to authenticated, service_role;
 
 -- template_tasks are rebuilt from project_structure whenever it is written.
 create function private.sync_template_tasks() returns trigger
@@ -11444,7 +11407,8 @@ create policy template_tasks_select on public.template_tasks for select to authe
   using (exists (select 1 from public.templates t where t.id = template_id));
 
 grant select, delete on public.templates to authenticated, service_role;
-grant insert (organization_id, author_id, name, description, category, cover_image_url, tags, project_structure,
+-- author_id is not granted: a template is the caller's (the column's default), never someone else's by assertion.
+grant insert (organization_id, name, description, category, cover_image_url, tags, project_structure,
               ai_provider_recommendations, is_public, is_official)
   on public.templates to authenticated, service_role;
 grant update (name, description, category, cover_image_url, tags, project_structure, ai_provider_recommendations,
@@ -11470,16 +11434,16 @@ declare
   item record;
   top_skills text[];
 begin
-  if create_project_from_template.template_id is null or create_project_from_template.title is null then
-    raise exception 'template_id and title are required' using errcode = '22004';
+  if create_project_from_template.template_id is null or create_project_from_template.title is null
+     or create_project_from_template.organization_id is null then
+    raise exception 'template_id, organization_id and title are required' using errcode = '22004';
   end if;
   select t.* into tpl from public.templates t where t.id = create_project_from_template.template_id
     and (t.is_public or t.organization_id in (select private.organizations_with_permission('projects.read')));
   if not found then
     raise exception 'template % not found', create_project_from_template.template_id using errcode = 'P0002';
   end if;
-  if create_project_from_template.organization_id is null
-     or not private.has_permission(create_project_from_template.organization_id, 'projects.manage') then
+  if not private.has_permission(create_project_from_template.organization_id, 'projects.manage') then
     raise exception 'creating a project in this organization needs projects.manage there' using errcode = '42501';
   end if;
   insert into public.projects (organization_id, owner_id, title, description, cover_image_url, template_id)

@@ -40,32 +40,9 @@ end;
 $$;
 comment on function private.can_comment_on_project(uuid) is 'Whether the caller may comment on the project''s tasks: project owner, editor or commenter, or projects.admin (a viewer or a reader without a project role may not).';
 
--- The projects the caller may read (the rule of can_read_project), as a set: policies on the large tables hanging off a
--- project use `project_id in (select private.caller_readable_project_ids())`, evaluated once per statement and hashed,
--- instead of calling can_read_project() on every row (measured: 500 comments of a task, about 0.2 ms a row).
-create function private.caller_readable_project_ids() returns setof uuid
-language plpgsql stable security definer
-set search_path = ''
-as $$
-declare
-  uid uuid := (select auth.uid());
-begin
-  return query
-  with orgs as (
-    select m.organization_id,
-           bool_or(rp.permission_key = 'projects.admin') as is_admin,
-           bool_or(rp.permission_key = 'projects.read') as is_reader
-    from public.organization_members m
-    join public.organizations o on o.id = m.organization_id and o.deleted_at is null
-    left join public.role_permissions rp on rp.role_id = m.role_id and rp.permission_key in ('projects.admin', 'projects.read')
-    where m.user_id = uid
-    group by m.organization_id)
-  select p.id from public.projects p join orgs on orgs.organization_id = p.organization_id
-  where orgs.is_admin or (orgs.is_reader and p.visibility = 'organization') or p.owner_id = uid
-     or exists (select 1 from public.project_members pm where pm.project_id = p.id and pm.user_id = uid);
-end;
-$$;
-comment on function private.caller_readable_project_ids() is 'Projects the caller may read (same rule as can_read_project), as a set for `in (select ...)` in policies.';
+-- Policies on the large tables hanging off a project use `project_id in (select private.readable_project_ids())`
+-- (50-work-projects.sql), evaluated once per statement and hashed, instead of calling can_read_project() on every row
+-- (measured: 500 comments of a task, about 0.2 ms a row).
 
 -- For policies that already checked the project: one indexed lookup, without evaluating the tasks policy again.
 create function private.task_is_live(task uuid) returns boolean
@@ -78,7 +55,7 @@ end;
 $$;
 comment on function private.task_is_live(uuid) is 'Whether the task exists and is not soft-deleted (no access check: for policies that check the project).';
 
-grant execute on function private.can_comment_on_project(uuid), private.task_is_live(uuid), private.caller_readable_project_ids()
+grant execute on function private.can_comment_on_project(uuid), private.task_is_live(uuid)
   to authenticated, service_role;
 
 create table public.task_watchers (
@@ -247,8 +224,8 @@ begin
 end;
 $$;
 
--- comments: only the author changes the content (stamping edited_at); the author or a project editor soft-deletes;
--- nothing else changes.
+-- comments: only the author changes the content or its type (stamping edited_at); the author or a project editor
+-- soft-deletes; nothing else changes.
 create function private.check_comment_update() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -259,7 +236,7 @@ begin
   if uid is null then
     return new;
   end if;
-  if new.content is distinct from old.content then
+  if (new.content, new.content_type) is distinct from (old.content, old.content_type) then
     if old.user_id is distinct from uid then
       raise exception 'only the author edits a comment' using errcode = '42501';
     end if;
@@ -365,7 +342,7 @@ alter table public.comment_reactions enable row level security;
 
 -- task_watchers: readers of the task see its watchers; one watches oneself, a project editor adds anyone who can read.
 create policy task_watchers_select on public.task_watchers for select to authenticated
-  using (project_id in (select private.caller_readable_project_ids()));
+  using (project_id in (select private.readable_project_ids()));
 create policy task_watchers_insert on public.task_watchers for insert to authenticated
   with check (private.task_is_live(task_id) and private.can_read_project(project_id)
               and (user_id = (select auth.uid()) or private.can_edit_project(project_id)));
@@ -374,7 +351,7 @@ create policy task_watchers_delete on public.task_watchers for delete to authent
 
 -- task_commits: readable with the project, linked and unlinked by its editors.
 create policy task_commits_select on public.task_commits for select to authenticated
-  using (project_id in (select private.caller_readable_project_ids()));
+  using (project_id in (select private.readable_project_ids()));
 create policy task_commits_insert on public.task_commits for insert to authenticated
   with check (private.can_edit_project(project_id));
 create policy task_commits_delete on public.task_commits for delete to authenticated
@@ -382,7 +359,7 @@ create policy task_commits_delete on public.task_commits for delete to authentic
 
 -- comments_select: readers of a task that is not soft-deleted; a deleted comment only for its author and project editors.
 create policy comments_select on public.comments for select to authenticated
-  using (project_id in (select private.caller_readable_project_ids()) and private.task_is_live(task_id)
+  using (project_id in (select private.readable_project_ids()) and private.task_is_live(task_id)
          and (deleted_at is null or user_id = (select auth.uid()) or private.can_edit_project(project_id)));
 -- comments_insert: commenters and above, as themselves, on a task that is not deleted.
 create policy comments_insert on public.comments for insert to authenticated

@@ -147,7 +147,7 @@ alter table public.activities enable row level security;
 
 -- activities_select: with a project, its readers; without one, the actor and audit.read holders of the organization.
 create policy activities_select on public.activities for select to authenticated
-  using (case when project_id is not null then project_id in (select private.caller_readable_project_ids())
+  using (case when project_id is not null then project_id in (select private.readable_project_ids())
               else user_id = (select auth.uid())
                    or organization_id in (select private.organizations_with_permission('audit.read')) end);
 

@@ -111,21 +111,8 @@ create index task_executions_organization_id_idx on public.task_executions (orga
 create index task_executions_ai_agent_task_id_idx on public.task_executions (ai_agent_task_id);
 create index task_executions_started_by_idx on public.task_executions (started_by);
 
--- Who may log time on a project: its owners, editors and commenters and projects.admin holders; viewers only read.
-create function private.can_log_time(project uuid) returns boolean
-language plpgsql stable security definer
-set search_path = ''
-as $$
-declare
-  organization uuid := (select pr.organization_id from public.projects pr where pr.id = can_log_time.project);
-begin
-  return organization is not null
-     and (private.has_permission(organization, 'projects.admin')
-          or coalesce(private.project_role(can_log_time.project) in ('owner', 'editor', 'commenter'), false));
-end;
-$$;
-comment on function private.can_log_time(uuid) is 'Whether the caller may track time on the project: project owner, editor or commenter, or projects.admin.';
-
+-- Who may log time on a project: the same people as may comment on it (private.can_comment_on_project, 52): its
+-- owners, editors and commenters and projects.admin holders; viewers only read.
 create function private.is_project_admin(project uuid) returns boolean
 language plpgsql stable security definer
 set search_path = ''
@@ -137,7 +124,7 @@ end;
 $$;
 comment on function private.is_project_admin(uuid) is 'Whether the caller holds projects.admin in the project''s organization.';
 
-grant execute on function private.can_log_time(uuid), private.is_project_admin(uuid) to authenticated, service_role;
+grant execute on function private.is_project_admin(uuid) to authenticated, service_role;
 
 -- The roll-up: adds a change of minutes and cost to a task and, while the task counts towards its parent (it is not
 -- soft-deleted), to each ancestor and finally to the project. One UPDATE per ancestor, each `x = x + delta`, so two
@@ -360,16 +347,16 @@ create policy time_entries_select on public.time_entries for select to authentic
 -- time_entries_insert: project owners, editors, commenters and projects.admin holders log their own time; only
 -- projects.admin holders log time for someone else.
 create policy time_entries_insert on public.time_entries for insert to authenticated
-  with check (exists (select 1 from public.tasks t where t.id = task_id and private.can_log_time(t.project_id)
+  with check (exists (select 1 from public.tasks t where t.id = task_id and private.can_comment_on_project(t.project_id)
                       and (user_id = (select auth.uid()) or private.is_project_admin(t.project_id))));
 -- time_entries_update: one's own entries (while one may log time on the project), anyone's with projects.admin.
 create policy time_entries_update on public.time_entries for update to authenticated
-  using ((user_id = (select auth.uid()) and private.can_log_time(project_id)) or private.is_project_admin(project_id))
+  using ((user_id = (select auth.uid()) and private.can_comment_on_project(project_id)) or private.is_project_admin(project_id))
   with check (exists (select 1 from public.tasks t where t.id = task_id
-                      and ((user_id = (select auth.uid()) and private.can_log_time(t.project_id)) or private.is_project_admin(t.project_id))));
+                      and ((user_id = (select auth.uid()) and private.can_comment_on_project(t.project_id)) or private.is_project_admin(t.project_id))));
 -- time_entries_delete: as update.
 create policy time_entries_delete on public.time_entries for delete to authenticated
-  using ((user_id = (select auth.uid()) and private.can_log_time(project_id)) or private.is_project_admin(project_id));
+  using ((user_id = (select auth.uid()) and private.can_comment_on_project(project_id)) or private.is_project_admin(project_id));
 
 -- task_executions follow the task: read by the project's readers, written by its owners, editors and projects.admin.
 create policy task_executions_select on public.task_executions for select to authenticated

@@ -166,7 +166,6 @@ begin
   return new;
 end;
 $$;
-grant execute on function private.check_skill() to authenticated, service_role;
 
 -- fork_count: one more (or fewer) on the original, `x = x + 1`, safe under concurrent forks.
 create function private.count_skill_fork() returns trigger
@@ -259,9 +258,8 @@ begin
       raise exception 'a task can suggest only its organization''s skills and public ones' using errcode = '23514',
         constraint = 'task_suggested_skills_skill_available';
     end if;
-    return new;
   end if;
-  return old;
+  return new;
 end;
 $$;
 
@@ -336,7 +334,8 @@ create policy task_suggested_skills_delete on public.task_suggested_skills for d
   using (exists (select 1 from public.tasks t where t.id = task_id and private.can_edit_project(t.project_id)));
 
 grant select, delete on public.skills to authenticated, service_role;
-grant insert (organization_id, author_id, name, description, prompt, category, ai_provider, mcp_requirements,
+-- author_id is not granted: a skill is the caller's (the column's default), never someone else's by assertion.
+grant insert (organization_id, name, description, prompt, category, ai_provider, mcp_requirements,
               input_schema, output_schema, is_public, is_official, changelog)
   on public.skills to authenticated, service_role;
 grant update (name, description, prompt, category, ai_provider, mcp_requirements, input_schema, output_schema,
@@ -361,15 +360,16 @@ declare
   source public.skills;
   copy_id uuid;
 begin
-  if fork_skill.skill_id is null then
-    raise exception 'skill_id is required' using errcode = '22004';
+  if fork_skill.skill_id is null or fork_skill.organization_id is null then
+    raise exception '% is required', case when fork_skill.skill_id is null then 'skill_id' else 'organization_id' end
+      using errcode = '22004';
   end if;
   select s.* into source from public.skills s where s.id = fork_skill.skill_id
     and (s.is_public or s.organization_id in (select private.organizations_with_permission('projects.read')));
   if not found then
     raise exception 'skill % not found', fork_skill.skill_id using errcode = 'P0002';
   end if;
-  if fork_skill.organization_id is null or not private.has_permission(fork_skill.organization_id, 'projects.manage') then
+  if not private.has_permission(fork_skill.organization_id, 'projects.manage') then
     raise exception 'forking into this organization needs projects.manage there' using errcode = '42501';
   end if;
   insert into public.skills (organization_id, author_id, forked_from_id, name, description, prompt, category, ai_provider,

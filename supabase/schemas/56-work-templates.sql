@@ -150,7 +150,6 @@ begin
   return new;
 end;
 $$;
-grant execute on function private.check_template() to authenticated, service_role;
 
 -- template_tasks are rebuilt from project_structure whenever it is written.
 create function private.sync_template_tasks() returns trigger
@@ -208,7 +207,8 @@ create policy template_tasks_select on public.template_tasks for select to authe
   using (exists (select 1 from public.templates t where t.id = template_id));
 
 grant select, delete on public.templates to authenticated, service_role;
-grant insert (organization_id, author_id, name, description, category, cover_image_url, tags, project_structure,
+-- author_id is not granted: a template is the caller's (the column's default), never someone else's by assertion.
+grant insert (organization_id, name, description, category, cover_image_url, tags, project_structure,
               ai_provider_recommendations, is_public, is_official)
   on public.templates to authenticated, service_role;
 grant update (name, description, category, cover_image_url, tags, project_structure, ai_provider_recommendations,
@@ -234,16 +234,16 @@ declare
   item record;
   top_skills text[];
 begin
-  if create_project_from_template.template_id is null or create_project_from_template.title is null then
-    raise exception 'template_id and title are required' using errcode = '22004';
+  if create_project_from_template.template_id is null or create_project_from_template.title is null
+     or create_project_from_template.organization_id is null then
+    raise exception 'template_id, organization_id and title are required' using errcode = '22004';
   end if;
   select t.* into tpl from public.templates t where t.id = create_project_from_template.template_id
     and (t.is_public or t.organization_id in (select private.organizations_with_permission('projects.read')));
   if not found then
     raise exception 'template % not found', create_project_from_template.template_id using errcode = 'P0002';
   end if;
-  if create_project_from_template.organization_id is null
-     or not private.has_permission(create_project_from_template.organization_id, 'projects.manage') then
+  if not private.has_permission(create_project_from_template.organization_id, 'projects.manage') then
     raise exception 'creating a project in this organization needs projects.manage there' using errcode = '42501';
   end if;
   insert into public.projects (organization_id, owner_id, title, description, cover_image_url, template_id)

@@ -2,7 +2,7 @@
 -- (organization owner, project editor, commenter, viewer, organization member outside a private project, stranger,
 -- anon, service_role).
 begin;
-select plan(57);
+select plan(58);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -111,6 +111,8 @@ select throws_ok($$insert into public.comments (task_id, parent_comment_id, cont
                  '23514', null, 'a reply stays in its parent''s task (comments_parent_same_task)');
 select throws_ok($$update public.comments set content = 'edited by someone else' where id = pg_temp.id('comment')$$,
                  '42501', null, 'only the author edits a comment, even for a project editor');
+select throws_ok($$update public.comments set content_type = 'text' where id = pg_temp.id('comment')$$,
+                 '42501', null, 'nor changes its content type');
 select tests.authenticate_as('wc_viewer');
 select is(tests.rows_affected($$update public.comments set content = 'mine' where id = pg_temp.id('comment')$$), 0::bigint,
           'a project viewer changes no comment');

@@ -2,7 +2,7 @@
 -- administrators, JSON Schemas validated, versions counted, tags, one review per user with the rating derived,
 -- suggested skills counting usage, fork_skill() copying into the caller's organization and counting forks.
 begin;
-select plan(52);
+select plan(54);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -26,6 +26,9 @@ select lives_ok($$with s as (insert into public.skills (organization_id, name, d
                     values (tests.org_id('test-sk'), 'Code review', 'Reviews a diff', 'Review this diff: {{diff}}', 'development',
                             '{"type": "object", "properties": {"diff": {"type": "string"}}}', '{"type": ["object", "null"]}') returning id)
                   insert into ids select 'private_skill', id from s$$, 'a projects.manage holder writes a skill');
+select throws_ok($$insert into public.skills (organization_id, author_id, name, description, prompt, category)
+                   values (tests.org_id('test-sk'), tests.user_id('sk_owner'), 'x', 'x', 'x', 'dev')$$,
+                 '42501', null, 'but cannot name someone else as its author');
 select is((select (author_id, version, fork_count, usage_count, rating) from public.skills where id = pg_temp.id('private_skill')),
           (tests.user_id('sk_member'), 1, 0, 0, null::numeric), 'the author is the caller, version 1, counts 0, no rating');
 select throws_ok($$insert into public.skills (organization_id, name, description, prompt, category, input_schema) values (tests.org_id('test-sk'), 'x', 'x', 'x', 'dev', '[]')$$,
@@ -106,6 +109,7 @@ select is((select usage_count from public.skills where id = pg_temp.id('private_
 select tests.authenticate_as('sk_stranger');
 select throws_ok($$select public.fork_skill(pg_temp.id('private_skill'), tests.org_id('test-sk-other'))$$, 'P0002', null, 'a private skill of another organization cannot be forked');
 select throws_ok($$select public.fork_skill(null, tests.org_id('test-sk-other'))$$, '22004', null, 'forking needs a skill id');
+select throws_ok($$select public.fork_skill(pg_temp.id('public_skill'), null)$$, '22004', null, 'and an organization to fork into');
 select throws_ok($$select public.fork_skill(pg_temp.id('public_skill'), tests.org_id('test-sk'))$$, '42501', null, 'nor can one fork into an organization without projects.manage');
 select lives_ok($$insert into ids select 'fork', public.fork_skill(pg_temp.id('public_skill'), tests.org_id('test-sk-other'))$$, 'a public skill is forked into the caller''s organization');
 select is((select (organization_id, author_id, forked_from_id, is_public, is_official, version, name) from public.skills where id = pg_temp.id('fork')),

@@ -2,7 +2,7 @@
 -- writes templates, official only by platform administrators, and create_project_from_template() building the
 -- project, its tasks, subtasks and suggested skills at once, counting the use, and changing nothing when refused.
 begin;
-select plan(44);
+select plan(45);
 
 create temporary table ids (name text primary key, id uuid) on commit drop;
 grant all on ids to anon, authenticated, service_role;
@@ -94,6 +94,8 @@ select throws_ok($$select public.create_project_from_template(pg_temp.id('privat
   'a project from a template needs a title (null is refused before anything is written)');
 select throws_ok($$select public.create_project_from_template(null, tests.org_id('test-tp'), 'No template')$$, '22004', null,
   'and a template id');
+select throws_ok($$select public.create_project_from_template(pg_temp.id('private_template'), null, 'No organization')$$, '22004', null,
+  'and an organization');
 select is((select usage_count from public.templates where id = pg_temp.id('private_template')), 0, 'and the refused call counted nothing');
 select is((select count(*)::int from public.projects where organization_id = tests.org_id('test-tp')), 0, 'nor left a project behind');
 select lives_ok($$insert into ids select 'project', public.create_project_from_template(pg_temp.id('private_template'), tests.org_id('test-tp'), 'Payments API')$$,
