@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import { sql, type Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase, type UntypedDatabase } from "../supabase/functions/_shared/db.ts";
-import { drain, executeRun, type ClaimedRun, type WorkerOptions } from "../supabase/functions/workflow-worker/worker.ts";
+import { drain, executeRun, retryOnSerializationFailure, type ClaimedRun, type WorkerOptions } from "../supabase/functions/workflow-worker/worker.ts";
 import { testEnv } from "./helpers/env.ts";
 import { anonKey, serviceRoleKey } from "./helpers/jwt.ts";
 
@@ -403,5 +403,25 @@ describe("the workflow worker", () => {
       created_by: null, workflow_run_id: stale!.id });
     expect(await execution(started.id)).toMatchObject({ status: "succeeded", output: { review: { task_id: created[0]!.id, created: true } } });
     expect((await one(sql<{ n: number }>`select count(*)::int as n from public.workflow_executions where workflow_id = ${workflow}::uuid`)).n).toBe(1);
+  });
+});
+
+describe("the worker's database calls", () => {
+  const failure = (code: string) => Object.assign(new Error(`failed with ${code}`), { code });
+
+  it("run once more after a 40001 (the rolled-back call is safe to repeat) and answer what the second run answers", async () => {
+    const answers: Array<() => string> = [() => { throw failure("40001"); }, () => "lease_lost"];
+    let calls = 0;
+    await expect(retryOnSerializationFailure(async () => answers[calls++]!())).resolves.toBe("lease_lost");
+    expect(calls).toBe(2);
+  });
+
+  it("do not repeat a call that failed otherwise, nor a second 40001", async () => {
+    let calls = 0;
+    await expect(retryOnSerializationFailure(async () => { calls++; throw failure("23514"); })).rejects.toMatchObject({ code: "23514" });
+    expect(calls).toBe(1);
+    calls = 0;
+    await expect(retryOnSerializationFailure(async () => { calls++; throw failure("40001"); })).rejects.toMatchObject({ code: "40001" });
+    expect(calls).toBe(2);
   });
 });

@@ -348,7 +348,7 @@ async function explain(tx: postgres.TransactionSql, query: string): Promise<stri
 }
 
 async function measureListing(rlsSide: postgres.Sql, ownerSide: postgres.Sql, admin: postgres.Sql, listing: Listing,
-                              queries: number): Promise<number[]> {
+                              queries: number): Promise<void> {
   const rlsTimes: number[] = [];
   const ownerTimes: number[] = [];
   for (let n = 0; n < queries; n++) {
@@ -393,7 +393,6 @@ async function measureListing(rlsSide: postgres.Sql, ownerSide: postgres.Sql, ad
   await ownerSide.begin(async (tx) => {
     console.log(`    plan as owner:  ${await explain(tx, listing.ownerSql(id, argument))}`);
   });
-  return [ratio50, ratio95];
 }
 
 // search(): a fixed query set over the generated titles and descriptions (see the task generator).

@@ -113,7 +113,8 @@ begin
          or (w.project_id is null and (select private.event_reaches_organization(emit_event.project_id))))
   on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
   -- Event-triggered workflows (49-workflows-triggers-and-actions.sql; resolved when called, after every file loaded).
-  -- Most organizations have none for most events: one index probe here spares the call.
+  -- Most organizations have none for most events: one index probe here spares the call. Keep in step with the
+  -- workflows start_event_workflows() selects (49): this is its filter without the payload and project tests.
   if exists (select 1 from public.workflows w
              where w.organization_id = emit_event.organization_id and w.trigger_type = 'event' and w.is_active
                and w.deleted_at is null and w.trigger_config ->> 'event_type' = emit_event.event_type) then

@@ -69,7 +69,7 @@ $$;
 comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise) and stamps completed_at.';
 
 -- The WHEN clauses skip the trigger functions' calls exactly where they would change nothing: the transition check
--- where the status stays or moves on legally and completed_at needs no stamp (not final, or set by the statement),
+-- where the status stays or moves on legally and completed_at needs no stamp (not final, or already now()),
 -- and set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
 -- The transition's WHEN is written in terms of completed_at, which the completed_when_final constraint ties to the
 -- status (set exactly when the status is final): "old.completed_at is not null" is "the execution had finished", so
@@ -79,7 +79,8 @@ comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on
 create trigger workflow_executions_transition before update on public.workflow_executions
   for each row when (old.status is distinct from new.status
                      and (old.completed_at is not null or new.status = 'queued'
-                          or (new.completed_at is null and new.status <> 'running' and new.status <> 'waiting')))
+                          or (new.completed_at is distinct from pg_catalog.now() and new.status <> 'running'
+                              and new.status <> 'waiting')))
   execute function private.workflow_execution_transition();
 create trigger workflow_executions_set_updated_at before update on public.workflow_executions
   for each row when (new.updated_at is distinct from pg_catalog.now()) execute function private.set_updated_at();

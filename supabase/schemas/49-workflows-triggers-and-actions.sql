@@ -73,7 +73,8 @@ declare
   w record;
   started integer := 0;
 begin
-  -- Most events match no workflow: the depth is read only for one that does.
+  -- Most events match no workflow: the depth is read only for one that does. emit_event() (44) skips this call when
+  -- no workflow passes the first five conditions below: keep the two in step.
   for w in
     select x.id from public.workflows x
     where x.organization_id = start_event_workflows.organization_id and x.trigger_type = 'event' and x.is_active

@@ -412,9 +412,6 @@ begin
   if svc.id is null then
     raise exception 'service % not found', book_appointment.service_id using errcode = 'P0002';
   end if;
-  -- A retry with the key of an earlier booking is found by the insert itself: the key's unique index (or, first, the
-  -- slot its own booking now holds, or a check its time no longer passes) refuses it, and the handler below returns
-  -- that booking. The first try, the common case, runs no lookup for it.
   -- A given staff member is the only candidate: prepare_appointment() checks that they perform the service (23514,
   -- appointments_staff_performs_service). Without one, the qualified staff in a fixed order.
   if book_appointment.staff_id is not null then
@@ -426,11 +423,9 @@ begin
       order by st.created_at, st.name, st.id);
   end if;
 
-  if cardinality(candidates) = 0 then
-    raise exception 'no active staff member performs this service'
-      using errcode = '23514', constraint = 'appointments_staff_performs_service';
-  end if;
-
+  -- The first try, the common case, runs no lookup for an earlier booking with this key: a retry is refused by the
+  -- key's unique index (or first by the slot its own booking holds, or a check its time no longer passes), and is
+  -- answered after the loop.
   foreach candidate in array candidates loop
     begin
       insert into public.appointments (service_id, staff_id, conversation_id, client_name, client_phone, client_email,
@@ -442,25 +437,29 @@ begin
       return booked;
     exception
       when exclusion_violation or unique_violation or check_violation then
-        -- A retry answers with the booking it repeats, whatever refused it: its key, the slot its own booking holds,
-        -- or a time that no longer passes the checks (notice, hours).
-        if book_appointment.idempotency_key is not null then
-          select a.* into booked from public.appointments a
-          where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
-          if booked.id is not null then
-            return booked;
-          end if;
-        end if;
         get stacked diagnostics last_state = returned_sqlstate, last_message = message_text,
                                 last_constraint = constraint_name, last_hint = pg_exception_hint;
-        if last_state = '23505' then
-          raise exception '%', last_message using errcode = '23505', constraint = last_constraint;
-        end if;
-        -- A taken slot lets the next candidate try; a failed check too (with its error kept for the end).
+        -- A taken slot or a failed check lets the next candidate try; a key already used ends the search.
+        exit when last_state = '23505';
         taken := taken or last_state = '23P01';
     end;
   end loop;
 
+  -- A retry answers with the booking it repeats, whatever refused it (also when no staff member qualifies any more).
+  if book_appointment.idempotency_key is not null then
+    select a.* into booked from public.appointments a
+    where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
+    if booked.id is not null then
+      return booked;
+    end if;
+  end if;
+  if cardinality(candidates) = 0 then
+    raise exception 'no active staff member performs this service'
+      using errcode = '23514', constraint = 'appointments_staff_performs_service';
+  end if;
+  if last_state = '23505' then
+    raise exception '%', last_message using errcode = '23505', constraint = last_constraint;
+  end if;
   if taken then
     raise exception 'slot taken: % at % is no longer free', svc.name, book_appointment.starts_at
       using errcode = '23P01', constraint = 'appointments_no_double_booking', hint = 'slot taken';

@@ -2,7 +2,7 @@
 -- and failing with the lease token, retries with backoff, the graph advancing (conditions, skipped branches, joins,
 -- final outputs), cancellation, the state machine, deadlines, expired leases and scheduled starts.
 begin;
-select plan(61);
+select plan(65);
 
 -- The test owns the queue: runs that are already due (demo data) wait until after this rolled-back transaction.
 update public.workflow_runs set run_at = 'infinity' where status in ('queued', 'running');
@@ -29,6 +29,11 @@ create function pg_temp.due(execution text) returns void language sql security d
   where execution_id = pg_temp.id(execution) and status in ('queued', 'running')
 $$;
 grant execute on function pg_temp.due(text) to authenticated, service_role;
+-- The deadline the timeout job tracks for an execution (private.workflow_execution_deadlines), or null.
+create function pg_temp.tracked(execution text) returns timestamptz language sql security definer set search_path = '' as $$
+  select d.deadline from private.workflow_execution_deadlines d where d.execution_id = pg_temp.id(execution)
+$$;
+grant execute on function pg_temp.tracked(text) to authenticated, service_role;
 
 -- fetch -> gate (amount > 100) -> big (true) | small (false) -> join
 with w as (insert into public.workflows (organization_id, name, definition) values (tests.org_id('test-executions'), 'Graph',
@@ -161,6 +166,9 @@ select tests.clear_authentication();
 select throws_ok($$update public.workflow_executions set status = 'running' where id = pg_temp.id('main')$$, '55000', null, 'succeeded is final');
 select throws_ok($$update public.workflow_executions set status = 'succeeded' where id = pg_temp.id('lease')$$, '55000', null, 'cancelled is final');
 insert into ids values ('sm', public.start_workflow(pg_temp.id('graph'), '{}'));
+select is(pg_temp.tracked('sm'), (select deadline from public.workflow_executions where id = pg_temp.id('sm')),
+  'an unfinished execution with a timeout is tracked for the timeout job at its deadline');
+select is(pg_temp.tracked('lease'), null, 'a cancelled one no longer is');
 update public.workflow_executions set status = 'running' where id = pg_temp.id('sm');
 select throws_ok($$update public.workflow_executions set status = 'queued' where id = pg_temp.id('sm')$$, '55000', null, 'a running execution never goes back to queued');
 update public.workflow_executions set status = 'waiting' where id = pg_temp.id('sm');
@@ -168,7 +176,9 @@ select is(pg_temp.status('sm'), 'waiting', 'running -> waiting is allowed');
 
 -- Deadlines and expired last attempts (pg_cron).
 update public.workflow_executions set deadline = now() - interval '1 second' where id = pg_temp.id('sm');
+select is(pg_temp.tracked('sm'), now() - interval '1 second', 'a changed deadline is tracked as changed');
 select is(private.expire_workflow_executions(), 1, 'the deadline job times out the overdue execution');
+select is(pg_temp.tracked('sm'), null, 'and stops tracking it');
 select results_eq($$select e.status, e.error ->> 'code', (select r.status from public.workflow_runs r where r.execution_id = e.id) from public.workflow_executions e where e.id = pg_temp.id('sm')$$,
   $$values ('timed_out'::text, 'deadline_exceeded'::text, 'cancelled'::text)$$, 'timed out, with its queued run cancelled');
 insert into ids values ('exhausted', public.start_workflow(pg_temp.id('graph'), '{}'));

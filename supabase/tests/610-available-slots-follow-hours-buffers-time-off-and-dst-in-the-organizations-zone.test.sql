@@ -2,7 +2,7 @@
 -- qualified staff member, idempotent retries, reschedule keeping the old slot, and DST changes in Europe/Warsaw and
 -- America/New_York (09:00-17:00 stays local on both sides).
 begin;
-select plan(26);
+select plan(27);
 
 -- Fixture (tests.create_receptionist_salon in 000): a salon in Warsaw open Monday-Friday 09:00-17:00; Anna works
 -- those hours and cuts hair (60 min, 15 min buffer, 60 min notice, 60 days ahead); Bob works Monday 12:00-17:00.
@@ -59,6 +59,15 @@ select is((select id from public.book_appointment(pg_temp.id('haircut'), pg_temp
 select is((select id from public.book_appointment(pg_temp.id('haircut'), pg_temp.at('monday', '03:00'), 'Kim', '+48601234561', null, null, null, 'call-42')),
           (select id from public.appointments where idempotency_key = 'call-42'),
   'a retry whose time no longer passes the checks (outside business hours) still returns the booking it repeats');
+select tests.clear_authentication();
+update public.staff set is_active = false where id in (pg_temp.id('anna'), pg_temp.id('bob'));
+select tests.authenticate_as('rx_owner');
+select is((select id from public.book_appointment(pg_temp.id('haircut'), pg_temp.at('monday', '09:00'), 'Kim', '+48601234561', null, null, null, 'call-42')),
+          (select id from public.appointments where idempotency_key = 'call-42'),
+  'a retry when no staff member qualifies any more still returns the booking it repeats');
+select tests.clear_authentication();
+update public.staff set is_active = true where id in (pg_temp.id('anna'), pg_temp.id('bob'));
+select tests.authenticate_as('rx_owner');
 insert into ids select 'kim', id from public.appointments where idempotency_key = 'call-42';
 select throws_ok($$select public.reschedule_appointment(pg_temp.id('kim'), pg_temp.at('monday', '12:30'))$$,
   '23P01', null, 'rescheduling into a taken slot is refused');

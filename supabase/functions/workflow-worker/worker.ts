@@ -79,12 +79,25 @@ async function asServiceRole<T>(db: Kysely<UntypedDatabase>, run: (trx: Kysely<U
   });
 }
 
+/**
+ * Runs `call` again once when it fails with SQLSTATE 40001: its transaction was rolled back, so running it again is
+ * safe. complete_workflow_run raises it when a run's lease ends during the very call (the retry answers lease_lost).
+ */
+export async function retryOnSerializationFailure<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== "40001") throw error;
+    return await call();
+  }
+}
+
 async function scalar<T>(db: Kysely<UntypedDatabase>, query: ReturnType<typeof sql<{ value: T }>>): Promise<T> {
-  return await asServiceRole(db, async (trx) => {
+  return await retryOnSerializationFailure(() => asServiceRole(db, async (trx) => {
     const row = (await query.execute(trx)).rows[0];
     if (!row) throw new Error("the database returned no row");
     return row.value;
-  });
+  }));
 }
 
 const json = (value: unknown) => sql`cast(${JSON.stringify(value)}::text as jsonb)`;
