@@ -553,7 +553,8 @@ select public.upsert_events((
   select jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
     'organization_id', '0a000000-0000-4000-8000-00000000ac3e',
     'event_id', '0a000000-0000-4000-8000-' || lpad(to_hex(v * 16 + k), 12, '0'),
-    'occurred_at', date_trunc('day', now()) - make_interval(days => v % 14) + make_interval(hours => 8 + v % 10, mins => k * 3),
+    -- From yesterday back: a time later today would be in the future before the afternoon, and upsert_events refuses it.
+    'occurred_at', date_trunc('day', now()) - make_interval(days => 1 + v % 14) + make_interval(hours => 8 + v % 10, mins => k * 3),
     'event_name', (array['session.started', 'page.viewed', 'page.viewed', 'cart.added', 'order.completed', 'order.refunded'])[k + 1],
     'category', 'web',
     'user_id', case when v = 7 then 'ca201000-0000-4000-8000-000000000003' end,

@@ -6216,7 +6216,8 @@ begin
          or (w.project_id is null and (select private.event_reaches_organization(emit_event.project_id))))
   on conflict on constraint webhook_deliveries_webhook_event_key do nothing;
   -- Event-triggered workflows (49-workflows-triggers-and-actions.sql; resolved when called, after every file loaded).
-  -- Most organizations have none for most events: one index probe here spares the call.
+  -- Most organizations have none for most events: one index probe here spares the call. Keep in step with the
+  -- workflows start_event_workflows() selects (49): this is its filter without the payload and project tests.
   if exists (select 1 from public.workflows w
              where w.organization_id = emit_event.organization_id and w.trigger_type = 'event' and w.is_active
                and w.deleted_at is null and w.trigger_config ->> 'event_type' = emit_event.event_type) then
@@ -7139,7 +7140,7 @@ $$;
 comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise) and stamps completed_at.';
 
 -- The WHEN clauses skip the trigger functions' calls exactly where they would change nothing: the transition check
--- where the status stays or moves on legally and completed_at needs no stamp (not final, or set by the statement),
+-- where the status stays or moves on legally and completed_at needs no stamp (not final, or already now()),
 -- and set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
 -- The transition's WHEN is written in terms of completed_at, which the completed_when_final constraint ties to the
 -- status (set exactly when the status is final): "old.completed_at is not null" is "the execution had finished", so
@@ -7149,7 +7150,8 @@ comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on
 create trigger workflow_executions_transition before update on public.workflow_executions
   for each row when (old.status is distinct from new.status
                      and (old.completed_at is not null or new.status = 'queued'
-                          or (new.completed_at is null and new.status <> 'running' and new.status <> 'waiting')))
+                          or (new.completed_at is distinct from pg_catalog.now() and new.status <> 'running'
+                              and new.status <> 'waiting')))
   execute function private.workflow_execution_transition();
 create trigger workflow_executions_set_updated_at before update on public.workflow_executions
   for each row when (new.updated_at is distinct from pg_catalog.now()) execute function private.set_updated_at();
@@ -8694,7 +8696,8 @@ declare
   w record;
   started integer := 0;
 begin
-  -- Most events match no workflow: the depth is read only for one that does.
+  -- Most events match no workflow: the depth is read only for one that does. emit_event() (44) skips this call when
+  -- no workflow passes the first five conditions below: keep the two in step.
   for w in
     select x.id from public.workflows x
     where x.organization_id = start_event_workflows.organization_id and x.trigger_type = 'event' and x.is_active
@@ -13482,9 +13485,6 @@ begin
   if svc.id is null then
     raise exception 'service % not found', book_appointment.service_id using errcode = 'P0002';
   end if;
-  -- A retry with the key of an earlier booking is found by the insert itself: the key's unique index (or, first, the
-  -- slot its own booking now holds, or a check its time no longer passes) refuses it, and the handler below returns
-  -- that booking. The first try, the common case, runs no lookup for it.
   -- A given staff member is the only candidate: prepare_appointment() checks that they perform the service (23514,
   -- appointments_staff_performs_service). Without one, the qualified staff in a fixed order.
   if book_appointment.staff_id is not null then
@@ -13496,11 +13496,9 @@ begin
       order by st.created_at, st.name, st.id);
   end if;
 
-  if cardinality(candidates) = 0 then
-    raise exception 'no active staff member performs this service'
-      using errcode = '23514', constraint = 'appointments_staff_performs_service';
-  end if;
-
+  -- The first try, the common case, runs no lookup for an earlier booking with this key: a retry is refused by the
+  -- key's unique index (or first by the slot its own booking holds, or a check its time no longer passes), and is
+  -- answered after the loop.
   foreach candidate in array candidates loop
     begin
       insert into public.appointments (service_id, staff_id, conversation_id, client_name, client_phone, client_email,
@@ -13512,25 +13510,29 @@ begin
       return booked;
     exception
       when exclusion_violation or unique_violation or check_violation then
-        -- A retry answers with the booking it repeats, whatever refused it: its key, the slot its own booking holds,
-        -- or a time that no longer passes the checks (notice, hours).
-        if book_appointment.idempotency_key is not null then
-          select a.* into booked from public.appointments a
-          where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
-          if booked.id is not null then
-            return booked;
-          end if;
-        end if;
         get stacked diagnostics last_state = returned_sqlstate, last_message = message_text,
                                 last_constraint = constraint_name, last_hint = pg_exception_hint;
-        if last_state = '23505' then
-          raise exception '%', last_message using errcode = '23505', constraint = last_constraint;
-        end if;
-        -- A taken slot lets the next candidate try; a failed check too (with its error kept for the end).
+        -- A taken slot or a failed check lets the next candidate try; a key already used ends the search.
+        exit when last_state = '23505';
         taken := taken or last_state = '23P01';
     end;
   end loop;
 
+  -- A retry answers with the booking it repeats, whatever refused it (also when no staff member qualifies any more).
+  if book_appointment.idempotency_key is not null then
+    select a.* into booked from public.appointments a
+    where a.organization_id = svc.organization_id and a.idempotency_key = book_appointment.idempotency_key;
+    if booked.id is not null then
+      return booked;
+    end if;
+  end if;
+  if cardinality(candidates) = 0 then
+    raise exception 'no active staff member performs this service'
+      using errcode = '23514', constraint = 'appointments_staff_performs_service';
+  end if;
+  if last_state = '23505' then
+    raise exception '%', last_message using errcode = '23505', constraint = last_constraint;
+  end if;
   if taken then
     raise exception 'slot taken: % at % is no longer free', svc.name, book_appointment.starts_at
       using errcode = '23P01', constraint = 'appointments_no_double_booking', hint = 'slot taken';
@@ -14003,6 +14005,21 @@ begin
   if jsonb_typeof(_apps) is distinct from 'array' then
     raise exception 'the per-app figures must be a JSON array' using errcode = '22023';
   end if;
+  -- The wrapper derives these from the caller's telemetry; checked here too, so that no figure is stored that the
+  -- telemetry could not have given (and a bad one is named, not reported as some table constraint).
+  if _period_start is null or _period_end is null or _period_start > _period_end
+     or _active_days is null or _active_days not between 0 and _period_end - _period_start + 1 then
+    raise exception 'a period needs a start no later than its end and 0 to its length in active days'
+      using errcode = '22023';
+  end if;
+  if exists (select 1 from jsonb_array_elements(_apps) x where jsonb_typeof(x) <> 'object')
+     or exists (select 1 from jsonb_to_recordset(_apps) as a(platform text, days_used integer, focus_ms bigint)
+                where a.platform is null or a.days_used is null or a.days_used not between 0 and _active_days
+                   or a.focus_ms is null or a.focus_ms < 0)
+     or (select count(*) <> count(distinct a.platform) from jsonb_to_recordset(_apps) as a(platform text)) then
+    raise exception 'each app needs a distinct platform, 0 to active_days days used and a focus_ms of 0 or more'
+      using errcode = '22023';
+  end if;
   -- One refresh per user at a time: two refreshes of one period would otherwise both delete and then collide.
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('auditor:' || uid::text, 0));
 
@@ -14018,9 +14035,10 @@ begin
 
   delete from public.usage_analytics u
   where u.user_id = uid and u.period_start = _period_start and u.period_end = _period_end;
-  get diagnostics replaced = row_count;
+  -- Every computed period has its efficiency_metrics row (a period without focus events has no usage rows).
   delete from public.efficiency_metrics e
   where e.user_id = uid and e.period_start = _period_start and e.period_end = _period_end;
+  get diagnostics replaced = row_count;
 
   with apps as (
     select a.platform, a.days_used, a.focus_ms,
@@ -14547,7 +14565,8 @@ comment on function private.derived_uuid(text) is 'A stable uuid for an event th
 
 -- The receptionist's conversations and appointments as analytics events (60-64 announce them to webhooks through
 -- private.emit_event; these triggers are separate so that the two domains evolve apart). Event ids are derived from
--- the row and the change, so a replayed change is not counted twice.
+-- the row and the change: a call's start and end once each; an appointment's change once per transaction (its id
+-- includes the transaction's time, so the same status set again later is a new event).
 create function private.analytics_from_conversation() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -14740,6 +14759,8 @@ begin
     select c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date, c.spend_cents, c.clicks, c.impressions,
            c.conversions
     from chosen c
+    -- In key order, so that two batches sharing keys wait for each other instead of deadlocking (as upsert_events).
+    order by c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date
     on conflict on constraint spend_natural_key do update set
       spend_cents = excluded.spend_cents, clicks = excluded.clicks, impressions = excluded.impressions,
       conversions = excluded.conversions
@@ -15023,7 +15044,7 @@ begin
     select d.organization_id, d.day, o.currency,
            coalesce(ev.sessions, 0) as sessions, coalesce(ev.traffic, 0) as traffic,
            coalesce(ev.add_to_carts, 0) as add_to_carts, coalesce(ev.orders, 0) as orders,
-           least(coalesce(c.new_customers, 0), coalesce(ev.orders, 0)) as new_customers,
+           coalesce(c.new_customers, 0) as new_customers,
            coalesce(ev.revenue_cents, 0) as revenue_cents, coalesce(ev.refunds_cents, 0) as refunds_cents,
            coalesce(ev.cost_cents, 0) as cost_cents, coalesce(s.spend_cents, 0) as spend_cents
     from days d
@@ -15392,11 +15413,16 @@ begin
   if from_month is null or to_month is null or from_month > to_month then
     raise exception 'need from_month <= to_month' using errcode = '22023';
   end if;
-  if current_user in ('anon', 'authenticated')
-     and cohort_retention.organization_id not in (select private.organizations_with_permission('analytics.read')) then
+  if cohort_retention.organization_id is null then
+    raise exception 'organization_id is required' using errcode = '22004';
+  end if;
+  if current_user in ('anon', 'authenticated') and not private.has_permission(cohort_retention.organization_id, 'analytics.read') then
     raise exception 'analytics.read is required in this organization' using errcode = '42501';
   end if;
   select o.timezone into tz from public.organizations o where o.id = cohort_retention.organization_id;
+  if not found then
+    raise exception 'no organization %', cohort_retention.organization_id using errcode = 'P0002';
+  end if;
   return query
     with members as (
       select c.subject_key, c.cohort_month from public.cohorts c
@@ -15487,7 +15513,8 @@ select cron.schedule('approval-expiry', '* * * * *', $$select private.expire_app
 -- Work management (53): every 15 minutes, open tasks due within 24 hours notify their assignee and watchers (once per
 -- task and due date).
 select cron.schedule('work-due-soon-notifications', '*/15 * * * *', $$select private.notify_tasks_due_soon()$$);
--- Growth analytics (73): every night the rollups, cohorts and attribution of the last 3 days (and today, in every
--- organization's time zone) are recomputed, so late events are picked up; older days are recomputed on demand.
+-- Growth analytics (73): every night the rollups of the last 3 days (and today, in every organization's time zone)
+-- are recomputed, so late events are picked up; older days are recomputed on demand. Cohorts and attribution are kept
+-- by upsert_events() as events arrive (74; private.rebuild_attribution() is the explicit repair).
 select cron.schedule('analytics-recompute', '15 3 * * *',
   $$select public.recompute_metrics_daily(current_date - 3, current_date)$$);

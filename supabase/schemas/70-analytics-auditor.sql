@@ -221,6 +221,21 @@ begin
   if jsonb_typeof(_apps) is distinct from 'array' then
     raise exception 'the per-app figures must be a JSON array' using errcode = '22023';
   end if;
+  -- The wrapper derives these from the caller's telemetry; checked here too, so that no figure is stored that the
+  -- telemetry could not have given (and a bad one is named, not reported as some table constraint).
+  if _period_start is null or _period_end is null or _period_start > _period_end
+     or _active_days is null or _active_days not between 0 and _period_end - _period_start + 1 then
+    raise exception 'a period needs a start no later than its end and 0 to its length in active days'
+      using errcode = '22023';
+  end if;
+  if exists (select 1 from jsonb_array_elements(_apps) x where jsonb_typeof(x) <> 'object')
+     or exists (select 1 from jsonb_to_recordset(_apps) as a(platform text, days_used integer, focus_ms bigint)
+                where a.platform is null or a.days_used is null or a.days_used not between 0 and _active_days
+                   or a.focus_ms is null or a.focus_ms < 0)
+     or (select count(*) <> count(distinct a.platform) from jsonb_to_recordset(_apps) as a(platform text)) then
+    raise exception 'each app needs a distinct platform, 0 to active_days days used and a focus_ms of 0 or more'
+      using errcode = '22023';
+  end if;
   -- One refresh per user at a time: two refreshes of one period would otherwise both delete and then collide.
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('auditor:' || uid::text, 0));
 
@@ -236,9 +251,10 @@ begin
 
   delete from public.usage_analytics u
   where u.user_id = uid and u.period_start = _period_start and u.period_end = _period_end;
-  get diagnostics replaced = row_count;
+  -- Every computed period has its efficiency_metrics row (a period without focus events has no usage rows).
   delete from public.efficiency_metrics e
   where e.user_id = uid and e.period_start = _period_start and e.period_end = _period_end;
+  get diagnostics replaced = row_count;
 
   with apps as (
     select a.platform, a.days_used, a.focus_ms,

@@ -336,7 +336,8 @@ comment on function private.derived_uuid(text) is 'A stable uuid for an event th
 
 -- The receptionist's conversations and appointments as analytics events (60-64 announce them to webhooks through
 -- private.emit_event; these triggers are separate so that the two domains evolve apart). Event ids are derived from
--- the row and the change, so a replayed change is not counted twice.
+-- the row and the change: a call's start and end once each; an appointment's change once per transaction (its id
+-- includes the transaction's time, so the same status set again later is a new event).
 create function private.analytics_from_conversation() returns trigger
 language plpgsql security definer
 set search_path = ''

@@ -107,6 +107,8 @@ begin
     select c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date, c.spend_cents, c.clicks, c.impressions,
            c.conversions
     from chosen c
+    -- In key order, so that two batches sharing keys wait for each other instead of deadlocking (as upsert_events).
+    order by c.organization_id, c.platform, c.campaign_id, c.adset_id, c.date
     on conflict on constraint spend_natural_key do update set
       spend_cents = excluded.spend_cents, clicks = excluded.clicks, impressions = excluded.impressions,
       conversions = excluded.conversions

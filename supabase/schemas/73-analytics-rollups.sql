@@ -227,7 +227,7 @@ begin
     select d.organization_id, d.day, o.currency,
            coalesce(ev.sessions, 0) as sessions, coalesce(ev.traffic, 0) as traffic,
            coalesce(ev.add_to_carts, 0) as add_to_carts, coalesce(ev.orders, 0) as orders,
-           least(coalesce(c.new_customers, 0), coalesce(ev.orders, 0)) as new_customers,
+           coalesce(c.new_customers, 0) as new_customers,
            coalesce(ev.revenue_cents, 0) as revenue_cents, coalesce(ev.refunds_cents, 0) as refunds_cents,
            coalesce(ev.cost_cents, 0) as cost_cents, coalesce(s.spend_cents, 0) as spend_cents
     from days d

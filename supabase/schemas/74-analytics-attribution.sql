@@ -336,11 +336,16 @@ begin
   if from_month is null or to_month is null or from_month > to_month then
     raise exception 'need from_month <= to_month' using errcode = '22023';
   end if;
-  if current_user in ('anon', 'authenticated')
-     and cohort_retention.organization_id not in (select private.organizations_with_permission('analytics.read')) then
+  if cohort_retention.organization_id is null then
+    raise exception 'organization_id is required' using errcode = '22004';
+  end if;
+  if current_user in ('anon', 'authenticated') and not private.has_permission(cohort_retention.organization_id, 'analytics.read') then
     raise exception 'analytics.read is required in this organization' using errcode = '42501';
   end if;
   select o.timezone into tz from public.organizations o where o.id = cohort_retention.organization_id;
+  if not found then
+    raise exception 'no organization %', cohort_retention.organization_id using errcode = 'P0002';
+  end if;
   return query
     with members as (
       select c.subject_key, c.cohort_month from public.cohorts c

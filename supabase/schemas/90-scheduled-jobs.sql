@@ -26,7 +26,8 @@ select cron.schedule('approval-expiry', '* * * * *', $$select private.expire_app
 -- Work management (53): every 15 minutes, open tasks due within 24 hours notify their assignee and watchers (once per
 -- task and due date).
 select cron.schedule('work-due-soon-notifications', '*/15 * * * *', $$select private.notify_tasks_due_soon()$$);
--- Growth analytics (73): every night the rollups, cohorts and attribution of the last 3 days (and today, in every
--- organization's time zone) are recomputed, so late events are picked up; older days are recomputed on demand.
+-- Growth analytics (73): every night the rollups of the last 3 days (and today, in every organization's time zone)
+-- are recomputed, so late events are picked up; older days are recomputed on demand. Cohorts and attribution are kept
+-- by upsert_events() as events arrive (74; private.rebuild_attribution() is the explicit repair).
 select cron.schedule('analytics-recompute', '15 3 * * *',
   $$select public.recompute_metrics_daily(current_date - 3, current_date)$$);

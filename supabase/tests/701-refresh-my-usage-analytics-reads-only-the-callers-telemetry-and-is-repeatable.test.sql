@@ -3,7 +3,7 @@
 -- usage_status_thresholds, time saved from completed quick wins), gives the same rows when repeated, picks up new
 -- events, refuses overlapping periods, bad periods, anon, the service role and an aal1 session that MFA forbids.
 begin;
-select plan(27);
+select plan(30);
 
 select tests.create_user('ann');
 select tests.create_user('bob');
@@ -95,6 +95,11 @@ select is((public.refresh_my_usage_analytics('2026-11-02', '2026-11-05') ->> 're
   'refreshing a computed period replaces it');
 select is((select usage_percentage from public.usage_analytics where platform = 'slack'), 50,
   'a late event moves slack from one to two of four days');
+select throws_ok($$select private.store_usage_analytics('2026-11-02', '2026-11-05', 9, '[]')$$, '22023', null,
+  'the writer refuses more active days than the period has');
+select throws_ok($$select private.store_usage_analytics('2026-11-02', '2026-11-05', 4, '[{"platform": "vscode", "days_used": 5, "focus_ms": 1}]')$$,
+  '22023', null, 'and an app used on more days than were active, changing nothing');
+select is((select usage_percentage from public.usage_analytics where platform = 'slack'), 50, 'the refused calls left the period as it was');
 
 -- The caller's time zone decides the days.
 select tests.authenticate_as('kiwi');

@@ -2,7 +2,7 @@
 -- per visitor, whatever order the events arrive in; cohorts by first event in the organization's time zone; the
 -- explicit repair rebuild (private.rebuild_attribution) gives the same rows; cohort_retention; every constraint by SQLSTATE.
 begin;
-select plan(25);
+select plan(27);
 
 select tests.create_user(h) from unnest(array['at_owner', 'at_buyer']) h;
 select tests.create_organization('at_owner', 'test-at-shop');
@@ -91,6 +91,8 @@ select set_eq($$select subject_key, cohort_month, acquired_at from public.cohort
 select results_eq($$select cohort_month, months_since, users, retained from public.cohort_retention(tests.org_id('test-at-shop'), (select m0 from m), (select (m0 + interval '1 month')::date from m))$$,
   $$values ((select m0 from m), 0, 3, 3), ((select m0 from m), 1, 3, 2)$$, 'cohort_retention counts the cohort and who came back each month');
 select throws_ok($$select * from public.cohort_retention(tests.org_id('test-at-shop'), '2026-05-01', '2026-04-01')$$, '22023', null, 'a month range ending before it starts is refused');
+select throws_ok($$select * from public.cohort_retention(null, '2026-04-01', '2026-05-01')$$, '22004', null, 'cohort_retention needs an organization');
+select throws_ok($$select * from public.cohort_retention(gen_random_uuid(), '2026-04-01', '2026-05-01')$$, 'P0002', null, 'and an existing one');
 
 -- Constraints, by SQLSTATE.
 select throws_ok($$insert into public.cohorts (organization_id, user_id, anonymous_id, cohort_month, acquired_at) values (tests.org_id('test-at-shop'), tests.user_id('at_owner'), 'x', '2026-01-01', now())$$,
