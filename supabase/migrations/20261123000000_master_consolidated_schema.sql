@@ -11,7 +11,7 @@
 --   01-schemas-and-privileges.sql               Platform: schemas and the privilege lockdown.
 --                                               The `private` schema, and default privileges revoked so that nothing is reachable until a grant says so.
 --   02-domains.sql                              Platform: domains for shapes that repeat across tables.
---                                               slug, email_address, http_url, phone_number (E.164).
+--                                               slug, email_address, http_url, phone_number (E.164), jsonb_object.
 --   03-shared-helpers.sql                       Platform: shared helpers.
 --                                               updated_at and write-guard triggers, request-context accessors, CHECK validators, monthly partition upkeep.
 --   10-identity-profiles.sql                    Identity: profiles.
@@ -163,7 +163,7 @@ revoke all on schema private from public;
 -- source: supabase/schemas/02-domains.sql
 -- =====================================================================================================================
 -- Platform: domains for shapes that repeat across tables.
--- slug, email_address, http_url, phone_number (E.164).
+-- slug, email_address, http_url, phone_number (E.164), jsonb_object.
 
 -- Shapes that repeat across tables. A violation names the domain's constraint, which says what is wrong.
 
@@ -189,6 +189,11 @@ create domain public.phone_number as text
   constraint phone_number_not_e164
   check (value ~ '^\+[1-9][0-9]{6,14}$');
 comment on domain public.phone_number is 'A phone number in E.164 form, e.g. +48123456789.';
+
+create domain public.jsonb_object as jsonb
+  constraint jsonb_object_not_object
+  check (jsonb_typeof(value) = 'object');
+comment on domain public.jsonb_object is 'A JSON object ({...}), not an array, scalar or null JSON value.';
 
 
 -- =====================================================================================================================
@@ -6930,6 +6935,17 @@ end;
 $$;
 comment on function private.assert_valid_trigger_config(text, jsonb) is 'Raises WF009 unless trigger_config fits the trigger type: {"cron"} for scheduled, {"event_type", "filter"?} for event, {} otherwise.';
 
+-- The shapes of the workflow tables' small columns, as domains rather than table CHECKs: PostgreSQL checks a
+-- domain only where a value is assigned to it, with its expression prepared once per session, whereas it reads back
+-- and prepares every CHECK of a table again for each statement that updates the table, whichever columns it sets.
+-- On the queue's single-row UPDATEs (46-workflows-executions.sql) that preparation cost more than the rows.
+create domain public.workflow_trigger_type as text
+  constraint workflow_trigger_type_known check (value in ('manual', 'scheduled', 'webhook', 'event'));
+comment on domain public.workflow_trigger_type is 'How a workflow is started: manual, scheduled, webhook or event.';
+create domain public.workflow_max_attempts as integer
+  constraint workflow_max_attempts_range check (value between 1 and 25);
+comment on domain public.workflow_max_attempts is 'Attempts a node run may take: 1-25.';
+
 create table public.workflows (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
@@ -6937,11 +6953,11 @@ create table public.workflows (
   name text not null,
   description text,
   definition jsonb not null,
-  trigger_type text not null default 'manual',
+  trigger_type public.workflow_trigger_type not null default 'manual',
   trigger_config jsonb not null default '{}'::jsonb,
   is_active boolean not null default true,
   current_version integer not null default 1,
-  max_attempts integer not null default 3,
+  max_attempts public.workflow_max_attempts not null default 3,
   retry_delay interval not null default interval '10 seconds',
   timeout interval default interval '24 hours',
   created_at timestamptz not null default now(),
@@ -6952,8 +6968,6 @@ create table public.workflows (
   constraint workflows_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
   constraint workflows_name_length check (char_length(btrim(name)) between 1 and 200),
   constraint workflows_description_length check (description is null or char_length(description) <= 2000),
-  constraint workflows_trigger_type_known check (trigger_type in ('manual', 'scheduled', 'webhook', 'event')),
-  constraint workflows_max_attempts_range check (max_attempts between 1 and 25),
   constraint workflows_retry_delay_positive check (retry_delay > interval '0' and retry_delay <= interval '1 day'),
   constraint workflows_timeout_positive check (timeout is null or timeout > interval '0')
 );
@@ -7076,19 +7090,36 @@ grant update (name, description, definition, trigger_type, trigger_config, is_ac
 -- Completion and failure of a run, cancellation, timers and approval decisions all lock the execution first, so two
 -- branches finishing at once advance the graph one after the other and a join node is enqueued exactly once.
 
+-- The columns' shapes are domains (see 45-workflows-definitions.sql for why): the CHECKs left on these two tables are
+-- the ones that relate two columns.
+create domain public.workflow_execution_status as text
+  constraint workflow_execution_status_known
+  check (value in ('queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out'));
+comment on domain public.workflow_execution_status is 'queued, running, waiting (an approval or AI task), or final: succeeded, failed, cancelled, timed_out.';
+create domain public.workflow_run_status as text
+  constraint workflow_run_status_known
+  check (value in ('queued', 'running', 'succeeded', 'failed', 'skipped', 'waiting', 'cancelled'));
+comment on domain public.workflow_run_status is 'A node run: queued, running (leased), waiting (approval, AI task), or final: succeeded, failed, skipped, cancelled.';
+create domain public.workflow_node_type as text
+  constraint workflow_node_type_known check (value in ('task', 'approval', 'ai_agent', 'condition'));
+comment on domain public.workflow_node_type is 'A definition node''s type: task, approval, ai_agent or condition.';
+create domain public.workflow_idempotency_key as text
+  constraint workflow_idempotency_key_length check (char_length(value) between 1 and 255);
+comment on domain public.workflow_idempotency_key is 'A caller''s idempotency key for a start: 1-255 characters.';
+
 create table public.workflow_executions (
   id uuid not null default gen_random_uuid(),
   workflow_id uuid not null,
   workflow_version_id uuid not null,
   organization_id uuid not null,
-  status text not null default 'queued',
-  input jsonb not null default '{}'::jsonb,
+  status public.workflow_execution_status not null default 'queued',
+  input public.jsonb_object not null default '{}'::jsonb,
   output jsonb,
   error jsonb,
-  trigger_type text not null,
+  trigger_type public.workflow_trigger_type not null,
   triggered_by uuid,
   correlation_id text not null default gen_random_uuid()::text,
-  idempotency_key text,
+  idempotency_key public.workflow_idempotency_key,
   scheduled_for timestamptz,
   started_at timestamptz not null default now(),
   completed_at timestamptz,
@@ -7102,11 +7133,7 @@ create table public.workflow_executions (
   constraint workflow_executions_triggered_by_fkey foreign key (triggered_by) references auth.users (id) on delete set null,
   constraint workflow_executions_idempotency_key_key unique (workflow_id, idempotency_key),
   constraint workflow_executions_scheduled_for_key unique (workflow_id, scheduled_for),
-  constraint workflow_executions_status_known check (status in ('queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out')),
-  constraint workflow_executions_trigger_type_known check (trigger_type in ('manual', 'scheduled', 'webhook', 'event')),
-  constraint workflow_executions_input_object check (jsonb_typeof(input) = 'object'),
-  constraint workflow_executions_idempotency_key_length check (idempotency_key is null or char_length(idempotency_key) between 1 and 255),
-  constraint workflow_executions_completed_when_final check ((completed_at is not null) = (status in ('succeeded', 'failed', 'cancelled', 'timed_out')))
+  constraint workflow_executions_completed_when_final check ((completed_at is null) = (status in ('queued', 'running', 'waiting')))
 ) with (fillfactor = 80);
 comment on table public.workflow_executions is 'One run of a workflow, pinned to a version. Status is a state machine enforced by trigger: queued -> running/waiting -> succeeded | failed | cancelled | timed_out.';
 comment on column public.workflow_executions.idempotency_key is 'Unique per workflow: starting again with the same key returns the existing execution.';
@@ -7139,19 +7166,18 @@ end;
 $$;
 comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise) and stamps completed_at.';
 
--- The WHEN clauses skip the trigger functions' calls exactly where they would change nothing: the transition check
--- where the status stays or moves on legally and completed_at needs no stamp (not final, or already now()),
--- and set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
+-- The WHEN clauses skip the trigger functions' calls only where they would change nothing: the transition check
+-- where an unfinished execution stays unfinished as running or waiting, or finishes with completed_at already
+-- stamped now(), and set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
 -- The transition's WHEN is written in terms of completed_at, which the completed_when_final constraint ties to the
--- status (set exactly when the status is final): "old.completed_at is not null" is "the execution had finished", so
--- the clause needs no status lists. It is kept this short on purpose: PostgreSQL reads and prepares every row
--- trigger's WHEN clause again for each statement that updates the table, and with the status lists this one cost
--- about as much as the single-row UPDATE of a run's completion itself.
+-- status (null exactly while the status is queued, running or waiting): "old.completed_at is not null" is "the
+-- execution had finished" (any change then is checked), so the clause needs no status lists and no comparison of
+-- old and new status (the function itself lets an unchanged status pass). It is kept this short on purpose:
+-- PostgreSQL reads and prepares every row trigger's WHEN clause (and every table CHECK) again for each statement
+-- that updates the table, and with status lists this one cost about as much as the run's own UPDATE.
 create trigger workflow_executions_transition before update on public.workflow_executions
-  for each row when (old.status is distinct from new.status
-                     and (old.completed_at is not null or new.status = 'queued'
-                          or (new.completed_at is distinct from pg_catalog.now() and new.status <> 'running'
-                              and new.status <> 'waiting')))
+  for each row when (old.completed_at is not null
+                     or (new.completed_at is distinct from pg_catalog.now() and new.status <> 'running' and new.status <> 'waiting'))
   execute function private.workflow_execution_transition();
 create trigger workflow_executions_set_updated_at before update on public.workflow_executions
   for each row when (new.updated_at is distinct from pg_catalog.now()) execute function private.set_updated_at();
@@ -7161,7 +7187,7 @@ create trigger workflow_executions_set_updated_at before update on public.workfl
 create trigger workflow_executions_audit after insert or delete on public.workflow_executions
   for each row execute function private.audit_row_change();
 create trigger workflow_executions_audit_cancel after update on public.workflow_executions
-  for each row when (old.status is distinct from new.status and new.status = 'cancelled')
+  for each row when (new.status = 'cancelled' and old.completed_at is null)
   execute function private.audit_row_change();
 
 -- Unfinished executions that have a deadline, for the timeout job: kept beside the execution rather than as a partial
@@ -7208,10 +7234,10 @@ create table public.workflow_runs (
   execution_id uuid not null,
   organization_id uuid not null,
   node_id text not null,
-  node_type text not null,
-  status text not null default 'queued',
+  node_type public.workflow_node_type not null,
+  status public.workflow_run_status not null default 'queued',
   attempt integer not null default 0,
-  max_attempts integer not null default 3,
+  max_attempts public.workflow_max_attempts not null default 3,
   run_at timestamptz not null default now(),
   locked_by text,
   locked_until timestamptz,
@@ -7227,9 +7253,7 @@ create table public.workflow_runs (
   constraint workflow_runs_execution_node_key unique (execution_id, node_id),
   constraint workflow_runs_execution_id_fkey foreign key (execution_id) references public.workflow_executions (id) on delete cascade,
   constraint workflow_runs_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint workflow_runs_status_known check (status in ('queued', 'running', 'succeeded', 'failed', 'skipped', 'waiting', 'cancelled')),
-  constraint workflow_runs_node_type_known check (node_type in ('task', 'approval', 'ai_agent', 'condition')),
-  constraint workflow_runs_attempts_range check (max_attempts between 1 and 25 and attempt between 0 and max_attempts),
+  constraint workflow_runs_attempts_range check (attempt between 0 and max_attempts),
   constraint workflow_runs_lease_when_running check ((status = 'running') = (lease_token is not null and locked_until is not null and locked_by is not null))
 );
 comment on table public.workflow_runs is 'The step queue: one row per node run of an execution. Workers claim due task and ai_agent runs with claim_workflow_runs() (for update skip locked, a lease); condition, approval and skipped runs are written by the engine itself.';
@@ -8607,7 +8631,7 @@ $$;
 comment on function private.end_ai_agent_tasks_of_finished_execution() is 'AFTER UPDATE on workflow_executions: cancels the AI tasks still open when the execution is cancelled, times out or fails.';
 
 create trigger workflow_executions_end_ai_agent_tasks after update on public.workflow_executions
-  for each row when (old.status is distinct from new.status and new.status in ('cancelled', 'timed_out', 'failed'))
+  for each row when (old.completed_at is null and new.status in ('cancelled', 'timed_out', 'failed'))
   execute function private.end_ai_agent_tasks_of_finished_execution();
 
 revoke execute on function public.begin_ai_agent_task(uuid, uuid),
@@ -8646,9 +8670,13 @@ end;
 $$;
 comment on function private.current_causation_depth() is 'The causation depth of events emitted in this transaction: workflows.causation_depth (set by emit_workflow_event), else 0.';
 
-alter table public.workflow_executions add column causation_depth integer not null default 0;
+-- A domain, not a table CHECK, like the executions' other columns (see 45-workflows-definitions.sql).
+create domain public.workflow_causation_depth as integer
+  constraint workflow_causation_depth_range check (value between 0 and 8);
+comment on domain public.workflow_causation_depth is 'How many workflow-caused events led to an execution: 0-8.';
+
+alter table public.workflow_executions add column causation_depth public.workflow_causation_depth not null default 0;
 alter table public.workflow_executions alter column causation_depth set default private.current_causation_depth();
-alter table public.workflow_executions add constraint workflow_executions_causation_depth_range check (causation_depth between 0 and 8);
 comment on column public.workflow_executions.causation_depth is 'How many workflow-caused events led to this execution (49-workflows-triggers-and-actions.sql): 0 unless an event a workflow emitted started it; at 8 nothing more is started.';
 
 create table public.workflow_event_refusals (

@@ -1,5 +1,5 @@
 -- Platform: domains for shapes that repeat across tables.
--- slug, email_address, http_url, phone_number (E.164).
+-- slug, email_address, http_url, phone_number (E.164), jsonb_object.
 
 -- Shapes that repeat across tables. A violation names the domain's constraint, which says what is wrong.
 
@@ -25,3 +25,8 @@ create domain public.phone_number as text
   constraint phone_number_not_e164
   check (value ~ '^\+[1-9][0-9]{6,14}$');
 comment on domain public.phone_number is 'A phone number in E.164 form, e.g. +48123456789.';
+
+create domain public.jsonb_object as jsonb
+  constraint jsonb_object_not_object
+  check (jsonb_typeof(value) = 'object');
+comment on domain public.jsonb_object is 'A JSON object ({...}), not an array, scalar or null JSON value.';

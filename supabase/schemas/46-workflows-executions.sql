@@ -5,19 +5,36 @@
 -- Completion and failure of a run, cancellation, timers and approval decisions all lock the execution first, so two
 -- branches finishing at once advance the graph one after the other and a join node is enqueued exactly once.
 
+-- The columns' shapes are domains (see 45-workflows-definitions.sql for why): the CHECKs left on these two tables are
+-- the ones that relate two columns.
+create domain public.workflow_execution_status as text
+  constraint workflow_execution_status_known
+  check (value in ('queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out'));
+comment on domain public.workflow_execution_status is 'queued, running, waiting (an approval or AI task), or final: succeeded, failed, cancelled, timed_out.';
+create domain public.workflow_run_status as text
+  constraint workflow_run_status_known
+  check (value in ('queued', 'running', 'succeeded', 'failed', 'skipped', 'waiting', 'cancelled'));
+comment on domain public.workflow_run_status is 'A node run: queued, running (leased), waiting (approval, AI task), or final: succeeded, failed, skipped, cancelled.';
+create domain public.workflow_node_type as text
+  constraint workflow_node_type_known check (value in ('task', 'approval', 'ai_agent', 'condition'));
+comment on domain public.workflow_node_type is 'A definition node''s type: task, approval, ai_agent or condition.';
+create domain public.workflow_idempotency_key as text
+  constraint workflow_idempotency_key_length check (char_length(value) between 1 and 255);
+comment on domain public.workflow_idempotency_key is 'A caller''s idempotency key for a start: 1-255 characters.';
+
 create table public.workflow_executions (
   id uuid not null default gen_random_uuid(),
   workflow_id uuid not null,
   workflow_version_id uuid not null,
   organization_id uuid not null,
-  status text not null default 'queued',
-  input jsonb not null default '{}'::jsonb,
+  status public.workflow_execution_status not null default 'queued',
+  input public.jsonb_object not null default '{}'::jsonb,
   output jsonb,
   error jsonb,
-  trigger_type text not null,
+  trigger_type public.workflow_trigger_type not null,
   triggered_by uuid,
   correlation_id text not null default gen_random_uuid()::text,
-  idempotency_key text,
+  idempotency_key public.workflow_idempotency_key,
   scheduled_for timestamptz,
   started_at timestamptz not null default now(),
   completed_at timestamptz,
@@ -31,11 +48,7 @@ create table public.workflow_executions (
   constraint workflow_executions_triggered_by_fkey foreign key (triggered_by) references auth.users (id) on delete set null,
   constraint workflow_executions_idempotency_key_key unique (workflow_id, idempotency_key),
   constraint workflow_executions_scheduled_for_key unique (workflow_id, scheduled_for),
-  constraint workflow_executions_status_known check (status in ('queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out')),
-  constraint workflow_executions_trigger_type_known check (trigger_type in ('manual', 'scheduled', 'webhook', 'event')),
-  constraint workflow_executions_input_object check (jsonb_typeof(input) = 'object'),
-  constraint workflow_executions_idempotency_key_length check (idempotency_key is null or char_length(idempotency_key) between 1 and 255),
-  constraint workflow_executions_completed_when_final check ((completed_at is not null) = (status in ('succeeded', 'failed', 'cancelled', 'timed_out')))
+  constraint workflow_executions_completed_when_final check ((completed_at is null) = (status in ('queued', 'running', 'waiting')))
 ) with (fillfactor = 80);
 comment on table public.workflow_executions is 'One run of a workflow, pinned to a version. Status is a state machine enforced by trigger: queued -> running/waiting -> succeeded | failed | cancelled | timed_out.';
 comment on column public.workflow_executions.idempotency_key is 'Unique per workflow: starting again with the same key returns the existing execution.';
@@ -68,19 +81,18 @@ end;
 $$;
 comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise) and stamps completed_at.';
 
--- The WHEN clauses skip the trigger functions' calls exactly where they would change nothing: the transition check
--- where the status stays or moves on legally and completed_at needs no stamp (not final, or already now()),
--- and set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
+-- The WHEN clauses skip the trigger functions' calls only where they would change nothing: the transition check
+-- where an unfinished execution stays unfinished as running or waiting, or finishes with completed_at already
+-- stamped now(), and set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
 -- The transition's WHEN is written in terms of completed_at, which the completed_when_final constraint ties to the
--- status (set exactly when the status is final): "old.completed_at is not null" is "the execution had finished", so
--- the clause needs no status lists. It is kept this short on purpose: PostgreSQL reads and prepares every row
--- trigger's WHEN clause again for each statement that updates the table, and with the status lists this one cost
--- about as much as the single-row UPDATE of a run's completion itself.
+-- status (null exactly while the status is queued, running or waiting): "old.completed_at is not null" is "the
+-- execution had finished" (any change then is checked), so the clause needs no status lists and no comparison of
+-- old and new status (the function itself lets an unchanged status pass). It is kept this short on purpose:
+-- PostgreSQL reads and prepares every row trigger's WHEN clause (and every table CHECK) again for each statement
+-- that updates the table, and with status lists this one cost about as much as the run's own UPDATE.
 create trigger workflow_executions_transition before update on public.workflow_executions
-  for each row when (old.status is distinct from new.status
-                     and (old.completed_at is not null or new.status = 'queued'
-                          or (new.completed_at is distinct from pg_catalog.now() and new.status <> 'running'
-                              and new.status <> 'waiting')))
+  for each row when (old.completed_at is not null
+                     or (new.completed_at is distinct from pg_catalog.now() and new.status <> 'running' and new.status <> 'waiting'))
   execute function private.workflow_execution_transition();
 create trigger workflow_executions_set_updated_at before update on public.workflow_executions
   for each row when (new.updated_at is distinct from pg_catalog.now()) execute function private.set_updated_at();
@@ -90,7 +102,7 @@ create trigger workflow_executions_set_updated_at before update on public.workfl
 create trigger workflow_executions_audit after insert or delete on public.workflow_executions
   for each row execute function private.audit_row_change();
 create trigger workflow_executions_audit_cancel after update on public.workflow_executions
-  for each row when (old.status is distinct from new.status and new.status = 'cancelled')
+  for each row when (new.status = 'cancelled' and old.completed_at is null)
   execute function private.audit_row_change();
 
 -- Unfinished executions that have a deadline, for the timeout job: kept beside the execution rather than as a partial
@@ -137,10 +149,10 @@ create table public.workflow_runs (
   execution_id uuid not null,
   organization_id uuid not null,
   node_id text not null,
-  node_type text not null,
-  status text not null default 'queued',
+  node_type public.workflow_node_type not null,
+  status public.workflow_run_status not null default 'queued',
   attempt integer not null default 0,
-  max_attempts integer not null default 3,
+  max_attempts public.workflow_max_attempts not null default 3,
   run_at timestamptz not null default now(),
   locked_by text,
   locked_until timestamptz,
@@ -156,9 +168,7 @@ create table public.workflow_runs (
   constraint workflow_runs_execution_node_key unique (execution_id, node_id),
   constraint workflow_runs_execution_id_fkey foreign key (execution_id) references public.workflow_executions (id) on delete cascade,
   constraint workflow_runs_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint workflow_runs_status_known check (status in ('queued', 'running', 'succeeded', 'failed', 'skipped', 'waiting', 'cancelled')),
-  constraint workflow_runs_node_type_known check (node_type in ('task', 'approval', 'ai_agent', 'condition')),
-  constraint workflow_runs_attempts_range check (max_attempts between 1 and 25 and attempt between 0 and max_attempts),
+  constraint workflow_runs_attempts_range check (attempt between 0 and max_attempts),
   constraint workflow_runs_lease_when_running check ((status = 'running') = (lease_token is not null and locked_until is not null and locked_by is not null))
 );
 comment on table public.workflow_runs is 'The step queue: one row per node run of an execution. Workers claim due task and ai_agent runs with claim_workflow_runs() (for update skip locked, a lease); condition, approval and skipped runs are written by the engine itself.';

@@ -366,7 +366,7 @@ $$;
 comment on function private.end_ai_agent_tasks_of_finished_execution() is 'AFTER UPDATE on workflow_executions: cancels the AI tasks still open when the execution is cancelled, times out or fails.';
 
 create trigger workflow_executions_end_ai_agent_tasks after update on public.workflow_executions
-  for each row when (old.status is distinct from new.status and new.status in ('cancelled', 'timed_out', 'failed'))
+  for each row when (old.completed_at is null and new.status in ('cancelled', 'timed_out', 'failed'))
   execute function private.end_ai_agent_tasks_of_finished_execution();
 
 revoke execute on function public.begin_ai_agent_task(uuid, uuid),

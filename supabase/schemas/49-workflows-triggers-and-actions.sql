@@ -23,9 +23,13 @@ end;
 $$;
 comment on function private.current_causation_depth() is 'The causation depth of events emitted in this transaction: workflows.causation_depth (set by emit_workflow_event), else 0.';
 
-alter table public.workflow_executions add column causation_depth integer not null default 0;
+-- A domain, not a table CHECK, like the executions' other columns (see 45-workflows-definitions.sql).
+create domain public.workflow_causation_depth as integer
+  constraint workflow_causation_depth_range check (value between 0 and 8);
+comment on domain public.workflow_causation_depth is 'How many workflow-caused events led to an execution: 0-8.';
+
+alter table public.workflow_executions add column causation_depth public.workflow_causation_depth not null default 0;
 alter table public.workflow_executions alter column causation_depth set default private.current_causation_depth();
-alter table public.workflow_executions add constraint workflow_executions_causation_depth_range check (causation_depth between 0 and 8);
 comment on column public.workflow_executions.causation_depth is 'How many workflow-caused events led to this execution (49-workflows-triggers-and-actions.sql): 0 unless an event a workflow emitted started it; at 8 nothing more is started.';
 
 create table public.workflow_event_refusals (

@@ -124,7 +124,7 @@ select throws_ok($$select pg_temp.save(pg_temp.with_config('none', '{}'), 'webho
 select throws_ok($$select pg_temp.save(pg_temp.with_config('none', '{}'), 'event', '{"filter": {}}')$$, 'WF009', null, 'an event trigger without event_type is refused (WF009)');
 select lives_ok($$select pg_temp.save(pg_temp.with_config('none', '{}'), 'event', '{"event_type": "invoice.paid", "filter": {"currency": "eur"}}')$$, 'an event trigger with a containment filter is accepted');
 select throws_ok($$insert into public.workflows (organization_id, name, definition, trigger_type) values (tests.org_id('test-definitions'), 'x', pg_temp.with_config('none', '{}')::jsonb, 'email')$$,
-  '23514', null, 'an unknown trigger type is refused by workflows_trigger_type_known');
+  '23514', null, 'an unknown trigger type is refused by the workflow_trigger_type domain');
 
 -- Versions: one snapshot per definition change, written by trigger, never changed.
 create temporary table probe on commit drop as

@@ -64,7 +64,7 @@ select results_eq($$select u.handle, a.source from public.approval_request_appro
                   where a.approval_request_id = (select id from ids where name = 'resolved') order by u.handle$$,
   $$values ('p_a1'::text, 'user_ids'::text), ('p_a5', 'role')$$,
   'user ids and a role key resolve to members holding approvals.decide (not a viewer, not a stranger)');
-select results_eq($$select a.status, e.status, r.status from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id
+select results_eq($$select a.status, e.status::text, r.status::text from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id
                   join public.workflow_runs r on r.id = a.workflow_run_id where a.id = (select id from ids where name = 'resolved')$$,
   $$values ('pending'::text, 'waiting'::text, 'waiting'::text)$$, 'an approval node opens its request at once and the execution waits');
 insert into ids values ('by-permission', pg_temp.request('{"approval_type": "single", "approvers": {"permission": "members.manage"}}'));
@@ -93,7 +93,7 @@ select is(pg_temp.matrix('majority', null, 4, 'RAAA'), 'pending,pending,pending,
 select is(pg_temp.matrix('majority', null, 2, 'AR'), 'pending,rejected', 'majority of 2: 1-1 rejects');
 select is(pg_temp.matrix('majority', null, 2, 'AA'), 'pending,approved', 'majority of 2: both must approve');
 insert into ids values ('unreachable', pg_temp.request(jsonb_build_object('approval_type', 'multiple', 'required_approvals', 3, 'approvers', pg_temp.approvers(2))));
-select results_eq($$select a.status, e.status, e.error ->> 'code' from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id
+select results_eq($$select a.status, e.status::text, e.error ->> 'code' from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id
                   where a.id = (select id from ids where name = 'unreachable')$$,
   $$values ('rejected'::text, 'failed'::text, 'approval_rejected'::text)$$, 'a quorum that no approver set can reach is rejected when the request opens');
 
@@ -102,7 +102,7 @@ insert into ids values ('approve', pg_temp.request(jsonb_build_object('approval_
 select tests.authenticate_as('p_a2');
 select is((public.decide_approval((select id from ids where name = 'approve'), 'approve', 'looks right')).status, 'approved', 'an approver approves');
 select tests.clear_authentication();
-select results_eq($$select e.status, r.status, r.output -> 'decisions' -> 0 ->> 'comment', (select q.status from public.workflow_runs q where q.execution_id = e.id and q.node_id = 'after')
+select results_eq($$select e.status::text, r.status::text, r.output -> 'decisions' -> 0 ->> 'comment', (select q.status::text from public.workflow_runs q where q.execution_id = e.id and q.node_id = 'after')
                   from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id join public.workflow_runs r on r.id = a.workflow_run_id
                   where a.id = (select id from ids where name = 'approve')$$,
   $$values ('running'::text, 'succeeded'::text, 'looks right'::text, 'queued'::text)$$, 'approval resumes the execution: the node succeeds with the decisions and the next node is queued');
@@ -111,7 +111,7 @@ select throws_ok($$select public.decide_approval((select id from ids where name 
 select tests.clear_authentication();
 insert into ids values ('reject', pg_temp.request(jsonb_build_object('approval_type', 'single', 'approvers', pg_temp.approvers(2))));
 select pg_temp.votes((select id from ids where name = 'reject'), 'R');
-select results_eq($$select e.status, e.error ->> 'code', e.error ->> 'node_id' from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id
+select results_eq($$select e.status::text, e.error ->> 'code', e.error ->> 'node_id' from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id
                   where a.id = (select id from ids where name = 'reject')$$,
   $$values ('failed'::text, 'approval_rejected'::text, 'sign'::text)$$, 'rejection fails the execution, naming the node');
 
@@ -140,7 +140,7 @@ insert into ids values ('self', pg_temp.request('{"approval_type": "single", "ap
 select tests.authenticate_as('p_owner');
 select throws_ok($$select public.decide_approval((select id from ids where name = 'self'), 'approve')$$, '42501', null, 'the requester cannot approve their own request');
 select tests.clear_authentication();
-select results_eq($$select a.requested_by, e.status, e.error ->> 'code' from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id where a.id = (select id from ids where name = 'self')$$,
+select results_eq($$select a.requested_by, e.status::text, e.error ->> 'code' from public.approval_requests a join public.workflow_executions e on e.id = a.execution_id where a.id = (select id from ids where name = 'self')$$,
   $$values (tests.user_id('p_owner'), 'failed'::text, 'approval_rejected'::text)$$, 'with the requester the only approver, the request can never be approved and is rejected');
 insert into ids values ('self-ok', pg_temp.request('{"approval_type": "single", "approvers": {"role": "owner"}, "allow_self_approval": true}', 'p_owner'));
 select tests.authenticate_as('p_owner');
@@ -189,7 +189,7 @@ select tests.authenticate_as('p_a1');
 select throws_ok($$select public.decide_approval((select id from ids where name = 'expire-reject'), 'approve')$$, '55000', null, 'a request past its expiry takes no decision, even before the job has run');
 select tests.clear_authentication();
 select is(private.expire_approval_requests(), 3, 'the expiry job closes the three overdue requests');
-select results_eq($$select i.name, a.status, e.status, coalesce(e.error ->> 'code', '-') from ids i join public.approval_requests a on a.id = i.id
+select results_eq($$select i.name, a.status, e.status::text, coalesce(e.error ->> 'code', '-') from ids i join public.approval_requests a on a.id = i.id
                   join public.workflow_executions e on e.id = a.execution_id where i.name like 'expire-%' order by i.name$$,
   $$values ('expire-approve'::text, 'expired'::text, 'running'::text, '-'::text), ('expire-fail', 'expired', 'failed', 'approval_expired'), ('expire-reject', 'expired', 'failed', 'approval_rejected')$$,
   'on_timeout approve resumes the execution, reject and fail fail it with their own codes');

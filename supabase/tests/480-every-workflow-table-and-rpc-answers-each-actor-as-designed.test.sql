@@ -135,7 +135,7 @@ select tests.authenticate_as_anon();
 select throws_ok($$select public.start_workflow(pg_temp.id('runnable'))$$, '42501', null, 'anon cannot start a workflow');
 select tests.authenticate_as_service_role();
 insert into ids values ('service-run', public.start_workflow(pg_temp.id('runnable')));
-select results_eq($$select e.trigger_type, e.triggered_by from public.workflow_executions e where e.id = pg_temp.id('service-run')$$,
+select results_eq($$select e.trigger_type::text, e.triggered_by from public.workflow_executions e where e.id = pg_temp.id('service-run')$$,
   $$values ('manual'::text, null::uuid)$$, 'the service role starts a workflow with no triggering user');
 select tests.authenticate_as('r_member');
 select is((public.cancel_workflow_execution(pg_temp.id('member-run'), 'changed my mind')).status, 'cancelled', 'a member cancels an execution');

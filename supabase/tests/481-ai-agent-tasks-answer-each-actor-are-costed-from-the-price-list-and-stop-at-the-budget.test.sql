@@ -85,7 +85,7 @@ create temporary table refused on commit drop as select pg_temp.begin_next('thir
 select is((select r ->> 'status' from refused), 'refused', 'once the monthly budget is spent no new task starts');
 select is((select r -> 'error' ->> 'code' from refused), 'budget_exceeded', 'the refusal says budget_exceeded');
 select matches((select r -> 'error' ->> 'message' from refused), 'monthly budget of 0.05 USD', 'the message names the budget');
-select results_eq($$select e.status, e.error -> 'error' ->> 'code', (select t.status from public.ai_agent_tasks t where t.execution_id = e.id)
+select results_eq($$select e.status::text, e.error -> 'error' ->> 'code', (select t.status from public.ai_agent_tasks t where t.execution_id = e.id)
                     from public.workflow_executions e where e.id = pg_temp.id('third')$$,
                   $$values ('failed'::text, 'budget_exceeded'::text, 'failed'::text)$$, 'the refused task and its execution fail at once');
 select is((select attempt from public.workflow_runs where execution_id = pg_temp.id('third')), 1, 'a budget refusal is not retried');

@@ -53,7 +53,7 @@ select is(pg_temp.executions('other_org'), 0::bigint, 'another organization''s w
 insert into ids values ('big', private.emit_event(tests.org_id('test-wf-events'), 'integration.connected',
   '{"provider": "github", "display_name": "GH", "settings": {"tier": "big", "seats": 40}}'));
 select is(pg_temp.executions('filtered'), 1::bigint, 'a payload containing the filter (nested, with more keys) starts the workflow');
-select results_eq($$select trigger_type, triggered_by, causation_depth, input ->> 'event_type', input -> 'data' ->> 'provider', idempotency_key
+select results_eq($$select trigger_type::text, triggered_by, causation_depth::integer, input ->> 'event_type', input -> 'data' ->> 'provider', idempotency_key::text
                     from public.workflow_executions where workflow_id = pg_temp.id('filtered')$$,
                   $$values ('event'::text, null::uuid, 0, 'integration.connected'::text, 'github'::text, 'event:' || pg_temp.id('big')::text)$$,
                   'the execution is an event start with the event as input and depth 0');

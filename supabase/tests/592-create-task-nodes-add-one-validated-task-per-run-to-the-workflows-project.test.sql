@@ -94,7 +94,7 @@ select is((select (r.output ->> 'task_id')::uuid from public.workflow_runs r joi
           'the output''s task_id is the created task');
 select is((select e.status from public.workflow_executions e join claims c on c.execution_id = e.id where c.name = 'first'),
           'succeeded', 'the execution succeeds');
-select is((select e.causation_depth from public.workflow_executions e
+select is((select e.causation_depth::integer from public.workflow_executions e
            where e.workflow_id = pg_temp.id('listener')
              and e.input -> 'data' ->> 'workflow_run_id' = (select run_id::text from claims where name = 'first')),
           1, 'the task.created event of a workflow''s task is one causation level deeper (automation loops stop)');
@@ -147,7 +147,7 @@ select pg_temp.start_and_claim('outsider', 'project_flow', jsonb_build_object('t
 create temporary table outcomes on commit drop as
   select c.name, pg_temp.run_task(c.name) as outcome from claims c
   where c.name in ('foreign', 'archived', 'not_uuid', 'missing', 'bare', 'outsider');
-select results_eq($$select c.name, o.outcome, r.status, r.attempt, r.error ->> 'code', r.error ->> 'message'
+select results_eq($$select c.name, o.outcome, r.status::text, r.attempt, r.error ->> 'code', r.error ->> 'message'
                     from claims c join outcomes o on o.name = c.name join public.workflow_runs r on r.id = c.run_id
                     where c.name in ('foreign', 'archived', 'not_uuid', 'missing', 'bare', 'outsider') order by c.name$$,
                   $$values ('archived'::text, 'failed'::text, 'failed'::text, 1, 'invalid_params'::text, 'the project is archived'::text),
