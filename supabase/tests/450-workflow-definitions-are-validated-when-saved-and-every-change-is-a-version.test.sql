@@ -1,7 +1,7 @@
 -- Definitions: every rule of the validator by its SQLSTATE (WF001-WF009), the node configs with their extra keys,
 -- versions written by trigger and immutable, and the cron matcher scheduled workflows rely on.
 begin;
-select plan(79);
+select plan(80);
 
 select tests.create_user('d_owner');
 select tests.create_organization('d_owner', 'test-definitions');
@@ -125,6 +125,8 @@ select throws_ok($$select pg_temp.save(pg_temp.with_config('none', '{}'), 'event
 select lives_ok($$select pg_temp.save(pg_temp.with_config('none', '{}'), 'event', '{"event_type": "invoice.paid", "filter": {"currency": "eur"}}')$$, 'an event trigger with a containment filter is accepted');
 select throws_ok($$insert into public.workflows (organization_id, name, definition, trigger_type) values (tests.org_id('test-definitions'), 'x', pg_temp.with_config('none', '{}')::jsonb, 'email')$$,
   '23514', null, 'an unknown trigger type is refused by the workflow_trigger_type domain');
+select throws_ok($$insert into public.workflows (organization_id, name, definition, max_attempts) values (tests.org_id('test-definitions'), 'x', pg_temp.with_config('none', '{}')::jsonb, 26)$$,
+  '23514', 'value for domain workflow_max_attempts violates check constraint "workflow_max_attempts_range"', 'more than 25 attempts are refused by the workflow_max_attempts domain');
 
 -- Versions: one snapshot per definition change, written by trigger, never changed.
 create temporary table probe on commit drop as
