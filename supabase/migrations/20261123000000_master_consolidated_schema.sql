@@ -6945,6 +6945,21 @@ comment on domain public.workflow_trigger_type is 'How a workflow is started: ma
 create domain public.workflow_max_attempts as integer
   constraint workflow_max_attempts_range check (value between 1 and 25);
 comment on domain public.workflow_max_attempts is 'Attempts a node run may take: 1-25.';
+-- The shapes of workflow_executions and workflow_runs (46-workflows-executions.sql).
+create domain public.workflow_execution_status as text
+  constraint workflow_execution_status_known
+  check (value in ('queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out'));
+comment on domain public.workflow_execution_status is 'queued, running, waiting (an approval or AI task), or final: succeeded, failed, cancelled, timed_out.';
+create domain public.workflow_run_status as text
+  constraint workflow_run_status_known
+  check (value in ('queued', 'running', 'succeeded', 'failed', 'skipped', 'waiting', 'cancelled'));
+comment on domain public.workflow_run_status is 'A node run: queued, running (leased), waiting (approval, AI task), or final: succeeded, failed, skipped, cancelled.';
+create domain public.workflow_node_type as text
+  constraint workflow_node_type_known check (value in ('task', 'approval', 'ai_agent', 'condition'));
+comment on domain public.workflow_node_type is 'A definition node''s type: task, approval, ai_agent or condition.';
+create domain public.workflow_idempotency_key as text
+  constraint workflow_idempotency_key_length check (char_length(value) between 1 and 255);
+comment on domain public.workflow_idempotency_key is 'A caller''s idempotency key for a start: 1-255 characters.';
 
 create table public.workflows (
   id uuid not null default gen_random_uuid(),
@@ -7090,23 +7105,8 @@ grant update (name, description, definition, trigger_type, trigger_config, is_ac
 -- Completion and failure of a run, cancellation, timers and approval decisions all lock the execution first, so two
 -- branches finishing at once advance the graph one after the other and a join node is enqueued exactly once.
 
--- The columns' shapes are domains (see 45-workflows-definitions.sql for why): the CHECKs left on these two tables are
+-- The columns' shapes are domains (45-workflows-definitions.sql says why); the CHECKs left on these two tables are
 -- the ones that relate two columns.
-create domain public.workflow_execution_status as text
-  constraint workflow_execution_status_known
-  check (value in ('queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out'));
-comment on domain public.workflow_execution_status is 'queued, running, waiting (an approval or AI task), or final: succeeded, failed, cancelled, timed_out.';
-create domain public.workflow_run_status as text
-  constraint workflow_run_status_known
-  check (value in ('queued', 'running', 'succeeded', 'failed', 'skipped', 'waiting', 'cancelled'));
-comment on domain public.workflow_run_status is 'A node run: queued, running (leased), waiting (approval, AI task), or final: succeeded, failed, skipped, cancelled.';
-create domain public.workflow_node_type as text
-  constraint workflow_node_type_known check (value in ('task', 'approval', 'ai_agent', 'condition'));
-comment on domain public.workflow_node_type is 'A definition node''s type: task, approval, ai_agent or condition.';
-create domain public.workflow_idempotency_key as text
-  constraint workflow_idempotency_key_length check (char_length(value) between 1 and 255);
-comment on domain public.workflow_idempotency_key is 'A caller''s idempotency key for a start: 1-255 characters.';
-
 create table public.workflow_executions (
   id uuid not null default gen_random_uuid(),
   workflow_id uuid not null,
@@ -7164,11 +7164,14 @@ begin
   return new;
 end;
 $$;
-comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise) and stamps completed_at.';
+comment on function private.workflow_execution_transition() is 'BEFORE UPDATE on workflow_executions: allows only queued/running/waiting -> running/waiting/final (55000 otherwise; an unknown status is refused earlier by its domain, 23514) and stamps completed_at.';
 
--- The WHEN clauses skip the trigger functions' calls only where they would change nothing: the transition check
--- where an unfinished execution stays unfinished as running or waiting, or finishes with completed_at already
--- stamped now(), and set_updated_at where updated_at already is now(). The queue's hot path sets both itself.
+-- The WHEN clauses skip the trigger functions' calls where they would change nothing: the transition check where an
+-- unfinished execution stays unfinished as running or waiting, or finishes with completed_at already stamped now(),
+-- and set_updated_at where updated_at already is now(). The queue's hot path sets both itself. One illegal update
+-- skips the function and is refused by completed_when_final instead (23514, not 55000): an unfinished execution set
+-- back to queued with completed_at = now() in the same statement. An unknown status never reaches the function: the
+-- workflow_execution_status domain refuses it first (23514).
 -- The transition's WHEN is written in terms of completed_at, which the completed_when_final constraint ties to the
 -- status (null exactly while the status is queued, running or waiting): "old.completed_at is not null" is "the
 -- execution had finished" (any change then is checked), so the clause needs no status lists and no comparison of

@@ -447,6 +447,21 @@ comment on domain public.workflow_trigger_type is 'How a workflow is started: ma
 create domain public.workflow_max_attempts as integer
   constraint workflow_max_attempts_range check (value between 1 and 25);
 comment on domain public.workflow_max_attempts is 'Attempts a node run may take: 1-25.';
+-- The shapes of workflow_executions and workflow_runs (46-workflows-executions.sql).
+create domain public.workflow_execution_status as text
+  constraint workflow_execution_status_known
+  check (value in ('queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'timed_out'));
+comment on domain public.workflow_execution_status is 'queued, running, waiting (an approval or AI task), or final: succeeded, failed, cancelled, timed_out.';
+create domain public.workflow_run_status as text
+  constraint workflow_run_status_known
+  check (value in ('queued', 'running', 'succeeded', 'failed', 'skipped', 'waiting', 'cancelled'));
+comment on domain public.workflow_run_status is 'A node run: queued, running (leased), waiting (approval, AI task), or final: succeeded, failed, skipped, cancelled.';
+create domain public.workflow_node_type as text
+  constraint workflow_node_type_known check (value in ('task', 'approval', 'ai_agent', 'condition'));
+comment on domain public.workflow_node_type is 'A definition node''s type: task, approval, ai_agent or condition.';
+create domain public.workflow_idempotency_key as text
+  constraint workflow_idempotency_key_length check (char_length(value) between 1 and 255);
+comment on domain public.workflow_idempotency_key is 'A caller''s idempotency key for a start: 1-255 characters.';
 
 create table public.workflows (
   id uuid not null default gen_random_uuid(),

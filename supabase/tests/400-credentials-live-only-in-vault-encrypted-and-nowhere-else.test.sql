@@ -113,7 +113,7 @@ begin
     left join pg_type base on base.oid = t.typbasetype
     where c.relkind in ('r', 'p', 'm') and a.attnum > 0 and not a.attisdropped
       and n.nspname not in ('vault', 'pg_toast') and n.nspname !~ '^pg_(toast_)?temp_'
-      and (coalesce(base.typcategory, t.typcategory) in ('S', 'A') or t.oid in ('json'::regtype, 'jsonb'::regtype))
+      and (coalesce(base.typcategory, t.typcategory) in ('S', 'A') or coalesce(base.oid, t.oid) in ('json'::regtype, 'jsonb'::regtype))
   loop
     insert into scanned values (format('%s.%s.%s', col.nspname, col.relname, col.attname));
     for hit in execute format('select p.label from %I.%I x cross join pg_temp.planted p where strpos(x.%I::text, p.needle) > 0',
@@ -125,8 +125,9 @@ begin
 end $$;
 select is((select count(*)::integer from scanned where location in ('public.integrations.settings', 'public.integrations.last_error',
   'public.webhooks.headers', 'public.webhooks.url', 'public.webhook_deliveries.payload', 'public.audit_logs.metadata',
-  'private.audit_logs_default.metadata', 'public.ai_provider_configs.base_url', 'cron.job.command', 'auth.users.raw_user_meta_data')),
-  10, 'the scan covers text, domain and JSON columns of the connector tables, the audit log, cron and auth');
+  'private.audit_logs_default.metadata', 'public.ai_provider_configs.base_url', 'cron.job.command', 'auth.users.raw_user_meta_data',
+  'public.workflow_executions.input')),
+  11, 'the scan covers text, domain and JSON columns (JSON domains too) of the connector tables, the audit log, workflow inputs, cron and auth');
 select is_empty($$select location || ': ' || label from leaks$$,
   'no column of any table outside vault holds a planted credential or the Vault root key');
 select is((select count(*)::integer from public.audit_logs where action = 'credential_read' and organization_id = tests.org_id('test-vault')),

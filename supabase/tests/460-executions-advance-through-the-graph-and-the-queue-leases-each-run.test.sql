@@ -2,7 +2,7 @@
 -- and failing with the lease token, retries with backoff, the graph advancing (conditions, skipped branches, joins,
 -- final outputs), cancellation, the state machine, deadlines, expired leases and scheduled starts.
 begin;
-select plan(69);
+select plan(70);
 
 -- The test owns the queue: runs that are already due (demo data) wait until after this rolled-back transaction.
 update public.workflow_runs set run_at = 'infinity' where status in ('queued', 'running');
@@ -182,6 +182,9 @@ select throws_ok($$select public.start_workflow(pg_temp.id('graph'), '{}', '')$$
   'value for domain public.workflow_idempotency_key violates check constraint "workflow_idempotency_key_length"', 'an empty idempotency key is refused by its domain');
 select throws_ok($$update public.workflow_executions set completed_at = now() where id = pg_temp.id('sm')$$, '23514',
   'new row for relation "workflow_executions" violates check constraint "workflow_executions_completed_when_final"', 'an unfinished execution has no completed_at');
+select throws_ok($$update public.workflow_executions set status = 'queued', completed_at = now() where id = pg_temp.id('sm')$$, '23514',
+  'new row for relation "workflow_executions" violates check constraint "workflow_executions_completed_when_final"',
+  'back to queued with a completed_at is refused too (by the constraint: the transition trigger''s WHEN lets it pass)');
 
 -- Deadlines and expired last attempts (pg_cron).
 update public.workflow_executions set deadline = now() - interval '1 second' where id = pg_temp.id('sm');
