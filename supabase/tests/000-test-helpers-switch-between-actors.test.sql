@@ -173,6 +173,19 @@ begin
 end;
 $$;
 
+-- The fixtures' name -> id table: the temporary table `ids` and pg_temp.id(name), readable by every actor; both go
+-- with the test's transaction.
+create or replace function tests.create_ids() returns void
+language plpgsql
+as $fixture$
+begin
+  create temporary table ids (name text primary key, id uuid) on commit drop;
+  grant all on ids to anon, authenticated, service_role;
+  create function pg_temp.id(key text) returns uuid language sql stable as $$ select id from ids where name = key $$;
+  grant execute on function pg_temp.id(text) to anon, authenticated, service_role;
+end;
+$fixture$;
+
 -- The receptionist tests' shared fixture (600-630): a salon in Warsaw open Monday-Friday 09:00-17:00; Anna works those hours and cuts hair (60 min, 15 min
 -- buffer, 60 min notice, 60 days ahead); Bob works Monday 12:00-17:00 only. `monday` is a Monday 2-3 weeks ahead.
 -- It creates the temporary tables `ids` and `days` and the lookups pg_temp.id(name) and pg_temp.at(day, 'HH:MM')
@@ -181,10 +194,7 @@ create or replace function tests.create_receptionist_salon() returns void
 language plpgsql
 as $fixture$
 begin
-  create temporary table ids (name text primary key, id uuid) on commit drop;
-  grant all on ids to anon, authenticated, service_role;
-  create function pg_temp.id(key text) returns uuid language sql stable as $$ select id from ids where name = key $$;
-  grant execute on function pg_temp.id(text) to anon, authenticated, service_role;
+  perform tests.create_ids();
   create temporary table days (name text primary key, day date) on commit drop;
   grant all on days to anon, authenticated, service_role;
   create function pg_temp.at(day_name text, local_time text) returns timestamptz language sql stable
@@ -220,10 +230,7 @@ create or replace function tests.create_search_fixture() returns void
 language plpgsql
 as $fixture$
 begin
-  create temporary table ids (name text primary key, id uuid) on commit drop;
-  grant all on ids to anon, authenticated, service_role;
-  create function pg_temp.id(key text) returns uuid language sql stable as $$ select id from ids where name = key $$;
-  grant execute on function pg_temp.id(text) to anon, authenticated, service_role;
+  perform tests.create_ids();
   create function pg_temp.new_task(key text, project text, title text, description text default null, parent text default null)
   returns void language sql as $$
     with t as (insert into public.tasks (project_id, title, description, parent_task_id)
